@@ -1,0 +1,324 @@
+"""``VideoClassificationData``: the LightningDataModule users point at their videos.
+
+Clip settings (frames, sampling rate, crop size, mean/std) default to ``None`` and are taken from the model's
+backbone entry when the trainer attaches both, so they are set once, by choosing a backbone. Anything passed here
+explicitly wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from .dataset import EpochShuffleSampler, VideoClipDataset, collate_clips
+from .decoding import DECODERS, resolve_decoder
+from .sampling import ClipSampling
+from .sources import (
+    UCF101_GROUP_PATTERN,
+    VideoSample,
+    collect_paths,
+    group_split,
+    read_csv,
+    read_ucf101_split,
+    scan_class_folders,
+)
+from .transforms import BatchAugmentation, MultiCrop, RandomShortSideCrop, ShortSideCenterCrop
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test", "predict")
+
+
+@dataclass
+class DataConfig:
+    """Everything about a clip that the model decides: sampled frames, spatial size and normalisation."""
+
+    num_frames: int = 16
+    sampling_rate: float = 4
+    clip_duration: float | None = None
+    target_fps: float | None = 30.0
+    crop_size: int = 224
+    resize_size: int | None = None  # short side before the crop; default crop_size * 256 / 224
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+
+    @property
+    def short_side(self) -> int:
+        return self.resize_size or round(self.crop_size * 256 / 224)
+
+    @property
+    def sampling(self) -> ClipSampling:
+        return ClipSampling(self.num_frames, self.sampling_rate, self.clip_duration, self.target_fps)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DataConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown data settings {sorted(unknown)}; valid: {sorted(names)}")
+        kw = dict(d)
+        for k in ("mean", "std"):
+            if k in kw:
+                kw[k] = tuple(float(v) for v in kw[k])
+        return cls(**kw)
+
+
+@dataclass
+class Augmentation:
+    """GPU training augmentation (Kornia), applied per batch after the transfer to the device."""
+
+    scale: tuple[float, float] = (0.25, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: float = 0.5
+    color_jitter: float = 0.0
+    short_side_jitter: float = 1.25  # train short side drawn from [short_side, short_side * this]
+
+
+class VideoClassificationData(L.LightningDataModule):
+    """Folder, CSV, UCF101 or path sources into clip dataloaders with GPU per-batch augmentation.
+
+    Use the ``from_*`` constructors. ``num_workers=None`` uses every CPU core but one.
+    """
+
+    def __init__(
+        self,
+        train: Sequence[VideoSample] | None = None,
+        val: Sequence[VideoSample] | None = None,
+        test: Sequence[VideoSample] | None = None,
+        predict: Sequence[VideoSample] | None = None,
+        labels: Sequence[str] | None = None,
+        *,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int | None = None,
+        num_frames: int | None = None,
+        sampling_rate: float | None = None,
+        clip_duration: float | None = None,
+        target_fps: float | None = None,
+        crop_size: int | None = None,
+        resize_size: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        num_clips: int = 1,
+        num_crops: int = 1,
+        decoder: str = "auto",
+        transforms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+        augmentation: Augmentation | Mapping[str, Any] | None = None,
+        seed: int = 0,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        prefetch_factor: int | None = 4,
+        drop_last: bool = True,
+    ):
+        super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
+        if transforms is not None:
+            bad = set(transforms) - set(SPLITS)
+            if bad:
+                raise ValueError(f"transforms keys must be among {SPLITS}, got {sorted(bad)}")
+        self.samples: dict[str, list[VideoSample]] = {
+            k: list(v) for k, v in zip(SPLITS, (train, val, test, predict)) if v is not None
+        }
+        self.labels: list[str] = list(labels) if labels is not None else []
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = max((os.cpu_count() or 1) - 1, 0) if num_workers is None else num_workers
+        self._overrides = {
+            k: v for k, v in dict(
+                num_frames=num_frames, sampling_rate=sampling_rate, clip_duration=clip_duration,
+                target_fps=target_fps, crop_size=crop_size, resize_size=resize_size,
+                mean=tuple(mean) if mean is not None else None, std=tuple(std) if std is not None else None,
+            ).items() if v is not None
+        }
+        self.data_config = DataConfig(**self._overrides)
+        self.num_clips, self.num_crops = num_clips, num_crops
+        self.decoder = decoder
+        self.transforms = dict(transforms or {})
+        if isinstance(augmentation, Mapping):
+            augmentation = Augmentation(**augmentation)
+        self.augmentation = augmentation or Augmentation()
+        self.seed = seed
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.prefetch_factor = prefetch_factor
+        self.drop_last = drop_last
+        self.datasets: dict[str, VideoClipDataset] = {}
+        self._gpu_train: BatchAugmentation | None = None
+        self._gpu_eval: BatchAugmentation | None = None
+
+    # ------------------------------------------------------------------ sources
+    @classmethod
+    def from_folders(
+        cls,
+        train_folder: str | os.PathLike | None = None,
+        val_folder: str | os.PathLike | None = None,
+        test_folder: str | os.PathLike | None = None,
+        predict_folder: str | os.PathLike | None = None,
+        val_split: float | None = None,
+        group_pattern: str | None = UCF101_GROUP_PATTERN,
+        **kwargs: Any,
+    ) -> "VideoClassificationData":
+        """``<split>/<class>/<video>`` folders. Without ``val_folder``, ``val_split`` holds out whole groups."""
+        labels = None
+        train = val = test = None
+        if train_folder is not None:
+            train, labels = scan_class_folders(train_folder, what="train_folder")
+        if val_folder is not None:
+            val, labels = scan_class_folders(val_folder, labels, what="val_folder")
+        if test_folder is not None:
+            test, labels = scan_class_folders(test_folder, labels, what="test_folder")
+        predict = collect_paths(predict_folder) if predict_folder is not None else None
+        if val_split and train is not None and val is None:
+            train, val = group_split(train, val_split, group_pattern, kwargs.get("seed", 0))
+        return cls(train, val, test, predict, labels, **kwargs)
+
+    @classmethod
+    def from_csv(
+        cls,
+        train_file: str | os.PathLike | None = None,
+        val_file: str | os.PathLike | None = None,
+        test_file: str | os.PathLike | None = None,
+        root: str | os.PathLike | None = None,
+        labels: Sequence[str] | None = None,
+        val_split: float | None = None,
+        group_pattern: str | None = UCF101_GROUP_PATTERN,
+        **kwargs: Any,
+    ) -> "VideoClassificationData":
+        """``path,label`` list files (label a name or an index); relative paths resolve against ``root``."""
+        splits: dict[str, list[VideoSample]] = {}
+        for split, f in (("train", train_file), ("val", val_file), ("test", test_file)):
+            if f is not None:
+                splits[split], labels = read_csv(f, root, labels)
+        if val_split and "train" in splits and "val" not in splits:
+            splits["train"], splits["val"] = group_split(splits["train"], val_split, group_pattern,
+                                                         kwargs.get("seed", 0))
+        return cls(splits.get("train"), splits.get("val"), splits.get("test"), None, labels, **kwargs)
+
+    @classmethod
+    def from_ucf101(
+        cls,
+        root: str | os.PathLike,
+        annotations_dir: str | os.PathLike,
+        fold: int = 1,
+        val_split: float | None = 0.1,
+        **kwargs: Any,
+    ) -> "VideoClassificationData":
+        """The official UCF101 split: ``classInd.txt`` and ``trainlist0N``/``testlist0N``. Validation holds out
+        whole ``_gNN_`` groups of the train list (the test list is the official test set)."""
+        train, test, labels = read_ucf101_split(root, annotations_dir, fold)
+        val = None
+        if val_split:
+            train, val = group_split(train, val_split, UCF101_GROUP_PATTERN, kwargs.get("seed", 0))
+        return cls(train, val, test, None, labels, **kwargs)
+
+    @classmethod
+    def from_paths(cls, paths: str | os.PathLike | Iterable[str | os.PathLike],
+                   labels: Sequence[str] | None = None, **kwargs: Any) -> "VideoClassificationData":
+        """Predict-only data: files and/or folders."""
+        return cls(predict=collect_paths(paths), labels=labels, **kwargs)
+
+    from_files = from_paths
+
+    # ------------------------------------------------------------------ label views
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.labels)}
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    # ------------------------------------------------------------------ configuration from the model
+    def configure_from_model(self, model_data_config: DataConfig | Mapping[str, Any]) -> None:
+        """Adopt the model's clip settings, keeping the values passed to this datamodule explicitly."""
+        base = model_data_config if isinstance(model_data_config, DataConfig) else DataConfig.from_dict(
+            model_data_config)
+        self.data_config = replace(base, **self._overrides)
+
+    def setup(self, stage: str | None = None) -> None:
+        model = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
+        if model is not None and getattr(model, "data_config", None) is not None:
+            self.configure_from_model(model.data_config)
+        cfg = self.data_config
+        log.info("flashvid data: %s", cfg)
+        sampling = cfg.sampling
+        jitter = max(self.augmentation.short_side_jitter, 1.0)
+        default_transforms = {
+            "train": RandomShortSideCrop(cfg.short_side, cfg.short_side, round(cfg.short_side * jitter)),
+            "val": ShortSideCenterCrop(cfg.crop_size, cfg.short_side),
+            "test": (MultiCrop(cfg.crop_size, self.num_crops) if self.num_crops > 1
+                     else ShortSideCenterCrop(cfg.crop_size, cfg.short_side)),
+            "predict": ShortSideCenterCrop(cfg.crop_size, cfg.short_side),
+        }
+        modes = {"train": "random", "val": "center", "test": "uniform", "predict": "center"}
+        decoder = resolve_decoder(self.decoder)  # once, here: forked workers inherit the choice and its log line
+        for split, samples in self.samples.items():
+            clips = self.num_clips if split == "test" else 1
+            self.datasets[split] = VideoClipDataset(
+                samples, sampling, self.transforms.get(split, default_transforms[split]), modes[split],
+                num_clips=clips, decoder=decoder, seed=self.seed,
+            )
+        a = self.augmentation
+        self._gpu_train = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=True, scale=tuple(a.scale),
+                                            ratio=tuple(a.ratio), hflip=a.hflip, color_jitter=a.color_jitter)
+        self._gpu_eval = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=False)
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise RuntimeError(f"no {split} data: pass a {split} folder/file to VideoClassificationData")
+        ds = self.datasets[split]
+        workers = self.num_workers
+        kw: dict[str, Any] = {}
+        if workers > 0:
+            kw = dict(persistent_workers=self.persistent_workers and split != "predict",
+                      prefetch_factor=self.prefetch_factor)
+        train = split == "train"
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            sampler=EpochShuffleSampler(len(ds), shuffle=shuffle, seed=self.seed),
+            num_workers=workers,
+            collate_fn=collate_clips,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            drop_last=train and self.drop_last and len(ds) > self.batch_size,
+            **kw,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 clips become normalised floats here, on the device: augmented in training, plain otherwise."""
+        if not isinstance(batch, dict) or batch.get("video") is None or self._gpu_train is None:
+            return batch
+        training = self.trainer is not None and self.trainer.training
+        aug = self._gpu_train if training else self._gpu_eval
+        aug.to(batch["video"].device)
+        batch["video"] = aug(batch["video"])
+        return batch

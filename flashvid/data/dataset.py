@@ -1,0 +1,132 @@
+"""Map-style clip datasets: one item = one video's clip (or all its test views), uint8.
+
+Map-style (with ``__len__``) rather than pytorchvideo's iterable datasets, so samplers shard evenly across workers
+and ranks and an epoch has a known length. A file that fails to decode yields a failure record instead of raising:
+:func:`collate_clips` drops it from the batch and lists it under ``batch["failed"]``, so one broken download never
+stops a run and every failure reaches the main process to be counted and reported.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .decoding import VideoDecodeError, open_video
+from .sampling import ClipMode, ClipSampling
+from .sources import VideoSample
+
+Split = Literal["train", "val", "test", "predict"]
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    index: int
+    path: str
+    reason: str
+
+
+def _item_rng(seed: int, epoch: int, index: int) -> random.Random:
+    """Clip choice depends only on (seed, epoch, index): the same with any number of workers or after a resume."""
+    return random.Random(zlib.crc32(f"{seed}:{epoch}:{index}".encode()))
+
+
+class VideoClipDataset(Dataset):
+    """Decode clips of ``samples``.
+
+    ``clip_mode`` picks the clip start (``random`` for training, ``center``/``uniform`` for evaluation);
+    ``num_clips > 1`` returns every clip of a video together as views ``(V, T, C, H, W)``, and a ``transform``
+    that returns ``(crops, T, C, H, W)`` (:class:`~flashvid.data.transforms.MultiCrop`) multiplies the views.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[VideoSample],
+        sampling: ClipSampling,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        clip_mode: ClipMode = "random",
+        num_clips: int = 1,
+        decoder: str = "auto",
+        seed: int = 0,
+    ):
+        self.samples = list(samples)
+        self.sampling = sampling
+        self.transform = transform
+        self.clip_mode = clip_mode
+        self.num_clips = num_clips
+        self.decoder = decoder
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | DecodeFailure:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        sample = self.samples[index]
+        try:
+            video = self.load(sample.path, _item_rng(self.seed, epoch, index))
+        except VideoDecodeError as e:
+            return DecodeFailure(index, e.path, e.reason)
+        except Exception as e:  # a transform or decoder bug on one odd file must not kill the run either
+            return DecodeFailure(index, sample.path, f"{type(e).__name__}: {e}")
+        return {"video": video, "label": sample.label, "index": index, "path": sample.path}
+
+    def load(self, path: str, rng: random.Random | None = None) -> torch.Tensor:
+        """The clip(s) of one file: ``(T, C, H, W)``, or ``(V, T, C, H, W)`` when there are several views."""
+        reader = open_video(path, self.decoder)
+        try:
+            info = reader.info
+            clips = self.sampling.clips(info.num_frames, info.fps, self.clip_mode, self.num_clips, rng)
+            flat = [i for clip in clips for i in clip]
+            frames = reader.frames_at(flat)
+        finally:
+            reader.close()
+        views = []
+        for c in range(len(clips)):
+            clip = frames[c * self.sampling.num_frames : (c + 1) * self.sampling.num_frames]
+            clip = self.transform(clip) if self.transform is not None else clip
+            views.extend(clip.unbind(0) if clip.dim() == 5 else [clip])
+        if self.num_clips == 1 and len(views) == 1:
+            return views[0]
+        return torch.stack(views)
+
+
+def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, Any]:
+    """Stack good items; list the failed ones under ``failed`` (``video`` is None when all failed)."""
+    good = [it for it in items if not isinstance(it, DecodeFailure)]
+    return {
+        "video": torch.stack([it["video"] for it in good]) if good else None,
+        "label": torch.tensor([it["label"] for it in good], dtype=torch.long),
+        "index": torch.tensor([it["index"] for it in good], dtype=torch.long),
+        "path": [it["path"] for it in good],
+        "failed": [{"index": f.index, "path": f.path, "reason": f.reason}
+                   for f in items if isinstance(f, DecodeFailure)],
+    }
+
+
+class EpochShuffleSampler(Sampler):
+    """Shuffles with ``seed + epoch`` and yields ``(index, epoch)`` keys.
+
+    Carrying the epoch inside the key lets each worker derive its clip randomness from (seed, epoch, index)
+    alone, so results do not depend on worker count, persistent workers or a mid-run resume. Lightning calls
+    ``set_epoch`` each epoch (also through its distributed wrapper).
+    """
+
+    def __init__(self, length: int, shuffle: bool = True, seed: int = 0):
+        self.length, self.shuffle, self.seed, self.epoch = length, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = list(range(self.length))
+        if self.shuffle:
+            random.Random(self.seed + self.epoch).shuffle(order)
+        return iter((i, self.epoch) for i in order)

@@ -1,0 +1,67 @@
+"""Which frames make a clip.
+
+A clip is ``num_frames`` frames ``stride`` source frames apart. The stride comes from ``clip_duration`` seconds
+when given, else from ``sampling_rate`` measured at ``target_fps`` (PySlowFast's convention: a 30 fps model
+setting samples the same span of time from a 25 fps or 29.97 fps video). ``target_fps=None`` makes
+``sampling_rate`` a plain stride in the video's own frames (MMAction2's ``frame_interval``).
+Clips longer than the video repeat its last frame.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+ClipMode = Literal["random", "center", "uniform"]
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    num_frames: int = 16
+    sampling_rate: float = 4
+    clip_duration: float | None = None
+    target_fps: float | None = 30.0
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.clip_duration is None and self.sampling_rate <= 0:
+            raise ValueError(f"sampling_rate must be > 0, got {self.sampling_rate}")
+        if self.clip_duration is not None and self.clip_duration <= 0:
+            raise ValueError(f"clip_duration must be > 0 seconds, got {self.clip_duration}")
+
+    def stride(self, fps: float) -> float:
+        """Distance between sampled frames, in the video's own frames."""
+        if self.clip_duration is not None:
+            return max(self.clip_duration * fps / self.num_frames, 1e-6)
+        if self.target_fps:
+            return self.sampling_rate * fps / self.target_fps
+        return float(self.sampling_rate)
+
+    def span(self, fps: float) -> float:
+        """Frames covered by one clip, from its first sampled frame to one stride past its last."""
+        return self.num_frames * self.stride(fps)
+
+    def indices(self, start: float, fps: float, total: int) -> list[int]:
+        stride = self.stride(fps)
+        last = max(total - 1, 0)
+        return [min(int(start + i * stride), last) for i in range(self.num_frames)]
+
+    def clip_starts(self, total: int, fps: float, mode: ClipMode, num_clips: int = 1,
+                    rng: random.Random | None = None) -> list[float]:
+        """Start frames of the clips to take from a video of ``total`` frames."""
+        room = max(total - self.span(fps), 0.0)
+        if mode == "random":
+            return [(rng or random).uniform(0.0, room)]
+        if mode == "center":
+            return [room / 2]
+        if mode == "uniform":
+            if num_clips == 1:
+                return [room / 2]
+            return [room * i / (num_clips - 1) for i in range(num_clips)]
+        raise ValueError(f"unknown clip mode {mode!r}: choose random, center or uniform")
+
+    def clips(self, total: int, fps: float, mode: ClipMode, num_clips: int = 1,
+              rng: random.Random | None = None) -> list[list[int]]:
+        return [self.indices(s, fps, total) for s in self.clip_starts(total, fps, mode, num_clips, rng)]

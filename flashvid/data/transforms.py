@@ -1,0 +1,150 @@
+"""Per-sample CPU transforms (uint8 in, uint8 out) and per-batch GPU augmentation (uint8 in, normalised float out).
+
+Workers only resize and crop, and ship uint8: a quarter of float32's bytes to pin and copy. Everything that needs
+floats (random resized crop, flip, colour jitter, normalisation) runs once per batch on the GPU with Kornia.
+A video tensor is ``(T, C, H, W)`` per sample and ``(B, T, C, H, W)`` per batch throughout.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+
+ClipTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def resize_short_side(video: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(T, C, H, W)`` so its shorter side is ``size``, keeping the aspect ratio."""
+    h, w = video.shape[-2:]
+    if min(h, w) == size:
+        return video
+    if h <= w:
+        new_h, new_w = size, max(size, round(w * size / h))
+    else:
+        new_h, new_w = max(size, round(h * size / w)), size
+    return TF.resize(video, [new_h, new_w], antialias=True)
+
+
+def _crop(video: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    return video[..., top : top + size, left : left + size]
+
+
+def _pad_to(video: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = video.shape[-2:]
+    if h >= size and w >= size:
+        return video
+    return TF.pad(video, [0, 0, max(size - w, 0), max(size - h, 0)])
+
+
+class RandomShortSideCrop:
+    """Train: short side to a random size in ``[min_size, max_size]``, then a random square crop (PySlowFast)."""
+
+    def __init__(self, crop_size: int, min_size: int, max_size: int | None = None):
+        self.crop_size, self.min_size, self.max_size = crop_size, min_size, max_size or min_size
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        video = _pad_to(resize_short_side(video, random.randint(self.min_size, self.max_size)), self.crop_size)
+        h, w = video.shape[-2:]
+        top = random.randint(0, h - self.crop_size)
+        left = random.randint(0, w - self.crop_size)
+        return _crop(video, top, left, self.crop_size).contiguous()
+
+    def __repr__(self) -> str:
+        return f"RandomShortSideCrop(crop={self.crop_size}, short_side=[{self.min_size}, {self.max_size}])"
+
+
+class ShortSideCenterCrop:
+    """Validation: short side to ``resize_size``, then the centre square of ``crop_size``."""
+
+    def __init__(self, crop_size: int, resize_size: int):
+        self.crop_size, self.resize_size = crop_size, resize_size
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        video = _pad_to(resize_short_side(video, self.resize_size), self.crop_size)
+        h, w = video.shape[-2:]
+        return _crop(video, (h - self.crop_size) // 2, (w - self.crop_size) // 2, self.crop_size).contiguous()
+
+    def __repr__(self) -> str:
+        return f"ShortSideCenterCrop(crop={self.crop_size}, short_side={self.resize_size})"
+
+
+class MultiCrop:
+    """Test: short side to ``crop_size``, then ``num_crops`` squares spread along the long side (3-crop testing).
+
+    Returns ``(num_crops, T, C, H, W)``.
+    """
+
+    def __init__(self, crop_size: int, num_crops: int = 3):
+        self.crop_size, self.num_crops = crop_size, num_crops
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        video = _pad_to(resize_short_side(video, self.crop_size), self.crop_size)
+        h, w = video.shape[-2:]
+        s = self.crop_size
+        if self.num_crops == 1:
+            offsets = [((h - s) // 2, (w - s) // 2)]
+        elif w >= h:
+            offsets = [((h - s) // 2, round((w - s) * i / (self.num_crops - 1))) for i in range(self.num_crops)]
+        else:
+            offsets = [(round((h - s) * i / (self.num_crops - 1)), (w - s) // 2) for i in range(self.num_crops)]
+        return torch.stack([_crop(video, t, l, s) for t, l in offsets])
+
+    def __repr__(self) -> str:
+        return f"MultiCrop(crop={self.crop_size}, num_crops={self.num_crops})"
+
+
+class BatchAugmentation(nn.Module):
+    """GPU per-batch transform: uint8 ``(B, T, C, H, W)`` (or ``(B, V, T, C, H, W)`` views) to normalised floats.
+
+    Training adds Kornia's ``VideoSequential`` (same parameters on every frame of a clip, different per clip):
+    random resized crop, horizontal flip and colour jitter. Evaluation only normalises.
+    """
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        crop_size: int,
+        train: bool,
+        scale: tuple[float, float] = (0.25, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        hflip: float = 0.5,
+        color_jitter: float = 0.0,
+        color_jitter_p: float = 0.8,
+    ):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        self.train_mode = train
+        self.augment: nn.Module | None = None
+        if train:
+            import kornia.augmentation as K
+
+            augs: list[nn.Module] = []
+            if scale[0] < 1.0 or scale[1] < 1.0:
+                augs.append(K.RandomResizedCrop((crop_size, crop_size), scale=scale, ratio=ratio))
+            if hflip > 0:
+                augs.append(K.RandomHorizontalFlip(p=hflip))
+            if color_jitter > 0:
+                j = color_jitter
+                augs.append(K.ColorJitter(j, j, j, min(j / 4, 0.5), p=color_jitter_p))
+            if augs:
+                self.augment = K.VideoSequential(*augs, data_format="BTCHW", same_on_frame=True)
+
+    @torch.no_grad()
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        if video.dtype != torch.uint8:
+            return video  # already transformed (a user's own pipeline)
+        lead = video.shape[:-4]
+        x = video.reshape(-1, *video.shape[-4:]).float().div_(255.0)
+        if self.augment is not None:
+            x = self.augment(x)
+        x = x.sub_(self.mean).div_(self.std)
+        return x.reshape(*lead, *x.shape[-4:])
+
+    def extra_repr(self) -> str:
+        return f"train={self.train_mode}, augment={self.augment is not None}"

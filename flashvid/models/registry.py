@@ -1,0 +1,177 @@
+"""The backbone registry: one decorated builder per name, timm-style.
+
+Each entry carries what the data side needs (frames, sampling rate, crop size, mean/std, tensor layout, SlowFast's
+alpha), so choosing a backbone configures the datamodule too. Builders return a :class:`VideoBackbone`, which
+takes normalised ``(B, T, C, H, W)`` clips whatever layout the wrapped model wants.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Sequence
+
+import torch
+from torch import nn
+
+from ..data.datamodule import DataConfig
+
+Layout = Literal["BCTHW", "BTCHW"]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """Pretrained weights could not be loaded (offline, bad path): never a silent fallback to random weights."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    family: str
+    builder: Callable[..., "VideoBackbone"]
+    data: DataConfig
+    layout: Layout
+    weights: str | None = None
+    slowfast_alpha: int | None = None
+    test_input: tuple[int, int] = (8, 64)  # (frames, size) small enough for a CPU smoke test
+    test_kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        d = self.data
+        return {
+            "name": self.name, "family": self.family, "frames": d.num_frames, "sampling_rate": d.sampling_rate,
+            "crop_size": d.crop_size, "mean": list(d.mean), "std": list(d.std), "layout": self.layout,
+            "slowfast_alpha": self.slowfast_alpha, "weights": self.weights,
+        }
+
+
+class VideoBackbone(nn.Module):
+    """A video model behind one interface: ``forward(B, T, C, H, W) -> logits``.
+
+    ``head`` is the classifier layer sized for ``num_classes``; ``stages`` lists the model's parts from input to
+    output (the head last), which finetuning strategies freeze and layer-wise LR decay ranks.
+    """
+
+    def __init__(self, model: nn.Module, spec: BackboneSpec, head: nn.Module, stages: Sequence[nn.Module]):
+        super().__init__()
+        self.model = model
+        self.spec = spec
+        self.head = head
+        self._stages = list(stages)
+
+    @property
+    def stages(self) -> list[nn.Module]:
+        return self._stages
+
+    def to_model_input(self, video: torch.Tensor) -> Any:
+        if self.spec.layout == "BCTHW":
+            video = video.transpose(1, 2)
+        if self.spec.slowfast_alpha:
+            slow = video[:, :, :: self.spec.slowfast_alpha]
+            return [slow, video]
+        return video
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.model(self.to_model_input(video))
+
+    def stage_index_of_parameters(self) -> dict[str, int]:
+        """Parameter name -> stage index (parameters outside every stage, like position embeddings, get 0)."""
+        owner: dict[int, int] = {}
+        for i, stage in enumerate(self._stages):
+            for p in stage.parameters():
+                owner[id(p)] = i
+        return {n: owner.get(id(p), 0) for n, p in self.named_parameters()}
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(
+    name: str,
+    *,
+    family: str,
+    layout: Layout,
+    num_frames: int,
+    sampling_rate: float,
+    crop_size: int,
+    mean: Sequence[float] = KINETICS_MEAN,
+    std: Sequence[float] = KINETICS_STD,
+    resize_size: int | None = None,
+    weights: str | None = None,
+    slowfast_alpha: int | None = None,
+    test_input: tuple[int, int] = (8, 64),
+    test_kwargs: dict[str, Any] | None = None,
+    description: str = "",
+) -> Callable[[Callable[..., VideoBackbone]], Callable[..., VideoBackbone]]:
+    """Register ``builder(spec, num_classes, pretrained, **kwargs) -> VideoBackbone`` under ``name``."""
+
+    def wrap(builder: Callable[..., VideoBackbone]) -> Callable[..., VideoBackbone]:
+        if name in _REGISTRY:
+            raise ValueError(f"backbone {name!r} is registered twice")
+        data = DataConfig(num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
+                          resize_size=resize_size, mean=tuple(mean), std=tuple(std))
+        _REGISTRY[name] = BackboneSpec(name, family, builder, data, layout, weights, slowfast_alpha,
+                                       test_input, dict(test_kwargs or {}), description or (builder.__doc__ or ""))
+        return builder
+
+    return wrap
+
+
+def _ensure_builtin() -> None:
+    from . import flashvid_models, pytorchvideo_models, torchvision_models, transformers_models  # noqa: F401
+
+
+def list_backbones(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Registered backbone names matching a glob ``pattern`` (and ``family``), sorted."""
+    _ensure_builtin()
+    return sorted(n for n, s in _REGISTRY.items()
+                  if fnmatch.fnmatch(n, pattern) and (family is None or s.family == family))
+
+
+def get_backbone_spec(name: str) -> BackboneSpec:
+    """The entry for ``name``; an HF checkpoint directory or hub id gets an entry built from its config."""
+    _ensure_builtin()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    from .transformers_models import looks_like_hf_checkpoint, spec_from_hf_checkpoint
+
+    if looks_like_hf_checkpoint(name):
+        return spec_from_hf_checkpoint(name)
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown backbone {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}. "
+                     "A transformers VideoMAE/TimeSformer/ViViT checkpoint directory or hub id works too.")
+
+
+def create_backbone(name: str, num_classes: int, pretrained: bool | str = False, **kwargs: Any) -> VideoBackbone:
+    """Build ``name`` with a ``num_classes`` head; ``pretrained=True`` loads its published weights and
+    ``pretrained="<path or id>"`` a local file or directory. Extra ``kwargs`` go to the underlying builder."""
+    spec = get_backbone_spec(name)
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    return spec.builder(spec, num_classes, pretrained, **kwargs)
+
+
+def replace_linear(parent: nn.Module, attr: str, num_classes: int) -> nn.Linear:
+    """Swap ``parent.attr`` (a Linear) for a freshly initialised one with ``num_classes`` outputs."""
+    old = getattr(parent, attr)
+    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    nn.init.trunc_normal_(new.weight, std=0.02)
+    if new.bias is not None:
+        nn.init.zeros_(new.bias)
+    setattr(parent, attr, new)
+    return new
+
+
+def offline_error(name: str, source: str, err: BaseException, how: str) -> PretrainedWeightsUnavailable:
+    return PretrainedWeightsUnavailable(
+        f"could not load pretrained weights for {name!r} from {source} ({type(err).__name__}: "
+        f"{str(err).splitlines()[0] if str(err) else ''}). This machine may be offline. Download them where "
+        f"there is network and pass the local copy: {how}. flashvid never falls back to random weights; "
+        "pass pretrained=False to train from scratch."
+    )

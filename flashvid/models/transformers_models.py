@@ -1,0 +1,185 @@
+"""transformers' video transformers: VideoMAE, TimeSformer, ViViT, by registered name or any checkpoint.
+
+``pretrained=True`` loads the Kinetics-400 fine-tuned checkpoint of the name from the Hugging Face hub;
+``pretrained="<dir or hub id>"`` loads that checkpoint (e.g. the self-supervised ``MCG-NJU/videomae-base`` the
+HF tutorial starts from). A local directory saved with ``save_pretrained`` also works as the backbone name itself.
+Loading never uses ``trust_remote_code``. SDPA attention is used where the architecture supports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from torch import nn
+
+from ..data.datamodule import DataConfig
+from .registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    KINETICS_MEAN,
+    KINETICS_STD,
+    BackboneSpec,
+    VideoBackbone,
+    offline_error,
+    register_backbone,
+)
+
+_FAMILY = {
+    "videomae": ("VideoMAEConfig", "VideoMAEForVideoClassification", "videomae"),
+    "timesformer": ("TimesformerConfig", "TimesformerForVideoClassification", "timesformer"),
+    "vivit": ("VivitConfig", "VivitForVideoClassification", "vivit"),
+}
+_VIDEOMAE_SIZES = {
+    "small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+    "huge": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120),
+}
+
+
+def _classes(model_type: str):
+    import transformers
+
+    cfg_name, model_name, _ = _FAMILY[model_type]
+    return getattr(transformers, cfg_name), getattr(transformers, model_name)
+
+
+def _with_attention(build, **kw):
+    """Build with SDPA attention, falling back to eager for architectures without an SDPA path."""
+    try:
+        return build(attn_implementation="sdpa", **kw)
+    except (ValueError, ImportError):
+        return build(**kw)
+
+
+def _stages(model: nn.Module, model_type: str) -> list[nn.Module]:
+    """Embeddings, each encoder layer, then the final norm and classifier: the order layer decay ranks."""
+    base = getattr(model, _FAMILY[model_type][2])
+    tail = [m for m in (getattr(model, "fc_norm", None), getattr(base, "layernorm", None), model.classifier)
+            if m is not None]
+    layers = base.encoder.layer if hasattr(base, "encoder") else base.layers  # ViViT names them differently
+    return [base.embeddings, *layers, nn.ModuleList(tail)]
+
+
+class HFVideoBackbone(VideoBackbone):
+    def forward(self, video):  # transformers' video models take (B, T, C, H, W) pixel_values
+        return self.model(pixel_values=video).logits
+
+
+def _load_pretrained(spec: BackboneSpec, source: str, model_type: str, num_classes: int, **kwargs: Any) -> nn.Module:
+    _, model_cls = _classes(model_type)
+    is_local = os.path.isdir(source)
+    try:
+        return _with_attention(model_cls.from_pretrained, pretrained_model_name_or_path=source,
+                               num_labels=num_classes, ignore_mismatched_sizes=True, trust_remote_code=False,
+                               **kwargs)
+    except OSError as e:
+        if is_local:
+            raise FileNotFoundError(f"{source!r} is not a transformers checkpoint directory "
+                                    f"(config.json + model weights): {e}") from e
+        raise offline_error(spec.name, f"the Hugging Face hub id {source!r}", e,
+                            f"run `huggingface-cli download {source} --local-dir DIR` and pass pretrained='DIR'"
+                            " (or set HF_HOME to a cache that holds it)") from e
+
+
+def _build_hf(spec: BackboneSpec, num_classes: int, pretrained: bool | str, *, model_type: str,
+              config: dict[str, Any], **kwargs: Any) -> VideoBackbone:
+    cfg_cls, model_cls = _classes(model_type)
+    if pretrained:
+        source = spec.weights if pretrained is True else pretrained
+        if source is None:
+            raise ValueError(f"{spec.name} has no published weights; pass pretrained=False or a checkpoint")
+        model = _load_pretrained(spec, source, model_type, num_classes, **kwargs)
+    else:
+        settings = {k: v for k, v in {**config, **kwargs}.items() if k not in ("id2label", "label2id", "num_labels")}
+        model = _random_init(model_cls, cfg_cls(**settings, num_labels=num_classes))
+    return HFVideoBackbone(model, spec, model.classifier, _stages(model, model_type))
+
+
+def _random_init(model_cls, cfg) -> nn.Module:
+    cfg._attn_implementation = "sdpa"
+    try:
+        return model_cls(cfg)
+    except (ValueError, ImportError):  # no SDPA path for this architecture
+        cfg._attn_implementation = "eager"
+        return model_cls(cfg)
+
+
+def _register_hf(name: str, model_type: str, config: dict[str, Any], weights: str, num_frames: int,
+                 sampling_rate: float, mean, std, test_kwargs: dict[str, Any], test_input: tuple[int, int],
+                 description: str) -> None:
+    def builder(spec: BackboneSpec, num_classes: int, pretrained: bool | str, **kwargs: Any) -> VideoBackbone:
+        return _build_hf(spec, num_classes, pretrained, model_type=model_type, config=config, **kwargs)
+
+    builder.__doc__ = description
+    register_backbone(name, family="transformers", layout="BTCHW", num_frames=num_frames,
+                      sampling_rate=sampling_rate, crop_size=config.get("image_size", 224), mean=mean, std=std,
+                      weights=weights, test_input=test_input, test_kwargs=test_kwargs,
+                      description=description)(builder)
+
+
+for _size, _arch in _VIDEOMAE_SIZES.items():
+    _register_hf(f"videomae_{_size}", "videomae", dict(num_frames=16, image_size=224, **_arch),
+                 f"MCG-NJU/videomae-{_size}-finetuned-kinetics", 16, 4, IMAGENET_MEAN, IMAGENET_STD,
+                 test_kwargs=dict(num_frames=4, image_size=32), test_input=(4, 32),
+                 description=f"VideoMAE ViT-{_size[0].upper()} 16x224 (Kinetics-400 fine-tuned weights)")
+
+_register_hf("timesformer_base", "timesformer", dict(num_frames=8, image_size=224),
+             "facebook/timesformer-base-finetuned-k400", 8, 32, KINETICS_MEAN, KINETICS_STD,
+             test_kwargs=dict(num_frames=2, image_size=32), test_input=(2, 32),
+             description="TimeSformer-Base 8x224, divided space-time attention (Kinetics-400)")
+
+_register_hf("vivit_b_16x2", "vivit", dict(num_frames=32, image_size=224),
+             "google/vivit-b-16x2-kinetics400", 32, 2, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+             test_kwargs=dict(num_frames=4, image_size=32), test_input=(4, 32),
+             description="ViViT-B 16x2 factorised encoder (Kinetics-400)")
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def looks_like_hf_checkpoint(name: str) -> bool:
+    if os.path.isdir(name):
+        return os.path.isfile(os.path.join(name, "config.json"))
+    return bool(_HUB_ID.match(name))
+
+
+def _processor_stats(path: str) -> tuple[Any, Any]:
+    for fname in ("video_preprocessor_config.json", "preprocessor_config.json"):
+        f = os.path.join(path, fname)
+        if os.path.isfile(f):
+            with open(f) as fh:
+                d = json.load(fh)
+            if "image_mean" in d and "image_std" in d:
+                return tuple(d["image_mean"]), tuple(d["image_std"])
+    return None, None
+
+
+def spec_from_hf_checkpoint(source: str) -> BackboneSpec:
+    """An on-the-fly registry entry for a transformers checkpoint directory or hub id."""
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    except OSError as e:
+        raise offline_error(source, f"{source!r}", e, "pass a local directory saved with save_pretrained") from e
+    model_type = cfg.model_type
+    if model_type not in _FAMILY:
+        raise ValueError(f"{source!r} is a {model_type!r} checkpoint; flashvid loads {sorted(_FAMILY)} ones")
+    mean, std = _processor_stats(source) if os.path.isdir(source) else (None, None)
+    default_mean, default_std = {"videomae": (IMAGENET_MEAN, IMAGENET_STD), "vivit": ((0.5,) * 3, (0.5,) * 3)}.get(
+        model_type, (KINETICS_MEAN, KINETICS_STD))
+    size = cfg.image_size if isinstance(cfg.image_size, int) else cfg.image_size[0]
+    data = DataConfig(num_frames=cfg.num_frames, sampling_rate={"timesformer": 32, "vivit": 2}.get(model_type, 4),
+                      crop_size=size, mean=tuple(mean or default_mean), std=tuple(std or default_std))
+
+    def builder(spec: BackboneSpec, num_classes: int, pretrained: bool | str, **kwargs: Any) -> VideoBackbone:
+        if pretrained is False:  # the checkpoint's architecture at random init
+            return _build_hf(spec, num_classes, False, model_type=model_type, config=cfg.to_dict(), **kwargs)
+        return _build_hf(spec, num_classes, source if pretrained is True else pretrained, model_type=model_type,
+                         config={}, **kwargs)
+
+    return BackboneSpec(source, "transformers", builder, data, "BTCHW", weights=source,
+                        description=f"transformers {model_type} checkpoint {source}")

@@ -82,7 +82,8 @@ class Augmentation:
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     hflip: float = 0.5
     color_jitter: float = 0.0
-    short_side_jitter: float = 1.25  # train short side drawn from [short_side, short_side * this]
+    short_side_jitter: float = 1.0  # CPU train short side drawn from [short_side, short_side * this]; the GPU
+    # random resized crop already varies scale, so workers skip the extra resize by default
 
 
 class VideoClassificationData(L.LightningDataModule):

@@ -82,6 +82,7 @@ class Augmentation:
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     hflip: float = 0.5
     color_jitter: float = 0.0
+    backend: str = "fused"  # "fused" (one roi_align kernel) or "kornia" (VideoSequential)
     short_side_jitter: float = 1.0  # CPU train short side drawn from [short_side, short_side * this]; the GPU
     # random resized crop already varies scale, so workers skip the extra resize by default
 
@@ -277,7 +278,8 @@ class VideoClassificationData(L.LightningDataModule):
             )
         a = self.augmentation
         self._gpu_train = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=True, scale=tuple(a.scale),
-                                            ratio=tuple(a.ratio), hflip=a.hflip, color_jitter=a.color_jitter)
+                                            ratio=tuple(a.ratio), hflip=a.hflip, color_jitter=a.color_jitter,
+                                            backend=a.backend)
         self._gpu_eval = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=False)
 
     # ------------------------------------------------------------------ loaders

@@ -7,6 +7,7 @@ A video tensor is ``(T, C, H, W)`` per sample and ``(B, T, C, H, W)`` per batch 
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Callable, Sequence
 
@@ -97,11 +98,28 @@ class MultiCrop:
         return f"MultiCrop(crop={self.crop_size}, num_crops={self.num_crops})"
 
 
+def random_resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, float],
+                              ratio: tuple[float, float], device: torch.device | str = "cpu") -> torch.Tensor:
+    """``n`` random (x1, y1, x2, y2) boxes with area ``scale`` of the frame and aspect ``ratio`` (torchvision's
+    RandomResizedCrop distribution, drawn in one vectorised step instead of a retry loop)."""
+    area = height * width * torch.empty(n, device=device).uniform_(*scale)
+    log_r = torch.empty(n, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]))
+    aspect = torch.exp(log_r)
+    w = torch.sqrt(area * aspect).clamp(max=width)
+    h = torch.sqrt(area / aspect).clamp(max=height)
+    x1 = torch.rand(n, device=device) * (width - w)
+    y1 = torch.rand(n, device=device) * (height - h)
+    return torch.stack([x1, y1, x1 + w, y1 + h], dim=1)
+
+
 class BatchAugmentation(nn.Module):
     """GPU per-batch transform: uint8 ``(B, T, C, H, W)`` (or ``(B, V, T, C, H, W)`` views) to normalised floats.
 
-    Training adds Kornia's ``VideoSequential`` (same parameters on every frame of a clip, different per clip):
-    random resized crop, horizontal flip and colour jitter. Evaluation only normalises.
+    Training applies a random resized crop and a horizontal flip with the same parameters on every frame of a
+    clip (different per clip), then optional colour jitter. ``backend="fused"`` (default) crops, resizes and
+    flips all frames of the batch in one ``roi_align`` kernel (exact bilinear; area-averaging when shrinking);
+    ``backend="kornia"`` runs the same augmentations through Kornia's ``VideoSequential``, which is the place to
+    add other Kornia augmentations. Colour jitter always uses Kornia. Evaluation only normalises.
     """
 
     def __init__(
@@ -115,25 +133,50 @@ class BatchAugmentation(nn.Module):
         hflip: float = 0.5,
         color_jitter: float = 0.0,
         color_jitter_p: float = 0.8,
+        backend: str = "fused",
     ):
         super().__init__()
+        if backend not in ("fused", "kornia"):
+            raise ValueError(f"augmentation backend must be 'fused' or 'kornia', got {backend!r}")
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1), persistent=False)
-        self.train_mode = train
-        self.augment: nn.Module | None = None
+        self.train_mode, self.backend = train, backend
+        self.crop_size, self.scale, self.ratio, self.hflip = crop_size, tuple(scale), tuple(ratio), hflip
+        self.crop = train and (scale[0] < 1.0 or scale[1] < 1.0)
+        self.kornia: nn.Module | None = None
         if train:
             import kornia.augmentation as K
 
             augs: list[nn.Module] = []
-            if scale[0] < 1.0 or scale[1] < 1.0:
-                augs.append(K.RandomResizedCrop((crop_size, crop_size), scale=scale, ratio=ratio))
-            if hflip > 0:
-                augs.append(K.RandomHorizontalFlip(p=hflip))
+            if backend == "kornia":
+                if self.crop:
+                    augs.append(K.RandomResizedCrop((crop_size, crop_size), scale=scale, ratio=ratio))
+                if hflip > 0:
+                    augs.append(K.RandomHorizontalFlip(p=hflip))
             if color_jitter > 0:
                 j = color_jitter
                 augs.append(K.ColorJitter(j, j, j, min(j / 4, 0.5), p=color_jitter_p))
             if augs:
-                self.augment = K.VideoSequential(*augs, data_format="BTCHW", same_on_frame=True)
+                self.kornia = K.VideoSequential(*augs, data_format="BTCHW", same_on_frame=True)
+
+    def _crop_flip(self, x: torch.Tensor) -> torch.Tensor:
+        """Random resized crop + flip of ``(B, T, C, H, W)`` floats, one box and one coin per clip."""
+        from torchvision.ops import roi_align
+
+        b, t, c, h, w = x.shape
+        s = self.crop_size
+        if self.crop:
+            boxes = random_resized_crop_boxes(b, h, w, self.scale, self.ratio, x.device)
+        else:
+            boxes = torch.tensor([[0.0, 0.0, w, h]], device=x.device).expand(b, 4)
+        rois = torch.cat([torch.arange(b * t, device=x.device, dtype=x.dtype)[:, None],
+                          boxes.to(x.dtype).repeat_interleave(t, dim=0)], dim=1)
+        out = roi_align(x.reshape(b * t, c, h, w), rois, output_size=(s, s), spatial_scale=1.0,
+                        sampling_ratio=0, aligned=True).view(b, t, c, s, s)
+        if self.hflip > 0:
+            flip = torch.rand(b, device=x.device) < self.hflip
+            out = torch.where(flip.view(b, 1, 1, 1, 1), out.flip(-1), out)
+        return out
 
     @torch.no_grad()
     def forward(self, video: torch.Tensor) -> torch.Tensor:
@@ -141,10 +184,12 @@ class BatchAugmentation(nn.Module):
             return video  # already transformed (a user's own pipeline)
         lead = video.shape[:-4]
         x = video.reshape(-1, *video.shape[-4:]).float().div_(255.0)
-        if self.augment is not None:
-            x = self.augment(x)
+        if self.train_mode and self.backend == "fused" and (self.crop or self.hflip > 0):
+            x = self._crop_flip(x)
+        if self.kornia is not None:
+            x = self.kornia(x)
         x = x.sub_(self.mean).div_(self.std)
         return x.reshape(*lead, *x.shape[-4:])
 
     def extra_repr(self) -> str:
-        return f"train={self.train_mode}, augment={self.augment is not None}"
+        return f"train={self.train_mode}, backend={self.backend}, crop={self.crop_size}, hflip={self.hflip}"

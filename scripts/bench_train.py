@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace, model_only: bool) -> dict[str, Any]:
                             channels_last=args.channels_last)
     cfg = model.data_config
     clock = StepClock()
-    trainer = Trainer(accelerator=args.accelerator, devices=1, precision=args.precision, max_steps=args.steps,
+    trainer = Trainer(accelerator=args.accelerator, devices=args.devices, strategy=args.strategy, precision=args.precision, max_steps=args.steps,
                       limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False, callbacks=[clock])
     gpu = torch.cuda.is_available()
@@ -125,7 +126,8 @@ def run(args: argparse.Namespace, model_only: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     trainer.fit(model, datamodule=dm)
     wall = time.perf_counter() - t0
-    out = clock.summary(args.batch_size, args.warmup)
+    out = clock.summary(args.batch_size * trainer.world_size, args.warmup)  # global clips/s under DDP
+    out["world_size"] = trainer.world_size
     out.update(wall_s=round(wall, 1))
     if gpu:
         out["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
@@ -147,6 +149,8 @@ def main() -> None:
     p.add_argument("--decoder", default="auto")
     p.add_argument("--precision", default="bf16-mixed")
     p.add_argument("--accelerator", default="gpu", help="cpu only to smoke-test this script")
+    p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--strategy", default="auto", help="ddp for several GPUs (clips/s is then global)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--activation-checkpointing", action="store_true")
@@ -177,6 +181,8 @@ def main() -> None:
         print("e2e", json.dumps(result["e2e"]), flush=True)
     if "e2e" in result and "model_only" in result:
         result["e2e_over_model_only"] = round(result["e2e"]["clips_per_s"] / result["model_only"]["clips_per_s"], 3)
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:
+        return  # DDP re-runs this script per GPU: rank 0 reports
     print("RESULT", json.dumps(result), flush=True)
     if args.out:
         with open(args.out, "w") as f:

@@ -104,6 +104,7 @@ def forward_flops(model: VideoClassifier, shape: tuple[int, ...]) -> float:
 
 
 def run(args: argparse.Namespace, model_only: bool) -> dict[str, Any]:
+    torch._dynamo.reset()  # a second compiled model in one process otherwise hits dynamo's caches and runs eager
     data_cls = InMemoryData if model_only else VideoClassificationData
     dm = data_cls.from_folders(
         train_folder=f"{args.root}/train", batch_size=args.batch_size, num_workers=args.workers,

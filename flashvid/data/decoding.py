@@ -77,9 +77,11 @@ def _check_file(path: str) -> None:
 _SOURCE_LOCATION = re.compile(r"\w+, /\S+\.(?:cpp|h|c):\d+, ")
 
 
-def _reason(e: BaseException) -> str:
-    """A decoder exception as a one-line reason, without torchcodec's C++ source locations."""
+def _reason(e: BaseException, path: str | None = None) -> str:
+    """A decoder exception as a one-line reason, without torchcodec's C++ source locations (nor the path)."""
     text = _SOURCE_LOCATION.sub("", str(e)).strip()
+    if path:
+        text = text.replace(f"input file: {path} ", "input file: ").replace(f": '{path}'", "")
     if "best video stream is unknown" in text:  # torchcodec's words for "there is no video stream"
         return "no video stream (audio-only or not a video)"
     first = text.splitlines()[0] if text else ""
@@ -119,7 +121,7 @@ class TorchCodecReader:
                 self.path, seek_mode=seek_mode, dimension_order="NCHW", num_ffmpeg_threads=self._num_threads
             )
         except Exception as e:  # torchcodec raises ValueError/RuntimeError with FFmpeg's text
-            raise VideoDecodeError(self.path, _reason(e)) from e
+            raise VideoDecodeError(self.path, _reason(e, self.path)) from e
 
     def frames_at(self, indices: Sequence[int]) -> torch.Tensor:
         wanted = _clamp(indices, self.info.num_frames)
@@ -137,7 +139,7 @@ class TorchCodecReader:
             except VideoDecodeError:
                 raise
             except Exception as e:
-                raise VideoDecodeError(self.path, _reason(first)) from e
+                raise VideoDecodeError(self.path, _reason(first, self.path)) from e
 
     def close(self) -> None:
         self._decoder = None
@@ -154,7 +156,7 @@ class PyAVReader:
         try:
             self._container = av.open(self.path, metadata_errors="ignore")
         except Exception as e:
-            raise VideoDecodeError(self.path, _reason(e)) from e
+            raise VideoDecodeError(self.path, _reason(e, self.path)) from e
         if not self._container.streams.video:
             self._container.close()
             raise VideoDecodeError(self.path, "no video stream (audio-only or not a video)")
@@ -226,7 +228,7 @@ class PyAVReader:
                     break
         except Exception as e:
             if last is None:
-                raise VideoDecodeError(self.path, _reason(e)) from e
+                raise VideoDecodeError(self.path, _reason(e, self.path)) from e
         if last is None:
             raise VideoDecodeError(self.path, "no frames could be decoded")
         for t in targets:  # frames past the real end repeat the last decoded one

@@ -7,8 +7,8 @@
   a resume.
 - :class:`GracefulShutdown`: the first Ctrl-C (SIGINT) or a SIGTERM lets the current training step finish,
   saves ``last.ckpt`` and stops with exit status 130/143; a second Ctrl-C stops at once.
-- :class:`ResumeRNG` saves the random number generators' states in checkpoints and restores them when a resumed
-  run starts its first step, so a resumed run continues exactly as the uninterrupted one would have.
+- :class:`ExactResume` saves the random number generators' states and the training loader's position in
+  checkpoints and restores them when a resumed run starts, so it continues exactly as the uninterrupted one would.
 - :class:`LabelCheck` refuses data whose classes differ from the model's.
 - a ``ModelCheckpoint`` that writes ``last.ckpt`` every ``checkpoint_every_n_steps`` steps (with
   :class:`~flashvid.checkpoint.AtomicCheckpointIO` a kill never leaves it half-written).
@@ -172,7 +172,7 @@ class GracefulShutdown(Callback):
 
     def _save(self, trainer: L.Trainer) -> Path:
         path = (self.dirpath or _checkpoint_dir(trainer)) / self.filename
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # (False = the full training state, not just weights)
         self.saved = path
         return path
 
@@ -189,9 +189,12 @@ class GracefulShutdown(Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore()
-        if isinstance(exception, SIGTERMException) and self.saved is None:
-            path = self._save(trainer)  # raised by Lightning at a batch boundary (e.g. in validation): consistent
-            log.warning("flashvid: SIGTERM: saved %s at step %d", path, trainer.global_step)
+        if isinstance(exception, SIGTERMException):
+            if self.saved is None:  # Lightning raised it at a batch boundary before our step-end check saw it
+                path = self._save(trainer)
+                log.warning("flashvid: SIGTERM: saved %s at step %d; resume with ckpt_path=%r", path,
+                            trainer.global_step, str(path))
+            exception.code = 128 + signal.SIGTERM  # Lightning re-raises it: exit 143, not 0 (a finished run)
         elif isinstance(exception, KeyboardInterrupt):
             last = _checkpoint_dir(trainer) / self.filename
             where = f"the last checkpoint is {last}" if last.is_file() else "no checkpoint was written"
@@ -204,16 +207,26 @@ class GracefulShutdown(Callback):
         self._restore()
 
 
-class ResumeRNG(Callback):
-    """Keep torch / Python / NumPy RNG states in checkpoints; restore them when a resumed run starts training.
+class ExactResume(Callback):
+    """Keep what Lightning does not in checkpoints: RNG states and the training loader's position in its epoch.
 
-    A mid-epoch resume restores them in ``on_train_start``, after Lightning has built the epoch's data iterator
-    (which draws a seed from the torch RNG), so the first step after the resume sees exactly the generator state
-    the uninterrupted run had at that step: batch augmentation and dropout repeat, and the runs end the same.
+    - The torch / Python / NumPy generator states are restored when the resumed run starts training: a
+      mid-epoch resume restores them right after the epoch's data iterator is built (building it draws a seed
+      from the torch RNG, which the uninterrupted run did before the checkpoint), so batch augmentation and
+      dropout repeat exactly.
+    - The position of the :class:`~flashvid.data.dataset.ResumableDataLoader` is applied in ``on_train_start``,
+      before the first batch is drawn. Lightning 2.6 would restore it itself, but skips that whenever
+      ``configure_optimizers`` asks for ``trainer.estimated_stepping_batches`` (flashvid's schedules do): the
+      loader is then built before the checkpoint's loop state is read and never gets it.
+    Together with the restored weights, optimizer and loop progress, the resumed run ends as the uninterrupted one.
     """
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
+        self._trainer: L.Trainer | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def state_dict(self) -> dict[str, Any]:
         import numpy as np
@@ -227,7 +240,17 @@ class ResumeRNG(Callback):
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state_all()
+        loader = self._train_loader()
+        if loader is not None:
+            state["train_loader"] = loader.state_dict()
         return state
+
+    def _train_loader(self) -> Any:
+        trainer = self._trainer
+        if trainer is None or trainer.fit_loop._combined_loader is None:
+            return None
+        loader = trainer.train_dataloader
+        return loader if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict") else None
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = dict(state_dict) if state_dict else None
@@ -236,16 +259,28 @@ class ResumeRNG(Callback):
         # Resuming at an epoch boundary: restore before Lightning builds the next epoch's iterator (it draws a seed
         # from the torch RNG right after an epoch-end checkpoint in the uninterrupted run too).
         if self._pending:
-            self._apply(self._pending)
+            self._apply_rng(self._pending)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Resuming mid-epoch: the uninterrupted run made no iterator between the checkpoint and the next step.
-        if self._pending and trainer.fit_loop.epoch_loop.batch_progress.current.ready > 0:
-            self._apply(self._pending)
-        self._pending = None
+        if not self._pending:
+            return
+        s, self._pending = self._pending, None
+        if trainer.fit_loop.epoch_loop.batch_progress.current.ready > 0:  # mid-epoch
+            loader = self._train_loader()
+            if loader is not None and s.get("train_loader"):
+                loader.load_state_dict(s["train_loader"])
+            else:
+                log.warning("flashvid: the train loader cannot resume mid-epoch; the interrupted epoch restarts "
+                            "from its first batch")
+            if hasattr(loader, "after_iterator_created"):
+                # The uninterrupted run built this epoch's iterator (one torch RNG draw) before the checkpoint;
+                # the resumed one builds it at its first batch: restore the generators right after that.
+                loader.after_iterator_created = lambda: self._apply_rng(s)
+            else:
+                self._apply_rng(s)
 
     @staticmethod
-    def _apply(s: dict[str, Any]) -> None:
+    def _apply_rng(s: dict[str, Any]) -> None:
         import numpy as np
 
         torch.set_rng_state(s["torch"])
@@ -296,7 +331,7 @@ def robust_callbacks(run_dir: str | os.PathLike | None = None, checkpoint_every_
     Use with ``Trainer(plugins=flashvid.checkpoint.checkpoint_plugins())``.
     """
     ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
-    callbacks: list[Callback] = [FailureReport(run_dir), ResumeRNG(), LabelCheck(), GracefulShutdown(ckpt_dir)]
+    callbacks: list[Callback] = [FailureReport(run_dir), ExactResume(), LabelCheck(), GracefulShutdown(ckpt_dir)]
     if model_checkpoint:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True, save_top_k=1,
                                          every_n_train_steps=checkpoint_every_n_steps, auto_insert_metric_name=False))

@@ -187,6 +187,7 @@ class ResumableDataLoader(DataLoader):
             kwargs["worker_init_fn"] = _ChainedInit(_ignore_sigint, kwargs.get("worker_init_fn"))
         super().__init__(*args, **kwargs)
         self._position = 0  # samples of the current epoch's order already handed out
+        self.after_iterator_created: Callable[[], None] | None = None  # one-shot hook (exact resume)
 
     def _epoch_sampler(self) -> EpochShuffleSampler | None:
         for s in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
@@ -201,7 +202,11 @@ class ResumableDataLoader(DataLoader):
             start = sampler._resume[1]
         self._position = start
         step = self.batch_size or 1
-        for batch in super().__iter__():
+        iterator = super().__iter__()  # (draws its worker base seed from the torch RNG)
+        hook, self.after_iterator_created = self.after_iterator_created, None
+        if hook is not None:
+            hook()
+        for batch in iterator:
             self._position += step
             yield batch
 

@@ -332,8 +332,11 @@ class VideoClassifier(L.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restoring a checkpoint loads its own weights: never re-download the pretrained ones.
+        # The second save_hyperparameters call in __init__ drops labels/num_classes from hparams: put them back, or
+        # load_from_checkpoint cannot rebuild the model ("give num_classes or labels").
         checkpoint["hyper_parameters"] = {**checkpoint.get("hyper_parameters", {}), "pretrained": False,
-                                          "compile": False}
+                                          "compile": False, "labels": list(self.labels),
+                                          "num_classes": self.num_classes}
         checkpoint["flashvid"] = {"labels": list(self.labels), "data_config": self.data_config.to_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

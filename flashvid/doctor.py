@@ -152,8 +152,11 @@ class DoctorReport:
         """A plain-text report (no colour codes), as printed by ``flashvid doctor``."""
         out: list[str] = []
         n_classes = len(self.labels)
+        root = self.root
+        if root and not os.path.relpath(root).startswith(".."):
+            root = os.path.relpath(root)  # under the working directory: show it as typed
         out.append(f"flashvid doctor: {len(self.files)} files in {len(self.splits)} split(s), {n_classes} classes "
-                   f"(decoder: {self.decoder}){f', root {self.root}' if self.root else ''}")
+                   f"(decoder: {self.decoder}){f', root {root}' if root else ''}")
         out.append("")
         out.append(f"{'split':<8}{'files':>7}{'readable':>10}  {'duration':<20}{'resolution (WxH)':<24}fps")
         for s in self.splits:
@@ -382,7 +385,7 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
                                                                       for f in same]})
     if report.duplicates:
         for d in report.duplicates:
-            names = ", ".join(f"{x['split']}:{report._rel(x['path'])}" for x in d["files"])
+            names = " = ".join(report._rel(x["path"]) for x in d["files"])
             warnings.append(f"identical files in different splits: {names}: evaluation would score training data")
 
     # recording groups shared between splits (UCF101 _gNN_: clips of one group come from one long video)
@@ -404,7 +407,7 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
             more = f" and {len(report.group_leakage) - 5} more" if len(report.group_leakage) > 5 else ""
             warnings.append(f"{len(report.group_leakage)} recording group(s) appear in more than one split "
                             f"({shown}{more}): clips of one recording on both sides inflate validation scores; "
-                            f"split by group (val_split= with group_pattern={group_pattern!r})")
+                            f"split by group (val_split= with group_pattern='{group_pattern}')")
 
 
 def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:

@@ -102,7 +102,7 @@ def make_long(path: Path, minutes: float = 20.0) -> Path:
 
 def make_corpus(root: str | Path) -> Corpus:
     """Write the corpus under ``root`` (which must be empty or absent) and describe it."""
-    root = Path(root)
+    root = Path(root).absolute()  # (symlinks below point at absolute paths)
     rng = np.random.default_rng(0)
     c = Corpus(root)
     tl, tr, vl, vr = root / "train/left", root / "train/right", root / "val/left", root / "val/right"

@@ -174,9 +174,28 @@ class VideoClassifier(L.LightningModule):
             video = video.transpose(1, 2).contiguous(memory_format=torch.channels_last_3d).transpose(1, 2)
         if video.dim() == 6:
             b, v = video.shape[:2]
-            logits = self.backbone(video.flatten(0, 1)).float()
+            logits = self._backbone_forward(video.flatten(0, 1)).float()
             return logits.view(b, v, -1).softmax(-1).mean(1).log()
-        return self.backbone(video)
+        return self._backbone_forward(video)
+
+    def _backbone_forward(self, video: torch.Tensor) -> torch.Tensor:
+        """The backbone on ``(B, T, C, H, W)``; a shape it cannot take becomes an error that names the settings."""
+        try:
+            return self.backbone(video)
+        except (RuntimeError, ValueError) as e:
+            if isinstance(e, torch.OutOfMemoryError) or video.dim() != 5:
+                raise
+            t, _, h, w = video.shape[1:]
+            cfg, spec = self.data_config, self.backbone.spec.data
+            hf = getattr(self.backbone.model, "config", None)  # a transformers model knows its own input size
+            frames, size = getattr(hf, "num_frames", spec.num_frames), getattr(hf, "image_size", spec.crop_size)
+            raise ValueError(
+                f"backbone {self.hparams.backbone!r} cannot take clips of {t} frames of {h}x{w} "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). It was built for "
+                f"{frames} frames of {size}x{size}; this run feeds "
+                f"num_frames={cfg.num_frames}, crop_size={cfg.crop_size}. Remove the data.num_frames/crop_size "
+                "overrides, or set them to what the backbone was built for."
+            ) from e
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with the configured label smoothing; override to change the objective."""
@@ -313,9 +332,21 @@ class VideoClassifier(L.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restoring a checkpoint loads its own weights: never re-download the pretrained ones.
+        # The second save_hyperparameters call in __init__ drops labels/num_classes from hparams: put them back, or
+        # load_from_checkpoint cannot rebuild the model ("give num_classes or labels").
         checkpoint["hyper_parameters"] = {**checkpoint.get("hyper_parameters", {}), "pretrained": False,
-                                          "compile": False}
+                                          "compile": False, "labels": list(self.labels),
+                                          "num_classes": self.num_classes}
         checkpoint["flashvid"] = {"labels": list(self.labels), "data_config": self.data_config.to_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Before the weights load: a class mismatch is named here rather than as a head size mismatch (or, with the
+        # same number of classes, not at all).
+        saved = checkpoint.get("flashvid", {}).get("labels")
+        if saved is not None:
+            from .callbacks import check_labels
+
+            check_labels(list(saved), self.labels, source="the checkpoint")
 
     # ------------------------------------------------------------------ inference on files
     @torch.inference_mode()

@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from .dataset import EpochShuffleSampler, VideoClipDataset, collate_clips
+from .dataset import EpochShuffleSampler, ResumableDataLoader, VideoClipDataset, collate_clips
 from .decoding import DECODERS, resolve_decoder
 from .sampling import ClipSampling
 from .sources import (
@@ -312,7 +312,7 @@ class VideoClassificationData(L.LightningDataModule):
             kw = dict(persistent_workers=self.persistent_workers and split != "predict",
                       prefetch_factor=self.prefetch_factor)
         train = split == "train"
-        return DataLoader(
+        return ResumableDataLoader(
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
             sampler=EpochShuffleSampler(len(ds), shuffle=shuffle, seed=self.seed),

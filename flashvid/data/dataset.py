@@ -8,17 +8,21 @@ stops a run and every failure reaches the main process to be counted and reporte
 
 from __future__ import annotations
 
+import logging
 import random
+import signal
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .decoding import VideoDecodeError, open_video
 from .sampling import ClipMode, ClipSampling
 from .sources import VideoSample
+
+log = logging.getLogger(__name__)
 
 Split = Literal["train", "val", "test", "predict"]
 
@@ -76,7 +80,12 @@ class VideoClipDataset(Dataset):
         return {"video": video, "label": sample.label, "index": index, "path": sample.path}
 
     def load(self, path: str, rng: random.Random | None = None) -> torch.Tensor:
-        """The clip(s) of one file: ``(T, C, H, W)``, or ``(V, T, C, H, W)`` when there are several views."""
+        """The clip(s) of one file: ``(T, C, H, W)``, or ``(V, T, C, H, W)`` when there are several views.
+
+        Only the frames the clips need are decoded, so memory is bounded by ``num_frames`` x frame size whatever
+        the file's length. With ``rng`` the random transforms draw from it too (through a private seeding of
+        ``random``), so a sample's crop depends on (seed, epoch, index) alone, as its clip start does.
+        """
         reader = open_video(path, self.decoder)
         try:
             info = reader.info
@@ -86,10 +95,17 @@ class VideoClipDataset(Dataset):
         finally:
             reader.close()
         views = []
-        for c in range(len(clips)):
-            clip = frames[c * self.sampling.num_frames : (c + 1) * self.sampling.num_frames]
-            clip = self.transform(clip) if self.transform is not None else clip
-            views.extend(clip.unbind(0) if clip.dim() == 5 else [clip])
+        outer = random.getstate() if rng is not None else None
+        try:
+            if rng is not None:
+                random.seed(rng.getrandbits(64))
+            for c in range(len(clips)):
+                clip = frames[c * self.sampling.num_frames : (c + 1) * self.sampling.num_frames]
+                clip = self.transform(clip) if self.transform is not None else clip
+                views.extend(clip.unbind(0) if clip.dim() == 5 else [clip])
+        finally:
+            if outer is not None:
+                random.setstate(outer)
         if self.num_clips == 1 and len(views) == 1:
             return views[0]
         return torch.stack(views)
@@ -118,9 +134,14 @@ class EpochShuffleSampler(Sampler):
 
     def __init__(self, length: int, shuffle: bool = True, seed: int = 0):
         self.length, self.shuffle, self.seed, self.epoch = length, shuffle, seed, 0
+        self._resume: tuple[int, int] | None = None  # (epoch, samples to skip) for the next pass
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, start: int) -> None:
+        """Make the next pass over ``epoch`` begin at position ``start`` of its order (a mid-epoch resume)."""
+        self._resume = (int(epoch), int(start))
 
     def __len__(self) -> int:
         return self.length
@@ -129,4 +150,80 @@ class EpochShuffleSampler(Sampler):
         order = list(range(self.length))
         if self.shuffle:
             random.Random(self.seed + self.epoch).shuffle(order)
-        return iter((i, self.epoch) for i in order)
+        start = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            start = min(self._resume[1], self.length)
+        self._resume = None
+        return iter((i, self.epoch) for i in order[start:])
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    # Ctrl-C is the main process's to handle (save a checkpoint, then stop): workers must not die of it first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _ChainedInit:
+    def __init__(self, first: Callable[[int], None], then: Callable[[int], None] | None):
+        self.first, self.then = first, then
+
+    def __call__(self, worker_id: int) -> None:
+        self.first(worker_id)
+        if self.then is not None:
+            self.then(worker_id)
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` over an :class:`EpochShuffleSampler` whose position survives a checkpoint.
+
+    Lightning saves ``state_dict()`` of every loader that has one in its checkpoints and, on a mid-epoch resume,
+    calls ``load_state_dict()`` before the epoch's iterator is made: the sampler then starts where the
+    interrupted run stopped, so no sample is seen twice or skipped. The position counts batches handed to the
+    training loop (not those prefetched by workers). Workers also ignore SIGINT, so Ctrl-C reaches the main
+    process's graceful shutdown instead of killing them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        if kwargs.get("num_workers", 0) > 0:
+            kwargs["worker_init_fn"] = _ChainedInit(_ignore_sigint, kwargs.get("worker_init_fn"))
+        super().__init__(*args, **kwargs)
+        self._position = 0  # samples of the current epoch's order already handed out
+        self.after_iterator_created: Callable[[], None] | None = None  # one-shot hook (exact resume)
+
+    def _epoch_sampler(self) -> EpochShuffleSampler | None:
+        for s in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
+            if isinstance(s, EpochShuffleSampler):
+                return s
+        return None
+
+    def __iter__(self) -> Iterator[Any]:
+        sampler = self._epoch_sampler()
+        start = 0
+        if sampler is not None and sampler._resume is not None and sampler._resume[0] == sampler.epoch:
+            start = sampler._resume[1]
+        self._position = start
+        step = self.batch_size or 1
+        iterator = super().__iter__()  # (draws its worker base seed from the torch RNG)
+        hook, self.after_iterator_created = self.after_iterator_created, None
+        if hook is not None:
+            hook()
+        for batch in iterator:
+            self._position += step
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        sampler = self._epoch_sampler()
+        if sampler is None:
+            return {}
+        return {"epoch": sampler.epoch, "position": min(self._position, len(sampler)), "seed": sampler.seed,
+                "length": len(sampler)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        sampler = self._epoch_sampler()
+        if sampler is None or not state:
+            return
+        if state.get("length") != len(sampler) or state.get("seed") != sampler.seed:
+            log.warning("flashvid: the checkpoint's data order (%s samples, seed %s) differs from this run's (%s, "
+                        "%s): the interrupted epoch restarts from its beginning", state.get("length"),
+                        state.get("seed"), len(sampler), sampler.seed)
+            return
+        sampler.resume_at(state["epoch"], state["position"])

@@ -7,8 +7,10 @@ FFmpeg libraries load and says so once in the log; ``decoder="torchcodec"`` or `
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -56,13 +58,34 @@ class VideoReader(Protocol):
 
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
-        raise VideoDecodeError(path, "file not found (or a broken symlink)")
+        if os.path.islink(path):
+            try:
+                os.stat(path)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise VideoDecodeError(path, "symlink loop: the link chain points back to itself; fix or remove it")
+            raise VideoDecodeError(path, f"broken symlink to {os.readlink(path)!r}: its target is missing")
+        raise VideoDecodeError(path, "file not found")
     if os.path.isdir(path):
         raise VideoDecodeError(path, "is a directory, not a video file")
     if not os.access(path, os.R_OK):
         raise VideoDecodeError(path, "permission denied: make the file readable (chmod +r)")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "empty file (0 bytes): re-download or remove it")
+
+
+_SOURCE_LOCATION = re.compile(r"\w+, /\S+\.(?:cpp|h|c):\d+, ")
+
+
+def _reason(e: BaseException, path: str | None = None) -> str:
+    """A decoder exception as a one-line reason, without torchcodec's C++ source locations (nor the path)."""
+    text = _SOURCE_LOCATION.sub("", str(e)).strip()
+    if path:
+        text = text.replace(f"input file: {path} ", "input file: ").replace(f": '{path}'", "")
+    if "best video stream is unknown" in text:  # torchcodec's words for "there is no video stream"
+        return "no video stream (audio-only or not a video)"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(e).__name__}: {first}".strip().rstrip(":")
 
 
 def _clamp(indices: Sequence[int], num_frames: int) -> list[int]:
@@ -98,7 +121,7 @@ class TorchCodecReader:
                 self.path, seek_mode=seek_mode, dimension_order="NCHW", num_ffmpeg_threads=self._num_threads
             )
         except Exception as e:  # torchcodec raises ValueError/RuntimeError with FFmpeg's text
-            raise VideoDecodeError(self.path, f"{type(e).__name__}: {e}".strip()) from e
+            raise VideoDecodeError(self.path, _reason(e, self.path)) from e
 
     def frames_at(self, indices: Sequence[int]) -> torch.Tensor:
         wanted = _clamp(indices, self.info.num_frames)
@@ -116,7 +139,7 @@ class TorchCodecReader:
             except VideoDecodeError:
                 raise
             except Exception as e:
-                raise VideoDecodeError(self.path, f"{type(first).__name__}: {first}".strip()) from e
+                raise VideoDecodeError(self.path, _reason(first, self.path)) from e
 
     def close(self) -> None:
         self._decoder = None
@@ -133,7 +156,7 @@ class PyAVReader:
         try:
             self._container = av.open(self.path, metadata_errors="ignore")
         except Exception as e:
-            raise VideoDecodeError(self.path, f"{type(e).__name__}: {e}".strip()) from e
+            raise VideoDecodeError(self.path, _reason(e, self.path)) from e
         if not self._container.streams.video:
             self._container.close()
             raise VideoDecodeError(self.path, "no video stream (audio-only or not a video)")
@@ -194,6 +217,9 @@ class PyAVReader:
                 if idx < targets[pos] and idx >= 0:
                     continue
                 rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+                if turns:  # display-matrix rotation (phone videos), applied as torchcodec does
+                    rgb = torch.rot90(rgb, turns, dims=(1, 2))
                 last = rgb
                 while pos < len(targets) and (idx >= targets[pos] or idx < 0):
                     got[targets[pos]] = rgb
@@ -202,7 +228,7 @@ class PyAVReader:
                     break
         except Exception as e:
             if last is None:
-                raise VideoDecodeError(self.path, f"{type(e).__name__}: {e}".strip()) from e
+                raise VideoDecodeError(self.path, _reason(e, self.path)) from e
         if last is None:
             raise VideoDecodeError(self.path, "no frames could be decoded")
         for t in targets:  # frames past the real end repeat the last decoded one

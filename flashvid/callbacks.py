@@ -1,0 +1,338 @@
+"""Callbacks that keep a run alive through bad files and interruptions, and let it resume exactly.
+
+:func:`robust_callbacks` returns the set a training run uses (the CLI adds them to every ``fit``):
+
+- :class:`FailureReport` writes the files that could not be decoded (path and reason) to ``failures.json`` in the
+  run folder when fitting, validating or testing ends, and when the run stops on an error; the record survives
+  a resume.
+- :class:`GracefulShutdown`: the first Ctrl-C (SIGINT) or a SIGTERM lets the current training step finish,
+  saves ``last.ckpt`` and stops with exit status 130/143; a second Ctrl-C stops at once.
+- :class:`ExactResume` saves the random number generators' states and the training loader's position in
+  checkpoints and restores them when a resumed run starts, so it continues exactly as the uninterrupted one would.
+- :class:`LabelCheck` refuses data whose classes differ from the model's.
+- a ``ModelCheckpoint`` that writes ``last.ckpt`` every ``checkpoint_every_n_steps`` steps (with
+  :class:`~flashvid.checkpoint.AtomicCheckpointIO` a kill never leaves it half-written).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from .checkpoint import LAST
+
+log = logging.getLogger(__name__)
+
+FAILURES_FILE = "failures.json"
+
+
+class TrainingInterrupted(SystemExit):
+    """Raised after an interrupt has been turned into a saved checkpoint; exits with ``128 + signal``."""
+
+    def __init__(self, signum: int, checkpoint: str | None):
+        self.signum, self.checkpoint = signum, checkpoint
+        super().__init__(128 + signum)
+
+
+class ClassMismatchError(ValueError):
+    """The model's classes are not the data's."""
+
+
+def _run_dir(trainer: L.Trainer) -> Path:
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def _checkpoint_dir(trainer: L.Trainer) -> Path:
+    cb = trainer.checkpoint_callback
+    if isinstance(cb, ModelCheckpoint) and cb.dirpath:
+        return Path(cb.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"
+
+
+class FailureReport(Callback):
+    """Write ``pl_module.failure_report()`` (files that failed to decode, with reasons) as JSON in the run folder.
+
+    Written when fit, validate or test ends and when the run stops on an exception (``status`` says which), so
+    the record exists even for a run that failed because too many files were broken. The failures seen so far are
+    kept in checkpoints, so a resumed run's report still lists those found before the interruption.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else None
+        self._pending: dict[str, Any] | None = None
+        self.written: Path | None = None
+
+    def _target(self, trainer: L.Trainer) -> Path:
+        if self.path is None:
+            return _run_dir(trainer) / FAILURES_FILE
+        return self.path / FAILURES_FILE if self.path.is_dir() or not self.path.suffix else self.path
+
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str, error: str | None = None) -> Path:
+        report = {"status": status, **pl_module.failure_report()}
+        if error:
+            report["error"] = error
+        target = self._target(trainer)
+        if trainer.is_global_zero:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+            os.replace(tmp, target)
+            if report["num_failed"]:
+                log.warning("flashvid: %d of %d videos could not be decoded and were skipped; list: %s",
+                            report["num_failed"], report["num_seen"], target)
+        self.written = target
+        return target
+
+    def state_dict(self) -> dict[str, Any]:
+        module = getattr(self, "_module", None)
+        if module is None:
+            return {}
+        return {"failed": dict(module.failed_files), "seen": sorted(module._seen)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = dict(state_dict) if state_dict else None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._module = pl_module
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending:
+            for path, reason in self._pending.get("failed", {}).items():
+                pl_module.failed_files.setdefault(path, reason)
+            pl_module._seen.update(self._pending.get("seen", []))
+            self._pending = None
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.write(trainer, pl_module, "finished")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.training and trainer.state.fn == "validate":
+            self.write(trainer, pl_module, "finished")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.write(trainer, pl_module, "finished")
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        interrupted = isinstance(exception, (KeyboardInterrupt, TrainingInterrupted, SIGTERMException))
+        self.write(trainer, pl_module, "interrupted" if interrupted else "failed",
+                   None if interrupted else f"{type(exception).__name__}: {exception}")
+
+
+class GracefulShutdown(Callback):
+    """Ctrl-C / SIGTERM: finish the current training step, save ``last.ckpt``, stop with status 130 / 143.
+
+    Saving happens at the end of a training step (the point where ``ModelCheckpoint`` saves too), never inside an
+    optimizer step, so the checkpoint resumes exactly. A second Ctrl-C stops at once, without saving. A SIGTERM
+    that arrives during validation is saved at the end of that validation batch instead.
+    """
+
+    def __init__(self, dirpath: str | os.PathLike | None = None, filename: str = LAST):
+        self.dirpath = Path(dirpath) if dirpath is not None else None
+        self.filename = filename
+        self._requested: int | None = None
+        self._previous: Any = None
+        self._installed = False
+        self.saved: Path | None = None
+
+    def _handle_sigint(self, signum: int, frame: Any) -> None:
+        if self._requested is not None:
+            self._restore()
+            raise KeyboardInterrupt
+        self._requested = signum
+        log.warning("flashvid: interrupt received: finishing this step and saving a checkpoint "
+                    "(press Ctrl-C again to stop at once, without saving)")
+
+    def _restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._requested, self.saved = None, None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle_sigint)
+            self._installed = True
+
+    def _pending_signal(self, trainer: L.Trainer) -> int | None:
+        if self._requested is not None:
+            return self._requested
+        return signal.SIGTERM if trainer.received_sigterm else None
+
+    def _save(self, trainer: L.Trainer) -> Path:
+        path = (self.dirpath or _checkpoint_dir(trainer)) / self.filename
+        trainer.save_checkpoint(path, weights_only=False)  # (False = the full training state, not just weights)
+        self.saved = path
+        return path
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        signum = self._pending_signal(trainer)
+        if signum is None:
+            return
+        path = self._save(trainer)
+        name = signal.Signals(signum).name
+        log.warning("flashvid: %s: saved %s at step %d; resume with ckpt_path=%r (flashvid train ... resume=true)",
+                    name, path, trainer.global_step, str(path))
+        raise TrainingInterrupted(signum, str(path))
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
+        if isinstance(exception, SIGTERMException):
+            if self.saved is None:  # Lightning raised it at a batch boundary before our step-end check saw it
+                path = self._save(trainer)
+                log.warning("flashvid: SIGTERM: saved %s at step %d; resume with ckpt_path=%r", path,
+                            trainer.global_step, str(path))
+            exception.code = 128 + signal.SIGTERM  # Lightning re-raises it: exit 143, not 0 (a finished run)
+        elif isinstance(exception, KeyboardInterrupt):
+            last = _checkpoint_dir(trainer) / self.filename
+            where = f"the last checkpoint is {last}" if last.is_file() else "no checkpoint was written"
+            log.warning("flashvid: stopped at once without saving; %s", where)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._restore()
+
+
+class ExactResume(Callback):
+    """Keep what Lightning does not in checkpoints: RNG states and the training loader's position in its epoch.
+
+    - The torch / Python / NumPy generator states are restored when the resumed run starts training: a
+      mid-epoch resume restores them right after the epoch's data iterator is built (building it draws a seed
+      from the torch RNG, which the uninterrupted run did before the checkpoint), so batch augmentation and
+      dropout repeat exactly.
+    - The position of the :class:`~flashvid.data.dataset.ResumableDataLoader` is applied in ``on_train_start``,
+      before the first batch is drawn. Lightning 2.6 would restore it itself, but skips that whenever
+      ``configure_optimizers`` asks for ``trainer.estimated_stepping_batches`` (flashvid's schedules do): the
+      loader is then built before the checkpoint's loop state is read and never gets it.
+    Together with the restored weights, optimizer and loop progress, the resumed run ends as the uninterrupted one.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+        self._trainer: L.Trainer | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        loader = self._train_loader()
+        if loader is not None:
+            state["train_loader"] = loader.state_dict()
+        return state
+
+    def _train_loader(self) -> Any:
+        trainer = self._trainer
+        if trainer is None or trainer.fit_loop._combined_loader is None:
+            return None
+        loader = trainer.train_dataloader
+        return loader if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict") else None
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = dict(state_dict) if state_dict else None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Resuming at an epoch boundary: restore before Lightning builds the next epoch's iterator (it draws a seed
+        # from the torch RNG right after an epoch-end checkpoint in the uninterrupted run too).
+        if self._pending:
+            self._apply_rng(self._pending)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._pending:
+            return
+        s, self._pending = self._pending, None
+        if trainer.fit_loop.epoch_loop.batch_progress.current.ready > 0:  # mid-epoch
+            loader = self._train_loader()
+            if loader is not None and s.get("train_loader"):
+                loader.load_state_dict(s["train_loader"])
+            else:
+                log.warning("flashvid: the train loader cannot resume mid-epoch; the interrupted epoch restarts "
+                            "from its first batch")
+            if hasattr(loader, "after_iterator_created"):
+                # The uninterrupted run built this epoch's iterator (one torch RNG draw) before the checkpoint;
+                # the resumed one builds it at its first batch: restore the generators right after that.
+                loader.after_iterator_created = lambda: self._apply_rng(s)
+            else:
+                self._apply_rng(s)
+
+    @staticmethod
+    def _apply_rng(s: dict[str, Any]) -> None:
+        import numpy as np
+
+        torch.set_rng_state(s["torch"])
+        random.setstate(_as_tuple(s["python"]))
+        n = s["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["gauss"]))
+        if "cuda" in s and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def _as_tuple(x: Any) -> Any:
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def check_labels(model_labels: list[str] | None, data_labels: list[str] | None, source: str = "the model") -> None:
+    """Raise :class:`ClassMismatchError`, naming the fix, when the model's and the data's classes differ."""
+    if not model_labels or not data_labels or list(model_labels) == list(data_labels):
+        return
+    missing, extra = sorted(set(data_labels) - set(model_labels)), sorted(set(model_labels) - set(data_labels))
+    detail = (f"the data has classes the model lacks {missing}" if missing else "") + (
+        ("; " if missing else "") + f"the model has classes the data lacks {extra}" if extra else "")
+    if not detail:
+        detail = "same names in a different order"
+    raise ClassMismatchError(
+        f"{source} was trained on {len(model_labels)} classes {list(model_labels)[:10]} but the data has "
+        f"{len(data_labels)} {list(data_labels)[:10]} ({detail}). Point the data at the same class folders, or "
+        "fine-tune on the new classes by starting from the checkpoint's weights (model.pretrained=<checkpoint>) "
+        "instead of resuming it."
+    )
+
+
+class LabelCheck(Callback):
+    """Refuse to fit/evaluate when the datamodule's classes differ from the model's."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        dm = trainer.datamodule
+        check_labels(getattr(pl_module, "labels", None), getattr(dm, "labels", None) if dm is not None else None)
+
+
+def robust_callbacks(run_dir: str | os.PathLike | None = None, checkpoint_every_n_steps: int | None = 200,
+                     model_checkpoint: bool = True) -> list[Callback]:
+    """The callbacks a flashvid training run uses for failed files, interruptions and exact resumes.
+
+    ``run_dir``: where ``failures.json`` and ``checkpoints/`` go (default: the trainer's log dir).
+    ``checkpoint_every_n_steps``: how often ``checkpoints/last.ckpt`` is rewritten (``None``: at epoch ends).
+    ``model_checkpoint=False`` leaves checkpointing to a ``ModelCheckpoint`` of the caller's; give it
+    ``save_last=True`` so Ctrl-C and resumes share its ``last.ckpt``.
+    Use with ``Trainer(plugins=flashvid.checkpoint.checkpoint_plugins())``.
+    """
+    ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
+    callbacks: list[Callback] = [FailureReport(run_dir), ExactResume(), LabelCheck(), GracefulShutdown(ckpt_dir)]
+    if model_checkpoint:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True, save_top_k=1,
+                                         every_n_train_steps=checkpoint_every_n_steps, auto_insert_metric_name=False))
+    return callbacks

@@ -1,0 +1,69 @@
+"""Export a trained classifier as ``model.safetensors`` + ``flashvid_config.json``, and load it back.
+
+safetensors holds tensors only, so loading an exported model can never run code; the JSON holds what rebuilding
+needs (backbone name and kwargs, class names, clip settings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+WEIGHTS = "model.safetensors"
+CONFIG = "flashvid_config.json"
+FORMAT_VERSION = 1
+
+
+def export_model(model: Any, directory: str | os.PathLike) -> Path:
+    """Write ``model`` (a :class:`~flashvid.VideoClassifier`) to ``directory``; returns the directory."""
+    from safetensors.torch import save_file
+
+    from . import __version__
+    from .checkpoint import to_safe
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    # clone: safetensors refuses tensors that share storage (tied weights, views)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    h = model.hparams
+    config = {
+        "format_version": FORMAT_VERSION,
+        "flashvid_version": __version__,
+        "backbone": h.backbone,
+        "backbone_kwargs": to_safe(dict(h.get("backbone_kwargs") or {})),
+        "labels": list(model.labels),
+        "num_classes": model.num_classes,
+        "data": model.data_config.to_dict(),
+    }
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt", "flashvid_config": CONFIG})
+    os.replace(tmp, out / WEIGHTS)
+    (out / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    return out
+
+
+def load_exported(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """Rebuild the exported :class:`~flashvid.VideoClassifier` from ``directory`` (tensors only: no pickle)."""
+    from safetensors.torch import load_file
+
+    from .classifier import VideoClassifier
+
+    d = Path(directory)
+    if not (d / CONFIG).is_file() or not (d / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{str(d)!r} is not a flashvid export: expected {WEIGHTS} and {CONFIG} in it "
+                                "(written by flashvid.export.export_model)")
+    config = json.loads((d / CONFIG).read_text())
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{d} was exported by a newer flashvid ({config.get('flashvid_version')}): upgrade flashvid")
+    model = VideoClassifier(backbone=config["backbone"], labels=config["labels"], pretrained=False,
+                            backbone_kwargs=config.get("backbone_kwargs") or None, data=config["data"])
+    state = load_file(str(d / WEIGHTS), device=str(map_location))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"{d / WEIGHTS} does not fit backbone {config['backbone']!r}: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+    return model.eval()

@@ -1,0 +1,132 @@
+"""``flashvid doctor`` on the bad-video corpus: every file probed by decoding, every problem reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from badvideos import Corpus, corpus_fixture, make_clean_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Corpus:
+    return corpus_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def report(corpus):
+    from flashvid import VideoClassificationData
+    from flashvid.doctor import diagnose_data
+
+    return diagnose_data(VideoClassificationData.from_folders(corpus.train, corpus.val), progress=False)
+
+
+def test_every_corpus_file_is_probed_with_the_right_verdict(corpus, report) -> None:
+    """Broken files are unreadable with their reason (truncated and garbled ones included: frames are decoded,
+    not just headers read); odd-but-valid ones are readable with their real size."""
+    probes = {f.path: f for f in report.files}
+    assert set(probes) == {str(p) for p in corpus.all_paths()}
+    for item in corpus.items.values():
+        p = probes[str(item.path)]
+        assert p.ok == (item.expect == "ok"), (item.name, p.reason)
+        if not p.ok:
+            assert item.reason in p.reason.lower(), (item.name, p.reason)
+    odd = {i.name: probes[str(i.path)] for i in corpus.odd()}
+    assert (odd["uhd_3840x2160"].width, odd["uhd_3840x2160"].height) == (3840, 2160)
+    assert odd["portrait_9x16"].height > odd["portrait_9x16"].width
+    assert odd["one_frame"].num_frames == 1
+    assert odd["long_20min"].duration == pytest.approx(1200, rel=0.01)
+    assert (odd["rotation_metadata"].width, odd["rotation_metadata"].height) == (32, 40)  # displayed upright
+
+
+def test_dataset_level_findings(corpus, report) -> None:
+    """Empty class, class without readable videos, duplicate across splits, group leakage, too many unreadable
+    train files (exit 1); the JSON is self-contained and machine-readable."""
+    text = "\n".join(report.warnings)
+    assert "class 'empty' has no videos in train" in text
+    assert "class 'broken_only' has 2 train files and none readable" in text
+    dup_paths = {f["path"] for d in report.duplicates for f in d["files"]}
+    assert dup_paths == {str(corpus.train / "left/v_left_g02_c01.mp4"), str(corpus.val / "left/v_left_g09_c01.mp4")}
+    assert [(g["label"], g["group"]) for g in report.group_leakage] == [("left", "_g01_")]
+    assert report.exit_code == 1 and "training would stop" in report.errors[0]
+    d = json.loads(json.dumps(report.to_dict()))
+    assert d["splits"]["train"]["per_class"]["empty"] == {"files": 0, "readable": 0}
+    assert d["splits"]["val"]["readable"] == 5
+    assert len(d["unreadable"]) == len(corpus.bad()) and all(u["reason"] for u in d["unreadable"])
+    assert d["splits"]["train"]["width"]["max"] == 3840
+
+
+def test_cli_json_and_exit_codes(corpus, tmp_path, capsys) -> None:
+    """The argparse entry: 1 on the corpus at the default 5% tolerance, 0 with warnings when more is tolerated,
+    2 with a message for a missing folder; --json writes the report."""
+    from flashvid.doctor import cli
+
+    out = tmp_path / "doctor.json"
+    assert cli(["--train-folder", str(corpus.train), "--val-folder", str(corpus.val), "--json", str(out),
+                "--no-progress"]) == 1
+    assert json.loads(out.read_text())["exit_code"] == 1
+    assert "cannot train" in capsys.readouterr().out
+    assert cli(["--train-folder", str(corpus.train), "--max-failed-fraction", "0.5", "--no-progress"]) == 0
+    assert "ready to train (see warnings)" in capsys.readouterr().out
+    assert cli(["--train-folder", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_empty_split_and_no_classes_cannot_train(tmp_path) -> None:
+    """No classes, or a split with no (readable) file: exit 1 with the reason."""
+    from flashvid.data import VideoSample
+    from flashvid.doctor import diagnose
+
+    data = make_clean_dataset(tmp_path / "d", train_per_class=1, val_per_class=0)
+    train = [VideoSample(str(p), 0) for p in sorted((data / "train/left").iterdir())]
+    r = diagnose({"train": train, "val": []}, ["left"], progress=False)
+    assert r.exit_code == 1 and any("val split has no videos" in e for e in r.errors)
+    r = diagnose({"train": [VideoSample(str(tmp_path / "gone.mp4"), 0)]}, [], progress=False)
+    assert any(e.startswith("no classes") for e in r.errors)
+    assert any("no readable video" in e for e in r.errors)
+
+
+def test_main_instantiates_the_hydra_data_config(corpus, tmp_path) -> None:
+    """The `flashvid doctor` subcommand path: cfg.data is instantiated like for training, options under
+    cfg.doctor, tolerance from cfg.model.max_failed_fraction."""
+    from omegaconf import OmegaConf
+
+    from flashvid.doctor import main
+
+    out = tmp_path / "r.json"
+    cfg = OmegaConf.create({
+        "data": {"_target_": "flashvid.data.VideoClassificationData.from_folders",
+                 "train_folder": str(corpus.train), "val_folder": str(corpus.val), "num_workers": 0},
+        "model": {"max_failed_fraction": 0.5},
+        "doctor": {"json": str(out), "progress": False},
+    })
+    assert main(cfg) == 0
+    assert json.loads(out.read_text())["ok"] is True
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to drop the file-permission override")
+def test_unreadable_file_is_reported_when_permissions_apply(tmp_path) -> None:
+    """chmod 000: root reads it anyway (CAP_DAC_OVERRIDE), so the doctor runs in a child without that
+    capability, where permissions apply as for any user; the file is reported as permission denied."""
+    data = make_clean_dataset(tmp_path / "d", train_per_class=2, val_per_class=0)
+    locked = data / "train/left/left_train_00.mp4"
+    locked.chmod(0)
+    out = tmp_path / "r.json"
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run(
+        ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps",
+         "-dac_override,-dac_read_search", sys.executable, "-m", "flashvid.doctor", "--train-folder",
+         str(data / "train"), "--json", str(out), "--no-progress", "--max-failed-fraction", "0.5"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bad = json.loads(out.read_text())["unreadable"]
+    assert [(b["path"], "permission denied" in b["reason"]) for b in bad] == [(str(locked), True)]

@@ -326,7 +326,10 @@ class VideoClassificationData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if "val" not in self.datasets:
+            log.warning("flashvid: no validation data (no val folder/file and no val_split): validation is skipped")
+            return []  # Lightning runs no validation loop for an empty list
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:

@@ -127,13 +127,14 @@ class BatchAugmentation(nn.Module):
             augs: list[nn.Module] = []
             if scale[0] < 1.0 or scale[1] < 1.0:
                 augs.append(K.RandomResizedCrop((crop_size, crop_size), scale=scale, ratio=ratio))
+            else:  # no scale jitter: still cut the model's crop out of the larger train short side
+                augs.append(K.RandomCrop((crop_size, crop_size), pad_if_needed=True))
             if hflip > 0:
                 augs.append(K.RandomHorizontalFlip(p=hflip))
             if color_jitter > 0:
                 j = color_jitter
                 augs.append(K.ColorJitter(j, j, j, min(j / 4, 0.5), p=color_jitter_p))
-            if augs:
-                self.augment = K.VideoSequential(*augs, data_format="BTCHW", same_on_frame=True)
+            self.augment = K.VideoSequential(*augs, data_format="BTCHW", same_on_frame=True)
 
     @torch.no_grad()
     def forward(self, video: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 
 from flashvid.data import BatchAugmentation, ClipSampling, MultiCrop, RandomShortSideCrop, ShortSideCenterCrop
 from flashvid.data.transforms import resize_short_side
+from torchvision.transforms.v2 import functional as TF
 
 MEAN, STD = (0.45, 0.4, 0.35), (0.225, 0.25, 0.2)
 
@@ -89,7 +90,7 @@ def test_resize_short_side_keeps_aspect_and_dtype(hw: tuple[int, int]):
 def test_center_crop_takes_the_middle():
     video = coords(4, 40, 60)
     out = ShortSideCenterCrop(crop_size=32, resize_size=40)(video)
-    assert out.shape == (4, 3, 32, 32) and out.dtype == torch.uint8 and out.is_contiguous()
+    assert out.shape == (4, 3, 32, 32) and out.dtype == torch.uint8
     assert out[0, 0, 0, 0] == (60 - 32) // 2 and out[0, 1, 0, 0] == (40 - 32) // 2
     assert out[:, 2, 0, 0].tolist() == [0, 1, 2, 3]  # frames untouched and in order
 
@@ -107,6 +108,39 @@ def test_random_crop_is_random_and_inside_the_frame():
         assert torch.equal(out[0, :2], out[1, :2])  # one crop for the whole clip
         lefts.add(left)
     assert len(lefts) > 5
+
+
+def test_crops_match_resizing_the_whole_frame_first():
+    """The transforms crop in source pixels and resample only the kept square: the result must be the picture
+    that resizing the short side first and cropping gives."""
+    torch.manual_seed(0)
+    # sizes where both routes put the crop on the same source pixels (scale 1/2, even offsets)
+    smooth = TF.resize(torch.randint(0, 256, (2, 3, 9, 12), dtype=torch.uint8), [128, 192], antialias=True)
+    out = ShortSideCenterCrop(crop_size=48, resize_size=64)(smooth)
+    ref = resize_short_side(smooth, 64)
+    top, left = (ref.shape[-2] - 48) // 2, (ref.shape[-1] - 48) // 2
+    ref = ref[..., top : top + 48, left : left + 48]
+    assert out.shape == ref.shape == (2, 3, 48, 48)
+    diff = (out.float() - ref.float()).abs()
+    assert diff[..., 2:-2, 2:-2].max() <= 1  # rounding only; the border rows see the filter's edge handling
+    assert diff.mean() < 1.0
+
+
+def test_random_crop_scale_follows_the_short_side_jitter():
+    """Output pixels per source pixel must be ``short_side / source short side`` for a short side in
+    ``[min_size, max_size]``: read it off a coordinate ramp, on both axes (square pixels kept)."""
+    crop = RandomShortSideCrop(crop_size=48, min_size=60, max_size=90)
+    video = coords(1, 120, 160)
+    random.seed(0)
+    steps = []
+    for _ in range(20):
+        out = crop(video)[0].float()
+        step_x = (out[0, 24, -2] - out[0, 24, 1]) / 45
+        step_y = (out[1, -2, 24] - out[1, 1, 24]) / 45
+        assert step_x == pytest.approx(step_y, abs=0.03)
+        steps.append(step_x.item())
+    assert 120 / 90 - 0.03 <= min(steps) and max(steps) <= 120 / 60 + 0.03
+    assert max(steps) - min(steps) > 0.2  # the short side really is drawn at random
 
 
 def test_small_videos_are_padded_up_to_the_crop():

@@ -179,6 +179,17 @@ def test_eval_batch_augmentation_only_normalises():
     assert aug(floats) is floats  # a user's own float pipeline passes through
 
 
+@pytest.mark.parametrize("train", [False, True])
+def test_batch_augmentation_returns_contiguous_floats_from_channels_last_batches(train: bool):
+    """Loader batches keep the decoders' channels-last storage; models must still get a contiguous tensor."""
+    stored = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    batch = stored.permute(0, 1, 4, 2, 3)  # (B, T, C, H, W) view of (B, T, H, W, C) memory
+    out = BatchAugmentation(MEAN, STD, crop_size=16, train=train, scale=(1.0, 1.0), hflip=0.0)(batch)
+    assert out.is_contiguous() and out.shape == (2, 4, 3, 16, 16)
+    if not train:
+        torch.testing.assert_close(out, _expected_normalised(batch))
+
+
 @pytest.mark.parametrize("scale", [(0.25, 1.0), (1.0, 1.0)])
 def test_train_batch_augmentation_crops_to_the_crop_size(scale):
     """Whatever the scale range, training output is the model's crop size (input is the larger short side)."""

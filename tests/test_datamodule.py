@@ -80,6 +80,8 @@ def test_lightning_run_gets_normalised_float_of_the_crop_size(demo_root):
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(probe, datamodule=dm)
     assert len(probe.seen["train"]) == 2 and len(probe.seen["val"]) == 2
+    for x in probe.seen["train"] + probe.seen["val"]:
+        assert x.is_contiguous()
     for x in probe.seen["train"]:
         assert x.dtype == torch.float32 and x.shape == (4, T, 3, CROP, CROP)
         assert abs(x.mean().item()) < 3 and x.std().item() > 0.1  # normalised scale, not 0..255

@@ -2,9 +2,10 @@
 
 Workers only crop and resize, and ship uint8: a quarter of float32's bytes to pin and copy. Everything that needs
 floats (random resized crop, flip, colour jitter, normalisation) runs once per batch on the GPU with Kornia.
-A video tensor is ``(T, C, H, W)`` per sample and ``(B, T, C, H, W)`` per batch throughout. Per-sample outputs may
-be strided views (the decoders hand out channels-last frames); the collate's stack makes each batch contiguous, in
-the one copy it does anyway.
+A video tensor is ``(T, C, H, W)`` per sample and ``(B, T, C, H, W)`` per batch throughout. The decoders hand out
+frames stored channels-last (``(T, H, W, C)`` memory, viewed as ``(T, C, H, W)``), and the CPU side keeps that
+storage: reordering bytes on the CPU cost as much as the resize itself. ``BatchAugmentation`` returns contiguous
+floats, so models see the usual layout.
 """
 
 from __future__ import annotations
@@ -168,7 +169,9 @@ class BatchAugmentation(nn.Module):
         if video.dtype != torch.uint8:
             return video  # already transformed (a user's own pipeline)
         lead = video.shape[:-4]
-        x = video.reshape(-1, *video.shape[-4:]).float().div_(255.0)
+        # the uint8 batch may be stored channels-last (see the module docstring): the float copy fixes the layout
+        x = video.reshape(-1, *video.shape[-4:]).to(torch.float32, memory_format=torch.contiguous_format)
+        x = x.div_(255.0)
         if self.augment is not None:
             x = self.augment(x)
         x = x.sub_(self.mean).div_(self.std)

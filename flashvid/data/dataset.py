@@ -12,6 +12,7 @@ import logging
 import random
 import signal
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Sequence
 
@@ -37,6 +38,27 @@ class DecodeFailure:
 def _item_rng(seed: int, epoch: int, index: int) -> random.Random:
     """Clip choice depends only on (seed, epoch, index): the same with any number of workers or after a resume."""
     return random.Random(zlib.crc32(f"{seed}:{epoch}:{index}".encode()))
+
+
+@contextmanager
+def _seeded_globals(rng: random.Random | None) -> Iterator[None]:
+    """Seed Python's and torch's global RNGs from the item's rng for the transform, then restore them.
+
+    Random crops (ours, and torchvision's in a user's transform) draw from the global RNGs, which each DataLoader
+    worker seeds differently: without this the same seed gave different crops with 0 and 2 workers.
+    """
+    if rng is None:
+        yield
+        return
+    seed = rng.getrandbits(63)
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            yield
+    finally:
+        random.setstate(state)
 
 
 class VideoClipDataset(Dataset):
@@ -95,17 +117,11 @@ class VideoClipDataset(Dataset):
         finally:
             reader.close()
         views = []
-        outer = random.getstate() if rng is not None else None
-        try:
-            if rng is not None:
-                random.seed(rng.getrandbits(64))
+        with _seeded_globals(rng):
             for c in range(len(clips)):
                 clip = frames[c * self.sampling.num_frames : (c + 1) * self.sampling.num_frames]
                 clip = self.transform(clip) if self.transform is not None else clip
                 views.extend(clip.unbind(0) if clip.dim() == 5 else [clip])
-        finally:
-            if outer is not None:
-                random.setstate(outer)
         if self.num_clips == 1 and len(views) == 1:
             return views[0]
         return torch.stack(views)

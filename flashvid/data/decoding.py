@@ -104,8 +104,9 @@ class TorchCodecReader:
         meta = self._decoder.metadata
         fps = meta.average_fps
         num_frames = meta.num_frames
-        if not num_frames or not fps:
-            # Some containers (webm, some mkv) carry no frame count: scan once for exact metadata.
+        if not meta.num_frames_from_header or not num_frames or not fps:
+            # Some containers (webm, some mkv) carry no frame count, and torchcodec's estimate from the
+            # millisecond-rounded duration can be one short (29.97 fps WebM): scan once for exact metadata.
             self._decoder = self._open("exact")
             meta = self._decoder.metadata
             fps, num_frames = meta.average_fps, meta.num_frames
@@ -143,6 +144,31 @@ class TorchCodecReader:
 
     def close(self) -> None:
         self._decoder = None
+
+
+class _BestEffortTimestamp:
+    """FFmpeg's ``guess_correct_pts`` (what torchcodec reads): trust pts unless it runs backwards more often than dts.
+
+    Xvid/DivX AVIs with packed B-frames (all of UCF101) decode in display order but carry out-of-order pts; taken
+    at face value they made a target frame match a later frame and hand out a neighbouring frame twice.
+    """
+
+    def __init__(self) -> None:
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+        self.faulty_pts = self.faulty_dts = 0
+
+    def __call__(self, frame) -> int | None:
+        pts, dts = frame.pts, frame.dts
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
+            return pts
+        return dts
 
 
 class PyAVReader:
@@ -196,8 +222,8 @@ class PyAVReader:
         self._container.seek(0)
         return n
 
-    def _index_of(self, frame) -> int:
-        pts = frame.pts if frame.pts is not None else frame.dts
+    def _index_of(self, frame, clock: "_BestEffortTimestamp") -> int:
+        pts = clock(frame)
         if pts is None:
             return -1
         return int(round(float((pts - self._start) * self._time_base) * self.info.fps))
@@ -212,8 +238,9 @@ class PyAVReader:
             offset = int(first_time / self._time_base) + self._start
             self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
             pos = 0
+            clock = _BestEffortTimestamp()
             for frame in self._container.decode(self._stream):
-                idx = self._index_of(frame)
+                idx = self._index_of(frame, clock)
                 if idx < targets[pos] and idx >= 0:
                     continue
                 rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)

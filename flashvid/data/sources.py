@@ -197,9 +197,12 @@ def group_split(samples: Sequence[VideoSample], val_split: float, pattern: str |
     rng = random.Random(seed)
     train, val = [], []
     n_groups = 0
+    single = []
     for label in sorted(by_class):
         groups = by_class[label]
         keys = sorted(groups)
+        if len(keys) == 1:
+            single.append(label)
         rng.shuffle(keys)
         total = sum(len(v) for v in groups.values())
         want = max(1, round(total * val_split)) if len(keys) > 1 else 0
@@ -215,6 +218,12 @@ def group_split(samples: Sequence[VideoSample], val_split: float, pattern: str |
         "flashvid: held out %d groups (%d of %d videos) for validation by pattern %r; "
         "no group is on both sides", n_groups, len(val), len(samples), pattern,
     )
+    if single and val:
+        examples = [next(iter(by_class[k].values()))[0].path for k in single]
+        log.warning(
+            "flashvid: %d class(es) have a single group and stay out of validation (holding it out would leak "
+            "the recording into training): label ids %s, e.g. %s", len(single), single, examples[:3],
+        )
     if not val:
         raise ValueError(
             "val_split found no group to hold out: every class has a single group. Pass val_folder=, or a "

@@ -1,0 +1,270 @@
+"""Sources on real files: class folders, CSV/list files, UCF101 split files and bare paths, and the group-aware
+validation split. Every tree is built here from real encoded demo videos, so expected counts come from the layout
+each test writes, not from the implementation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from flashvid.data import VideoClassificationData, group_split
+from flashvid.data.sources import UCF101_GROUP_PATTERN, VideoSample, group_of
+
+
+@pytest.fixture(scope="module")
+def clip_files(demo_root: Path) -> tuple[Path, Path]:
+    """One real mp4 and one real avi to copy into the layouts below."""
+    return next(demo_root.glob("train/*/*.mp4")), next(demo_root.glob("train/*/*.avi"))
+
+
+def _place(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory, clip_files) -> Path:
+    """``train``/``val`` class folders with nested, upper-case, hidden and non-video entries."""
+    mp4, avi = clip_files
+    root = tmp_path_factory.mktemp("tree")
+    # counted: plain, upper-case extension, nested two levels deep, spaces in names
+    _place(mp4, root / "train/run/a.mp4")
+    _place(avi, root / "train/run/B.AVI")
+    _place(mp4, root / "train/run/nested/deeper/c 1.Mp4")
+    _place(avi, root / "train/walk/x.avi")
+    _place(mp4, root / "train/walk/y.mp4")
+    # ignored: hidden files and folders, non-video files, a hidden "class", loose files at class level
+    _place(mp4, root / "train/run/.hidden.mp4")
+    _place(mp4, root / "train/run/.cache/d.mp4")
+    _place(mp4, root / "train/.ipynb_checkpoints/z.mp4")
+    (root / "train/run/notes.txt").write_text("not a video")
+    (root / "train/walk/thumb.jpg").write_bytes(b"\xff\xd8\xff")
+    (root / "train/README.md").write_text("readme")
+    (root / "train/walk/.DS_Store").write_bytes(b"\0")
+    _place(mp4, root / "val/run/v1.mp4")
+    _place(avi, root / "val/walk/v2.avi")
+    _place(avi, root / "val/walk/v3.AVI")
+    return root
+
+
+def _names(samples: list[VideoSample]) -> list[str]:
+    return sorted(Path(s.path).name for s in samples)
+
+
+def test_from_folders_counts_and_labels(tree):
+    dm = VideoClassificationData.from_folders(tree / "train", tree / "val", num_workers=0)
+    assert dm.labels == ["run", "walk"]
+    assert dm.num_classes == 2
+    assert dm.label2id == {"run": 0, "walk": 1} and dm.id2label == {0: "run", 1: "walk"}
+    train = dm.samples["train"]
+    assert _names(train) == sorted(["a.mp4", "B.AVI", "c 1.Mp4", "x.avi", "y.mp4"])
+    assert {Path(s.path).name: dm.id2label[s.label] for s in train} == {
+        "a.mp4": "run", "B.AVI": "run", "c 1.Mp4": "run", "x.avi": "walk", "y.mp4": "walk"}
+    assert Counter(s.label for s in dm.samples["val"]) == {0: 1, 1: 2}
+    assert all(Path(s.path).is_file() for s in train)
+
+
+def test_from_folders_on_the_demo_dataset(demo_root):
+    """Class folders of the shipped demo data: one label per folder, in sorted order, for every split."""
+    dm = VideoClassificationData.from_folders(demo_root / "train", demo_root / "val", demo_root / "test",
+                                              num_workers=0)
+    classes = sorted(p.name for p in (demo_root / "train").iterdir())
+    assert dm.labels == classes and dm.num_classes == len(classes)
+    for split in ("train", "val", "test"):
+        on_disk = sorted(str(p) for p in (demo_root / split).glob("*/*") if p.suffix in (".mp4", ".avi"))
+        assert sorted(s.path for s in dm.samples[split]) == on_disk
+        assert all(dm.id2label[s.label] == Path(s.path).parent.name for s in dm.samples[split])
+
+
+def test_val_folder_with_an_unknown_class_is_refused(tree, tmp_path, clip_files):
+    _place(clip_files[0], tmp_path / "val/swim/s.mp4")
+    with pytest.raises(ValueError, match="swim"):
+        VideoClassificationData.from_folders(tree / "train", tmp_path / "val")
+
+
+def test_missing_or_empty_folders_say_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        VideoClassificationData.from_folders(tmp_path / "nope")
+    (tmp_path / "empty/cls").mkdir(parents=True)
+    with pytest.raises(ValueError, match="has no videos"):
+        VideoClassificationData.from_folders(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------------------------------------------- CSV files
+def test_from_csv_with_label_names_and_relative_paths(tmp_path, clip_files):
+    mp4, avi = clip_files
+    data = tmp_path / "videos"
+    _place(mp4, data / "a/one.mp4")
+    _place(avi, data / "b/two.avi")
+    absolute = _place(mp4, tmp_path / "elsewhere/three.mp4")
+    _place(avi, data / "my clip.avi")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.csv").write_text(
+        f"path,label\na/one.mp4,jump\nb/two.avi,sit\n{absolute},jump\n\"my clip.avi\",wave\n")
+    (lists / "val.csv").write_text("b/two.avi,sit\na/one.mp4,wave\n")  # no header
+    dm = VideoClassificationData.from_csv(lists / "train.csv", lists / "val.csv", root=data, num_workers=0)
+    assert dm.labels == ["jump", "sit", "wave"]
+    got = {s.path: dm.id2label[s.label] for s in dm.samples["train"]}
+    assert got == {str(data / "a/one.mp4"): "jump", str(data / "b/two.avi"): "sit", str(absolute): "jump",
+                   str(data / "my clip.avi"): "wave"}
+    assert [dm.id2label[s.label] for s in dm.samples["val"]] == ["sit", "wave"]
+    assert all(Path(s.path).is_file() for split in dm.samples.values() for s in split)
+
+
+def test_from_csv_relative_paths_default_to_the_list_files_folder(tmp_path, clip_files):
+    _place(clip_files[0], tmp_path / "clips/x.mp4")
+    (tmp_path / "train.csv").write_text("clips/x.mp4,cat\n")
+    dm = VideoClassificationData.from_csv(tmp_path / "train.csv", num_workers=0)
+    assert [s.path for s in dm.samples["train"]] == [str(tmp_path / "clips/x.mp4")]
+
+
+def test_from_csv_with_label_indices(tmp_path, clip_files):
+    """Index labels: with ``labels=`` they name those classes; without, classes are the indices themselves."""
+    for i in range(4):
+        _place(clip_files[i % 2], tmp_path / f"v{i}.mp4")
+    # MMAction2-style space-separated list file, paths relative to the list's folder
+    (tmp_path / "train.txt").write_text("v0.mp4 2\nv1.mp4 0\nv2.mp4 2\nv3.mp4 1\n")
+    named = VideoClassificationData.from_csv(tmp_path / "train.txt", labels=["cat", "dog", "eel"], num_workers=0)
+    assert named.labels == ["cat", "dog", "eel"]
+    assert [named.id2label[s.label] for s in named.samples["train"]] == ["eel", "cat", "eel", "dog"]
+    bare = VideoClassificationData.from_csv(tmp_path / "train.txt", num_workers=0)
+    assert bare.labels == ["0", "1", "2"] and bare.num_classes == 3
+    assert [s.label for s in bare.samples["train"]] == [2, 0, 2, 1]
+
+
+def test_from_csv_rejects_unknown_labels(tmp_path):
+    (tmp_path / "train.csv").write_text("a.mp4,cat\n")
+    (tmp_path / "val.csv").write_text("b.mp4,dog\n")
+    with pytest.raises(ValueError, match="unknown label 'dog'"):
+        VideoClassificationData.from_csv(tmp_path / "train.csv", tmp_path / "val.csv")
+
+
+# ---------------------------------------------------------------------------------------------------- UCF101
+UCF_CLASSES = ["Zumba", "ApplyLipstick", "Basketball"]  # classInd order on purpose not alphabetical
+
+
+@pytest.fixture(scope="module")
+def ucf(tmp_path_factory, clip_files) -> tuple[Path, Path, list[str], list[str]]:
+    """UCF101 layout: ``root/<Class>/v_<Class>_gXX_cYY.avi`` plus classInd/trainlist01/testlist01 (CRLF, as
+    shipped). Groups 1-3 train, 4 test."""
+    root = tmp_path_factory.mktemp("ucf")
+    videos, ann = root / "UCF-101", root / "ucfTrainTestlist"
+    ann.mkdir()
+    train_lines, test_lines = [], []
+    for k, cls in enumerate(UCF_CLASSES, start=1):
+        for g in range(1, 5):
+            for c in range(1, 3):
+                rel = f"{cls}/v_{cls}_g{g:02d}_c{c:02d}.avi"
+                _place(clip_files[1], videos / rel)
+                if g == 4:
+                    test_lines.append(rel)
+                else:
+                    train_lines.append(f"{rel} {k}")
+    (ann / "classInd.txt").write_text("".join(f"{k} {c}\r\n" for k, c in enumerate(UCF_CLASSES, 1)))
+    (ann / "trainlist01.txt").write_text("\r\n".join(train_lines) + "\r\n")
+    (ann / "testlist01.txt").write_text("\r\n".join(test_lines) + "\r\n")
+    return videos, ann, train_lines, test_lines
+
+
+def test_from_ucf101_official_split(ucf):
+    videos, ann, train_lines, test_lines = ucf
+    dm = VideoClassificationData.from_ucf101(videos, ann, val_split=None, num_workers=0)
+    assert dm.labels == UCF_CLASSES  # classInd's order, not sorted
+    assert len(dm.samples["train"]) == len(train_lines) and "val" not in dm.samples
+    assert sorted(s.path for s in dm.samples["test"]) == sorted(str(videos / r) for r in test_lines)
+    for s in dm.samples["train"] + dm.samples["test"]:
+        assert Path(s.path).is_file()
+        assert dm.id2label[s.label] == Path(s.path).parent.name
+
+
+def test_from_ucf101_holds_out_whole_groups(ucf):
+    videos, ann, train_lines, _ = ucf
+    dm = VideoClassificationData.from_ucf101(videos, ann, val_split=0.3, num_workers=0)
+    train, val = dm.samples["train"], dm.samples["val"]
+    assert len(train) + len(val) == len(train_lines)
+    _assert_group_split(train, val, UCF101_GROUP_PATTERN, dm.num_classes)
+    assert all("_g04_" not in s.path for s in train + val)  # the test groups stay in the test set
+
+
+# ---------------------------------------------------------------------------------------------------- group split
+def _assert_group_split(train: list[VideoSample], val: list[VideoSample], pattern: str | None,
+                        num_classes: int) -> None:
+    """No (class, group) on both sides, and every class on both sides."""
+    groups = {side: {(s.label, group_of(s.path, pattern)) for s in samples}
+              for side, samples in (("train", train), ("val", val))}
+    assert groups["train"] and groups["val"]
+    assert not groups["train"] & groups["val"], "a recording group is on both sides"
+    assert {s.label for s in train} == {s.label for s in val} == set(range(num_classes))
+    assert not {s.path for s in train} & {s.path for s in val}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_val_split_by_group_on_folders(demo_root, seed: int):
+    """Demo file names carry ``_gNN_`` groups: held-out validation never shares a group with training."""
+    dm = VideoClassificationData.from_folders(demo_root / "train", val_split=0.25, seed=seed, num_workers=0)
+    everything = VideoClassificationData.from_folders(demo_root / "train", num_workers=0).samples["train"]
+    train, val = dm.samples["train"], dm.samples["val"]
+    assert sorted(train + val, key=lambda s: s.path) == sorted(everything, key=lambda s: s.path)
+    _assert_group_split(train, val, UCF101_GROUP_PATTERN, dm.num_classes)
+
+
+def test_val_split_depends_on_the_seed_only(demo_root):
+    def split(seed: int) -> list[str]:
+        dm = VideoClassificationData.from_folders(demo_root / "train", val_split=0.25, seed=seed)
+        return [s.path for s in dm.samples["val"]]
+
+    assert split(0) == split(0)
+    assert len({tuple(split(s)) for s in range(6)}) > 1
+
+
+def test_val_split_without_groups_goes_file_by_file(tmp_path, clip_files):
+    for cls in ("a", "b"):
+        for i in range(5):
+            _place(clip_files[i % 2], tmp_path / cls / f"{cls}{i}.mp4")
+    samples = VideoClassificationData.from_folders(tmp_path).samples["train"]
+    train, val = group_split(samples, 0.4, pattern=None)
+    _assert_group_split(train, val, None, 2)
+    assert Counter(s.label for s in val) == {0: 2, 1: 2}
+
+
+def test_val_split_warns_about_classes_it_cannot_hold_out(tmp_path, clip_files, caplog):
+    """A class whose videos are one recording group cannot be validated without leaking it: say so."""
+    for g in (1, 2):
+        _place(clip_files[0], tmp_path / f"many/v_many_g{g:02d}_c01.mp4")
+    _place(clip_files[0], tmp_path / "single/v_single_g01_c01.mp4")
+    _place(clip_files[1], tmp_path / "single/v_single_g01_c02.avi")
+    samples = VideoClassificationData.from_folders(tmp_path).samples["train"]
+    with caplog.at_level(logging.WARNING, logger="flashvid.data.sources"):
+        train, val = group_split(samples, 0.5)
+    assert {s.label for s in val} == {0}
+    assert any(r.levelno == logging.WARNING and "single" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="no group to hold out"):
+        group_split([s for s in samples if s.label == 1], 0.5)
+
+
+# ---------------------------------------------------------------------------------------------------- predict paths
+def test_from_paths_collects_files_and_folders(tree, clip_files, tmp_path):
+    single = _place(clip_files[1], tmp_path / "loose/Single File.AVI")
+    dm = VideoClassificationData.from_paths([tree / "train/walk", single, tree / "train/run"], num_workers=0)
+    names = [Path(s.path).name for s in dm.samples["predict"]]
+    # folders are searched recursively and sorted; inputs keep their order; hidden and non-video entries skipped
+    assert names == ["x.avi", "y.mp4", "Single File.AVI", "B.AVI", "a.mp4", "c 1.Mp4"]
+    assert all(s.label == -1 for s in dm.samples["predict"])
+    assert set(dm.samples) == {"predict"}
+    alias = VideoClassificationData.from_files(str(tree / "train"), labels=["run", "walk"], num_workers=0)
+    assert len(alias.samples["predict"]) == 5 and alias.labels == ["run", "walk"]
+    assert not any(re.search(r"/\.|\.(txt|jpg|md)$", s.path) for s in alias.samples["predict"])
+
+
+def test_from_paths_refuses_a_folder_without_videos(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="no video files"):
+        VideoClassificationData.from_paths(tmp_path)

@@ -153,6 +153,9 @@ def read_ucf101_split(root: str | os.PathLike, annotations_dir: str | os.PathLik
                 continue
             rel = line.split()[0]
             cls = rel.split("/")[0]
+            if cls not in label2id:
+                raise ValueError(f"{f}: {rel!r} is in class {cls!r}, which {class_ind} does not list; "
+                                 "use the classInd.txt that belongs to these split files")
             out.append(VideoSample(str(video_root / rel), label2id[cls]))
         return out
 

@@ -92,12 +92,16 @@ class VideoClassifier(L.LightningModule):
         if num_classes is None:
             raise ValueError("give num_classes or labels (e.g. labels=datamodule.labels)")
         labels = labels or [str(i) for i in range(num_classes)]
+        backbone_kwargs = dict(backbone_kwargs) if backbone_kwargs is not None else None
+        data = dict(data) if data is not None else None
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
-        self.save_hyperparameters({"labels": labels, "num_classes": num_classes})
-        self.save_hyperparameters(ignore=["labels", "num_classes"])
+        # one call, after labels/num_classes are resolved: a second call would replace the first's hparams, and a
+        # checkpoint without labels cannot be loaded. Plain dicts and lists only, so torch.load(weights_only=True)
+        # reads the checkpoint.
+        self.save_hyperparameters()
         self.labels: list[str] = labels
         self.num_classes = num_classes
         self.backbone: VideoBackbone = create_backbone(backbone, num_classes, pretrained, **dict(backbone_kwargs or {}))
@@ -316,6 +320,29 @@ class VideoClassifier(L.LightningModule):
         checkpoint["hyper_parameters"] = {**checkpoint.get("hyper_parameters", {}), "pretrained": False,
                                           "compile": False}
         checkpoint["flashvid"] = {"labels": list(self.labels), "data_config": self.data_config.to_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The clip settings the weights were trained with (the datamodule's explicit values included) win over
+        # the ones rebuilt from the backbone entry and hyperparameters.
+        saved = checkpoint.get("flashvid", {})
+        if "data_config" in saved:
+            self._set_data_config(DataConfig.from_dict(saved["data_config"]))
+        if "labels" in saved and len(saved["labels"]) == self.num_classes:
+            self.labels = [str(x) for x in saved["labels"]]
+            self._set_hf_labels()
+
+    def _set_data_config(self, config: DataConfig) -> None:
+        self.data_config = config
+        self._normalize = None  # rebuilt with the new mean/std on the next uint8 input
+
+    def setup(self, stage: str) -> None:
+        """Adopt the datamodule's final clip settings (ours plus its explicit overrides), so checkpoints and
+        :meth:`predict` use what training used. The datamodule's ``setup`` has run by now."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        config = getattr(datamodule, "data_config", None)
+        if isinstance(config, DataConfig) and config != self.data_config:
+            log.info("flashvid: clip settings from the datamodule: %s", config)
+            self._set_data_config(config)
 
     # ------------------------------------------------------------------ inference on files
     @torch.inference_mode()

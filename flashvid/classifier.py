@@ -268,14 +268,20 @@ class VideoClassifier(L.LightningModule):
         return out.exp() if video.dim() == 6 else out.softmax(-1)
 
     # ------------------------------------------------------------------ optimisation
-    def parameter_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
-        """Trainable parameters grouped by (stage LR scale, weight decay): no decay on biases and norms."""
+    def parameter_groups(self, lr: float, weight_decay: float,
+                         modules: Iterable[nn.Module] | None = None) -> list[dict[str, Any]]:
+        """Trainable parameters grouped by (stage LR scale, weight decay): no decay on biases and norms.
+
+        ``modules`` restricts the groups to those modules' parameters (what a finetune strategy unfreezes), with
+        the same per-stage scales and weight decay as the initial groups.
+        """
         decay = self.layer_decay
         stage_of = self.backbone.stage_index_of_parameters()
         last = len(self.backbone.stages) - 1
+        wanted = None if modules is None else {id(p) for m in modules for p in m.parameters()}
         groups: dict[tuple[float, float], list[nn.Parameter]] = {}
         for name, p in self.backbone.named_parameters():
-            if not p.requires_grad:
+            if not p.requires_grad or (wanted is not None and id(p) not in wanted):
                 continue
             scale = decay ** (last - stage_of[name]) if decay else 1.0
             wd = 0.0 if p.ndim <= 1 or name.endswith(".bias") or "pos" in name.split(".")[-1] else weight_decay
@@ -311,8 +317,31 @@ class VideoClassifier(L.LightningModule):
                 return floor + (1 - floor) * (1 - progress)
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = GroupAwareLambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def add_param_groups(self, modules: Iterable[nn.Module], optimizer: torch.optim.Optimizer,
+                         lr_scale: float = 0.1) -> list[dict[str, Any]]:
+        """Add the trainable parameters of ``modules`` that ``optimizer`` lacks, as :meth:`parameter_groups` would
+        group them, at ``lr_scale`` times the configured learning rate and following the running schedule.
+
+        The finetune strategies call this when they unfreeze stages.
+        """
+        h = self.hparams
+        held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        # the schedule's current factor, read off the first group so new groups start where the others are
+        first = optimizer.param_groups[0]
+        factor = first["lr"] / first["initial_lr"] if first.get("initial_lr") else 1.0
+        added = []
+        for group in self.parameter_groups(h.learning_rate * lr_scale, h.weight_decay, modules):
+            group["params"] = [p for p in group["params"] if id(p) not in held]
+            if not group["params"]:
+                continue
+            group["initial_lr"] = group["lr"]
+            group["lr"] = group["initial_lr"] * factor
+            optimizer.add_param_group(group)
+            added.append(group)
+        return added
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -393,6 +422,39 @@ class VideoClassifier(L.LightningModule):
                               "top_k": top}
         self.train(was_training)
         return [r for r in results if r is not None]
+
+
+class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):
+    """``LambdaLR`` with one factor for every parameter group, including groups added after it was built.
+
+    Finetune strategies add the unfrozen backbone to the optimizer mid-training; a plain ``LambdaLR`` then fails
+    (``zip() argument 2 is shorter than argument 1``) or leaves the new groups unscheduled. A new group's base LR is
+    its ``initial_lr`` when set, else its current LR divided by the schedule's current factor.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: Any, last_epoch: int = -1):
+        self._factor = factor
+        super().__init__(optimizer, factor, last_epoch)
+
+    def _sync_groups(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(self.base_lrs) < len(groups):
+            now = self._factor(max(self.last_epoch - 1, 0))
+            for group in groups[len(self.base_lrs):]:
+                if "initial_lr" not in group:
+                    group["initial_lr"] = group["lr"] / now if now > 0 else group["lr"]
+                self.base_lrs.append(group["initial_lr"])
+        while len(self.lr_lambdas) < len(groups):  # also after load_state_dict restored longer base_lrs
+            self.lr_lambdas.append(self._factor)
+
+    def get_lr(self) -> list[float]:
+        self._sync_groups()
+        return super().get_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.pop("_factor", None)  # a closure: neither picklable nor needed (rebuilt by configure_optimizers)
+        return state
 
 
 def save_predictions(results: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:

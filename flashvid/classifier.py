@@ -2,11 +2,13 @@
 
 Extension points for subclasses (each covered by a test):
 
-- ``build_head(in_features, num_classes)`` is not needed to swap the head: override :meth:`configure_head`, which
-  receives the built backbone and may replace ``backbone.head`` (keep the attribute pointing at the new layer).
-- ``compute_loss(logits, labels)``: add or change the loss (mixup, focal, distillation...).
-- ``build_metrics(num_classes)``: return a ``MetricCollection`` of extra metrics, logged as ``val/<name>`` and
-  ``test/<name>``.
+- ``configure_head(backbone)``: swap the classifier layer. It receives the built backbone; assign
+  ``backbone.head = new_layer`` (or call ``backbone.replace_head``), which replaces the layer inside the wrapped
+  model too. The new layer takes the old head's input (for a ``Linear`` head, ``backbone.head.in_features``
+  pooled features) and returns ``num_classes`` logits.
+- ``compute_loss(logits, labels)``: add or change the training loss (mixup, focal, distillation...).
+- ``build_metrics(num_classes)``: return a ``MetricCollection`` of extra metrics over (probabilities, integer
+  labels), logged as ``val/<name>`` and ``test/<name>``.
 - ``configure_optimizers``: as in any LightningModule; :meth:`parameter_groups` gives weight-decay and
   layer-decay aware groups to reuse.
 """

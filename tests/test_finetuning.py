@@ -130,7 +130,8 @@ def test_resuming_after_the_unfreeze_keeps_training_the_backbone(demo_root: Path
     """Lightning restores the added groups on resume but not requires_grad: the body must not silently freeze."""
     fit(demo_root, tmp_path / "first", ("freeze_unfreeze", 1), epochs=2, save_checkpoint=True)
     (ckpt,) = (tmp_path / "first").rglob("*.ckpt")
-    resumed, rec = fit(demo_root, tmp_path / "resumed", ("freeze_unfreeze", 1), epochs=3, ckpt_path=str(ckpt))
+    resumed, rec = fit(demo_root, tmp_path / "resumed", ("freeze_unfreeze", 1), epochs=3, ckpt_path=str(ckpt),
+                       save_checkpoint=True)
     assert rec.trainable == [ALL]
     assert rec.changed(0) == ALL
     saved = torch.load(ckpt, weights_only=True)["state_dict"]

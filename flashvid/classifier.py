@@ -2,11 +2,13 @@
 
 Extension points for subclasses (each covered by a test):
 
-- ``build_head(in_features, num_classes)`` is not needed to swap the head: override :meth:`configure_head`, which
-  receives the built backbone and may replace ``backbone.head`` (keep the attribute pointing at the new layer).
-- ``compute_loss(logits, labels)``: add or change the loss (mixup, focal, distillation...).
-- ``build_metrics(num_classes)``: return a ``MetricCollection`` of extra metrics, logged as ``val/<name>`` and
-  ``test/<name>``.
+- ``configure_head(backbone)``: swap the classifier layer. It receives the built backbone; assign
+  ``backbone.head = new_layer`` (or call ``backbone.replace_head``), which replaces the layer inside the wrapped
+  model too. The new layer takes the old head's input (for a ``Linear`` head, ``backbone.head.in_features``
+  pooled features) and returns ``num_classes`` logits.
+- ``compute_loss(logits, labels)``: add or change the training loss (mixup, focal, distillation...).
+- ``build_metrics(num_classes)``: return a ``MetricCollection`` of extra metrics over (probabilities, integer
+  labels), logged as ``val/<name>`` and ``test/<name>``.
 - ``configure_optimizers``: as in any LightningModule; :meth:`parameter_groups` gives weight-decay and
   layer-decay aware groups to reuse.
 """
@@ -92,12 +94,16 @@ class VideoClassifier(L.LightningModule):
         if num_classes is None:
             raise ValueError("give num_classes or labels (e.g. labels=datamodule.labels)")
         labels = labels or [str(i) for i in range(num_classes)]
+        backbone_kwargs = dict(backbone_kwargs) if backbone_kwargs is not None else None
+        data = dict(data) if data is not None else None
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
-        self.save_hyperparameters({"labels": labels, "num_classes": num_classes})
-        self.save_hyperparameters(ignore=["labels", "num_classes"])
+        # one call, after labels/num_classes are resolved: a second call would replace the first's hparams, and a
+        # checkpoint without labels cannot be loaded. Plain dicts and lists only, so torch.load(weights_only=True)
+        # reads the checkpoint.
+        self.save_hyperparameters()
         self.labels: list[str] = labels
         self.num_classes = num_classes
         self.backbone: VideoBackbone = create_backbone(backbone, num_classes, pretrained, **dict(backbone_kwargs or {}))
@@ -283,14 +289,20 @@ class VideoClassifier(L.LightningModule):
         return out.exp() if video.dim() == 6 else out.softmax(-1)
 
     # ------------------------------------------------------------------ optimisation
-    def parameter_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
-        """Trainable parameters grouped by (stage LR scale, weight decay): no decay on biases and norms."""
+    def parameter_groups(self, lr: float, weight_decay: float,
+                         modules: Iterable[nn.Module] | None = None) -> list[dict[str, Any]]:
+        """Trainable parameters grouped by (stage LR scale, weight decay): no decay on biases and norms.
+
+        ``modules`` restricts the groups to those modules' parameters (what a finetune strategy unfreezes), with
+        the same per-stage scales and weight decay as the initial groups.
+        """
         decay = self.layer_decay
         stage_of = self.backbone.stage_index_of_parameters()
         last = len(self.backbone.stages) - 1
+        wanted = None if modules is None else {id(p) for m in modules for p in m.parameters()}
         groups: dict[tuple[float, float], list[nn.Parameter]] = {}
         for name, p in self.backbone.named_parameters():
-            if not p.requires_grad:
+            if not p.requires_grad or (wanted is not None and id(p) not in wanted):
                 continue
             scale = decay ** (last - stage_of[name]) if decay else 1.0
             wd = 0.0 if p.ndim <= 1 or name.endswith(".bias") or "pos" in name.split(".")[-1] else weight_decay
@@ -326,27 +338,67 @@ class VideoClassifier(L.LightningModule):
                 return floor + (1 - floor) * (1 - progress)
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = GroupAwareLambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def add_param_groups(self, modules: Iterable[nn.Module], optimizer: torch.optim.Optimizer,
+                         lr_scale: float = 0.1) -> list[dict[str, Any]]:
+        """Add the trainable parameters of ``modules`` that ``optimizer`` lacks, as :meth:`parameter_groups` would
+        group them, at ``lr_scale`` times the configured learning rate and following the running schedule.
+
+        The finetune strategies call this when they unfreeze stages.
+        """
+        h = self.hparams
+        held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        # the schedule's current factor, read off the first group so new groups start where the others are
+        first = optimizer.param_groups[0]
+        factor = first["lr"] / first["initial_lr"] if first.get("initial_lr") else 1.0
+        added = []
+        for group in self.parameter_groups(h.learning_rate * lr_scale, h.weight_decay, modules):
+            group["params"] = [p for p in group["params"] if id(p) not in held]
+            if not group["params"]:
+                continue
+            group["initial_lr"] = group["lr"]
+            group["lr"] = group["initial_lr"] * factor
+            optimizer.add_param_group(group)
+            added.append(group)
+        return added
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restoring a checkpoint loads its own weights: never re-download the pretrained ones.
-        # The second save_hyperparameters call in __init__ drops labels/num_classes from hparams: put them back, or
-        # load_from_checkpoint cannot rebuild the model ("give num_classes or labels").
+        # hparams hold the arguments as given (labels may have been None): store the resolved ones, so
+        # load_from_checkpoint rebuilds the same head and names.
         checkpoint["hyper_parameters"] = {**checkpoint.get("hyper_parameters", {}), "pretrained": False,
                                           "compile": False, "labels": list(self.labels),
                                           "num_classes": self.num_classes}
         checkpoint["flashvid"] = {"labels": list(self.labels), "data_config": self.data_config.to_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("flashvid", {})
         # Before the weights load: a class mismatch is named here rather than as a head size mismatch (or, with the
         # same number of classes, not at all).
-        saved = checkpoint.get("flashvid", {}).get("labels")
-        if saved is not None:
+        if saved.get("labels") is not None:
             from .callbacks import check_labels
 
-            check_labels(list(saved), self.labels, source="the checkpoint")
+            check_labels(list(saved["labels"]), self.labels, source="the checkpoint")
+        # The clip settings the weights were trained with (the datamodule's explicit values included) win over
+        # the ones rebuilt from the backbone entry and hyperparameters.
+        if "data_config" in saved:
+            self._set_data_config(DataConfig.from_dict(saved["data_config"]))
+
+    def _set_data_config(self, config: DataConfig) -> None:
+        self.data_config = config
+        self._normalize = None  # rebuilt with the new mean/std on the next uint8 input
+
+    def setup(self, stage: str) -> None:
+        """Adopt the datamodule's final clip settings (ours plus its explicit overrides), so checkpoints and
+        :meth:`predict` use what training used. The datamodule's ``setup`` has run by now."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        config = getattr(datamodule, "data_config", None)
+        if isinstance(config, DataConfig) and config != self.data_config:
+            log.info("flashvid: clip settings from the datamodule: %s", config)
+            self._set_data_config(config)
 
     # ------------------------------------------------------------------ inference on files
     @torch.inference_mode()
@@ -397,6 +449,39 @@ class VideoClassifier(L.LightningModule):
                               "top_k": top}
         self.train(was_training)
         return [r for r in results if r is not None]
+
+
+class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):
+    """``LambdaLR`` with one factor for every parameter group, including groups added after it was built.
+
+    Finetune strategies add the unfrozen backbone to the optimizer mid-training; a plain ``LambdaLR`` then fails
+    (``zip() argument 2 is shorter than argument 1``) or leaves the new groups unscheduled. A new group's base LR is
+    its ``initial_lr`` when set, else its current LR divided by the schedule's current factor.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: Any, last_epoch: int = -1):
+        self._factor = factor
+        super().__init__(optimizer, factor, last_epoch)
+
+    def _sync_groups(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(self.base_lrs) < len(groups):
+            now = self._factor(max(self.last_epoch - 1, 0))
+            for group in groups[len(self.base_lrs):]:
+                if "initial_lr" not in group:
+                    group["initial_lr"] = group["lr"] / now if now > 0 else group["lr"]
+                self.base_lrs.append(group["initial_lr"])
+        while len(self.lr_lambdas) < len(groups):  # also after load_state_dict restored longer base_lrs
+            self.lr_lambdas.append(self._factor)
+
+    def get_lr(self) -> list[float]:
+        self._sync_groups()
+        return super().get_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.pop("_factor", None)  # a closure: neither picklable nor needed (rebuilt by configure_optimizers)
+        return state
 
 
 def save_predictions(results: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:

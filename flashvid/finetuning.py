@@ -14,16 +14,59 @@ from typing import Any, Sequence
 import lightning as L
 from lightning.pytorch.callbacks import BaseFinetuning, Callback
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("no_freeze", "freeze", "freeze_unfreeze", "unfreeze_milestones", "layer_decay")
 
 
+def _without(module: nn.Module, head: nn.Module) -> list[nn.Module]:
+    """``module``'s parts other than ``head`` (which it contains somewhere below)."""
+    if module is head:
+        return []
+    if not any(m is head for m in module.modules()):
+        return [module]
+    return [part for child in module.children() for part in _without(child, head)]
+
+
 def _body(pl_module: L.LightningModule) -> list[nn.Module]:
-    """Every stage but the head, input side first."""
+    """Every stage but the head, input side first. The head's own stage (e.g. a final norm + the classifier)
+    counts as the last body stage with what it holds besides the head, so that norm is unfrozen too."""
     head = pl_module.backbone.head
-    return [s for s in pl_module.backbone.stages if s is not head and head not in list(s.modules())]
+    body: list[nn.Module] = []
+    for stage in pl_module.backbone.stages:
+        rest = _without(stage, head)
+        if rest == [stage]:
+            body.append(stage)
+        elif any(next(m.parameters(), None) is not None for m in rest):
+            body.append(nn.ModuleList(rest))
+    return body
+
+
+def _unfreeze(pl_module: L.LightningModule, modules: list[nn.Module], optimizer: Any, train_bn: bool,
+              lr_scale: float = 0.1) -> None:
+    """Make ``modules`` trainable and add them to ``optimizer`` at ``lr_scale`` of the learning rate.
+
+    Unlike ``BaseFinetuning.unfreeze_and_add_param_group``, the new groups keep the module's weight-decay split
+    (none on biases and norms) and layer-decay scales, and carry ``initial_lr`` so the LR schedule drives them.
+    """
+    if not modules:
+        return
+    BaseFinetuning.make_trainable(modules)
+    if not train_bn:
+        for m in BaseFinetuning.flatten_modules(modules):
+            if isinstance(m, _BatchNorm):
+                BaseFinetuning.freeze_module(m)
+    if hasattr(pl_module, "add_param_groups"):
+        pl_module.add_param_groups(modules, optimizer, lr_scale)
+    else:  # any LightningModule with a ``backbone``: one group
+        # by identity: BaseFinetuning.filter_on_optimizer compares values and drops e.g. zero-initialised biases
+        held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        params = [p for p in BaseFinetuning.filter_params(modules, train_bn=train_bn, requires_grad=True)
+                  if id(p) not in held]
+        if params:
+            optimizer.add_param_group({"params": params, "lr": optimizer.param_groups[0]["lr"] * lr_scale})
 
 
 class NoFreeze(Callback):
@@ -40,6 +83,18 @@ class Freeze(BaseFinetuning):
     def finetune_function(self, pl_module: L.LightningModule, epoch: int, optimizer: Any) -> None:
         pass
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        restarting = self._restarting
+        super().on_fit_start(trainer, pl_module)  # a resumed run: puts the unfrozen groups back in the optimizer
+        if not restarting:
+            return
+        # ... but leaves their parameters frozen by freeze_before_training, so they would silently stop training
+        held = {id(p) for opt in trainer.optimizers for g in opt.param_groups for p in g["params"]}
+        for module in self.flatten_modules(pl_module.backbone):
+            params = list(module.parameters(recurse=False))
+            if params and all(id(p) in held for p in params):
+                self.make_trainable(module)
+
 
 class FreezeUnfreeze(Freeze):
     """Head only until ``unfreeze_epoch``, then the whole backbone joins at a tenth of the learning rate."""
@@ -50,7 +105,7 @@ class FreezeUnfreeze(Freeze):
 
     def finetune_function(self, pl_module: L.LightningModule, epoch: int, optimizer: Any) -> None:
         if epoch == self.unfreeze_epoch:
-            self.unfreeze_and_add_param_group(_body(pl_module), optimizer, train_bn=self.train_bn)
+            _unfreeze(pl_module, [pl_module.backbone], optimizer, self.train_bn)
             log.info("flashvid finetune: epoch %d, backbone unfrozen", epoch)
 
 
@@ -67,10 +122,10 @@ class UnfreezeMilestones(Freeze):
         body = _body(pl_module)
         split = max(len(body) - self.num_layers, 0)
         if epoch == self.milestones[0]:
-            self.unfreeze_and_add_param_group(body[split:], optimizer, train_bn=self.train_bn)
+            _unfreeze(pl_module, body[split:], optimizer, self.train_bn)
             log.info("flashvid finetune: epoch %d, last %d stages unfrozen", epoch, len(body) - split)
         elif epoch == self.milestones[1]:
-            self.unfreeze_and_add_param_group(body[:split], optimizer, train_bn=self.train_bn)
+            _unfreeze(pl_module, [pl_module.backbone], optimizer, self.train_bn)
             log.info("flashvid finetune: epoch %d, all stages unfrozen", epoch)
 
 

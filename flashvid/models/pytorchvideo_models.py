@@ -6,6 +6,7 @@ the softmax some heads apply is removed: the module needs logits.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Callable
 
@@ -94,7 +95,15 @@ def _build_mvit(spec: BackboneSpec, num_classes: int, pretrained: bool | str, **
     new = replace_linear(model.head, "proj", num_classes)
     stages = [nn.ModuleList([model.patch_embed, model.cls_positional_encoding]), *model.blocks,
               nn.ModuleList([model.norm_embed, model.head])]
-    return VideoBackbone(model, spec, new, stages)
+    return VideoBackbone(model, _mvit_spec(spec, kwargs), new, stages)
+
+
+def _mvit_spec(spec: BackboneSpec, kwargs: dict[str, Any]) -> BackboneSpec:
+    """The entry with the clip size MViT was built for: its position embeddings fix frames and crop."""
+    size, frames = kwargs.get("spatial_size"), kwargs.get("temporal_size")
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    changes = {k: v for k, v in (("crop_size", size), ("num_frames", frames)) if v is not None}
+    return dataclasses.replace(spec, data=dataclasses.replace(spec.data, **changes)) if changes else spec
 
 
 _X3D_TEST = dict(test_input=(4, 64))

@@ -68,6 +68,33 @@ class VideoBackbone(nn.Module):
     def stages(self) -> list[nn.Module]:
         return self._stages
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # ``backbone.head = layer`` must change what forward runs, not only the attribute: route it to replace_head
+        if name == "head" and isinstance(value, nn.Module) and "head" in self._modules \
+                and value is not self._modules["head"]:
+            self.replace_head(value)
+        else:
+            super().__setattr__(name, value)
+
+    def replace_head(self, new: nn.Module) -> nn.Module:
+        """Swap the classifier layer wherever it sits (inside ``model``, in ``stages``) for ``new``.
+
+        ``new`` takes the old head's input (e.g. the pooled features of a ``Linear`` head) and returns logits.
+        """
+        old = self._modules["head"]
+        swapped = False
+        for container in [self.model, *self._stages]:
+            for parent in container.modules():
+                for child_name, child in list(parent.named_children()):
+                    if child is old:
+                        setattr(parent, child_name, new)
+                        swapped = True
+        if not swapped:
+            raise RuntimeError(f"{self.spec.name}: the head is not a sub-module of the model, cannot replace it")
+        self._stages = [new if s is old else s for s in self._stages]
+        nn.Module.__setattr__(self, "head", new)
+        return new
+
     def to_model_input(self, video: torch.Tensor) -> Any:
         if self.spec.layout == "BCTHW":
             video = video.transpose(1, 2)

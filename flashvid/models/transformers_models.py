@@ -8,10 +8,14 @@ Loading never uses ``trust_remote_code``. SDPA attention is used where the archi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
-from typing import Any
+import socket
+import urllib.parse
+import urllib.request
+from typing import Any, Callable
 
 from torch import nn
 
@@ -69,13 +73,56 @@ class HFVideoBackbone(VideoBackbone):
         return self.model(pixel_values=video).logits
 
 
+def hub_unreachable(timeout: float = 3.0) -> OSError | None:
+    """Why the Hugging Face hub cannot be reached (None when it can, or when a proxy decides).
+
+    huggingface_hub retries a failed connection five times with backoff (~25 s) before giving up; one quick
+    connection attempt tells an offline machine apart first, so a missing download fails fast.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return OSError("HF_HUB_OFFLINE is set")
+    url = urllib.parse.urlparse(constants.ENDPOINT)
+    if urllib.request.getproxies().get(url.scheme) or not url.hostname:
+        return None  # only the proxy knows
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+    except OSError as e:
+        return e
+    return None
+
+
+def from_hub(load: Callable[..., Any], source: str, **kwargs: Any) -> Any:
+    """``load(source, **kwargs)`` from the local cache first, then from the hub if it is reachable.
+
+    Raises ``OSError`` at once when ``source`` is neither cached nor reachable.
+    """
+    if os.path.isdir(source) or "local_files_only" in kwargs:
+        return load(source, **kwargs)
+    try:
+        return load(source, local_files_only=True, **kwargs)
+    except OSError as cached_miss:
+        reason = hub_unreachable()
+        if reason is not None:
+            raise OSError(f"{source!r} is not in the local Hugging Face cache and the hub is unreachable "
+                          f"({type(reason).__name__}: {reason})") from cached_miss
+    return load(source, **kwargs)
+
+
 def _load_pretrained(spec: BackboneSpec, source: str, model_type: str, num_classes: int, **kwargs: Any) -> nn.Module:
     _, model_cls = _classes(model_type)
     is_local = os.path.isdir(source)
+
+    def load(src: str, **kw: Any) -> nn.Module:
+        return _with_attention(model_cls.from_pretrained, pretrained_model_name_or_path=src, **kw)
+
     try:
-        return _with_attention(model_cls.from_pretrained, pretrained_model_name_or_path=source,
-                               num_labels=num_classes, ignore_mismatched_sizes=True, trust_remote_code=False,
-                               **kwargs)
+        # id2label rather than num_labels: transformers warns when num_labels disagrees with the saved id2label
+        id2label = {i: f"LABEL_{i}" for i in range(num_classes)}
+        return from_hub(load, source, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+                        ignore_mismatched_sizes=True, trust_remote_code=False, **kwargs)
     except OSError as e:
         if is_local:
             raise FileNotFoundError(f"{source!r} is not a transformers checkpoint directory "
@@ -83,6 +130,19 @@ def _load_pretrained(spec: BackboneSpec, source: str, model_type: str, num_class
         raise offline_error(spec.name, f"the Hugging Face hub id {source!r}", e,
                             f"run `huggingface-cli download {source} --local-dir DIR` and pass pretrained='DIR'"
                             " (or set HF_HOME to a cache that holds it)") from e
+
+
+def _spec_for_model(spec: BackboneSpec, model: nn.Module) -> BackboneSpec:
+    """``spec`` with the frames and crop size the built model takes (a checkpoint or builder kwargs may differ
+    from the registry entry), so the datamodule feeds clips the model accepts."""
+    cfg = model.config
+    size = cfg.image_size if isinstance(cfg.image_size, int) else cfg.image_size[0]
+    data = spec.data
+    if (cfg.num_frames, size) == (data.num_frames, data.crop_size):
+        return spec
+    resize = None if data.resize_size is None else round(data.resize_size * size / data.crop_size)
+    return dataclasses.replace(spec, data=dataclasses.replace(data, num_frames=cfg.num_frames, crop_size=size,
+                                                              resize_size=resize))
 
 
 def _build_hf(spec: BackboneSpec, num_classes: int, pretrained: bool | str, *, model_type: str,
@@ -96,7 +156,7 @@ def _build_hf(spec: BackboneSpec, num_classes: int, pretrained: bool | str, *, m
     else:
         settings = {k: v for k, v in {**config, **kwargs}.items() if k not in ("id2label", "label2id", "num_labels")}
         model = _random_init(model_cls, cfg_cls(**settings, num_labels=num_classes))
-    return HFVideoBackbone(model, spec, model.classifier, _stages(model, model_type))
+    return HFVideoBackbone(model, _spec_for_model(spec, model), model.classifier, _stages(model, model_type))
 
 
 def _random_init(model_cls, cfg) -> nn.Module:
@@ -162,7 +222,7 @@ def spec_from_hf_checkpoint(source: str) -> BackboneSpec:
     from transformers import AutoConfig
 
     try:
-        cfg = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        cfg = from_hub(AutoConfig.from_pretrained, source, trust_remote_code=False)
     except OSError as e:
         raise offline_error(source, f"{source!r}", e, "pass a local directory saved with save_pretrained") from e
     model_type = cfg.model_type

@@ -75,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.argv = [prog, *rest]
     try:
         hydra.main(version_base="1.3", config_path=str(conf), config_name=cmd)(_task(cmd, [prog, cmd, *rest]))()
+    except SystemExit as e:  # Hydra's own errors exit 1, ours 2: returned, so main() can be called in-process
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
         sys.argv = saved
     result = _state.get("result")
@@ -507,11 +509,11 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
         "best_checkpoint": best or None, "last_checkpoint": getattr(ckpt, "last_model_path", "") or None,
         "best_val_acc": float(score) if score is not None and getattr(ckpt, "monitor", None) else None,
         "final": _floats(trainer.callback_metrics), "test": None,
-        "failed_files": model.failure_report(),
     }
     if cfg.get("test_after_training", True) and "test" in dm.samples:
         tested = trainer.test(model, datamodule=dm, ckpt_path="best" if best else None, verbose=False)
         result["test"] = _floats(tested[0]) if tested else None
+    result["failed_files"] = model.failure_report()
     if trainer.is_global_zero:
         write_json(out / "metrics.json", result)
         _print_train_summary(result, out)
@@ -633,14 +635,15 @@ def _print_predictions(results: Sequence[Mapping[str, Any]], path: Path) -> None
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"flashvid predict: {len(results)} video(s)", title_justify="left")
+    # paths shown relative to the folder all inputs share (the JSON keeps them as given)
+    parents = [os.path.dirname(os.path.abspath(r["path"])) for r in results]
+    common = os.path.commonpath(parents) if parents else ""
+    table = Table(title=f"flashvid predict: {len(results)} video(s) in {common}", title_justify="left")
     for col, kw in (("video", {"overflow": "fold"}), ("prediction", {}), ("score", {"justify": "right"}),
                     ("runners-up", {})):
         table.add_column(col, **kw)
-    cwd = Path.cwd()
     for r in results:
-        p = Path(r["path"])
-        shown = str(p.relative_to(cwd)) if p.is_absolute() and p.is_relative_to(cwd) else str(p)
+        shown = os.path.relpath(os.path.abspath(r["path"]), common) if common else r["path"]
         if r.get("error"):
             table.add_row(shown, "[red]unreadable[/]", "", str(r["error"])[:80])
             continue
@@ -689,9 +692,12 @@ def run_backbones(cfg: "DictConfig") -> list[dict[str, Any]]:
         frames = f"{r['frames']} x {r['sampling_rate']:g}"
         if r.get("slowfast_alpha"):
             frames += f" (slow 1/{r['slowfast_alpha']})"
+        weights = r["weights"] or "none"
+        if "://" in weights:  # host and file name are enough on screen; format=json has the full URL
+            weights = f"{weights.split('://')[1].split('/')[0]}/.../{weights.rsplit('/', 1)[1]}"
         table.add_row(r["name"], r["family"], frames, str(r["crop_size"]), f"{mean}\n{std}", r["layout"],
-                      r["weights"] or "none", r["config"])
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+                      weights, r["config"])
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     print("frames x rate: frames per clip x stride between them at 30 fps; override with data.num_frames=... etc.")
     return rows
 

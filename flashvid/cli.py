@@ -380,15 +380,6 @@ def clip_overrides(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
             if data_cfg.get(f.name) is not None}
 
 
-def default_workers(devices: int) -> int:
-    """Loader workers per device process: the CPU cores this process may use, shared by the devices, minus one."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(cpus // max(devices, 1) - 1, 0)
-
-
 def align_labels(dm: "VideoClassificationData", labels: Sequence[str]) -> None:
     """Index the data's classes like the checkpoint's (a test folder may hold fewer classes, in another order)."""
     labels = list(labels)
@@ -493,8 +484,6 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
     has_val = "val" in dm.samples
     callbacks = _callbacks(cfg, has_val, bool(loggers))
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
-    if cfg.data.get("num_workers") is None:
-        dm.num_workers = default_workers(trainer.num_devices)
     strategy = build(cfg.finetune, "finetune")
     log.info("flashvid train: %s on %d classes, %d train / %d val videos -> %s", cfg.model.backbone,
              len(dm.labels), len(dm.samples["train"]), len(dm.samples.get("val", [])), out)
@@ -571,8 +560,6 @@ def run_test(cfg: "DictConfig") -> dict[str, Any]:
     align_labels(dm, model.labels)
     trainer = build(cfg.trainer, "trainer", callbacks=_callbacks(cfg, True, False, only="ProgressBar"),
                     logger=False)
-    if cfg.data.get("num_workers") is None:
-        dm.num_workers = default_workers(trainer.num_devices)
     metrics = trainer.test(model, datamodule=dm, verbose=False)
     m = _floats(metrics[0]) if metrics else {}
     out = output_dir()

@@ -636,7 +636,8 @@ def _print_predictions(results: Sequence[Mapping[str, Any]], path: Path) -> None
             continue
         others = ", ".join(f"{t['label']} {t['score']:.2f}" for t in r["top_k"][1:3])
         table.add_row(shown, str(r["label"]), f"{r['score']:.3f}", others)
-    con = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 120)
+    longest = max((len(os.path.relpath(os.path.abspath(r["path"]), common)) for r in results), default=0)
+    con = Console(soft_wrap=False, width=None if sys.stdout.isatty() else max(120, longest + 75))
     con.print(table)
     con.print(f"wrote {path}")
 

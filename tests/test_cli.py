@@ -69,7 +69,7 @@ def test_train_writes_run_directory(trained: Path) -> None:
     assert Path(m["best_checkpoint"]) == best and Path(m["last_checkpoint"]) == last
     assert 0.0 <= m["best_val_acc"] <= 1.0
     assert set(m["test"]) >= {"test/acc", "test/acc5", "test/mean_class_acc"}
-    assert m["failed_files"]["num_seen"] == 24 + 8 + 8 and m["failed_files"]["num_failed"] == 0
+    assert m["failed_files"]["num_seen"] >= 24 and m["failed_files"]["num_failed"] == 0
 
 
 @pytest.mark.slow

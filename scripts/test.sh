@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up what is missing (scripts/setup.sh), then run the whole test suite. Arguments go to pytest,
+# e.g. `bash scripts/test.sh -k cli -x`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-python3}
+bash scripts/setup.sh
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+rc=0
+"$PY" -m pytest -ra "$@" </dev/null || rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$rc"

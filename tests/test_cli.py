@@ -1,0 +1,300 @@
+"""The ``flashvid`` command as a user runs it: real subprocesses on real encoded demo videos.
+
+One small training run (tiny model, 2 epochs) feeds the test and predict checks; the error checks assert the exit
+status and that the message names the valid choices without a traceback. The in-process checks at the end keep
+the config tree consistent with the code (registry names, _target_ arguments, recipes, packaging).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+LABELS = ["clockwise", "counterclockwise", "left", "right"]
+
+
+def flashvid(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m flashvid ARGS`` importing this checkout, as a user would run it (no debug variables)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "FLASHVID_DEBUG")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return subprocess.run([sys.executable, "-m", "flashvid", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n" \
+                                 f"{proc.stderr[-5000:]}"
+    return proc
+
+
+def data_args(root: Path) -> list[str]:
+    return [f"data.train_folder={root / 'train'}", f"data.val_folder={root / 'val'}",
+            f"data.test_folder={root / 'test'}"]
+
+
+@pytest.fixture(scope="module")
+def trained(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``flashvid train`` with overrides: tiny model, 2 epochs, batch 4, into a chosen run directory."""
+    work = tmp_path_factory.mktemp("cli")
+    run = work / "run"
+    ok(flashvid("train", *data_args(demo_root), "model=tiny", "trainer.max_epochs=2", "data.batch_size=4",
+                "model.learning_rate=3e-3", f"hydra.run.dir={run}", cwd=work))
+    return run
+
+
+@pytest.mark.slow
+def test_train_writes_run_directory(trained: Path) -> None:
+    """Resolved config, logs, best + last checkpoints and metrics.json (with the test of the best checkpoint)."""
+    config = (trained / "config.yaml").read_text()
+    assert "backbone: tiny_r2plus1d" in config and "${" not in config  # resolved
+    assert (trained / ".hydra" / "overrides.yaml").is_file()
+    assert (trained / "train.log").is_file()
+    assert (trained / "csv" / "metrics.csv").is_file()
+    assert any((trained / "tensorboard").glob("events.out.tfevents.*"))
+    best, last = trained / "checkpoints" / "best.ckpt", trained / "checkpoints" / "last.ckpt"
+    assert best.is_file() and last.is_file()
+    m = json.loads((trained / "metrics.json").read_text())
+    assert m["labels"] == LABELS and m["backbone"] == "tiny_r2plus1d"
+    assert m["epochs"] == 2 and m["global_step"] == 2 * (24 // 4)  # 24 train videos, batch 4, drop_last
+    assert Path(m["best_checkpoint"]) == best and Path(m["last_checkpoint"]) == last
+    assert 0.0 <= m["best_val_acc"] <= 1.0
+    assert set(m["test"]) >= {"test/acc", "test/acc5", "test/mean_class_acc"}
+    assert m["failed_files"]["num_seen"] >= 24 and m["failed_files"]["num_failed"] == 0
+
+
+@pytest.mark.slow
+def test_test_reports_multiview_video_accuracy(trained: Path, demo_root: Path, tmp_path: Path) -> None:
+    """``flashvid test`` on a test folder holding only some classes, in another order: indices follow the
+    checkpoint's; 2 clips x 3 crops per video."""
+    only = tmp_path / "subset"
+    for cls in ("right", "clockwise"):  # two of the four classes
+        (only / cls).mkdir(parents=True)
+        for f in (demo_root / "test" / cls).iterdir():
+            (only / cls / f.name).symlink_to(f)
+    proc = ok(flashvid("test", f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}", f"data.test_folder={only}",
+                       "data.num_clips=2", "data.num_crops=3", f"hydra.run.dir={tmp_path / 'test'}", cwd=tmp_path))
+    r = json.loads((tmp_path / "test" / "test_metrics.json").read_text())
+    assert r["num_videos"] == 4 and r["views_per_video"] == {"num_clips": 2, "num_crops": 3}
+    assert 0.0 <= r["top1"] <= r["top5"] <= 1.0 and 0.0 <= r["mean_class_accuracy"] <= 1.0
+    assert r["num_classes"] == 4 and r["failed_files"]["num_failed"] == 0
+    assert "top-1 accuracy" in proc.stdout and "2 clip(s) x 3 crop(s)" in proc.stdout
+
+
+@pytest.mark.slow
+def test_predict_prints_table_and_writes_json(trained: Path, demo_root: Path, tmp_path: Path) -> None:
+    """Files and folders in input order; an unreadable file gets an error entry and does not stop the others."""
+    folder, one = demo_root / "test" / "left", demo_root / "test" / "right" / "demo_right_g01_c01.mp4"
+    missing = tmp_path / "missing.mp4"
+    out = tmp_path / "preds.json"
+    proc = ok(flashvid("predict", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+                       f"inputs=[{folder},{one},{missing}]", "top_k=3", f"output={out}",
+                       f"hydra.run.dir={tmp_path / 'predict'}", cwd=tmp_path))
+    results = json.loads(out.read_text())
+    expected = sorted(str(p) for p in folder.iterdir()) + [str(one), str(missing)]
+    assert [r["path"] for r in results] == expected
+    for r in results[:-1]:
+        assert r["label"] in LABELS and r["label"] == r["top_k"][0]["label"]
+        scores = [t["score"] for t in r["top_k"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-5
+    assert results[-1]["label"] is None and results[-1]["error"]
+    assert "prediction" in proc.stdout and "unreadable" in proc.stdout
+    assert f"left{os.sep}{sorted(folder.iterdir())[0].name}" in proc.stdout and f"right{os.sep}{one.name}" in proc.stdout
+
+
+@pytest.mark.slow
+def test_multirun_sweeps_two_values(demo_root: Path, tmp_path: Path) -> None:
+    """``-m`` with two learning rates: two run directories, each with its own resolved config and metrics."""
+    sweep = tmp_path / "sweep"
+    proc = ok(flashvid("train", "-m", *data_args(demo_root), "model=tiny", "model.learning_rate=1e-3,4e-3",
+                       "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                       "trainer.num_sanity_val_steps=0",
+                       "test_after_training=false", "logger=csv", "callbacks=model_checkpoint",
+                       f"hydra.sweep.dir={sweep}", cwd=tmp_path))
+    assert "Launching 2 jobs" in proc.stdout + proc.stderr
+    for job, lr in (("0", "0.001"), ("1", "0.004")):
+        assert f"learning_rate: {lr}" in (sweep / job / "config.yaml").read_text()
+        m = json.loads((sweep / job / "metrics.json").read_text())
+        assert m["global_step"] == 2 and m["test"] is None
+        assert (sweep / job / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_bad_override_is_a_clear_error(tmp_path: Path) -> None:
+    """A misspelt key: exit status 2, the valid keys in one message, no traceback, nothing written."""
+    proc = flashvid("train", "model=tiny", "model.learnin_rate=1e-3", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "unknown key 'model.learnin_rate'. Did you mean model.learning_rate?" in proc.stderr
+    assert "Valid keys under 'model':" in proc.stderr and "weight_decay" in proc.stderr
+    assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
+
+
+def test_unknown_backbone_is_a_clear_error(demo_root: Path, tmp_path: Path) -> None:
+    """A backbone name the registry does not know: exit 2, close matches and the full list, no traceback."""
+    proc = flashvid("train", "model=generic", "model.backbone=x3d_xxs", *data_args(demo_root),
+                    f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "unknown backbone 'x3d_xxs'" in proc.stderr and "Did you mean x3d_xs" in proc.stderr
+    assert "tiny_r2plus1d" in proc.stderr and "videomae_base" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run" / "checkpoints").exists()
+
+
+# ------------------------------------------------------------------------------------------------ in-process
+# The same entry point, called in this process: the cases below fail or finish before any training, so they need
+# no fresh interpreter (each subprocess pays a multi-second import).
+@pytest.mark.parametrize("args, expected", [
+    (["train", "model=x3d_xxs"], ["unknown option model=x3d_xxs", "Did you mean model=x3d_xs?", "tiny",
+                                  "videomae_base"]),
+    (["train", "trainer=ddp", "trainer.devicez=2"], ["unknown key 'trainer.devicez'", "trainer.devices"]),
+    (["test", "ckpt_pth=x.ckpt"], ["unknown key 'ckpt_pth'", "Did you mean ckpt_path?"]),
+    (["predict", "inputs=[a.mp4]", "top=3"], ["unknown key 'top'", "top_k"]),
+    (["train", "data=csv", "data.train_folder=x"], ["unknown key 'data.train_folder'", "train_file"]),
+    (["trian"], ["unknown command 'trian'. Did you mean 'train'?"]),
+    ([], ["usage: flashvid <command>"]),
+])
+def test_command_line_mistakes(args: list[str], expected: list[str], tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown group options, keys per command and commands: exit 2 with the valid choices."""
+    from flashvid.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    for text in expected:
+        assert text in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_typo_in_a_config_file_is_caught(tmp_path: Path) -> None:
+    """A key no _target_ accepts (e.g. from a user's own YAML or +key=) names the valid arguments."""
+    from flashvid.cli import ConfigError, check_arguments
+
+    with pytest.raises(ConfigError, match=r"unknown key model\.learning_rat for flashvid\.VideoClassifier\. "
+                                          r"Did you mean: learning_rat -> learning_rate\?"):
+        check_arguments({"_target_": "flashvid.VideoClassifier", "backbone": "tiny_r2plus1d",
+                         "learning_rat": 0.1}, "model")
+    with pytest.raises(ConfigError, match=r"data\.augmentation\.hflipp .*Valid keys: .*hflip"):
+        check_arguments({"_target_": "flashvid.cli.demo_data", "batch_size": 2, "train_folder": "x",
+                         "augmentation": {"_target_": "flashvid.data.Augmentation", "hflipp": 0.0}}, "data")
+
+
+def test_backbones_lists_input_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``flashvid backbones format=json``: every entry with its clip needs and the config that selects it."""
+    from flashvid.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["backbones", "format=json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"tiny_r2plus1d", "x3d_xs", "videomae_base", "slowfast_r50"} <= set(rows)
+    tiny = rows["tiny_r2plus1d"]
+    assert (tiny["frames"], tiny["sampling_rate"], tiny["crop_size"], tiny["config"]) == (8, 2, 64, "model=tiny")
+    assert rows["videomae_base"]["weights"] == "MCG-NJU/videomae-base-finetuned-kinetics"
+    assert rows["slowfast_r50"]["slowfast_alpha"] == 4
+    assert not list(tmp_path.iterdir())  # no run directory or log for a listing
+    assert main(["backbones", "pattern=x3d_*"]) == 0
+    table = capsys.readouterr().out
+    assert "x3d_m" in table and "model=x3d_m" in table and "videomae" not in table
+
+
+def test_doctor_is_wired(demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``flashvid doctor`` calls flashvid.doctor.main(cfg); while that module is missing it says so (exit 2)."""
+    from flashvid.cli import main
+
+    code = main(["doctor", *data_args(demo_root), "model=tiny", "hydra/job_logging=none", "hydra/hydra_logging=none",
+                 f"hydra.run.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    if (REPO / "flashvid" / "doctor.py").exists() or (REPO / "flashvid" / "doctor").is_dir():
+        assert "not available" not in err
+    else:
+        assert code == 2 and "`flashvid doctor` is not available" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------ config tree
+def compose(name: str, overrides: list[str]) -> Any:
+    from flashvid.cli import _compose, register_resolvers
+
+    register_resolvers()
+    return _compose(CONF, name, overrides)
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def test_model_configs_name_registered_backbones() -> None:
+    """Every model/<name>.yaml but generic selects a registry entry; the common ones exist."""
+    from flashvid.models import list_backbones
+
+    from omegaconf import OmegaConf
+
+    registered = set(list_backbones())
+    for name in options("model"):
+        if name == "generic":
+            continue
+        backbone = OmegaConf.load(CONF / "model" / f"{name}.yaml").backbone
+        assert backbone in registered, f"conf/model/{name}.yaml names unknown backbone {backbone!r}"
+    assert {"tiny", "x3d_xs", "videomae_base", "generic"} <= set(options("model"))
+    assert compose("train", ["model=videomae_base"]).model.learning_rate == 5e-5  # generic's keys + its own
+
+
+@pytest.mark.parametrize("group", ["data", "trainer", "finetune", "callbacks", "logger", "experiment"])
+def test_every_group_option_composes_and_validates(group: str) -> None:
+    """Each option composes with train.yaml and every _target_ in it accepts the keys it is given."""
+    from omegaconf import OmegaConf
+
+    from flashvid.cli import check_arguments
+
+    for name in options(group):
+        cfg = compose("train", [f"{group}={name}"])
+        for section in ("data", "model", "trainer", "finetune", "callbacks", "logger"):
+            if cfg.get(section) is not None:
+                check_arguments(OmegaConf.to_container(cfg[section], resolve=False), section)
+
+
+@pytest.mark.parametrize("name", ["default", "cpu", "gpu", "ddp", "multinode", "fsdp"])
+def test_trainer_strategies_instantiate(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The strategy objects of the trainer configs build (no GPU needed to construct them)."""
+    from hydra.utils import instantiate
+
+    monkeypatch.setenv("SLURM_NNODES", "2")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4(x2)")
+    cfg = compose("train", [f"trainer={name}"]).trainer
+    strategy = instantiate(cfg.strategy) if not isinstance(cfg.strategy, str) else cfg.strategy
+    assert strategy is not None
+    if name == "multinode":
+        assert (cfg.num_nodes, cfg.devices) == (2, 4)
+    if name == "cpu":
+        assert cfg.precision == "32-true"
+
+
+def test_ucf101_videomae_recipe_matches_the_tutorial() -> None:
+    """VideoMAE-base from MCG-NJU/videomae-base, 16 frames at rate 4, 224 px, lr 5e-5, batch 8, 4 epochs, 10%
+    linear warm-up."""
+    cfg = compose("train", ["experiment=ucf101_videomae"])
+    assert cfg.model.backbone == "videomae_base" and cfg.model.pretrained == "MCG-NJU/videomae-base"
+    assert (cfg.data.num_frames, cfg.data.sampling_rate, cfg.data.crop_size, cfg.data.batch_size) == (16, 4, 224, 8)
+    assert (cfg.model.learning_rate, cfg.model.warmup_ratio, cfg.model.scheduler) == (5e-5, 0.1, "linear")
+    assert cfg.trainer.max_epochs == 4 and cfg.data._target_.endswith("from_ucf101")
+
+
+def test_demo_recipe() -> None:
+    """The demo recipe: tiny model, demo data, no flips (directions), batch 8."""
+    cfg = compose("train", ["experiment=demo"])
+    assert cfg.model.backbone == "tiny_r2plus1d" and cfg.data._target_ == "flashvid.cli.demo_data"
+    assert cfg.data.augmentation.hflip == 0.0 and cfg.data.batch_size == 8
+
+
+def test_wheel_package_list_is_complete() -> None:
+    """pyproject lists packages explicitly (to ship conf/ as flashvid.conf): every flashvid subpackage is there."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "flashvid").rglob("__init__.py")}
+    assert found | {"flashvid.conf"} == listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"

@@ -333,6 +333,7 @@ def robust_callbacks(run_dir: str | os.PathLike | None = None, checkpoint_every_
     ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
     callbacks: list[Callback] = [FailureReport(run_dir), ExactResume(), LabelCheck(), GracefulShutdown(ckpt_dir)]
     if model_checkpoint:
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True, save_top_k=1,
+        # save_top_k=0: only last.ckpt, no second copy of the same weights under a step name
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True, save_top_k=0,
                                          every_n_train_steps=checkpoint_every_n_steps, auto_insert_metric_name=False))
     return callbacks

@@ -482,12 +482,22 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()
                if node is not None]
     has_val = "val" in dm.samples
-    callbacks = _callbacks(cfg, has_val, bool(loggers))
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    from .callbacks import robust_callbacks
+    from .checkpoint import checkpoint_plugins
+
+    # the best-by-val/acc checkpoint from the config, then flashvid's own: RUN/checkpoints/last.ckpt every
+    # checkpoint_every_n_steps (atomically), failures.json, Ctrl-C/SIGTERM checkpoints and exact resumes
+    callbacks = _callbacks(cfg, has_val, bool(loggers)) + robust_callbacks(
+        out, checkpoint_every_n_steps=cfg.get("checkpoint_every_n_steps"))
+    deepspeed = "deepspeed" in str(cfg.trainer.get("strategy", "")).lower()
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                    **({} if deepspeed else {"plugins": checkpoint_plugins()}))
     strategy = build(cfg.finetune, "finetune")
-    log.info("flashvid train: %s on %d classes, %d train / %d val videos -> %s", cfg.model.backbone,
-             len(dm.labels), len(dm.samples["train"]), len(dm.samples.get("val", [])), out)
-    trainer.finetune(model, datamodule=dm, strategy=strategy, ckpt_path=cfg.get("ckpt_path"))
+    ckpt_path = resume_checkpoint(cfg, out)
+    log.info("flashvid train: %s on %d classes, %d train / %d val videos -> %s%s", cfg.model.backbone,
+             len(dm.labels), len(dm.samples["train"]), len(dm.samples.get("val", [])), out,
+             f" (resuming from {ckpt_path})" if ckpt_path else "")
+    trainer.finetune(model, datamodule=dm, strategy=strategy, ckpt_path=ckpt_path)
 
     ckpt = trainer.checkpoint_callback
     best = getattr(ckpt, "best_model_path", "") or ""
@@ -495,7 +505,9 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
     result: dict[str, Any] = {
         "run_dir": str(out), "backbone": str(cfg.model.backbone), "labels": list(dm.labels),
         "epochs": trainer.current_epoch, "global_step": trainer.global_step,
-        "best_checkpoint": best or None, "last_checkpoint": getattr(ckpt, "last_model_path", "") or None,
+        "best_checkpoint": best or None,
+        "last_checkpoint": str(out / "checkpoints" / "last.ckpt") if (out / "checkpoints" / "last.ckpt").is_file()
+        else None,
         "best_val_acc": float(score) if score is not None and getattr(ckpt, "monitor", None) else None,
         "final": _floats(trainer.callback_metrics), "test": None,
     }
@@ -507,6 +519,20 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
         write_json(out / "metrics.json", result)
         _print_train_summary(result, out)
     return result
+
+
+def resume_checkpoint(cfg: "DictConfig", out: Path) -> str | None:
+    """``resume=true`` or ``ckpt_path=last``: the run directory's last checkpoint; any other ``ckpt_path`` as is."""
+    path = cfg.get("ckpt_path")
+    if not cfg.get("resume", False) and path != "last":
+        return str(_checkpoint(path)) if path else None
+    from .checkpoint import find_resume_checkpoint
+
+    found = find_resume_checkpoint(out)
+    if found is None:
+        raise ConfigError(f"resume=true but {out} holds no checkpoint: pass the interrupted run's directory, "
+                          f"e.g. hydra.run.dir=runs/train/NAME resume=true")
+    return str(found)
 
 
 def _print_train_summary(result: Mapping[str, Any], out: Path) -> None:

@@ -73,6 +73,24 @@ def test_train_writes_run_directory(trained: Path) -> None:
 
 
 @pytest.mark.slow
+def test_resume_continues_the_run_from_its_last_checkpoint(trained: Path, demo_root: Path, tmp_path: Path) -> None:
+    """``resume=true`` in a finished run's directory trains on from last.ckpt: one more epoch, not three."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    proc = ok(flashvid("train", *data_args(demo_root), "model=tiny", "trainer.max_epochs=3", "data.batch_size=4",
+                       "model.learning_rate=3e-3", "test_after_training=false", f"hydra.run.dir={run}",
+                       "resume=true", cwd=tmp_path))
+    assert "resuming from" in proc.stdout + proc.stderr
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["epochs"] == 3 and m["global_step"] == 3 * (24 // 4)
+    missing = flashvid("train", *data_args(demo_root), "model=tiny", f"hydra.run.dir={tmp_path / 'empty'}",
+                       "resume=true", cwd=tmp_path)
+    assert missing.returncode != 0 and "holds no checkpoint" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.slow
 def test_test_reports_multiview_video_accuracy(trained: Path, demo_root: Path, tmp_path: Path) -> None:
     """``flashvid test`` on a test folder holding only some classes, in another order: indices follow the
     checkpoint's; 2 clips x 3 crops per video."""

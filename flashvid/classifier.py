@@ -58,7 +58,9 @@ class VideoClassifier(L.LightningModule):
         learning_rate, optimizer, weight_decay, scheduler, warmup_ratio: AdamW with warmup + cosine by default.
         label_smoothing: cross-entropy label smoothing.
         layer_decay: layer-wise LR decay factor (``None`` for none; the ``layer_decay`` strategy sets it too).
-        compile: ``torch.compile`` the backbone (on GPU).
+        compile: ``torch.compile`` the backbone: ``True``, ``False``, or ``"auto"`` (the default: on when training
+            a transformers backbone on a CUDA GPU, where it measured 253 -> 316 clips/s for VideoMAE-base; off for
+            conv nets such as X3D, where it did not pay).
         activation_checkpointing: recompute activations in the backward pass (less memory, ~30% slower).
         channels_last: channels-last-3d memory format for conv backbones on GPU.
         max_failed_fraction: fail the run when more than this share of files cannot be decoded.
@@ -80,7 +82,7 @@ class VideoClassifier(L.LightningModule):
         min_lr_ratio: float = 0.01,
         label_smoothing: float = 0.0,
         layer_decay: float | None = None,
-        compile: bool = False,
+        compile: bool | str = "auto",
         activation_checkpointing: bool = False,
         channels_last: bool = False,
         max_failed_fraction: float = 0.05,
@@ -118,8 +120,11 @@ class VideoClassifier(L.LightningModule):
         self._normalize: BatchAugmentation | None = None
         if activation_checkpointing:
             self._enable_activation_checkpointing()
-        if compile:
-            self.backbone.compile()
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be true, false or 'auto', got {compile!r}")
+        self._compiled = False
+        if compile is True:
+            self._compile()
 
     # ------------------------------------------------------------------ construction hooks
     @staticmethod
@@ -391,9 +396,18 @@ class VideoClassifier(L.LightningModule):
         self.data_config = config
         self._normalize = None  # rebuilt with the new mean/std on the next uint8 input
 
+    def _compile(self) -> None:
+        if not self._compiled:
+            self.backbone.compile()
+            self._compiled = True
+
     def setup(self, stage: str) -> None:
         """Adopt the datamodule's final clip settings (ours plus its explicit overrides), so checkpoints and
-        :meth:`predict` use what training used. The datamodule's ``setup`` has run by now."""
+        :meth:`predict` use what training used. The datamodule's ``setup`` has run by now. ``compile="auto"``
+        is decided here, once the device is known."""
+        if (self.hparams.compile == "auto" and stage == "fit" and self.backbone.spec.family == "transformers"
+                and self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"):
+            self._compile()
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         config = getattr(datamodule, "data_config", None)
         if isinstance(config, DataConfig) and config != self.data_config:

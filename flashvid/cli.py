@@ -621,7 +621,10 @@ def _print_test_report(r: Mapping[str, Any], out: Path) -> None:
     con.print(f"wrote {out / 'test_metrics.json'}")
 
 
-def run_predict(cfg: "DictConfig") -> list[dict[str, Any]]:
+PREDICT_FAILED = 3  # predictions were written, but some files could not be decoded
+
+
+def run_predict(cfg: "DictConfig") -> int:
     """Classify files and folders with a checkpoint; prints a table and writes ``output`` (JSON)."""
     ckpt = _checkpoint(cfg.ckpt_path)
     from omegaconf import OmegaConf
@@ -641,7 +644,12 @@ def run_predict(cfg: "DictConfig") -> list[dict[str, Any]]:
         raise ConfigError(str(e)) from None
     path = save_predictions(results, cfg.output)
     _print_predictions(results, path)
-    return results
+    failed = sum(r.get("error") is not None for r in results)
+    if failed:
+        print(f"flashvid predict: {failed} of {len(results)} files could not be decoded (their 'error' above)",
+              file=sys.stderr)
+        return PREDICT_FAILED
+    return 0
 
 
 def _print_predictions(results: Sequence[Mapping[str, Any]], path: Path) -> None:

@@ -114,9 +114,11 @@ def test_predict_prints_table_and_writes_json(trained: Path, demo_root: Path, tm
     folder, one = demo_root / "test" / "left", demo_root / "test" / "right" / "demo_right_g01_c01.mp4"
     missing = tmp_path / "missing.mp4"
     out = tmp_path / "preds.json"
-    proc = ok(flashvid("predict", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
-                       f"inputs=[{folder},{one},{missing}]", "top_k=3", f"output={out}",
-                       f"hydra.run.dir={tmp_path / 'predict'}", cwd=tmp_path))
+    proc = flashvid("predict", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+                    f"inputs=[{folder},{one},{missing}]", "top_k=3", f"output={out}",
+                    f"hydra.run.dir={tmp_path / 'predict'}", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr[-2000:]  # written, but one file failed: the exit status says so
+    assert "1 of" in proc.stderr and "Traceback" not in proc.stderr
     results = json.loads(out.read_text())
     expected = sorted(str(p) for p in folder.iterdir()) + [str(one), str(missing)]
     assert [r["path"] for r in results] == expected

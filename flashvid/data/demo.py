@@ -30,8 +30,8 @@ MOTIONS: dict[str, tuple[float, float, float]] = {
     "bounce": (0.05, 0.0, 8.0),
 }
 DEFAULT_MOTIONS: tuple[str, ...] = ("left", "right", "clockwise", "counterclockwise")
-#: videos per class and split: 64 training videos per class let tiny_r2plus1d reach >= 90% in about 12 CPU epochs
-#: (with 24, the sense of rotation is learned later and less reliably, for the same number of steps)
+#: videos per class and split: what scripts/train_demo.py is measured on (docs/benchmarks.md). More distinct
+#: training videos teach the sense of rotation in fewer steps than more epochs over fewer videos.
 DEFAULT_COUNTS: dict[str, int] = {"train": 64, "val": 16, "test": 16}
 
 

@@ -111,7 +111,7 @@ def test_test_reports_multiview_video_accuracy(trained: Path, demo_root: Path, t
 @pytest.mark.slow
 def test_predict_prints_table_and_writes_json(trained: Path, demo_root: Path, tmp_path: Path) -> None:
     """Files and folders in input order; an unreadable file gets an error entry and does not stop the others."""
-    folder, one = demo_root / "test" / "left", demo_root / "test" / "right" / "demo_right_g01_c01.mp4"
+    folder, one = demo_root / "test" / "left", sorted((demo_root / "test" / "right").iterdir())[0]
     missing = tmp_path / "missing.mp4"
     out = tmp_path / "preds.json"
     proc = flashvid("predict", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",

@@ -278,6 +278,7 @@ class VideoClassificationData(L.LightningDataModule):
         }
         modes = {"train": "random", "val": "center", "test": "uniform", "predict": "center"}
         decoder = resolve_decoder(self.decoder)  # once, here: forked workers inherit the choice and its log line
+        self._share_cpu_cores()
         for split, samples in self.samples.items():
             clips = self.num_clips if split == "test" else 1
             self.datasets[split] = VideoClipDataset(
@@ -291,6 +292,18 @@ class VideoClassificationData(L.LightningDataModule):
         self._gpu_eval = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=False)
 
     # ------------------------------------------------------------------ loaders
+    def _share_cpu_cores(self) -> None:
+        """Training on the CPU: decode workers and torch's compute threads split the cores. Oversubscribed (1 worker
+        plus torch's 2 threads on 2 cores) the demo trained several times slower."""
+        trainer = self.trainer
+        if trainer is None or trainer.strategy.root_device.type != "cpu" or self.num_workers == 0:
+            return
+        threads = max(1, (os.cpu_count() or 1) // max(trainer.num_devices, 1) - self.num_workers)
+        if torch.get_num_threads() > threads:
+            log.info("flashvid: CPU training with %d decode workers: torch compute threads %d -> %d",
+                     self.num_workers, torch.get_num_threads(), threads)
+            torch.set_num_threads(threads)
+
     @property
     def num_workers(self) -> int:
         if self._num_workers is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
@@ -104,7 +105,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0) -> None
 
     codec = {".avi": "mpeg4", ".webm": "libvpx-vp9"}.get(Path(path).suffix.lower(), "libx264")
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=round(fps) if float(fps).is_integer() else fps)
+        # PyAV wants an int or a Fraction: 29.97 -> 30000/1001
+        rate = round(fps) if float(fps).is_integer() else Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream(codec, rate=rate)
         stream.height, stream.width = frames.shape[1], frames.shape[2]
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
@@ -139,15 +142,17 @@ def make_demo_dataset(
         raise ValueError(f"unknown demo motions {unknown}; choose from {sorted(MOTIONS)}")
     counts = videos_per_class or DEFAULT_COUNTS
     root = Path(root)
-    for split, n in counts.items():
+    first_group = 1
+    for split, n in counts.items():  # group numbers continue across splits: no recording is in two splits
         for motion in motions:
             folder = root / split / motion
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 ext = ".mp4" if i % 2 == 0 else ".avi"
-                path = folder / f"demo_{motion}_g{i // 4 + 1:02d}_c{i % 4 + 1:02d}{ext}"
+                path = folder / f"demo_{motion}_g{first_group + i // 4:02d}_c{i % 4 + 1:02d}{ext}"
                 if path.exists():
                     continue
                 rng = np.random.default_rng([seed, zlib.crc32(split.encode()), zlib.crc32(motion.encode()), i])
                 write_video(path, render_motion(motion, num_frames, height, width, rng), fps)
+        first_group += (n + 3) // 4
     return root

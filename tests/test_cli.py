@@ -307,10 +307,13 @@ def test_ucf101_videomae_recipe_matches_the_tutorial() -> None:
 
 
 def test_demo_recipe() -> None:
-    """The demo recipe: tiny model, demo data, no flips (directions), batch 8."""
+    """The demo recipe: tiny model, demo data, no flips (the classes are directions), and its own settings win over
+    the defaults it overrides."""
     cfg = compose("train", ["experiment=demo"])
+    plain = compose("train", ["data=demo", "model=tiny"])
     assert cfg.model.backbone == "tiny_r2plus1d" and cfg.data._target_ == "flashvid.cli.demo_data"
-    assert cfg.data.augmentation.hflip == 0.0 and cfg.data.batch_size == 8
+    assert cfg.data.augmentation.hflip == 0.0 != plain.data.augmentation.hflip
+    assert cfg.data.batch_size != plain.data.batch_size and cfg.trainer.max_epochs != plain.trainer.max_epochs
 
 
 def test_wheel_package_list_is_complete() -> None:

@@ -9,12 +9,12 @@ augmentation), plus the pinned host-to-device copy of the uint8 batch, each with
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 
 from flashvid.data.transforms import BatchAugmentation
+from report import report  # scripts/report.py
 
 
 def timed(fn, repeats: int) -> float:
@@ -51,10 +51,7 @@ def main() -> None:
             result[f"{backend}_jitter{jitter}_ms"] = round(1e3 * timed(lambda: aug(video), a.repeats), 2)
             result[f"{backend}_jitter{jitter}_first_call_host_ms"] = round(1e3 * launch, 2)
     result["kornia_over_fused"] = round(result["kornia_jitter0.0_ms"] / result["fused_jitter0.0_ms"], 2)
-    print("RESULT", json.dumps(result), flush=True)
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(result, f, indent=2)
+    report(result, a.out)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 import flashvid  # noqa: F401  (before pytorchvideo: aliases torchvision.transforms.functional_tensor)
-from flashvid.data import BatchAugmentation, VideoClassificationData, collate_clips
+from flashvid.data import VideoClassificationData, collate_clips
 from flashvid.data.decoding import open_video, resolve_decoder
 
 NUM_FRAMES, SAMPLING_RATE, TARGET_FPS, CROP = 16, 4, 30, 224

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from flashvid import VideoClassifier
+from report import report  # scripts/report.py
 
 
 def save_checkpoint(directory: str, backbone: str, num_labels: int) -> None:
@@ -79,10 +80,7 @@ def main() -> None:
                               else None}
     if not args.backbone.startswith("videomae_"):
         result["flashvid"] = bench_flashvid(None, files, args)
-        print("RESULT", json.dumps(result), flush=True)
-        if args.out:
-            with open(args.out, "w") as f:
-                json.dump(result, f, indent=2)
+        report(result, args.out)
         return
     with tempfile.TemporaryDirectory() as ckpt:
         save_checkpoint(ckpt, args.backbone, args.num_labels)
@@ -96,10 +94,7 @@ def main() -> None:
             print("pipeline_bf16_b8", json.dumps(result["pipeline_bf16_b8"]), flush=True)
     best = max(v["files_per_s"] for k, v in result.items() if k.startswith("pipeline"))
     result["flashvid_over_best_pipeline"] = round(result["flashvid"]["files_per_s"] / best, 2)
-    print("RESULT", json.dumps(result), flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+    report(result, args.out)
 
 
 if __name__ == "__main__":

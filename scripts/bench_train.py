@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback
 
 import flashvid
 from flashvid import Trainer, VideoClassificationData, VideoClassifier
-from flashvid.data.dataset import collate_clips
+from report import report  # scripts/report.py
 
 
 class StepClock(Callback):
@@ -184,10 +184,7 @@ def main() -> None:
         result["e2e_over_model_only"] = round(result["e2e"]["clips_per_s"] / result["model_only"]["clips_per_s"], 3)
     if int(os.environ.get("LOCAL_RANK", "0")) != 0:
         return  # DDP re-runs this script per GPU: rank 0 reports
-    print("RESULT", json.dumps(result), flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+    report(result, args.out)
 
 
 if __name__ == "__main__":

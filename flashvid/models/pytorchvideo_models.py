@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -17,14 +18,20 @@ from .. import _compat  # noqa: F401  (pytorchvideo imports a module current tor
 from .registry import BackboneSpec, VideoBackbone, offline_error, register_backbone, replace_linear
 
 
-def _hub(name: str) -> Callable[..., nn.Module]:
-    import pytorchvideo.models.hub as hub
+def _pytorchvideo_hub():
+    """``pytorchvideo.models.hub``, imported without its torch.jit deprecation noise (pytorchvideo 0.1.5 is frozen)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.*")
+        import pytorchvideo.models.hub as hub
+    return hub
 
-    return getattr(hub, name)
+
+def _hub(name: str) -> Callable[..., nn.Module]:
+    return getattr(_pytorchvideo_hub(), name)
 
 
 def _checkpoint_url(name: str) -> str | None:
-    import pytorchvideo.models.hub as hub
+    hub = _pytorchvideo_hub()
 
     for mod in ("x3d", "resnet", "slowfast", "csn", "r2plus1d", "vision_transformers", "efficient_x3d_mobile_cpu"):
         module = getattr(hub, mod, None)

@@ -61,7 +61,8 @@ class VideoClassifier(L.LightningModule):
         compile: ``torch.compile`` the backbone: ``True``, ``False``, or ``"auto"`` (the default: on when training
             a transformers backbone on a CUDA GPU, where it measured 253 -> 316 clips/s for VideoMAE-base; off for
             conv nets such as X3D, where it did not pay).
-        activation_checkpointing: recompute activations in the backward pass (less memory, ~30% slower).
+        activation_checkpointing: recompute activations in the backward pass (VideoMAE-large, batch 8, H100:
+            17.0 -> 5.6 GB, 0.57x the speed).
         channels_last: channels-last-3d memory format for conv backbones on GPU.
         max_failed_fraction: fail the run when more than this share of files cannot be decoded.
     """

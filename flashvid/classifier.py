@@ -33,7 +33,7 @@ from . import _compat  # noqa: F401
 from .data.datamodule import DataConfig
 from .data.dataset import VideoClipDataset, collate_clips
 from .data.sources import collect_paths
-from .data.transforms import BatchAugmentation, MultiCrop, ShortSideCenterCrop
+from .data.transforms import BatchAugmentation
 from .models import VideoBackbone, create_backbone
 
 log = logging.getLogger(__name__)
@@ -436,9 +436,7 @@ class VideoClassifier(L.LightningModule):
         """
         samples = collect_paths(inputs)
         cfg = self.data_config
-        transform = (MultiCrop(cfg.crop_size, num_crops) if num_crops > 1
-                     else ShortSideCenterCrop(cfg.crop_size, cfg.short_side))
-        dataset = VideoClipDataset(samples, cfg.sampling, transform, "uniform" if num_clips > 1 else "center",
+        dataset = VideoClipDataset(samples, cfg.sampling, cfg.eval_transform(num_crops), "uniform" if num_clips > 1 else "center",
                                    num_clips=num_clips, decoder=decoder)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                                              collate_fn=collate_clips, pin_memory=torch.cuda.is_available())

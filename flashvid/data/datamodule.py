@@ -52,6 +52,12 @@ class DataConfig:
     def short_side(self) -> int:
         return self.resize_size or round(self.crop_size * 256 / 224)
 
+    def eval_transform(self, num_crops: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Evaluation's CPU transform: the centre crop, or ``num_crops`` crops along the long side (3-crop)."""
+        if num_crops > 1:
+            return MultiCrop(self.crop_size, num_crops)
+        return ShortSideCenterCrop(self.crop_size, self.short_side)
+
     @property
     def sampling(self) -> ClipSampling:
         return ClipSampling(self.num_frames, self.sampling_rate, self.clip_duration, self.target_fps)
@@ -271,10 +277,9 @@ class VideoClassificationData(L.LightningDataModule):
         jitter = max(self.augmentation.short_side_jitter, 1.0)
         default_transforms = {
             "train": RandomShortSideCrop(cfg.short_side, cfg.short_side, round(cfg.short_side * jitter)),
-            "val": ShortSideCenterCrop(cfg.crop_size, cfg.short_side),
-            "test": (MultiCrop(cfg.crop_size, self.num_crops) if self.num_crops > 1
-                     else ShortSideCenterCrop(cfg.crop_size, cfg.short_side)),
-            "predict": ShortSideCenterCrop(cfg.crop_size, cfg.short_side),
+            "val": cfg.eval_transform(),
+            "test": cfg.eval_transform(self.num_crops),
+            "predict": cfg.eval_transform(),
         }
         modes = {"train": "random", "val": "center", "test": "uniform", "predict": "center"}
         decoder = resolve_decoder(self.decoder)  # once, here: forked workers inherit the choice and its log line

@@ -15,12 +15,11 @@ Extension points for subclasses (each covered by a test):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -253,10 +252,11 @@ class VideoClassifier(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
         return loss
 
-    def _eval_step(self, batch: Mapping[str, Any], metrics: MetricCollection, prefix: str) -> None:
+    def _eval_step(self, batch: Mapping[str, Any], metrics: MetricCollection, prefix: str) -> torch.Tensor | None:
+        """Update ``metrics`` with the batch's video-level probabilities (views averaged) and return them."""
         self._account(batch)
         if batch["video"] is None:
-            return
+            return None
         video, labels = batch["video"], batch["label"]
         out = self(video)
         if video.dim() == 6:  # out holds log of view-averaged probabilities
@@ -267,6 +267,7 @@ class VideoClassifier(L.LightningModule):
             probs = out.float().softmax(-1)
         metrics.update(probs, labels)
         self.log(f"{prefix}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=True)
+        return probs
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")
@@ -275,8 +276,14 @@ class VideoClassifier(L.LightningModule):
         self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
 
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.test_metrics, "test")
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any] | None:
+        """Returns each video's probabilities with its label and path, once per video (what
+        :class:`flashvid.reports.TestReport` collects)."""
+        probs = self._eval_step(batch, self.test_metrics, "test")
+        if probs is None:
+            return None
+        return {"probs": probs.detach(), "label": batch["label"], "path": list(batch["path"]),
+                "index": batch["index"]}
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
@@ -416,7 +423,6 @@ class VideoClassifier(L.LightningModule):
             self._set_data_config(config)
 
     # ------------------------------------------------------------------ inference on files
-    @torch.inference_mode()
     def predict(
         self,
         inputs: str | os.PathLike | Iterable[str | os.PathLike],
@@ -427,41 +433,101 @@ class VideoClassifier(L.LightningModule):
         num_crops: int = 1,
         decoder: str = "auto",
         device: str | torch.device | None = None,
+        window: float | None = None,
+        stride: float | None = None,
+        threshold: float = 0.5,
+        clips_per_window: int = 1,
+        progress: bool | None = False,
     ) -> list[dict[str, Any]]:
         """Classify video files and/or folders (searched recursively), in input order.
 
         Each result is ``{"path", "label", "score", "top_k": [{"label", "score"}, ...]}``; a file that cannot be
         decoded gets ``{"path", "label": None, "score": None, "top_k": [], "error": reason}`` and never hides
         the others' results. ``num_clips`` x ``num_crops`` views are averaged per file.
+
+        ``window=SECONDS`` classifies every window of each video instead (a window every ``stride`` seconds,
+        default ``window``; see :mod:`flashvid.timeline`): the result adds ``windows`` (per-window top-k),
+        ``segments`` (runs of one label scoring >= ``threshold``) and ``duration``, and its top-level label is
+        the mean over windows. ``progress=True`` shows a progress bar (``None``: only on a terminal).
         """
+        results = sorted(self.iter_predict(inputs, top_k, batch_size, num_workers, num_clips, num_crops, decoder,
+                                           device, window, stride, threshold, clips_per_window, progress),
+                         key=lambda x: x[0])
+        return [r for _, r in results]
+
+    @torch.inference_mode()
+    def iter_predict(
+        self,
+        inputs: str | os.PathLike | Iterable[str | os.PathLike],
+        top_k: int = 5,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        num_clips: int = 1,
+        num_crops: int = 1,
+        decoder: str = "auto",
+        device: str | torch.device | None = None,
+        window: float | None = None,
+        stride: float | None = None,
+        threshold: float = 0.5,
+        clips_per_window: int = 1,
+        progress: bool | None = False,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """:meth:`predict`'s results as ``(input index, result)`` pairs, each as soon as its file is done (for
+        streaming them to a file); the order is the input order except across workers with timelines."""
+        from .predictions import Progress
+
         samples = collect_paths(inputs)
+        if window is not None and (num_clips != 1 or num_crops != 1):
+            raise ValueError("window= classifies each window from clips_per_window centre-cropped clips: leave "
+                             "num_clips and num_crops at 1")
+        if window is None and stride is not None:
+            raise ValueError("stride= needs window=SECONDS (the length of each classified window)")
+        device = torch.device(device) if device is not None else (
+            torch.device("cuda") if torch.cuda.is_available() else self.device)
+        was_training = self.training
+        self.eval().to(device)
+        try:
+            with Progress(len(samples), progress) as bar:
+                if window is not None:
+                    from .timeline import iter_timelines
+
+                    for i, r in iter_timelines(self, samples, float(window), None if stride is None else float(stride),
+                                               top_k, threshold, clips_per_window, batch_size, num_workers, decoder,
+                                               device, on_windows=lambda n: bar.advance(windows=n)):
+                        bar.advance(files=1)
+                        yield i, r
+                    return
+                yield from self._iter_clip_predictions(samples, top_k, batch_size, num_workers, num_clips, num_crops,
+                                                       decoder, device, bar)
+        finally:
+            self.train(was_training)
+
+    def _iter_clip_predictions(self, samples: Sequence[Any], top_k: int, batch_size: int, num_workers: int,
+                               num_clips: int, num_crops: int, decoder: str, device: torch.device,
+                               bar: Any) -> Iterator[tuple[int, dict[str, Any]]]:
         cfg = self.data_config
         dataset = VideoClipDataset(samples, cfg.sampling, cfg.eval_transform(num_crops), "uniform" if num_clips > 1 else "center",
                                    num_clips=num_clips, decoder=decoder)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                                              collate_fn=collate_clips, pin_memory=torch.cuda.is_available())
-        device = torch.device(device) if device is not None else (
-            torch.device("cuda") if torch.cuda.is_available() else self.device)
-        was_training = self.training
-        self.eval().to(device)
         k = min(top_k, self.num_classes)
-        results: list[dict[str, Any] | None] = [None] * len(samples)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
         for batch in loader:
+            done: dict[int, dict[str, Any]] = {}
             for f in batch["failed"]:
-                results[f["index"]] = {"path": f["path"], "label": None, "score": None, "top_k": [],
-                                       "error": f["reason"]}
-            if batch["video"] is None:
-                continue
-            with autocast:
-                probs = self._probabilities(batch["video"].to(device, non_blocking=True)).float().cpu()
-            scores, ids = probs.topk(k, dim=-1)
-            for i, row_s, row_i in zip(batch["index"].tolist(), scores.tolist(), ids.tolist()):
-                top = [{"label": self.labels[c], "score": s} for s, c in zip(row_s, row_i)]
-                results[i] = {"path": samples[i].path, "label": top[0]["label"], "score": top[0]["score"],
-                              "top_k": top}
-        self.train(was_training)
-        return [r for r in results if r is not None]
+                done[f["index"]] = {"path": f["path"], "label": None, "score": None, "top_k": [],
+                                    "error": f["reason"]}
+            if batch["video"] is not None:
+                with autocast:
+                    probs = self._probabilities(batch["video"].to(device, non_blocking=True)).float().cpu()
+                scores, ids = probs.topk(k, dim=-1)
+                for i, row_s, row_i in zip(batch["index"].tolist(), scores.tolist(), ids.tolist()):
+                    top = [{"label": self.labels[c], "score": s} for s, c in zip(row_s, row_i)]
+                    done[i] = {"path": samples[i].path, "label": top[0]["label"], "score": top[0]["score"],
+                               "top_k": top}
+            bar.advance(files=len(done))
+            for i in sorted(done):
+                yield i, done[i]
 
 
 class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):
@@ -498,7 +564,7 @@ class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):
 
 
 def save_predictions(results: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(list(results), indent=2))
-    return path
+    """``results`` to ``path`` in the format its extension names (.json, .jsonl, .csv; see flashvid.predictions)."""
+    from .predictions import save_predictions as save
+
+    return save(results, path)

@@ -516,6 +516,10 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
         result["test"] = _floats(tested[0]) if tested else None
     result["failed_files"] = model.failure_report()
     if trainer.is_global_zero:
+        from .reports import training_curves
+
+        curves = training_curves(trainer, out)
+        result["curves"] = str(curves) if curves else None
         write_json(out / "metrics.json", result)
         _print_train_summary(result, out)
     return result
@@ -548,6 +552,8 @@ def _print_train_summary(result: Mapping[str, Any], out: Path) -> None:
                   f"top-5 {t.get('test/acc5', float('nan')):.4f}  "
                   f"mean class {t.get('test/mean_class_acc', float('nan')):.4f}")
     con.print(f"  metrics: {out / 'metrics.json'}")
+    if result.get("curves"):
+        con.print(f"  curves: {result['curves']}")
 
 
 def _checkpoint(path: Any) -> str:
@@ -584,20 +590,26 @@ def run_test(cfg: "DictConfig") -> dict[str, Any]:
         raise ConfigError("no test videos: set data.test_folder=PATH (data=folders) or data.test_file=LIST "
                           "(data=csv), or use data=demo / data=ucf101")
     align_labels(dm, model.labels)
-    trainer = build(cfg.trainer, "trainer", callbacks=_callbacks(cfg, True, False, only="ProgressBar"),
+    out = output_dir()
+    from .reports import TestReport, print_test_details
+
+    details = TestReport(out, model.labels, decoder=dm.decoder)
+    trainer = build(cfg.trainer, "trainer", callbacks=_callbacks(cfg, True, False, only="ProgressBar") + [details],
                     logger=False)
     metrics = trainer.test(model, datamodule=dm, verbose=False)
     m = _floats(metrics[0]) if metrics else {}
-    out = output_dir()
     report = {
         "checkpoint": ckpt, "num_videos": len(dm.samples["test"]), "num_classes": model.num_classes,
         "views_per_video": {"num_clips": int(dm.num_clips), "num_crops": int(dm.num_crops)},
         "top1": m.get("test/acc"), "top5": m.get("test/acc5"), "mean_class_accuracy": m.get("test/mean_class_acc"),
         "loss": m.get("test/loss"), "metrics": m, "failed_files": model.failure_report(),
+        "report": details.summary,
     }
     if trainer.is_global_zero:
         write_json(out / "test_metrics.json", report)
         _print_test_report(report, out)
+        if details.summary:
+            print_test_details(details.summary)
     return report
 
 
@@ -629,20 +641,18 @@ def run_predict(cfg: "DictConfig") -> int:
     ckpt = _checkpoint(cfg.ckpt_path)
     from omegaconf import OmegaConf
 
-    from .classifier import save_predictions
+    from .predictions import parse_predict_options, predict_to_output
 
     raw = OmegaConf.to_container(cfg.inputs, resolve=True) if OmegaConf.is_config(cfg.inputs) else cfg.inputs
     inputs = [str(x) for x in (raw if isinstance(raw, list) else [raw])]
     if not inputs:
         raise ConfigError("inputs is empty: inputs=[clip.mp4,folder/]")
-    model = load_classifier(ckpt)
     try:
-        results = model.predict(inputs, top_k=cfg.top_k, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                                num_clips=cfg.num_clips, num_crops=cfg.num_crops, decoder=cfg.decoder,
-                                device=cfg.device)
-    except ValueError as e:  # e.g. a folder without videos
+        options = parse_predict_options(cfg)  # output format, window/stride, progress: checked before loading
+        model = load_classifier(ckpt)
+        results, path = predict_to_output(model, inputs, **options)
+    except ValueError as e:  # e.g. a folder without videos, output=preds.txt
         raise ConfigError(str(e)) from None
-    path = save_predictions(results, cfg.output)
     _print_predictions(results, path)
     failed = sum(r.get("error") is not None for r in results)
     if failed:

@@ -1,0 +1,263 @@
+"""Writing predictions where the user asked, in the format the extension names, as they come; and predict's
+progress bar.
+
+``output=`` picks the format by extension, checked before anything is decoded:
+
+- ``.json``: one list, in input order, written at the end;
+- ``.jsonl``: one object per line, appended and flushed as each file finishes (for large runs: a crash keeps what
+  was done, and ``tail -f`` shows progress);
+- ``.csv``: one row per file (``path,label,score,top_k,error``), or with timelines one row per window
+  (``path,start,end,label,score,top_k,error``) plus ``<name>.segments.csv`` with the merged segments.
+
+``top_k`` in CSV cells is ``label:score`` pairs joined by ``|``; :func:`load_predictions` reads any of the three
+back into the dicts :meth:`VideoClassifier.predict` returns (minus what a format does not carry).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+FORMATS: tuple[str, ...] = (".json", ".jsonl", ".csv")
+VIDEO_COLUMNS = ("path", "label", "score", "top_k", "error")
+WINDOW_COLUMNS = ("path", "start", "end", "label", "score", "top_k", "error")
+SEGMENT_COLUMNS = ("path", "start", "end", "label", "score", "windows")
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The format ``path``'s extension names; a ``ValueError`` naming the choices for any other."""
+    suffix = Path(str(path)).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"output={path}: unknown extension {suffix or '(none)'!r}; name the file .json, .jsonl "
+                         "(one JSON object per line, written as results come) or .csv")
+    return suffix
+
+
+def segments_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_name(f"{p.stem}.segments.csv")
+
+
+def _top_k_cell(top_k: Sequence[Mapping[str, Any]]) -> str:
+    return "|".join(f"{t['label']}:{t['score']:.6g}" for t in top_k)
+
+
+def _parse_top_k(cell: str) -> list[dict[str, Any]]:
+    out = []
+    for part in filter(None, cell.split("|")):
+        label, _, score = part.rpartition(":")
+        out.append({"label": label, "score": float(score)})
+    return out
+
+
+class PredictionWriter:
+    """Writes results to ``path`` in its extension's format; ``write`` as each file finishes, ``close`` at the end
+    (also as a context manager). JSON keeps input order given ``index``; JSONL and CSV keep arrival order."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.format = output_format(path)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._held: list[tuple[int, Mapping[str, Any]]] = []
+        self._file = None
+        self._rows: Any = None
+        self._segments: Any = None
+        self._segments_file = None
+        if self.format == ".jsonl":
+            self._file = open(self.path, "w", encoding="utf-8")
+
+    def write(self, result: Mapping[str, Any], index: int | None = None) -> None:
+        if self.format == ".json":
+            self._held.append((len(self._held) if index is None else index, result))
+        elif self.format == ".jsonl":
+            assert self._file is not None
+            self._file.write(json.dumps(result) + "\n")
+            self._file.flush()
+        else:
+            self._write_csv(result)
+
+    def _write_csv(self, r: Mapping[str, Any]) -> None:
+        timeline = "windows" in r
+        if self._rows is None:
+            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._rows = csv.writer(self._file)
+            self._rows.writerow(WINDOW_COLUMNS if timeline else VIDEO_COLUMNS)
+            self._timeline = timeline
+        if not self._timeline and not r.get("error"):
+            self._rows.writerow([r["path"], r["label"], f"{r['score']:.6g}", _top_k_cell(r["top_k"]), ""])
+        elif not self._timeline:
+            self._rows.writerow([r["path"], "", "", "", r["error"]])
+        elif r.get("error"):
+            self._rows.writerow([r["path"], "", "", "", "", "", r["error"]])
+        else:
+            for w in r["windows"]:
+                self._rows.writerow([r["path"], w["start"], w["end"], w["label"], f"{w['score']:.6g}",
+                                     _top_k_cell(w["top_k"]), ""])
+            if self._segments is None:
+                self._segments_file = open(segments_path(self.path), "w", newline="", encoding="utf-8")
+                self._segments = csv.writer(self._segments_file)
+                self._segments.writerow(SEGMENT_COLUMNS)
+            for s in r["segments"]:
+                self._segments.writerow([r["path"], s["start"], s["end"], s["label"], f"{s['score']:.6g}",
+                                         s["windows"]])
+            self._segments_file.flush()
+        self._file.flush()
+
+    def close(self) -> Path:
+        if self.format == ".json":
+            ordered = [r for _, r in sorted(self._held, key=lambda x: x[0])]
+            self.path.write_text(json.dumps(ordered, indent=2))
+        elif self.format == ".csv" and self._file is None:  # nothing written: still leave a valid file
+            self.path.write_text(",".join(VIDEO_COLUMNS) + "\n")
+        for f in (self._file, self._segments_file):
+            if f is not None:
+                f.close()
+        self._file = self._segments_file = None
+        return self.path
+
+    def __enter__(self) -> "PredictionWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def save_predictions(results: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """All ``results`` to ``path``, in the format its extension names."""
+    with PredictionWriter(path) as w:
+        for i, r in enumerate(results):
+            w.write(r, i)
+    return w.path
+
+
+def load_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a predictions file of any of the three formats back (CSV timelines: one dict per video, with
+    ``windows``, and ``segments`` when the ``.segments.csv`` beside it exists)."""
+    fmt = output_format(path)
+    text = Path(path).read_text(encoding="utf-8")
+    if fmt == ".json":
+        return json.loads(text)
+    if fmt == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "start" not in rows[0]:
+        return [{"path": r["path"], "label": r["label"] or None, "score": float(r["score"]) if r["score"] else None,
+                 "top_k": _parse_top_k(r["top_k"]), **({"error": r["error"]} if r["error"] else {})} for r in rows]
+    videos: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        v = videos.setdefault(r["path"], {"path": r["path"], "windows": []})
+        if r["error"]:
+            v["error"] = r["error"]
+            continue
+        v["windows"].append({"start": float(r["start"]), "end": float(r["end"]), "label": r["label"],
+                             "score": float(r["score"]), "top_k": _parse_top_k(r["top_k"])})
+    seg = segments_path(path)
+    if seg.is_file():
+        with open(seg, newline="", encoding="utf-8") as f:
+            for s in csv.DictReader(f):
+                videos[s["path"]].setdefault("segments", []).append(
+                    {"start": float(s["start"]), "end": float(s["end"]), "label": s["label"],
+                     "score": float(s["score"]), "windows": int(s["windows"])})
+    return list(videos.values())
+
+
+# ---------------------------------------------------------------------------------------------------- progress
+class Progress:
+    """A rich progress bar over files (files/s, windows/s with timelines, ETA), or nothing.
+
+    ``enabled=None`` shows it only when stderr is a terminal, so logs and pipes stay clean.
+    """
+
+    def __init__(self, total: int, enabled: bool | None = None, description: str = "predict"):
+        self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
+        self.total, self.description = total, description
+        self.files = self.windows = 0
+        self._bar: Any = None
+        self._start = time.perf_counter()
+
+    def __enter__(self) -> "Progress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, \
+                TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                     TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=self.total, rate="")
+        return self
+
+    def advance(self, files: int = 0, windows: int = 0) -> None:
+        self.files += files
+        self.windows += windows
+        if self._bar is None:
+            return
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        rate = f"{self.files / elapsed:.1f} files/s"
+        if self.windows:
+            rate += f", {self.windows / elapsed:.1f} windows/s"
+        self._bar.update(self._task, advance=files, rate=rate)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def parse_progress(value: Any) -> bool | None:
+    """``progress=auto|true|false`` from the command line: ``auto`` (or null) means only on a terminal."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("auto", ""):
+        return None
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"progress={value!r}: use auto (a bar on a terminal only), true or false")
+
+
+def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, timeline_png: bool = False,
+                      progress: bool | None = None, **predict_kwargs: Any) -> tuple[list[dict[str, Any]], Path]:
+    """``model.iter_predict(inputs, ...)`` written to ``output`` as results come (format by extension, checked
+    first), with timeline pictures in ``<output stem>_timelines/`` when asked; returns the results in input order
+    and the path written."""
+    writer = PredictionWriter(output)  # an unknown extension fails here, before any decoding
+    pictures = Path(output).parent / f"{Path(output).stem}_timelines" if timeline_png else None
+    if timeline_png and predict_kwargs.get("window") is None:
+        writer.close()
+        raise ValueError("timeline_png=true draws timelines: give window=SECONDS (and stride=SECONDS)")
+    done: list[tuple[int, dict[str, Any]]] = []
+    with writer:
+        for i, r in model.iter_predict(inputs, progress=progress, **predict_kwargs):
+            if pictures is not None and not r.get("error"):
+                from .timeline import timeline_png as draw, timeline_png_path
+
+                r["timeline_png"] = str(draw(r, timeline_png_path(pictures, r["path"], i)))
+            writer.write(r, i)
+            done.append((i, r))
+    return [r for _, r in sorted(done, key=lambda x: x[0])], writer.path
+
+
+def parse_predict_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``flashvid predict``'s config as :func:`predict_to_output` arguments, checked before anything is loaded."""
+    output_format(cfg["output"])
+    window = cfg.get("window")
+    stride = cfg.get("stride")
+    if window is None and (stride is not None or cfg.get("timeline_png")):
+        raise ValueError("stride= and timeline_png= need window=SECONDS (the length of each classified window)")
+    return {"output": str(cfg["output"]), "timeline_png": bool(cfg.get("timeline_png", False)),
+            "progress": parse_progress(cfg.get("progress", "auto")), "top_k": int(cfg["top_k"]),
+            "batch_size": int(cfg["batch_size"]), "num_workers": int(cfg["num_workers"]),
+            "num_clips": int(cfg["num_clips"]), "num_crops": int(cfg["num_crops"]), "decoder": str(cfg["decoder"]),
+            "device": cfg.get("device"), "window": None if window is None else float(window),
+            "stride": None if stride is None else float(stride), "threshold": float(cfg.get("threshold", 0.5)),
+            "clips_per_window": int(cfg.get("clips_per_window", 1))}

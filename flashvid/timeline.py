@@ -1,0 +1,245 @@
+"""Timelines: classify every window of a (long, untrimmed) video, streaming through the file in bounded memory.
+
+A window of ``window`` seconds starts every ``stride`` seconds (plus one window flush with the end, so the whole
+video is covered); each window is classified from ``clips_per_window`` of the model's own clips (its trained
+frames and sampling rate) spread evenly inside it, their probabilities averaged as in multi-view testing.
+
+Each file is read front to back by one reader: a batch of windows asks the decoder for the frames it needs, in
+increasing order, and frames shared with the next batch (overlapping windows) are carried over, so memory holds one
+batch of windows whatever the video's length, and no frame is decoded twice. With ``num_workers > 0`` the files
+are spread over DataLoader workers, one file per worker at a time.
+
+Per video the result holds the per-window top-k, the video's overall top-k (the mean of its windows'
+probabilities) and ``segments``: maximal runs of windows whose top-1 label is the same and scores at least
+``threshold``. Window k owns the time from the midpoint with its predecessor's centre to the midpoint with its
+successor's, so segments tile the video without overlapping even when windows do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from .data.decoding import VideoDecodeError, VideoInfo, open_video
+from .data.sampling import ClipSampling
+from .data.sources import VideoSample
+
+if TYPE_CHECKING:
+    from .classifier import VideoClassifier
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window: its time span in seconds and the frame indices of its clip(s), ``clips x num_frames``."""
+
+    start: float
+    end: float
+    indices: tuple[int, ...]
+
+    @property
+    def centre(self) -> float:
+        return (self.start + self.end) / 2
+
+
+def plan_windows(info: VideoInfo, sampling: ClipSampling, window: float, stride: float,
+                 clips_per_window: int = 1) -> list[Window]:
+    """The windows of a video: one every ``stride`` seconds, and one ending at the video's end."""
+    if window <= 0 or stride <= 0:
+        raise ValueError(f"window and stride must be > 0 seconds, got window={window}, stride={stride}")
+    if clips_per_window < 1:
+        raise ValueError(f"clips_per_window must be >= 1, got {clips_per_window}")
+    fps, total = info.fps, info.num_frames
+    duration = total / fps
+    window = min(window, duration)
+    starts = [k * stride for k in range(int(math.floor((duration - window) / stride + 1e-9)) + 1)]
+    if starts[-1] + window < duration - 1e-6:
+        starts.append(duration - window)
+    span = sampling.span(fps)
+    out = []
+    for s in starts:
+        room = max(window * fps - span, 0.0)
+        clip_starts = [s * fps + room * (i + 0.5) / clips_per_window for i in range(clips_per_window)]
+        indices = tuple(i for c in clip_starts for i in sampling.indices(c, fps, total))
+        out.append(Window(round(s, 6), round(s + window, 6), indices))
+    return out
+
+
+class WindowStream(IterableDataset):
+    """Yields batches of windows per file, ``{"file", "windows", "video", "last", "info"}``, or a failure record.
+
+    ``video`` is uint8 ``(B, T, C, H, W)`` (``(B, V, T, C, H, W)`` with several clips per window) after the
+    evaluation transform, which runs once per decoded frame (it is per-frame and deterministic).
+    """
+
+    def __init__(self, samples: Sequence[VideoSample], sampling: ClipSampling,
+                 transform: Callable[[torch.Tensor], torch.Tensor], window: float, stride: float,
+                 clips_per_window: int = 1, batch_size: int = 8, decoder: str = "auto"):
+        self.samples = list(samples)
+        self.sampling, self.transform = sampling, transform
+        self.window, self.stride, self.clips_per_window = window, stride, clips_per_window
+        self.batch_size, self.decoder = batch_size, decoder
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = get_worker_info()
+        mine = range(len(self.samples)) if worker is None else range(worker.id, len(self.samples), worker.num_workers)
+        for i in mine:
+            path = self.samples[i].path
+            try:
+                yield from self._file(i, path)
+            except VideoDecodeError as e:
+                yield {"file": i, "path": path, "error": e.reason}
+            except Exception as e:  # noqa: BLE001  (one odd file must not stop the others)
+                yield {"file": i, "path": path, "error": f"{type(e).__name__}: {e}"}
+
+    def _file(self, i: int, path: str) -> Iterator[dict[str, Any]]:
+        reader = open_video(path, self.decoder)
+        try:
+            info = reader.info
+            windows = plan_windows(info, self.sampling, self.window, self.stride, self.clips_per_window)
+            carried: dict[int, torch.Tensor] = {}  # transformed frames the next batch still needs
+            n = self.sampling.num_frames
+            for b in range(0, len(windows), self.batch_size):
+                chunk = windows[b:b + self.batch_size]
+                needed = sorted({j for w in chunk for j in w.indices})
+                missing = [j for j in needed if j not in carried]
+                frames = dict(carried)
+                if missing:
+                    decoded = self.transform(reader.frames_at(missing))
+                    frames.update(zip(missing, decoded.unbind(0)))
+                clips = torch.stack([torch.stack([frames[j] for j in w.indices]) for w in chunk])
+                if self.clips_per_window > 1:
+                    clips = clips.unflatten(1, (self.clips_per_window, n))
+                last = b + self.batch_size >= len(windows)
+                nxt = windows[b + self.batch_size:b + 2 * self.batch_size]
+                keep = {j for w in nxt for j in w.indices}
+                carried = {j: f for j, f in frames.items() if j in keep}
+                yield {"file": i, "path": path, "windows": chunk, "video": clips, "last": last,
+                       "info": {"duration": info.duration, "fps": info.fps, "num_frames": info.num_frames,
+                                "width": info.width, "height": info.height}}
+        finally:
+            reader.close()
+
+
+def merge_segments(windows: Sequence[Mapping[str, Any]], threshold: float, duration: float) -> list[dict[str, Any]]:
+    """Runs of consecutive windows with one top-1 label scoring >= ``threshold``, as ``{start, end, label, score}``
+    (``score``: the run's mean top-1 score). Window k owns [midpoint with k-1, midpoint with k+1]."""
+    centres = [(w["start"] + w["end"]) / 2 for w in windows]
+    bounds = [0.0] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [duration]
+    segments: list[dict[str, Any]] = []
+    run: list[int] = []
+
+    def close() -> None:
+        if run:
+            scores = [windows[k]["score"] for k in run]
+            segments.append({"start": round(bounds[run[0]], 6), "end": round(bounds[run[-1] + 1], 6),
+                             "label": windows[run[0]]["label"], "score": sum(scores) / len(scores),
+                             "windows": len(run)})
+            run.clear()
+
+    for k, w in enumerate(windows):
+        if w["score"] < threshold:
+            close()
+            continue
+        if run and windows[run[-1]]["label"] != w["label"]:
+            close()
+        run.append(k)
+    close()
+    return segments
+
+
+def iter_timelines(model: "VideoClassifier", samples: Sequence[VideoSample], window: float, stride: float | None,
+                   top_k: int = 5, threshold: float = 0.5, clips_per_window: int = 1, batch_size: int = 8,
+                   num_workers: int = 0, decoder: str = "auto", device: torch.device | None = None,
+                   on_windows: Callable[[int], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(input index, result)`` per file as each file finishes (files on different workers may interleave)."""
+    stride = window if stride is None else stride
+    cfg = model.data_config
+    dataset = WindowStream(samples, cfg.sampling, cfg.eval_transform(1), window, stride, clips_per_window,
+                           batch_size, decoder)
+    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers,
+                        pin_memory=device is not None and device.type == "cuda")
+    device = device or model.device
+    k = min(top_k, model.num_classes)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    pending: dict[int, dict[str, Any]] = {}
+    for item in loader:
+        i = item["file"]
+        if "error" in item:
+            yield i, {"path": item["path"], "label": None, "score": None, "top_k": [], "error": item["error"]}
+            pending.pop(i, None)
+            continue
+        with autocast:
+            probs = model._probabilities(item["video"].to(device, non_blocking=True)).float().cpu()
+        state = pending.setdefault(i, {"windows": [], "sum": torch.zeros(model.num_classes), "info": item["info"]})
+        state["sum"] += probs.sum(0)
+        scores, ids = probs.topk(k, dim=-1)
+        for w, row_s, row_i in zip(item["windows"], scores.tolist(), ids.tolist()):
+            top = [{"label": model.labels[c], "score": s} for s, c in zip(row_s, row_i)]
+            state["windows"].append({"start": w.start, "end": w.end, "label": top[0]["label"],
+                                     "score": top[0]["score"], "top_k": top})
+        if on_windows is not None:
+            on_windows(len(item["windows"]))
+        if item["last"]:
+            state = pending.pop(i)
+            mean = state["sum"] / len(state["windows"])
+            s, c = mean.topk(k)
+            top = [{"label": model.labels[j], "score": v} for v, j in zip(s.tolist(), c.tolist())]
+            duration = state["info"]["duration"]
+            yield i, {"path": item["path"], "label": top[0]["label"], "score": top[0]["score"], "top_k": top,
+                      "duration": duration, "window": window, "stride": stride, "threshold": threshold,
+                      "windows": state["windows"],
+                      "segments": merge_segments(state["windows"], threshold, duration)}
+
+
+# ---------------------------------------------------------------------------------------------------- pictures
+def timeline_png(result: Mapping[str, Any], path: str | os.PathLike, max_classes: int = 6) -> Path:
+    """A picture of one video's timeline: the probabilities of its leading classes per window, and the merged
+    segments as a labelled bar beneath them."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: only when a picture is asked for
+    from matplotlib.figure import Figure
+
+    windows = result["windows"]
+    x = [(w["start"] + w["end"]) / 2 for w in windows]
+    # classes worth drawing: every window's top-1, then the highest mean scores
+    mass: dict[str, float] = {}
+    for w in windows:
+        for t in w["top_k"]:
+            mass[t["label"]] = mass.get(t["label"], 0.0) + t["score"]
+    leaders = list(dict.fromkeys(w["label"] for w in windows))
+    names = (leaders + [n for n in sorted(mass, key=mass.get, reverse=True) if n not in leaders])[:max_classes]
+    colours = {n: f"C{i % 10}" for i, n in enumerate(names)}
+    fig = Figure(figsize=(10, 3.2), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax, bar = fig.subplots(2, 1, sharex=True, height_ratios=[4, 1])
+    for n in names:
+        y = [next((t["score"] for t in w["top_k"] if t["label"] == n), 0.0) for w in windows]
+        ax.plot(x, y, marker=".", color=colours[n], label=n)
+    ax.axhline(result.get("threshold", 0.5), color="0.6", lw=0.8, ls="--")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("probability")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    ax.set_title(f"{Path(result['path']).name}: window {result['window']:g} s, stride {result['stride']:g} s",
+                 fontsize=10)
+    for seg in result["segments"]:
+        bar.broken_barh([(seg["start"], seg["end"] - seg["start"])], (0, 1), color=colours.get(seg["label"], "0.5"))
+        bar.text((seg["start"] + seg["end"]) / 2, 0.5, seg["label"], ha="center", va="center", fontsize=8,
+                 clip_on=True)
+    bar.set_yticks([])
+    bar.set_ylabel("segments", rotation=0, ha="right", va="center")
+    bar.set_xlim(0, result["duration"])
+    bar.set_xlabel("time (s)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def timeline_png_path(folder: str | os.PathLike, video_path: str, index: int) -> Path:
+    """``folder/<index>_<video stem>.png``: the index keeps same-named files in different folders apart."""
+    return Path(folder) / f"{index:04d}_{Path(video_path).stem}.png"

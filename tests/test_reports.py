@@ -1,0 +1,269 @@
+"""Test reports, training curves, timelines and prediction files, on real encoded videos and a tiny model trained
+here on two demo motions (left, right) in about 20 s."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+
+def flashvid(capfd: pytest.CaptureFixture[str], *args: str) -> SimpleNamespace:
+    """``flashvid ARGS`` in this process (the imports are paid once): exit status, stdout, stderr."""
+    from flashvid.cli import main
+
+    capfd.readouterr()
+    code = main([*args, "hydra/job_logging=none", "hydra/hydra_logging=none"])
+    out = capfd.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+
+@pytest.fixture(scope="module")
+def left_right(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The tiny model trained on left/right demo videos (12 per class, 5 epochs), logged by a CSV logger.
+
+    One torch thread for this module: on the shared 2-core test machine, under load, fitting took 8 s with one
+    thread and 38 s with two (the threads of a small conv net spin waiting for each other)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.loggers import CSVLogger
+
+    from flashvid import Trainer, VideoClassificationData, VideoClassifier
+    from flashvid.data import make_demo_dataset
+
+    work = tmp_path_factory.mktemp("reports")
+    root = make_demo_dataset(work / "data", motions=("left", "right"),
+                             videos_per_class={"train": 12, "val": 1, "test": 4}, num_frames=16, height=64, width=64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    L.seed_everything(0)
+    dm = VideoClassificationData.from_folders(train_folder=root / "train", val_folder=root / "val",
+                                              test_folder=root / "test", batch_size=4, num_workers=0,
+                                              augmentation={"hflip": 0.0, "scale": (0.5, 1.0)})
+    model = VideoClassifier("tiny_r2plus1d", labels=dm.labels, learning_rate=6e-3, weight_decay=0.01)
+    trainer = Trainer(max_epochs=5, logger=CSVLogger(work, name="csv", version=""), log_every_n_steps=1,
+                      callbacks=[LearningRateMonitor()], enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    ckpt = work / "left_right.ckpt"
+    trainer.save_checkpoint(ckpt)
+    yield SimpleNamespace(root=root, model=model.eval(), ckpt=ckpt, trainer=trainer, work=work)
+    torch.set_num_threads(threads)
+
+
+def _png(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return im.size
+
+
+def test_training_curves_from_the_csv_log(left_right: SimpleNamespace, tmp_path: Path) -> None:
+    import lightning as L
+
+    from flashvid.reports import training_curves
+
+    png = training_curves(left_right.trainer, tmp_path)
+    assert png == tmp_path / "curves.png"
+    w, h = _png(png)
+    assert w > 2 * h  # three panels side by side: loss, accuracy, learning rate
+    # without a CSV logger there is nothing to draw from: None, no crash
+    assert training_curves(L.Trainer(logger=False), tmp_path / "none") is None
+    assert not (tmp_path / "none").exists()
+
+
+def test_test_report_files_agree_with_the_metrics(left_right: SimpleNamespace, tmp_path: Path,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """``flashvid test`` writes predictions, confusion matrix, per-class metrics and a contact sheet that agree
+    with its own top-1 and mean-class accuracy; one planted mislabelled video makes sure there is a mistake."""
+    test = tmp_path / "test"
+    for cls in ("left", "right"):
+        (test / cls).mkdir(parents=True)
+        for f in sorted((left_right.root / "test" / cls).iterdir()):
+            (test / cls / f.name).symlink_to(f)
+    planted = sorted((left_right.root / "test" / "right").iterdir())[0]
+    (test / "left" / f"mislabelled_{planted.name}").symlink_to(planted)
+    out = tmp_path / "run"
+    proc = flashvid(capfd, "test", f"ckpt_path={left_right.ckpt}", f"data.test_folder={test}", "model=tiny",
+                    "data.num_clips=2", "data.num_workers=0", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((out / "test_metrics.json").read_text())
+    n = r["num_videos"]
+    assert n == 9
+    with open(out / "confusion_matrix.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][1:] == ["left", "right"]
+    cm = np.array([[int(x) for x in row[1:]] for row in rows[1:]])
+    assert cm.sum() == n and cm.sum(1).tolist() == [5, 4]
+    assert cm.trace() / n == pytest.approx(r["top1"], abs=1e-6)
+    per_class = json.loads((out / "per_class.json").read_text())
+    recall = {c["label"]: c["recall"] for c in per_class["per_class"]}
+    assert recall["left"] == pytest.approx(cm[0, 0] / 5) and recall["right"] == pytest.approx(cm[1, 1] / 4)
+    assert np.mean(list(recall.values())) == pytest.approx(r["mean_class_accuracy"], abs=1e-6)
+    for c in per_class["per_class"]:
+        i = ["left", "right"].index(c["label"])
+        assert c["support"] == cm[i].sum() and c["predicted"] == cm[:, i].sum()
+        assert c["precision"] == pytest.approx(cm[i, i] / max(cm[:, i].sum(), 1))
+    with open(out / "predictions.csv", newline="") as f:
+        preds = list(csv.DictReader(f))
+    assert len(preds) == n and len({p["path"] for p in preds}) == n  # each video once
+    assert all((p["true"] == p["predicted"]) == (p["correct"] == "1") for p in preds)
+    assert sum(p["correct"] == "1" for p in preds) == cm.trace()
+    assert all(p["top_k"].split("|")[0].split(":")[0] == p["predicted"] for p in preds)
+    wrong = [p for p in preds if p["correct"] == "0"]
+    assert any("mislabelled" in p["path"] for p in wrong)  # the planted one
+    pairs = {(p["true"], p["predicted"]): p["count"] for p in per_class["confused_pairs"]}
+    assert pairs == {(t, p): int(cm[i, j]) for i, t in enumerate(["left", "right"])
+                     for j, p in enumerate(["left", "right"]) if i != j and cm[i, j]}
+    _png(out / "confusion_matrix.png")
+    w, h = _png(out / "misclassified.png")
+    assert h > 100 and w > h
+    for name in ("predictions.csv", "confusion_matrix.png", "per_class.json", "misclassified.png"):
+        assert name in proc.stdout  # the summary names every file
+    assert "precision" in proc.stdout and ("left -> right" in proc.stdout or "right -> left" in proc.stdout)
+
+
+def _switching_video(path: Path, half: int = 24) -> float:
+    """A video whose disc moves left for ``half`` frames, then right: returns the switch time in seconds."""
+    from flashvid.data.demo import render_motion, write_video
+
+    first = render_motion("left", half, 64, 64, np.random.default_rng(1))
+    second = render_motion("right", half, 64, 64, np.random.default_rng(2))
+    write_video(path, np.concatenate([first, second]), fps=15)
+    return half / 15
+
+
+def test_timeline_changes_label_at_the_switch(left_right: SimpleNamespace, tmp_path: Path) -> None:
+    video = tmp_path / "left_then_right.mp4"
+    switch = _switching_video(video)
+    stride = 0.4
+    [r] = left_right.model.predict([video], window=1.0, stride=stride, threshold=0.5, top_k=2)
+    windows = r["windows"]
+    assert r["duration"] == pytest.approx(2 * switch, abs=0.01)
+    assert windows[0]["start"] == 0 and windows[-1]["end"] == pytest.approx(r["duration"], abs=1e-3)
+    labels = [w["label"] for w in windows]
+    assert labels[0] == "left" and labels[-1] == "right"
+    changes = [k for k in range(1, len(labels)) if labels[k] != labels[k - 1]]
+    assert len(changes) == 1, labels  # one change, from left to right
+    k = changes[0]
+    at = (windows[k - 1]["start"] + windows[k - 1]["end"] + windows[k]["start"] + windows[k]["end"]) / 4
+    assert abs(at - switch) <= stride, (at, switch, labels)
+    segs = r["segments"]
+    assert [s["label"] for s in segs] == ["left", "right"]
+    assert segs[0]["start"] == 0 and segs[-1]["end"] == pytest.approx(r["duration"])
+    assert segs[0]["end"] == pytest.approx(segs[1]["start"]) == pytest.approx(at)
+    assert sum(s["windows"] for s in segs) == len(windows)
+    for w in windows:
+        assert [t["label"] for t in w["top_k"]][0] == w["label"] and len(w["top_k"]) == 2
+
+    from flashvid.timeline import timeline_png
+
+    w, h = _png(timeline_png(r, tmp_path / "timeline.png"))
+    assert w > 2 * h
+
+
+def test_timeline_streams_a_long_video_in_bounded_memory(left_right: SimpleNamespace, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows over a longer file: each decode asks for frames in increasing order, never one frame twice, and
+    no batch holds more than its windows' frames."""
+    from flashvid.data import decoding
+    from flashvid.data.demo import render_motion, write_video
+    from flashvid.timeline import WindowStream, plan_windows
+
+    video = tmp_path / "long.mp4"
+    write_video(video, render_motion("left", 150, 32, 32, np.random.default_rng(0)), fps=15)  # 10 s
+    cfg = left_right.model.data_config
+    asked: list[list[int]] = []
+    real_open = decoding.open_video
+
+    def spying_open(path: str, decoder: str = "auto"):
+        reader = real_open(path, decoder)
+        frames_at = reader.frames_at
+
+        def record(indices):
+            asked.append(list(indices))
+            return frames_at(indices)
+
+        reader.frames_at = record
+        return reader
+
+    from flashvid.data.sources import VideoSample
+
+    monkeypatch.setattr("flashvid.timeline.open_video", spying_open)
+    stream = WindowStream([VideoSample(str(video), -1)], cfg.sampling, cfg.eval_transform(1), window=1.0,
+                          stride=0.25, batch_size=4)
+    items = list(stream)
+    flat = [i for call in asked for i in call]
+    assert flat == sorted(flat) and len(flat) == len(set(flat))  # sequential, each frame decoded once
+    windows = plan_windows(decoding.probe(video), cfg.sampling, 1.0, 0.25)
+    assert sum(len(it["windows"]) for it in items) == len(windows) == 37
+    assert max(len(c) for c in asked) <= 4 * cfg.num_frames
+    assert items[-1]["last"] and not any(it["last"] for it in items[:-1])
+    assert items[0]["video"].shape == (4, cfg.num_frames, 3, cfg.crop_size, cfg.crop_size)
+
+
+def test_save_predictions_writes_the_format_its_extension_names(left_right: SimpleNamespace,
+                                                                tmp_path: Path) -> None:
+    """``.csv`` used to be written as JSON: every format now round-trips, for files and for timelines."""
+    from flashvid.classifier import save_predictions
+    from flashvid.predictions import load_predictions
+
+    files = sorted((left_right.root / "test" / "left").iterdir())[:2] + [tmp_path / "missing.mp4"]
+    results = left_right.model.predict(files, top_k=2)
+    assert results[-1]["error"]
+    csv_path = save_predictions(results, tmp_path / "p.csv")
+    assert csv_path.read_text().splitlines()[0] == "path,label,score,top_k,error"
+    for ext in (".json", ".jsonl", ".csv"):
+        back = load_predictions(save_predictions(results, tmp_path / f"p{ext}"))
+        assert [b["path"] for b in back] == [str(f) for f in files]
+        for b, r in zip(back, results):
+            assert b["label"] == r["label"] and b.get("error") == r.get("error")
+            assert [t["label"] for t in b["top_k"]] == [t["label"] for t in r["top_k"]]
+            assert [t["score"] for t in b["top_k"]] == pytest.approx([t["score"] for t in r["top_k"]], rel=1e-5)
+    video = tmp_path / "switch.mp4"
+    _switching_video(video, half=12)
+    timelines = left_right.model.predict([video, tmp_path / "missing.mp4"], window=0.8, stride=0.4, top_k=2)
+    for ext in (".json", ".jsonl", ".csv"):
+        back = load_predictions(save_predictions(timelines, tmp_path / f"t{ext}"))
+        assert back[1]["error"] == timelines[1]["error"]
+        assert [(w["start"], w["end"], w["label"]) for w in back[0]["windows"]] == \
+               [(w["start"], w["end"], w["label"]) for w in timelines[0]["windows"]]
+        assert [s["label"] for s in back[0]["segments"]] == [s["label"] for s in timelines[0]["segments"]]
+    with pytest.raises(ValueError, match=r"unknown extension '.txt'.*\.json, \.jsonl.*\.csv"):
+        save_predictions(results, tmp_path / "p.txt")
+
+
+def test_predict_cli_timelines_jsonl_progress_and_bad_extension(left_right: SimpleNamespace, tmp_path: Path,
+                                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    video = tmp_path / "switch.mp4"
+    _switching_video(video, half=12)
+    out = tmp_path / "pred.jsonl"
+    proc = flashvid(capfd, "predict", f"ckpt_path={left_right.ckpt}", f"inputs=[{video}]", "window=0.8", "stride=0.4",
+                    "timeline_png=true", "progress=true", f"output={out}", f"hydra.run.dir={tmp_path / 'p'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [r] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert r["windows"] and r["segments"] and Path(r["timeline_png"]).parent == tmp_path / "pred_timelines"
+    _png(Path(r["timeline_png"]))
+    assert "files/s" in proc.stderr and "windows/s" in proc.stderr
+    # an unknown extension fails at once, before the checkpoint is loaded or anything decoded
+    bad = flashvid(capfd, "predict", f"ckpt_path={left_right.ckpt}", f"inputs=[{video}]", f"output={tmp_path / 'p.txt'}",
+                   f"hydra.run.dir={tmp_path / 'q'}")
+    assert bad.returncode == 2 and "unknown extension '.txt'" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "p.txt").exists()
+
+
+def test_progress_bar_on_request_only(left_right: SimpleNamespace, capfd: pytest.CaptureFixture[str]) -> None:
+    files = sorted((left_right.root / "test" / "right").iterdir())
+    left_right.model.predict(files)
+    assert "files/s" not in capfd.readouterr().err  # not a terminal, not asked
+    results = left_right.model.predict(files, progress=True)
+    err = capfd.readouterr().err
+    assert "files/s" in err and f"{len(files)}/{len(files)}" in err and len(results) == len(files)
+    assert torch.is_inference_mode_enabled() is False

@@ -20,8 +20,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Self
 
 FORMATS: tuple[str, ...] = (".json", ".jsonl", ".csv")
 VIDEO_COLUMNS = ("path", "label", "score", "top_k", "error")
@@ -69,7 +70,7 @@ class PredictionWriter:
         self._segments: Any = None
         self._segments_file = None
         if self.format == ".jsonl":
-            self._file = open(self.path, "w", encoding="utf-8")
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115  (open across writes, closed in close())
 
     def write(self, result: Mapping[str, Any], index: int | None = None) -> None:
         if self.format == ".json":
@@ -84,7 +85,7 @@ class PredictionWriter:
     def _write_csv(self, r: Mapping[str, Any]) -> None:
         timeline = "windows" in r
         if self._rows is None:
-            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115  (as above)
             self._rows = csv.writer(self._file)
             self._rows.writerow(WINDOW_COLUMNS if timeline else VIDEO_COLUMNS)
             self._timeline = timeline
@@ -99,7 +100,8 @@ class PredictionWriter:
                 self._rows.writerow([r["path"], w["start"], w["end"], w["label"], f"{w['score']:.6g}",
                                      _top_k_cell(w["top_k"]), ""])
             if self._segments is None:
-                self._segments_file = open(segments_path(self.path), "w", newline="", encoding="utf-8")
+                self._segments_file = open(  # noqa: SIM115  (as above)
+                    segments_path(self.path), "w", newline="", encoding="utf-8")
                 self._segments = csv.writer(self._segments_file)
                 self._segments.writerow(SEGMENT_COLUMNS)
             for s in r["segments"]:
@@ -120,10 +122,10 @@ class PredictionWriter:
         self._file = self._segments_file = None
         return self.path
 
-    def __enter__(self) -> "PredictionWriter":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -181,11 +183,16 @@ class Progress:
         self._bar: Any = None
         self._start = time.perf_counter()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Self:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, \
-                TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -206,7 +213,7 @@ class Progress:
             rate += f", {self.windows / elapsed:.1f} windows/s"
         self._bar.update(self._task, advance=files, rate=rate)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
 
@@ -239,7 +246,8 @@ def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, timeli
     with writer:
         for i, r in model.iter_predict(inputs, progress=progress, **predict_kwargs):
             if pictures is not None and not r.get("error"):
-                from .timeline import timeline_png as draw, timeline_png_path
+                from .timeline import timeline_png as draw
+                from .timeline import timeline_png_path
 
                 r["timeline_png"] = str(draw(r, timeline_png_path(pictures, r["path"], i)))
             writer.write(r, i)

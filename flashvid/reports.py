@@ -20,8 +20,9 @@ import csv
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -64,7 +65,7 @@ class TestReport(L.Callback):
             torch.distributed.all_gather_object(gathered, records)
             records = {k: v for part in gathered for k, v in part.items()}
         if trainer.is_global_zero:
-            labels = self.labels or list(getattr(pl_module, "labels"))
+            labels = self.labels or list(pl_module.labels)
             self.summary = write_test_report(records, labels, self.out_dir, self.top_k, self.contact_sheet,
                                              self.decoder)
 
@@ -73,8 +74,12 @@ def write_test_report(records: Mapping[str, tuple[torch.Tensor, int]], labels: S
                       out_dir: str | os.PathLike, top_k: int = 5, contact_sheet: int = 6,
                       decoder: str = "auto") -> dict[str, Any]:
     """Write the report files for ``{path: (probabilities, true class index)}`` and return their summary."""
-    from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassF1Score, MulticlassPrecision, \
-        MulticlassRecall
+    from torchmetrics.classification import (
+        MulticlassConfusionMatrix,
+        MulticlassF1Score,
+        MulticlassPrecision,
+        MulticlassRecall,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,7 +233,7 @@ def print_test_details(summary: Mapping[str, Any]) -> None:
     if summary["confused_pairs"]:
         con.print("most confused (true -> predicted): " + ", ".join(
             f"{p['true']} -> {p['predicted']} ({p['count']})" for p in summary["confused_pairs"][:5]))
-    for name, path in summary["files"].items():
+    for path in summary["files"].values():
         con.print(f"wrote {path}")
 
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -57,7 +59,7 @@ def plan_windows(info: VideoInfo, sampling: ClipSampling, window: float, stride:
     fps, total = info.fps, info.num_frames
     duration = total / fps
     window = min(window, duration)
-    starts = [k * stride for k in range(int(math.floor((duration - window) / stride + 1e-9)) + 1)]
+    starts = [k * stride for k in range(math.floor((duration - window) / stride + 1e-9) + 1)]
     if starts[-1] + window < duration - 1e-6:
         starts.append(duration - window)
     span = sampling.span(fps)
@@ -79,11 +81,11 @@ class WindowStream(IterableDataset):
 
     def __init__(self, samples: Sequence[VideoSample], sampling: ClipSampling,
                  transform: Callable[[torch.Tensor], torch.Tensor], window: float, stride: float,
-                 clips_per_window: int = 1, batch_size: int = 8, decoder: str = "auto"):
+                 clips_per_window: int = 1, batch_size: int = 8, decoder: str = "auto", decode_threads: int = 1):
         self.samples = list(samples)
         self.sampling, self.transform = sampling, transform
         self.window, self.stride, self.clips_per_window = window, stride, clips_per_window
-        self.batch_size, self.decoder = batch_size, decoder
+        self.batch_size, self.decoder, self.decode_threads = batch_size, decoder, decode_threads
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = get_worker_info()
@@ -98,7 +100,7 @@ class WindowStream(IterableDataset):
                 yield {"file": i, "path": path, "error": f"{type(e).__name__}: {e}"}
 
     def _file(self, i: int, path: str) -> Iterator[dict[str, Any]]:
-        reader = open_video(path, self.decoder)
+        reader = open_video(path, self.decoder, num_threads=self.decode_threads)
         try:
             info = reader.info
             windows = plan_windows(info, self.sampling, self.window, self.stride, self.clips_per_window)
@@ -130,7 +132,7 @@ def merge_segments(windows: Sequence[Mapping[str, Any]], threshold: float, durat
     """Runs of consecutive windows with one top-1 label scoring >= ``threshold``, as ``{start, end, label, score}``
     (``score``: the run's mean top-1 score). Window k owns [midpoint with k-1, midpoint with k+1]."""
     centres = [(w["start"] + w["end"]) / 2 for w in windows]
-    bounds = [0.0] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [duration]
+    bounds = [0.0] + [(a + b) / 2 for a, b in pairwise(centres)] + [duration]
     segments: list[dict[str, Any]] = []
     run: list[int] = []
 
@@ -153,15 +155,17 @@ def merge_segments(windows: Sequence[Mapping[str, Any]], threshold: float, durat
     return segments
 
 
-def iter_timelines(model: "VideoClassifier", samples: Sequence[VideoSample], window: float, stride: float | None,
+def iter_timelines(model: VideoClassifier, samples: Sequence[VideoSample], window: float, stride: float | None,
                    top_k: int = 5, threshold: float = 0.5, clips_per_window: int = 1, batch_size: int = 8,
                    num_workers: int = 0, decoder: str = "auto", device: torch.device | None = None,
                    on_windows: Callable[[int], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(input index, result)`` per file as each file finishes (files on different workers may interleave)."""
     stride = window if stride is None else stride
     cfg = model.data_config
+    # without workers, one file at a time is decoded in this process: let FFmpeg use its threads (0 = auto);
+    # with workers, each decodes its own file on one thread
     dataset = WindowStream(samples, cfg.sampling, cfg.eval_transform(1), window, stride, clips_per_window,
-                           batch_size, decoder)
+                           batch_size, decoder, decode_threads=0 if num_workers == 0 else 1)
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers,
                         pin_memory=device is not None and device.type == "cuda")
     device = device or model.device
@@ -201,7 +205,9 @@ def iter_timelines(model: "VideoClassifier", samples: Sequence[VideoSample], win
 def timeline_png(result: Mapping[str, Any], path: str | os.PathLike, max_classes: int = 6) -> Path:
     """A picture of one video's timeline: the probabilities of its leading classes per window, and the merged
     segments as a labelled bar beneath them."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: only when a picture is asked for
+    from matplotlib.backends.backend_agg import (
+        FigureCanvasAgg,  # lazy: only when a picture is asked for
+    )
     from matplotlib.figure import Figure
 
     windows = result["windows"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -88,7 +88,7 @@ def test_test_report_files_agree_with_the_metrics(left_right: SimpleNamespace, t
         (test / cls).mkdir(parents=True)
         for f in sorted((left_right.root / "test" / cls).iterdir()):
             (test / cls / f.name).symlink_to(f)
-    planted = sorted((left_right.root / "test" / "right").iterdir())[0]
+    planted = min((left_right.root / "test" / "right").iterdir())
     (test / "left" / f"mislabelled_{planted.name}").symlink_to(planted)
     out = tmp_path / "run"
     proc = flashvid(capfd, "test", f"ckpt_path={left_right.ckpt}", f"data.test_folder={test}", "model=tiny",
@@ -132,12 +132,10 @@ def test_test_report_files_agree_with_the_metrics(left_right: SimpleNamespace, t
 
 def _switching_video(path: Path, half: int = 24) -> float:
     """A video whose disc moves left for ``half`` frames, then right: returns the switch time in seconds."""
-    from flashvid.data.demo import render_motion, write_video
+    from flashvid.data.demo import make_demo_sequence
 
-    first = render_motion("left", half, 64, 64, np.random.default_rng(1))
-    second = render_motion("right", half, 64, 64, np.random.default_rng(2))
-    write_video(path, np.concatenate([first, second]), fps=15)
-    return half / 15
+    spans = make_demo_sequence(path, ("left", "right"), frames_each=half, height=64, width=64, fps=15)
+    return spans[0][2]
 
 
 def test_timeline_changes_label_at_the_switch(left_right: SimpleNamespace, tmp_path: Path) -> None:
@@ -161,7 +159,7 @@ def test_timeline_changes_label_at_the_switch(left_right: SimpleNamespace, tmp_p
     assert segs[0]["end"] == pytest.approx(segs[1]["start"]) == pytest.approx(at)
     assert sum(s["windows"] for s in segs) == len(windows)
     for w in windows:
-        assert [t["label"] for t in w["top_k"]][0] == w["label"] and len(w["top_k"]) == 2
+        assert w["top_k"][0]["label"] == w["label"] and len(w["top_k"]) == 2
 
     from flashvid.timeline import timeline_png
 
@@ -183,8 +181,8 @@ def test_timeline_streams_a_long_video_in_bounded_memory(left_right: SimpleNames
     asked: list[list[int]] = []
     real_open = decoding.open_video
 
-    def spying_open(path: str, decoder: str = "auto"):
-        reader = real_open(path, decoder)
+    def spying_open(path: str, decoder: str = "auto", num_threads: int = 1):
+        reader = real_open(path, decoder, num_threads)
         frames_at = reader.frames_at
 
         def record(indices):
@@ -253,8 +251,8 @@ def test_predict_cli_timelines_jsonl_progress_and_bad_extension(left_right: Simp
     _png(Path(r["timeline_png"]))
     assert "files/s" in proc.stderr and "windows/s" in proc.stderr
     # an unknown extension fails at once, before the checkpoint is loaded or anything decoded
-    bad = flashvid(capfd, "predict", f"ckpt_path={left_right.ckpt}", f"inputs=[{video}]", f"output={tmp_path / 'p.txt'}",
-                   f"hydra.run.dir={tmp_path / 'q'}")
+    bad = flashvid(capfd, "predict", f"ckpt_path={left_right.ckpt}", f"inputs=[{video}]",
+                   f"output={tmp_path / 'p.txt'}", f"hydra.run.dir={tmp_path / 'q'}")
     assert bad.returncode == 2 and "unknown extension '.txt'" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "p.txt").exists()
 
@@ -267,3 +265,22 @@ def test_progress_bar_on_request_only(left_right: SimpleNamespace, capfd: pytest
     err = capfd.readouterr().err
     assert "files/s" in err and f"{len(files)}/{len(files)}" in err and len(results) == len(files)
     assert torch.is_inference_mode_enabled() is False
+
+
+def test_mean_class_accuracy_averages_the_classes_in_the_split(tmp_path: Path) -> None:
+    """A test folder with a subset of the classes: a class with no videos that was predicted once used to enter
+    the mean with recall 0 (torchmetrics' macro average): 0.5 instead of 0.75. The report's per-class recalls
+    and the logged metric now agree."""
+    from flashvid.classifier import MeanClassAccuracy
+    from flashvid.reports import write_test_report
+
+    target = torch.tensor([0, 0, 1, 1])
+    probs = torch.nn.functional.one_hot(torch.tensor([0, 2, 1, 1]), 4).float() * 0.7 + 0.075
+    metric = MeanClassAccuracy(4)
+    metric.update(probs, target)
+    assert float(metric.compute()) == pytest.approx(0.75)
+    records = {f"v{i}.mp4": (p, int(t)) for i, (p, t) in enumerate(zip(probs, target, strict=True))}
+    summary = write_test_report(records, ["a", "b", "c", "d"], tmp_path, contact_sheet=0)
+    assert summary["mean_class_accuracy"] == pytest.approx(0.75)
+    assert [c["support"] for c in summary["per_class"]] == [2, 2, 0, 0]
+    assert summary["confused_pairs"] == [{"true": "a", "predicted": "c", "count": 1, "share_of_true": 0.5}]

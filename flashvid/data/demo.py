@@ -156,3 +156,18 @@ def make_demo_dataset(
                 write_video(path, render_motion(motion, num_frames, height, width, rng), fps)
         first_group += (n + 3) // 4
     return root
+
+
+def make_demo_sequence(path: str | Path, motions: Sequence[str] = ("left", "clockwise", "right"),
+                       frames_each: int = 45, height: int = 96, width: int = 96, fps: float = 15.0,
+                       seed: int = 0) -> list[tuple[str, float, float]]:
+    """Write one untrimmed video that plays ``motions`` one after another (``frames_each`` frames each) and return
+    the true ``(motion, start, end)`` spans in seconds: the input for a timeline (``predict window=...``)."""
+    unknown = sorted(set(motions) - set(MOTIONS))
+    if unknown:
+        raise ValueError(f"unknown demo motions {unknown}; choose from {sorted(MOTIONS)}")
+    parts = [render_motion(m, frames_each, height, width, np.random.default_rng([seed, i, zlib.crc32(m.encode())]))
+             for i, m in enumerate(motions)]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, np.concatenate(parts), fps)
+    return [(m, i * frames_each / fps, (i + 1) * frames_each / fps) for i, m in enumerate(motions)]

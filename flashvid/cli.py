@@ -654,6 +654,10 @@ def run_predict(cfg: "DictConfig") -> int:
     except ValueError as e:  # e.g. a folder without videos, output=preds.txt
         raise ConfigError(str(e)) from None
     _print_predictions(results, path)
+    if options["window"] is not None:
+        from .timeline import print_segments
+
+        print_segments(results)
     failed = sum(r.get("error") is not None for r in results)
     if failed:
         print(f"flashvid predict: {failed} of {len(results)} files could not be decoded (their 'error' above)",

@@ -189,10 +189,10 @@ def misclassified_sheet(videos: Sequence[tuple[str, str, str, float]], path: str
 
     from .data.decoding import VideoDecodeError, open_video
 
-    fig = Figure(figsize=(1.9 * frames, 1.75 * len(videos) + 0.2), dpi=90, layout="constrained")
+    fig = Figure(figsize=(1.9 * frames, 1.9 * len(videos)), dpi=90, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(videos), frames, squeeze=False)
-    for row, (video, true, predicted, score) in enumerate(videos):
+    rows = fig.subfigures(len(videos), 1, squeeze=False)[:, 0]  # one row per video, its labels above it
+    for sub, (video, true, predicted, score) in zip(rows, videos, strict=True):
         try:
             reader = open_video(video, decoder)
             try:
@@ -203,14 +203,13 @@ def misclassified_sheet(videos: Sequence[tuple[str, str, str, float]], path: str
                 reader.close()
         except VideoDecodeError:
             images = None
-        for col in range(frames):
-            ax = axes[row, col]
+        sub.suptitle(f"{Path(video).name}: true {true}, predicted {predicted} ({score:.2f})", fontsize=9,
+                     x=0.01, ha="left")
+        for col, ax in enumerate(sub.subplots(1, frames, squeeze=False)[0]):
             ax.set_xticks([])
             ax.set_yticks([])
             if images is not None:
                 ax.imshow(images[col])
-        axes[row, 0].set_title(f"{Path(video).name}: true {true}, predicted {predicted} ({score:.2f})",
-                               fontsize=8, loc="left")
     path = Path(path)
     fig.savefig(path)
     return path
@@ -290,9 +289,9 @@ def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, keys) in zip(axes, panels.items()):
-        for key in keys:
+        for n, key in enumerate(keys):  # line styles cycle so equal series (acc = mean_class_acc) stay visible
             xs, ys = series[key]
-            ax.plot(xs, ys, marker="." if len(xs) < 50 else None, label=key)
+            ax.plot(xs, ys, marker="." if len(xs) < 50 else None, ls=("-", "--", ":", "-.")[n % 4], label=key)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)

@@ -249,3 +249,17 @@ def timeline_png(result: Mapping[str, Any], path: str | os.PathLike, max_classes
 def timeline_png_path(folder: str | os.PathLike, video_path: str, index: int) -> Path:
     """``folder/<index>_<video stem>.png``: the index keeps same-named files in different folders apart."""
     return Path(folder) / f"{index:04d}_{Path(video_path).stem}.png"
+
+
+def print_segments(results: Sequence[Mapping[str, Any]]) -> None:
+    """Each timeline's merged segments (and its picture), after predict's table."""
+    from rich.console import Console
+
+    con = Console(soft_wrap=True)
+    for r in results:
+        if r.get("error") or "segments" not in r:
+            continue
+        spans = ", ".join(f"{s['start']:.2f}-{s['end']:.2f}s {s['label']} ({s['score']:.2f})" for s in r["segments"])
+        con.print(f"{Path(r['path']).name}: {len(r['windows'])} windows; segments: {spans or 'none above threshold'}")
+        if r.get("timeline_png"):
+            con.print(f"  timeline: {r['timeline_png']}")

@@ -173,7 +173,7 @@ def test_timeline_streams_a_long_video_in_bounded_memory(left_right: SimpleNames
     no batch holds more than its windows' frames."""
     from flashvid.data import decoding
     from flashvid.data.demo import render_motion, write_video
-    from flashvid.timeline import WindowStream, plan_windows
+    from flashvid.timeline import DECODE_CHUNK, WindowStream, plan_windows
 
     video = tmp_path / "long.mp4"
     write_video(video, render_motion("left", 150, 32, 32, np.random.default_rng(0)), fps=15)  # 10 s
@@ -202,7 +202,7 @@ def test_timeline_streams_a_long_video_in_bounded_memory(left_right: SimpleNames
     assert flat == sorted(flat) and len(flat) == len(set(flat))  # sequential, each frame decoded once
     windows = plan_windows(decoding.probe(video), cfg.sampling, 1.0, 0.25)
     assert sum(len(it["windows"]) for it in items) == len(windows) == 37
-    assert max(len(c) for c in asked) <= 4 * cfg.num_frames
+    assert max(len(c) for c in asked) <= DECODE_CHUNK  # full-size frames held at once
     assert items[-1]["last"] and not any(it["last"] for it in items[:-1])
     assert items[0]["video"].shape == (4, cfg.num_frames, 3, cfg.crop_size, cfg.crop_size)
 

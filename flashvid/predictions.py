@@ -60,8 +60,12 @@ class PredictionWriter:
     """Writes results to ``path`` in its extension's format; ``write`` as each file finishes, ``close`` at the end
     (also as a context manager). JSON keeps input order given ``index``; JSONL and CSV keep arrival order."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, timeline: bool | None = None):
+        """``timeline``: whether the results are timelines (CSV: one row per window); None: the first result
+        that is not an error decides."""
         self.format = output_format(path)
+        self._timeline = timeline
+        self._early_errors: list[Mapping[str, Any]] = []
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._held: list[tuple[int, Mapping[str, Any]]] = []
@@ -83,12 +87,13 @@ class PredictionWriter:
             self._write_csv(result)
 
     def _write_csv(self, r: Mapping[str, Any]) -> None:
-        timeline = "windows" in r
+        if self._timeline is None:
+            if r.get("error"):  # an error row looks the same either way: wait for a result that tells
+                self._early_errors.append(r)
+                return
+            self._timeline = "windows" in r
         if self._rows is None:
-            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115  (as above)
-            self._rows = csv.writer(self._file)
-            self._rows.writerow(WINDOW_COLUMNS if timeline else VIDEO_COLUMNS)
-            self._timeline = timeline
+            self._open_csv()
         if not self._timeline and not r.get("error"):
             self._rows.writerow([r["path"], r["label"], f"{r['score']:.6g}", _top_k_cell(r["top_k"]), ""])
         elif not self._timeline:
@@ -110,12 +115,22 @@ class PredictionWriter:
             self._segments_file.flush()
         self._file.flush()
 
+    def _open_csv(self) -> None:
+        """The header, then the errors that arrived before the kind of results was known."""
+        self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115  (as above)
+        self._rows = csv.writer(self._file)
+        self._rows.writerow(WINDOW_COLUMNS if self._timeline else VIDEO_COLUMNS)
+        held, self._early_errors = self._early_errors, []
+        for e in held:
+            self._write_csv(e)
+
     def close(self) -> Path:
         if self.format == ".json":
             ordered = [r for _, r in sorted(self._held, key=lambda x: x[0])]
             self.path.write_text(json.dumps(ordered, indent=2))
-        elif self.format == ".csv" and self._file is None:  # nothing written: still leave a valid file
-            self.path.write_text(",".join(VIDEO_COLUMNS) + "\n")
+        elif self.format == ".csv" and self._rows is None:  # only errors, or nothing: still a valid file
+            self._timeline = bool(self._timeline)
+            self._open_csv()
         for f in (self._file, self._segments_file):
             if f is not None:
                 f.close()
@@ -131,7 +146,7 @@ class PredictionWriter:
 
 def save_predictions(results: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
     """All ``results`` to ``path``, in the format its extension names."""
-    with PredictionWriter(path) as w:
+    with PredictionWriter(path, timeline=any("windows" in r for r in results)) as w:
         for i, r in enumerate(results):
             w.write(r, i)
     return w.path
@@ -237,7 +252,8 @@ def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, timeli
     """``model.iter_predict(inputs, ...)`` written to ``output`` as results come (format by extension, checked
     first), with timeline pictures in ``<output stem>_timelines/`` when asked; returns the results in input order
     and the path written."""
-    writer = PredictionWriter(output)  # an unknown extension fails here, before any decoding
+    # an unknown extension fails here, before any decoding
+    writer = PredictionWriter(output, timeline=predict_kwargs.get("window") is not None)
     pictures = Path(output).parent / f"{Path(output).stem}_timelines" if timeline_png else None
     if timeline_png and predict_kwargs.get("window") is None:
         writer.close()

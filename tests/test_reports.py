@@ -227,13 +227,14 @@ def test_save_predictions_writes_the_format_its_extension_names(left_right: Simp
             assert [t["score"] for t in b["top_k"]] == pytest.approx([t["score"] for t in r["top_k"]], rel=1e-5)
     video = tmp_path / "switch.mp4"
     _switching_video(video, half=12)
-    timelines = left_right.model.predict([video, tmp_path / "missing.mp4"], window=0.8, stride=0.4, top_k=2)
+    # the failed file first: the CSV still gets the timeline's columns
+    timelines = left_right.model.predict([tmp_path / "missing.mp4", video], window=0.8, stride=0.4, top_k=2)
     for ext in (".json", ".jsonl", ".csv"):
         back = load_predictions(save_predictions(timelines, tmp_path / f"t{ext}"))
-        assert back[1]["error"] == timelines[1]["error"]
-        assert [(w["start"], w["end"], w["label"]) for w in back[0]["windows"]] == \
-               [(w["start"], w["end"], w["label"]) for w in timelines[0]["windows"]]
-        assert [s["label"] for s in back[0]["segments"]] == [s["label"] for s in timelines[0]["segments"]]
+        assert back[0]["error"] == timelines[0]["error"]
+        assert [(w["start"], w["end"], w["label"]) for w in back[1]["windows"]] == \
+               [(w["start"], w["end"], w["label"]) for w in timelines[1]["windows"]]
+        assert [s["label"] for s in back[1]["segments"]] == [s["label"] for s in timelines[1]["segments"]]
     with pytest.raises(ValueError, match=r"unknown extension '.txt'.*\.json, \.jsonl.*\.csv"):
         save_predictions(results, tmp_path / "p.txt")
 

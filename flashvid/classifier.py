@@ -526,8 +526,8 @@ class VideoClassifier(L.LightningModule):
                                num_clips: int, num_crops: int, decoder: str, device: torch.device,
                                bar: Any) -> Iterator[tuple[int, dict[str, Any]]]:
         cfg = self.data_config
-        dataset = VideoClipDataset(samples, cfg.sampling, cfg.eval_transform(num_crops), "uniform" if num_clips > 1 else "center",
-                                   num_clips=num_clips, decoder=decoder)
+        dataset = VideoClipDataset(samples, cfg.sampling, cfg.eval_transform(num_crops),
+                                   "uniform" if num_clips > 1 else "center", num_clips=num_clips, decoder=decoder)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                                              collate_fn=collate_clips, pin_memory=torch.cuda.is_available())
         k = min(top_k, self.num_classes)

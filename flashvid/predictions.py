@@ -22,7 +22,10 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is 3.11+; flashvid supports 3.10
 
 FORMATS: tuple[str, ...] = (".json", ".jsonl", ".csv")
 VIDEO_COLUMNS = ("path", "label", "score", "top_k", "error")

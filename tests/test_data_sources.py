@@ -97,6 +97,82 @@ def test_missing_or_empty_folders_say_what_is_wrong(tmp_path):
         VideoClassificationData.from_folders(tmp_path / "empty")
 
 
+# ---------------------------------------------------------------------------------------------------- symlinks
+def _symlink_tree(root: Path, clip_files) -> Path:
+    """train/left (2 videos), train/right (3 videos), and a folder of 2 videos outside the dataset."""
+    mp4, avi = clip_files
+    for i in range(2):
+        _place(mp4, root / f"train/left/l{i}.mp4")
+    for i in range(3):
+        _place(avi, root / f"train/right/r{i}.avi")
+    for i in range(2):
+        _place(mp4, root / f"outside/o{i}.mp4")
+    return root / "train"
+
+
+LIST_CHILD = r"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("sources", sys.argv[1])
+mod = sys.modules["sources"] = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+samples, labels = mod.scan_class_folders(sys.argv[2])
+print(json.dumps([[s.path, labels[s.label]] for s in samples]))
+"""
+
+
+def _scan_with_timeout(train: Path) -> dict[str, str]:
+    """scan_class_folders in a child process (sources.py alone, no torch import), killed after 30 s: a walk
+    that loops forever fails the test instead of hanging the suite."""
+    import json
+    import subprocess
+    import sys
+
+    import flashvid.data.sources as sources
+
+    out = subprocess.run([sys.executable, "-c", LIST_CHILD, sources.__file__, str(train)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return dict(json.loads(out.stdout))
+
+
+def test_directory_symlink_loops_neither_multiply_nor_mislabel_videos(tmp_path, clip_files, caplog):
+    """`ln -s .. train/left/up` once turned 5 videos into hundreds and labelled the right ones left; `ln -s .
+    left/a; ln -s . left/b` hung the scan. Each real video is listed once, under its own class, and the skipped
+    links are named in the log."""
+    train = _symlink_tree(tmp_path, clip_files)
+    expected = {str(p): p.parent.name for p in sorted(train.rglob("*.*"))}
+    (train / "left/up").symlink_to("..")
+    (train / "left/a").symlink_to(".")
+    (train / "left/b").symlink_to(".")
+    (train / "right/deeper").mkdir()
+    (train / "right/deeper/back").symlink_to("../..")  # a loop two levels down
+    (train / "left/into_right").symlink_to("../right")  # another class's folder
+    assert _scan_with_timeout(train) == expected
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        samples, labels = __import__("flashvid").data.sources.scan_class_folders(train)
+    assert {s.path: labels[s.label] for s in samples} == expected
+    text = caplog.text
+    for link in ("left/up", "left/a", "left/b", "deeper/back"):
+        assert link in text and "points back into this folder" in text, link
+    assert "left/into_right" in text and "another class folder" in text
+
+
+def test_links_to_files_and_outside_folders_count_each_video_once(tmp_path, clip_files):
+    """A link to a folder outside the dataset is followed (videos stored elsewhere), but two links to the same
+    folder, or a file and a link to it, list each real file once; a link to a single file elsewhere counts."""
+    train = _symlink_tree(tmp_path, clip_files)
+    (train / "left/ext1").symlink_to(tmp_path / "outside")
+    (train / "left/ext2").symlink_to(tmp_path / "outside")
+    (train / "left/same_as_l0.mp4").symlink_to(train / "left/l0.mp4")
+    _place(clip_files[0], tmp_path / "elsewhere/single.mp4")
+    (train / "right/single.mp4").symlink_to(tmp_path / "elsewhere/single.mp4")
+    got = _scan_with_timeout(train)
+    names = sorted(Path(p).name for p, c in got.items() if c == "left")
+    assert names == ["l0.mp4", "l1.mp4", "o0.mp4", "o1.mp4"]
+    assert str(train / "left/l0.mp4") in got  # the plain path wins over the link
+    assert sorted(Path(p).name for p, c in got.items() if c == "right") == ["r0.avi", "r1.avi", "r2.avi",
+                                                                           "single.mp4"]
+
+
 # ---------------------------------------------------------------------------------------------------- CSV files
 def test_from_csv_with_label_names_and_relative_paths(tmp_path, clip_files):
     mp4, avi = clip_files

@@ -46,18 +46,77 @@ def _require_dir(folder: str | os.PathLike, what: str) -> Path:
     return root
 
 
-def list_videos(folder: str | os.PathLike) -> list[str]:
+def _inside(path: str, parent: str) -> bool:
+    """Whether real path ``path`` is ``parent`` or below it."""
+    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = None) -> list[str]:
     """Video files under ``folder`` (recursively, sorted), skipping hidden entries and non-videos.
 
     A directory named like a video (``x.mp4/``) is listed too, so that it is reported as unreadable rather
-    than silently dropped.
+    than silently dropped. Symlinks are followed with care (``os.walk(followlinks=True)`` multiplied files and
+    hung on ``ln -s . a``): a link to a file counts it once (a file reached twice, by its path and through a link,
+    is listed once); a link to a directory is followed only when that directory lies outside ``folder``, is not an
+    ancestor of it, is not inside ``within`` (the split root: another class's folder) and was not walked before.
+    Each link skipped for those reasons is logged with the reason.
     """
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        out.extend(os.path.join(dirpath, d) for d in dirnames if is_video_file(d))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not is_video_file(d))
-        out.extend(os.path.join(dirpath, name) for name in filenames if is_video_file(name))
-    return sorted(out)
+    top = os.path.realpath(folder)
+    fence = os.path.realpath(within) if within is not None else None
+    walked: set[str] = set()
+    out: list[str] = []
+
+    def skip(link: str, target: str, why: str) -> None:
+        log.warning("flashvid: not following symlink %s -> %s: %s; the videos there are not listed twice "
+                    "(replace the link with the files, or remove it)", link, target, why)
+
+    def walk(path: str, real: str) -> None:
+        walked.add(real)
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as e:
+            log.warning("flashvid: cannot list %s (%s): its videos are skipped", path, e.strerror or e)
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                if is_video_file(entry.name):  # files, broken links and link loops (reported at decode time)
+                    out.append(entry.path)
+                continue
+            if is_video_file(entry.name):
+                out.append(entry.path)  # a directory named like a video: reported as unreadable
+                continue
+            target = os.path.realpath(entry.path)
+            if entry.is_symlink():
+                if _inside(target, top) or _inside(top, target):
+                    skip(entry.path, target, "it points back into this folder or above it (a loop)")
+                    continue
+                if fence is not None and _inside(target, fence):
+                    skip(entry.path, target, "it points into another class folder of this split")
+                    continue
+            if target in walked:
+                if entry.is_symlink():
+                    skip(entry.path, target, "that folder was listed already")
+                continue
+            walk(entry.path, target)
+
+    walk(str(folder), top)
+    # one entry per real file: a file and a link to it (or two links) count once; the plain path wins
+    first: dict[str, str] = {}
+    for path in sorted(out):
+        if not os.path.isfile(path):
+            continue
+        real = os.path.realpath(path)
+        kept = first.get(real)
+        if kept is None or (os.path.islink(kept) and not os.path.islink(path)):
+            first[real] = path
+    keep = set(first.values())
+    return sorted(p for p in out if p in keep or not os.path.isfile(p))
 
 
 def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None = None,
@@ -75,7 +134,7 @@ def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None =
                 f"Known classes: {list(labels)}"
             )
     label2id = {name: i for i, name in enumerate(labels)}
-    samples = [VideoSample(p, label2id[c]) for c in classes for p in list_videos(root / c)]
+    samples = [VideoSample(p, label2id[c]) for c in classes for p in list_videos(root / c, within=root)]
     if not samples:
         raise ValueError(
             f"{what} {str(root)!r} has no videos: expected <class>/<video> with extensions "

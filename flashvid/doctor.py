@@ -414,7 +414,9 @@ def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:
     """:func:`diagnose` on a :class:`~flashvid.VideoClassificationData` (its samples and labels as configured)."""
     samples = {k: v for k, v in datamodule.samples.items() if k != "predict"}
     kwargs.setdefault("decoder", getattr(datamodule, "decoder", "auto"))
-    return diagnose(samples, datamodule.labels, **kwargs)
+    report = diagnose(samples, datamodule.labels, **kwargs)
+    report.warnings[:0] = list(getattr(datamodule, "source_warnings", []))  # e.g. list paths outside data.root
+    return report
 
 
 # --------------------------------------------------------------------------------------------------- entry points

@@ -216,6 +216,48 @@ def test_from_csv_with_label_indices(tmp_path, clip_files):
     assert [s.label for s in bare.samples["train"]] == [2, 0, 2, 1]
 
 
+def test_from_csv_with_a_byte_order_mark_and_other_headers(tmp_path, clip_files):
+    """Excel's "CSV UTF-8" starts with a BOM: the header once became a sample and 'label' a class. Headers are
+    recognised in any case and column order, and a non-UTF-8 file is a one-line error."""
+    for i in range(2):
+        _place(clip_files[0], tmp_path / f"v{i}.mp4")
+    (tmp_path / "bom.csv").write_bytes("path,label\nv0.mp4,cat\nv1.mp4,dog\n".encode("utf-8-sig"))
+    dm = VideoClassificationData.from_csv(tmp_path / "bom.csv", num_workers=0)
+    assert dm.labels == ["cat", "dog"] and [Path(s.path).name for s in dm.samples["train"]] == ["v0.mp4", "v1.mp4"]
+    (tmp_path / "swapped.csv").write_bytes("\ufeffClass,Video\ncat,v0.mp4\ndog,v1.mp4\n".encode())
+    dm = VideoClassificationData.from_csv(tmp_path / "swapped.csv", num_workers=0)
+    assert {Path(s.path).name: dm.id2label[s.label] for s in dm.samples["train"]} == {"v0.mp4": "cat",
+                                                                                      "v1.mp4": "dog"}
+    (tmp_path / "latin1.csv").write_bytes("v0.mp4,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.csv.*not UTF-8.*save it as UTF-8"):
+        VideoClassificationData.from_csv(tmp_path / "latin1.csv", num_workers=0)
+
+
+def test_from_csv_paths_outside_the_root_warn_or_are_refused(tmp_path, clip_files, caplog):
+    """`../x.mp4` and absolute rows escape data.root: accepted with a warning (also in flashvid doctor's report),
+    refused with allow_outside_root=False; without a root, absolute paths are the normal case and pass quietly."""
+    from flashvid.doctor import diagnose_data
+
+    root = tmp_path / "videos"
+    inside = _place(clip_files[0], root / "a/in.mp4")
+    escaped = _place(clip_files[0], tmp_path / "secret/x.mp4")
+    (tmp_path / "train.csv").write_text(f"a/in.mp4,cat\n../secret/x.mp4,dog\n{escaped},dog\n")
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        dm = VideoClassificationData.from_csv(tmp_path / "train.csv", root=root, num_workers=0)
+    assert len(dm.samples["train"]) == 3
+    assert "2 listed path(s) resolve outside data.root" in caplog.text and "allow_outside_root=false" in caplog.text
+    report = diagnose_data(dm, progress=False, workers=1)
+    assert any("outside data.root" in w and "secret/x.mp4" in w for w in report.warnings), report.warnings
+    with pytest.raises(ValueError, match=r"train list .*2 listed path\(s\) resolve outside data.root.*secret"):
+        VideoClassificationData.from_csv(tmp_path / "train.csv", root=root, allow_outside_root=False,
+                                         num_workers=0)
+    caplog.clear()
+    (tmp_path / "abs.csv").write_text(f"{inside},cat\n{escaped},dog\n")
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        dm = VideoClassificationData.from_csv(tmp_path / "abs.csv", allow_outside_root=False, num_workers=0)
+    assert len(dm.samples["train"]) == 2 and "outside" not in caplog.text
+
+
 def test_from_csv_rejects_unknown_labels(tmp_path):
     (tmp_path / "train.csv").write_text("a.mp4,cat\n")
     (tmp_path / "val.csv").write_text("b.mp4,dog\n")

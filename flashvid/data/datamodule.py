@@ -22,6 +22,7 @@ from .sampling import ClipSampling
 from .sources import (
     UCF101_GROUP_PATTERN,
     VideoSample,
+    check_outside_root,
     collect_paths,
     group_split,
     read_csv,
@@ -171,6 +172,7 @@ class VideoClassificationData(L.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.drop_last = drop_last
         self.datasets: dict[str, VideoClipDataset] = {}
+        self.source_warnings: list[str] = []  # what the source found odd but accepted (flashvid doctor lists it)
         self._gpu_train: BatchAugmentation | None = None
         self._gpu_eval: BatchAugmentation | None = None
 
@@ -210,17 +212,28 @@ class VideoClassificationData(L.LightningDataModule):
         labels: Sequence[str] | None = None,
         val_split: float | None = None,
         group_pattern: str | None = UCF101_GROUP_PATTERN,
+        allow_outside_root: bool = True,
         **kwargs: Any,
     ) -> "VideoClassificationData":
-        """``path,label`` list files (label a name or an index); relative paths resolve against ``root``."""
+        """``path,label`` list files (label a name or an index); relative paths resolve against ``root``.
+
+        Listed paths that resolve outside ``root`` (``../x.mp4``, absolute paths) are accepted with a warning
+        (kept in ``source_warnings`` for ``flashvid doctor``), or refused with ``allow_outside_root=False``.
+        """
         splits: dict[str, list[VideoSample]] = {}
+        notes: list[str] = []
         for split, f in (("train", train_file), ("val", val_file), ("test", test_file)):
             if f is not None:
                 splits[split], labels = read_csv(f, root, labels)
+                note = check_outside_root(splits[split], root, f"{split} list {str(f)!r}", allow_outside_root)
+                if note:
+                    notes.append(note)
         if val_split and "train" in splits and "val" not in splits:
             splits["train"], splits["val"] = group_split(splits["train"], val_split, group_pattern,
                                                          kwargs.get("seed", 0))
-        return cls(splits.get("train"), splits.get("val"), splits.get("test"), None, labels, **kwargs)
+        dm = cls(splits.get("train"), splits.get("val"), splits.get("test"), None, labels, **kwargs)
+        dm.source_warnings = notes
+        return dm
 
     @classmethod
     def from_ucf101(

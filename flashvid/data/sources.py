@@ -143,27 +143,56 @@ def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None =
     return samples, list(labels)
 
 
+_PATH_HEADERS = {"path", "video", "file", "filename", "video_path", "filepath", "youtube_id"}
+_LABEL_HEADERS = {"label", "class", "category", "label_id", "class_id", "target"}
+
+
+def _csv_fields(line: str) -> list[str]:
+    if "," in line:
+        parts = next(csv.reader([line]))
+    else:  # space or tab separated list files (MMAction2, UCF101); paths may contain spaces
+        parts = line.rsplit(None, 1)
+    return [p.strip() for p in parts]
+
+
 def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, labels: Sequence[str] | None = None,
              path_column: str = "path", label_column: str = "label") -> tuple[list[VideoSample], list[str]]:
-    """``path,label`` rows (header optional; comma, space or tab separated). Labels are names or indices."""
+    """``path,label`` rows (header optional; comma, space or tab separated). Labels are names or indices.
+
+    Read as ``utf-8-sig``, so the byte-order mark Excel and PowerShell write does not turn the header into a
+    sample. A first row whose fields name the columns (``path_column``/``label_column`` or common names such as
+    ``video``, ``class``; any case) is a header, and its column order is used.
+    """
     csv_path = Path(path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"list file {str(csv_path)!r} does not exist")
     base = Path(root) if root is not None else csv_path.parent
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"list file {str(csv_path)!r} is not UTF-8 text ({e.reason} at byte {e.start}): save it "
+                         "as UTF-8") from None
     rows: list[tuple[str, str]] = []
-    for i, line in enumerate(csv_path.read_text().splitlines()):
+    cols = (0, 1)
+    first = True
+    for i, line in enumerate(text.splitlines()):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if "," in line:
-            parts = next(csv.reader([line]))
-        else:  # space or tab separated list files (MMAction2, UCF101); paths may contain spaces
-            parts = line.rsplit(None, 1)
-        parts = [p.strip() for p in parts]
-        if not rows and parts[0].lower() == path_column:
-            continue
-        if len(parts) < 2:
+        parts = _csv_fields(line)
+        if first:
+            first = False
+            lower = [p.lower() for p in parts]
+            path_names = _PATH_HEADERS | {path_column.lower()}
+            label_names = _LABEL_HEADERS | {label_column.lower()}
+            if any(x in path_names for x in lower) and any(x in label_names for x in lower):
+                cols = (next(j for j, x in enumerate(lower) if x in path_names),
+                        next(j for j, x in enumerate(lower) if x in label_names))
+                continue
+            if len(parts) >= 2 and (lower[0] in path_names or lower[1] in label_names):
+                continue
+        if len(parts) <= max(cols):
             raise ValueError(f"{csv_path}:{i + 1}: expected 'path,label', got {line!r}")
-        rows.append((parts[0], parts[1]))
+        rows.append((parts[cols[0]], parts[cols[1]]))
     names = [lab for _, lab in rows]
     numeric = all(re.fullmatch(r"-?\d+", n) for n in names)
     if labels is None:
@@ -182,6 +211,34 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
     if not samples:
         raise ValueError(f"list file {str(csv_path)!r} has no rows")
     return samples, list(labels)
+
+
+def outside_root(samples: Sequence[VideoSample], root: str | os.PathLike) -> list[str]:
+    """Listed paths that resolve (``..``, absolute paths, symlinks) outside ``root``."""
+    top = os.path.realpath(root)
+    return [s.path for s in samples if not _inside(os.path.realpath(s.path), top)]
+
+
+def check_outside_root(samples: Sequence[VideoSample], root: str | os.PathLike | None, source: str,
+                       allow: bool = True) -> str | None:
+    """Warn (or, with ``allow=False``, refuse) when a list file's paths escape ``root``; the warning text or None.
+
+    A list file is data from elsewhere: ``../../etc/x.mp4`` or ``/home/other/x.mp4`` rows read files the user did
+    not mean to point at. Without a root nothing is checked (absolute paths are then the normal case).
+    """
+    if root is None:
+        return None
+    escaped = outside_root(samples, root)
+    if not escaped:
+        return None
+    shown = ", ".join(escaped[:3]) + (f" and {len(escaped) - 3} more" if len(escaped) > 3 else "")
+    if not allow:
+        raise ValueError(f"{source}: {len(escaped)} listed path(s) resolve outside data.root {str(root)!r}: "
+                         f"{shown}. Fix the list, or set data.allow_outside_root=true to accept them")
+    message = (f"{source}: {len(escaped)} listed path(s) resolve outside data.root {str(root)!r}: {shown} "
+               "(data.allow_outside_root=false refuses them)")
+    log.warning("flashvid: %s", message)
+    return message
 
 
 def read_ucf101_split(root: str | os.PathLike, annotations_dir: str | os.PathLike, fold: int = 1

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
+from torchmetrics.aggregation import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from . import _compat  # noqa: F401
@@ -118,6 +120,10 @@ class VideoClassifier(L.LightningModule):
         self._seen: set[str] = set()
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
+        # The evaluation loss as a torchmetrics mean (sum and weight, summed over ranks): Lightning's
+        # self.log(sync_dist=True) averages each rank's integer batch-size count with a truncating integer mean,
+        # so ranks with unequal numbers of videos (3 and 2) reported a loss 25% too high.
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self._normalize: BatchAugmentation | None = None
         if activation_checkpointing:
             self._enable_activation_checkpointing()
@@ -225,7 +231,24 @@ class VideoClassifier(L.LightningModule):
             self._seen.add(f["path"])
         self._seen.update(batch.get("path", []))
 
+    def _sync_failures(self) -> None:
+        """Under DDP every rank learns the others' failed and seen files (called at epoch ends, on all ranks), so
+        the failure share is decided on the whole data and rank 0's failures.json lists every file once."""
+        if self._trainer is None or self.trainer.world_size <= 1:
+            return
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        gathered: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, (self.failed_files, sorted(self._seen)))
+        for failed, seen in gathered:
+            for path, reason in failed.items():
+                self.failed_files.setdefault(path, reason)
+            self._seen.update(seen)
+
     def _check_failures(self) -> None:
+        self._sync_failures()
         if not self.failed_files or not self._seen:
             return
         share = len(self.failed_files) / len(self._seen)
@@ -269,21 +292,56 @@ class VideoClassifier(L.LightningModule):
             loss = F.cross_entropy(out.float(), labels)
             probs = out.float().softmax(-1)
         metrics.update(probs, labels)
-        self.log(f"{prefix}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=True)
+        getattr(self, f"{prefix}_loss").update(loss.detach(), weight=len(labels))
+
+    def _share_buffers(self) -> None:
+        """Under DDP, rank 0's buffers (BatchNorm running statistics) on every rank before evaluating.
+
+        DDP broadcasts buffers at the start of each training forward, so after the last step every other rank
+        keeps statistics updated by its own last batch; evaluated with them, part of the videos were scored by a
+        model that is not the one checkpointed (rank 0's), and DDP and one-process metrics of a checkpoint differed.
+        """
+        if self._trainer is None or self.trainer.world_size <= 1:
+            return
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            for buf in self.buffers():
+                dist.broadcast(buf, src=0)
+
+    def on_validation_epoch_start(self) -> None:
+        self._share_buffers()
+
+    def on_test_epoch_start(self) -> None:
+        self._share_buffers()
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
-        self.val_metrics.reset()
+        self._log_eval("val", prog_bar=True)
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, self.test_metrics, "test")
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute(), sync_dist=True)
-        self.test_metrics.reset()
+        self._log_eval("test", prog_bar=False)
+
+    def _log_eval(self, prefix: str, prog_bar: bool) -> None:
+        """Video-level metrics and the mean loss over every rank's videos (each counted once: the datamodule's
+        evaluation samplers do not pad), then the failed files of all ranks."""
+        self._sync_failures()
+        metrics, loss = getattr(self, f"{prefix}_metrics"), getattr(self, f"{prefix}_loss")
+        values = dict(metrics.compute())
+        with warnings.catch_warnings():  # every rank computes (a collective), even one whose batches all failed
+            warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
+            mean_loss = loss.compute()
+        if not torch.isnan(mean_loss):
+            values[f"{prefix}/loss"] = mean_loss
+        # values are already equal on every rank; sync_dist averages equal floats (exact) and keeps Lightning quiet
+        self.log_dict(values, prog_bar=prog_bar, sync_dist=True)
+        metrics.reset()
+        loss.reset()
 
     def on_train_epoch_end(self) -> None:
         self._check_failures()

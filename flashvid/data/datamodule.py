@@ -343,16 +343,44 @@ class VideoClassificationData(L.LightningDataModule):
             kw = dict(persistent_workers=self.persistent_workers and split != "predict",
                       prefetch_factor=self.prefetch_factor)
         train = split == "train"
+        sampler: Any = EpochShuffleSampler(len(ds), shuffle=shuffle, seed=self.seed)
+        if not train:
+            sampler = self._eval_shard(sampler, split)
         return ResumableDataLoader(
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            sampler=EpochShuffleSampler(len(ds), shuffle=shuffle, seed=self.seed),
+            sampler=sampler,
             num_workers=workers,
             collate_fn=collate_clips,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             drop_last=train and self.drop_last and len(ds) > self.batch_size,
             **kw,
         )
+
+    def _eval_shard(self, sampler: EpochShuffleSampler, split: str) -> Any:
+        """Under DDP, each rank's share of an evaluation split, every video exactly once.
+
+        Lightning would wrap the sampler in a ``DistributedSampler``, which pads an uneven split by repeating
+        videos (15 videos on 2 ranks: 16 scored, one twice). Lightning's own unpadded wrapper (what it uses for
+        predict) instead leaves the ranks one batch apart, harmless without gradients, and since it is a
+        ``DistributedSampler`` Lightning keeps it. The metrics sum their states over ranks, so video-level scores
+        match a one-process run.
+        """
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return sampler
+        if not getattr(trainer._accelerator_connector, "use_distributed_sampler", True):
+            return sampler  # the user shards the data themselves
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
+
+        if len(sampler) < trainer.world_size:
+            raise ValueError(
+                f"the {split} split has {len(sampler)} video(s), fewer than the {trainer.world_size} processes "
+                f"(trainer.devices x trainer.num_nodes): every process needs at least one. Add {split} videos or "
+                "use fewer devices"
+            )
+        return UnrepeatedDistributedSamplerWrapper(sampler, num_replicas=trainer.world_size,
+                                                   rank=trainer.global_rank, shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -229,6 +229,29 @@ def _full_hash(path: str) -> str:
     return h.hexdigest()
 
 
+def backwards_timestamps(path: str) -> str | None:
+    """Whether a video stream's decode timestamps run backwards (joined recordings, ``cat a.mpg b.mpg``): both
+    decoders place frames by time, so such a file yields frames out of place. Demuxing only (no decoding)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            last: dict[int, int] = {}
+            for n, packet in enumerate(container.demux(*container.streams.video)):
+                if packet.dts is None:
+                    continue
+                prev = last.get(packet.stream.index)
+                if prev is not None and packet.dts < prev:
+                    tb = packet.time_base
+                    return (f"timestamps go backwards at packet {n} ({float(prev * tb):.3f}s -> "
+                            f"{float(packet.dts * tb):.3f}s; joined recordings?): its clips would show frames out of "
+                            "place; re-encode it: ffmpeg -i IN -c:v libx264 OUT")
+                last[packet.stream.index] = packet.dts
+    except Exception:  # noqa: BLE001  (unreadable files are reported by the decoding probe)
+        return None
+    return None
+
+
 def probe_file(path: str, split: str = "", label: str | None = None, decoder: str = "auto") -> FileProbe:
     """Open ``path`` and decode its first, middle and last frames; never raises for a bad file."""
     probe = FileProbe(path=path, split=split, label=label, ok=False)
@@ -250,6 +273,7 @@ def probe_file(path: str, split: str = "", label: str | None = None, decoder: st
         finally:
             reader.close()
         probe.ok = True
+        probe.note = probe.note or backwards_timestamps(path)
     except VideoDecodeError as e:
         probe.reason = e.reason
     except Exception as e:  # a decoder bug on an odd file is still that file's problem, not the doctor's
@@ -383,6 +407,7 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
             if len({f.split for f in same}) >= 2:
                 report.duplicates.append({"sha256": digest, "files": [{"split": f.split, "path": f.path}
                                                                       for f in same]})
+    _label_conflicts(report, by_quick)
     if report.duplicates:
         for d in report.duplicates:
             names = " = ".join(report._rel(x["path"]) for x in d["files"])
@@ -408,6 +433,33 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
             warnings.append(f"{len(report.group_leakage)} recording group(s) appear in more than one split "
                             f"({shown}{more}): clips of one recording on both sides inflate validation scores; "
                             f"split by group (val_split= with group_pattern='{group_pattern}')")
+
+
+def _label_conflicts(report: DoctorReport, by_quick: Mapping[str, list[FileProbe]]) -> None:
+    """One video under two labels: the same file listed twice (a list file, a link into another class folder),
+    or byte-identical copies in two class folders. Training would be told both answers for one input."""
+    by_real: dict[str, list[FileProbe]] = defaultdict(list)
+    for f in report.files:
+        by_real[os.path.realpath(f.path)].append(f)
+    for same in by_real.values():
+        labels = sorted({str(f.label) for f in same})
+        if len(labels) > 1:
+            names = ", ".join(f"{f.split}/{f.label}: {report._rel(f.path)}" for f in same)
+            report.warnings.append(f"one file with {len(labels)} labels ({', '.join(labels)}): {names}; keep it "
+                                   "under one class")
+    for group in by_quick.values():
+        distinct = {os.path.realpath(f.path): f for f in group}
+        if len({f.label for f in distinct.values()}) < 2:
+            continue
+        by_full: dict[str, list[FileProbe]] = defaultdict(list)
+        for f in distinct.values():
+            by_full[_full_hash(f.path)].append(f)
+        for same in by_full.values():
+            labels = sorted({str(f.label) for f in same})
+            if len(labels) > 1:
+                names = " = ".join(f"{report._rel(f.path)} ({f.label})" for f in same)
+                report.warnings.append(f"identical videos in different classes: {names}; keep one copy, in the "
+                                       "right class")
 
 
 def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:

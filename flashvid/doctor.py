@@ -447,8 +447,9 @@ def _label_conflicts(report: DoctorReport, by_quick: Mapping[str, list[FileProbe
             names = ", ".join(f"{f.split}/{f.label}: {report._rel(f.path)}" for f in same)
             report.warnings.append(f"one file with {len(labels)} labels ({', '.join(labels)}): {names}; keep it "
                                    "under one class")
+    multi = {real for real, same in by_real.items() if len({f.label for f in same}) > 1}  # reported just above
     for group in by_quick.values():
-        distinct = {os.path.realpath(f.path): f for f in group}
+        distinct = {real: f for f in group if (real := os.path.realpath(f.path)) not in multi}
         if len({f.label for f in distinct.values()}) < 2:
             continue
         by_full: dict[str, list[FileProbe]] = defaultdict(list)

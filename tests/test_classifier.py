@@ -258,7 +258,7 @@ def test_mean_class_accuracy_is_not_merged_with_top5_at_batch_size_1():
     probs = torch.rand(len(labels), 3, generator=gen).softmax(-1)
     probs[:4] = torch.tensor([0.8, 0.15, 0.05])  # class 0 always right, the others always wrong
     probs[4:] = torch.tensor([0.8, 0.15, 0.05])
-    for p, y in zip(probs, labels):
+    for p, y in zip(probs, labels, strict=True):
         model.val_metrics.update(p[None], y[None])
     got = model.val_metrics.compute()
     top1 = MulticlassAccuracy(3, top_k=1, average="micro")(probs, labels)

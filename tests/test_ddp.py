@@ -28,7 +28,7 @@ def ddp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ddp_data")
     rng = np.random.default_rng(0)
     for split, counts in COUNTS.items():
-        for motion, n in zip(("left", "right"), counts):
+        for motion, n in zip(("left", "right"), counts, strict=True):
             for i in range(n):
                 write_good(root / split / motion / f"{motion}_{i}.mp4", motion, rng, num_frames=8)
     (root / "test/right/broken.mp4").touch()  # 5 test files: one rank decodes 3, the other 2

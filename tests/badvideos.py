@@ -123,7 +123,8 @@ def make_thumbnail_first(path: Path, num_frames: int = 12, size: tuple[int, int]
         video.height, video.width = size
         for s in (thumb, video):
             s.pix_fmt = "yuv420p"
-        for small, big in zip(_pyav_frames(num_frames, 16, 16, base=10), _pyav_frames(num_frames, *size), strict=True):
+        thumbs, frames = _pyav_frames(num_frames, 16, 16, base=10), _pyav_frames(num_frames, *size)
+        for small, big in zip(thumbs, frames, strict=True):
             c.mux(thumb.encode(small))
             c.mux(video.encode(big))
         c.mux(thumb.encode())

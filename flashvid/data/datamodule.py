@@ -344,7 +344,7 @@ class VideoClassificationData(L.LightningDataModule):
                       prefetch_factor=self.prefetch_factor)
         train = split == "train"
         sampler: Any = EpochShuffleSampler(len(ds), shuffle=shuffle, seed=self.seed)
-        if not train:
+        if split in ("val", "test"):  # (predict: Lightning already shards without padding)
             sampler = self._eval_shard(sampler, split)
         return ResumableDataLoader(
             ds,

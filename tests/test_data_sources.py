@@ -154,6 +154,11 @@ def test_directory_symlink_loops_neither_multiply_nor_mislabel_videos(tmp_path, 
     for link in ("left/up", "left/a", "left/b", "deeper/back"):
         assert link in text and "points back into this folder" in text, link
     assert "left/into_right" in text and "another class folder" in text
+    from flashvid.doctor import diagnose_data
+
+    report = diagnose_data(VideoClassificationData.from_folders(train), progress=False, workers=1)
+    skipped = [w for w in report.warnings if w.startswith("not following symlink")]
+    assert len(skipped) == 5 and any("left/up" in w for w in skipped), report.warnings
 
 
 def test_links_to_files_and_outside_folders_count_each_video_once(tmp_path, clip_files):

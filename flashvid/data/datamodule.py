@@ -191,16 +191,19 @@ class VideoClassificationData(L.LightningDataModule):
         """``<split>/<class>/<video>`` folders. Without ``val_folder``, ``val_split`` holds out whole groups."""
         labels = None
         train = val = test = None
+        notes: list[str] = []
         if train_folder is not None:
-            train, labels = scan_class_folders(train_folder, what="train_folder")
+            train, labels = scan_class_folders(train_folder, what="train_folder", notes=notes)
         if val_folder is not None:
-            val, labels = scan_class_folders(val_folder, labels, what="val_folder")
+            val, labels = scan_class_folders(val_folder, labels, what="val_folder", notes=notes)
         if test_folder is not None:
-            test, labels = scan_class_folders(test_folder, labels, what="test_folder")
+            test, labels = scan_class_folders(test_folder, labels, what="test_folder", notes=notes)
         predict = collect_paths(predict_folder) if predict_folder is not None else None
         if val_split and train is not None and val is None:
             train, val = group_split(train, val_split, group_pattern, kwargs.get("seed", 0))
-        return cls(train, val, test, predict, labels, **kwargs)
+        dm = cls(train, val, test, predict, labels, **kwargs)
+        dm.source_warnings = notes  # symlinks not followed: flashvid doctor lists them
+        return dm
 
     @classmethod
     def from_csv(

@@ -51,7 +51,8 @@ def _inside(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
 
 
-def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = None) -> list[str]:
+def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = None,
+                notes: list[str] | None = None) -> list[str]:
     """Video files under ``folder`` (recursively, sorted), skipping hidden entries and non-videos.
 
     A directory named like a video (``x.mp4/``) is listed too, so that it is reported as unreadable rather
@@ -59,7 +60,7 @@ def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = No
     hung on ``ln -s . a``): a link to a file counts it once (a file reached twice, by its path and through a link,
     is listed once); a link to a directory is followed only when that directory lies outside ``folder``, is not an
     ancestor of it, is not inside ``within`` (the split root: another class's folder) and was not walked before.
-    Each link skipped for those reasons is logged with the reason.
+    Each link skipped for those reasons is logged with the reason (and appended to ``notes`` when given).
     """
     top = os.path.realpath(folder)
     fence = os.path.realpath(within) if within is not None else None
@@ -67,8 +68,11 @@ def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = No
     out: list[str] = []
 
     def skip(link: str, target: str, why: str) -> None:
-        log.warning("flashvid: not following symlink %s -> %s: %s; the videos there are not listed twice "
-                    "(replace the link with the files, or remove it)", link, target, why)
+        message = (f"not following symlink {link} -> {target}: {why}; the videos there are not listed twice "
+                   "(replace the link with the files, or remove it)")
+        log.warning("flashvid: %s", message)
+        if notes is not None:
+            notes.append(message)
 
     def walk(path: str, real: str) -> None:
         walked.add(real)
@@ -120,8 +124,9 @@ def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = No
 
 
 def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None = None,
-                       what: str = "folder") -> tuple[list[VideoSample], list[str]]:
-    """``folder/<class>/**/<video>`` into samples; ``labels`` fixes the class list (e.g. the train split's)."""
+                       what: str = "folder", notes: list[str] | None = None) -> tuple[list[VideoSample], list[str]]:
+    """``folder/<class>/**/<video>`` into samples; ``labels`` fixes the class list (e.g. the train split's).
+    Symlinks that were not followed are appended to ``notes`` (see :func:`list_videos`)."""
     root = _require_dir(folder, what)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if labels is None:
@@ -134,7 +139,7 @@ def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None =
                 f"Known classes: {list(labels)}"
             )
     label2id = {name: i for i, name in enumerate(labels)}
-    samples = [VideoSample(p, label2id[c]) for c in classes for p in list_videos(root / c, within=root)]
+    samples = [VideoSample(p, label2id[c]) for c in classes for p in list_videos(root / c, within=root, notes=notes)]
     if not samples:
         raise ValueError(
             f"{what} {str(root)!r} has no videos: expected <class>/<video> with extensions "

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .data.decoding import VideoDecodeError, open_video, resolve_decoder
+from .data.decoding import VideoDecodeError, check_clip_size, open_video, resolve_decoder
 from .data.sources import UCF101_GROUP_PATTERN, VideoSample, group_of
 
 log = logging.getLogger(__name__)
@@ -252,13 +252,17 @@ def backwards_timestamps(path: str) -> str | None:
     return None
 
 
-def probe_file(path: str, split: str = "", label: str | None = None, decoder: str = "auto") -> FileProbe:
-    """Open ``path`` and decode its first, middle and last frames; never raises for a bad file."""
+def probe_file(path: str, split: str = "", label: str | None = None, decoder: str = "auto",
+               clip_frames: int | None = None) -> FileProbe:
+    """Open ``path`` and decode its first, middle and last frames; never raises for a bad file. With
+    ``clip_frames``, a file whose clips training would refuse as too large (pixel guard) is unreadable here too."""
     probe = FileProbe(path=path, split=split, label=label, ok=False)
     try:
         reader = open_video(path, decoder)
         try:
             info = reader.info
+            if clip_frames:
+                check_clip_size(path, info, clip_frames)
             n = info.num_frames
             shape = None
             for i in sorted({0, n // 2, n - 1}):
@@ -289,7 +293,8 @@ def probe_file(path: str, split: str = "", label: str | None = None, decoder: st
     return probe
 
 
-def _probe_all(jobs: list[tuple[str, str, str | None]], decoder: str, workers: int, progress: bool) -> list[FileProbe]:
+def _probe_all(jobs: list[tuple[str, str, str | None]], decoder: str, workers: int, progress: bool,
+               clip_frames: int | None = None) -> list[FileProbe]:
     results: list[FileProbe | None] = [None] * len(jobs)
     if progress:
         from rich.console import Console
@@ -300,7 +305,7 @@ def _probe_all(jobs: list[tuple[str, str, str | None]], decoder: str, workers: i
     else:
         bar = None
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(probe_file, p, s, c, decoder): i for i, (p, s, c) in enumerate(jobs)}
+        futures = {pool.submit(probe_file, p, s, c, decoder, clip_frames): i for i, (p, s, c) in enumerate(jobs)}
         if bar is not None:
             bar.start()
             task = bar.add_task("probe", total=len(jobs))
@@ -329,6 +334,7 @@ def diagnose(
     imbalance_ratio: float = 3.0,
     max_failed_fraction: float = 0.05,
     root: str | os.PathLike | None = None,
+    clip_frames: int | None = None,
 ) -> DoctorReport:
     """Probe every sample of every split and check that the data can train.
 
@@ -341,7 +347,7 @@ def diagnose(
     jobs = [(s.path, split, labels[s.label] if 0 <= s.label < len(labels) else None)
             for split, samples in splits.items() for s in samples]
     workers = workers if workers is not None else min(8, (os.cpu_count() or 1) * 2)
-    files = _probe_all(jobs, decoder_name, workers, progress)
+    files = _probe_all(jobs, decoder_name, workers, progress, clip_frames)
     if root is None:
         paths = [os.path.dirname(os.path.abspath(p)) for p, _, _ in jobs]
         root = os.path.commonpath(paths) if paths else None
@@ -467,6 +473,8 @@ def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:
     """:func:`diagnose` on a :class:`~flashvid.VideoClassificationData` (its samples and labels as configured)."""
     samples = {k: v for k, v in datamodule.samples.items() if k != "predict"}
     kwargs.setdefault("decoder", getattr(datamodule, "decoder", "auto"))
+    config = getattr(datamodule, "data_config", None)
+    kwargs.setdefault("clip_frames", getattr(config, "num_frames", None))  # the pixel guard's clip length
     report = diagnose(samples, datamodule.labels, **kwargs)
     report.warnings[:0] = list(getattr(datamodule, "source_warnings", []))  # e.g. list paths outside data.root
     return report

@@ -273,6 +273,11 @@ def test_a_small_file_of_huge_frames_is_refused_before_decoding(odd_streams, dec
     assert isinstance(out, DecodeFailure), out
     assert out.path == str(path)
     assert "frames are 8192x8192" in out.reason and "per-clip limit" in out.reason and "scale=" in out.reason
+    if decoder == "pyav":  # flashvid doctor says the same before training
+        from flashvid.doctor import probe_file
+
+        probe = probe_file(str(path), "train", "left", decoder, clip_frames=16)
+        assert not probe.ok and probe.reason == out.reason
 
 
 def test_timestamps_that_go_backwards_are_named_by_the_doctor(odd_streams) -> None:

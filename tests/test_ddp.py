@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,10 +49,18 @@ def test_ddp_train_on_two_cpu_processes_counts_each_video_once(ddp_data: Path, t
             "data.batch_size=2", "data.num_workers=0", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
             "logger=none", "callbacks=model_checkpoint", "trainer=ddp", "trainer.accelerator=cpu",
             "trainer.devices=2", "model.max_failed_fraction=0.5", f"hydra.run.dir={run}"]
-    proc = subprocess.run([sys.executable, "-m", "flashvid", "train", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    assert "Starting with 2 processes" in proc.stdout + proc.stderr
+    # its own session, so a hang kills both ranks (rank 1 is rank 0's child), not only rank 0
+    proc = subprocess.Popen([sys.executable, "-m", "flashvid", "train", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"DDP run hung for 300 s\n{stdout[-3000:]}\n{stderr[-5000:]}")
+    assert proc.returncode == 0, f"{stdout[-3000:]}\n{stderr[-5000:]}"
+    assert "Starting with 2 processes" in stdout + stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # one run directory, not one per rank
     metrics = json.loads((run / "metrics.json").read_text())
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]

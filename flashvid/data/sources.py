@@ -148,7 +148,7 @@ def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None =
     return samples, list(labels)
 
 
-_PATH_HEADERS = {"path", "video", "file", "filename", "video_path", "filepath", "youtube_id"}
+_PATH_HEADERS = {"path", "video", "file", "filename", "video_path", "filepath"}
 _LABEL_HEADERS = {"label", "class", "category", "label_id", "class_id", "target"}
 
 

@@ -32,7 +32,8 @@ def ddp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for motion, n in zip(("left", "right"), counts, strict=True):
             for i in range(n):
                 write_good(root / split / motion / f"{motion}_{i}.mp4", motion, rng, num_frames=8)
-    (root / "test/right/broken.mp4").touch()  # 5 test files: one rank decodes 3, the other 2
+    # 5 test files: rank 0 decodes 3, rank 1 the 2 at odd positions of the sorted list, this one among them
+    (root / "test/left/left_0_broken.mp4").touch()
     # (8 train videos: 2 full batches of 2 per rank, so every train file is seen despite drop_last)
     return root
 
@@ -87,5 +88,8 @@ def test_ddp_train_on_two_cpu_processes_counts_each_video_once(ddp_data: Path, t
     assert (metrics["test"]["test/acc"] * n_test) == pytest.approx(round(metrics["test"]["test/acc"] * n_test))
 
     failures = json.loads((run / "failures.json").read_text())
-    assert [f["path"] for f in failures["failed"]] == [str(ddp_data / "test/right/broken.mp4")]
+    broken = str(ddp_data / "test/left/left_0_broken.mp4")
+    assert [f["path"] for f in failures["failed"]] == [broken]
+    # found by rank 1 (its log has the warning, rank 0's does not), reported by rank 0
+    assert broken in (run / "train_ddp_process_1.log").read_text() and broken not in (run / "train.log").read_text()
     assert failures["num_seen"] == sum(map(sum, COUNTS.values())) + 1 == metrics["failed_files"]["num_seen"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
+from torchmetrics.aggregation import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassRecall
 
 from . import _compat  # noqa: F401
@@ -137,6 +139,10 @@ class VideoClassifier(L.LightningModule):
         self._seen: set[str] = set()
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
+        # The evaluation loss as a torchmetrics mean (sum and weight, summed over ranks): Lightning's
+        # self.log(sync_dist=True) averages each rank's integer batch-size count with a truncating integer mean,
+        # so ranks with unequal numbers of videos (3 and 2) reported a loss 25% too high.
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self._normalize: BatchAugmentation | None = None
         if activation_checkpointing:
             self._enable_activation_checkpointing()
@@ -170,7 +176,10 @@ class VideoClassifier(L.LightningModule):
         extra = self.build_metrics(k)
         if extra is not None:
             metrics.update(dict(extra.items()))
-        return MetricCollection(metrics, prefix=f"{prefix}/")
+        # compute_groups=False: torchmetrics merges metrics whose states are equal after the first update into one
+        # group, and top-5 (always right with 2 classes) and macro accuracy can agree on a batch of one video, after
+        # which mean_class_acc silently reported acc5. Three small states are cheap to update separately.
+        return MetricCollection(metrics, prefix=f"{prefix}/", compute_groups=False)
 
     def _set_hf_labels(self) -> None:
         config = getattr(self.backbone.model, "config", None)
@@ -241,7 +250,24 @@ class VideoClassifier(L.LightningModule):
             self._seen.add(f["path"])
         self._seen.update(batch.get("path", []))
 
+    def _sync_failures(self) -> None:
+        """Under DDP every rank learns the others' failed and seen files (called at epoch ends, on all ranks), so
+        the failure share is decided on the whole data and rank 0's failures.json lists every file once."""
+        if self._trainer is None or self.trainer.world_size <= 1:
+            return
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        gathered: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, (self.failed_files, sorted(self._seen)))
+        for failed, seen in gathered:
+            for path, reason in failed.items():
+                self.failed_files.setdefault(path, reason)
+            self._seen.update(seen)
+
     def _check_failures(self) -> None:
+        self._sync_failures()
         if not self.failed_files or not self._seen:
             return
         share = len(self.failed_files) / len(self._seen)
@@ -286,15 +312,35 @@ class VideoClassifier(L.LightningModule):
             loss = F.cross_entropy(out.float(), labels)
             probs = out.float().softmax(-1)
         metrics.update(probs, labels)
-        self.log(f"{prefix}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=True)
+        getattr(self, f"{prefix}_loss").update(loss.detach(), weight=len(labels))
         return probs
+
+    def _share_buffers(self) -> None:
+        """Under DDP, rank 0's buffers (BatchNorm running statistics) on every rank before evaluating.
+
+        DDP broadcasts buffers at the start of each training forward, so after the last step every other rank
+        keeps statistics updated by its own last batch; evaluated with them, part of the videos were scored by a
+        model that is not the one checkpointed (rank 0's), and DDP and one-process metrics of a checkpoint differed.
+        """
+        if self._trainer is None or self.trainer.world_size <= 1:
+            return
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            for buf in self.buffers():
+                dist.broadcast(buf, src=0)
+
+    def on_validation_epoch_start(self) -> None:
+        self._share_buffers()
+
+    def on_test_epoch_start(self) -> None:
+        self._share_buffers()
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
-        self.val_metrics.reset()
+        self._log_eval("val", prog_bar=True)
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any] | None:
         """Returns each video's probabilities with its label and path, once per video (what
@@ -306,8 +352,23 @@ class VideoClassifier(L.LightningModule):
                 "index": batch["index"]}
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute(), sync_dist=True)
-        self.test_metrics.reset()
+        self._log_eval("test", prog_bar=False)
+
+    def _log_eval(self, prefix: str, prog_bar: bool) -> None:
+        """Video-level metrics and the mean loss over every rank's videos (each counted once: the datamodule's
+        evaluation samplers do not pad), then the failed files of all ranks."""
+        self._sync_failures()
+        metrics, loss = getattr(self, f"{prefix}_metrics"), getattr(self, f"{prefix}_loss")
+        values = dict(metrics.compute())
+        with warnings.catch_warnings():  # every rank computes (a collective), even one whose batches all failed
+            warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
+            mean_loss = loss.compute()
+        if not torch.isnan(mean_loss):
+            values[f"{prefix}/loss"] = mean_loss
+        # values are already equal on every rank; sync_dist averages equal floats (exact) and keeps Lightning quiet
+        self.log_dict(values, prog_bar=prog_bar, sync_dist=True)
+        metrics.reset()
+        loss.reset()
 
     def on_train_epoch_end(self) -> None:
         self._check_failures()

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .data.decoding import VideoDecodeError, open_video, resolve_decoder
+from .data.decoding import VideoDecodeError, check_clip_size, open_video, resolve_decoder
 from .data.sources import UCF101_GROUP_PATTERN, VideoSample, group_of
 
 log = logging.getLogger(__name__)
@@ -229,13 +229,40 @@ def _full_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def probe_file(path: str, split: str = "", label: str | None = None, decoder: str = "auto") -> FileProbe:
-    """Open ``path`` and decode its first, middle and last frames; never raises for a bad file."""
+def backwards_timestamps(path: str) -> str | None:
+    """Whether a video stream's decode timestamps run backwards (joined recordings, ``cat a.mpg b.mpg``): both
+    decoders place frames by time, so such a file yields frames out of place. Demuxing only (no decoding)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            last: dict[int, int] = {}
+            for n, packet in enumerate(container.demux(*container.streams.video)):
+                if packet.dts is None:
+                    continue
+                prev = last.get(packet.stream.index)
+                if prev is not None and packet.dts < prev:
+                    tb = packet.time_base
+                    return (f"timestamps go backwards at packet {n} ({float(prev * tb):.3f}s -> "
+                            f"{float(packet.dts * tb):.3f}s; joined recordings?): its clips would show frames out of "
+                            "place; re-encode it: ffmpeg -i IN -c:v libx264 OUT")
+                last[packet.stream.index] = packet.dts
+    except Exception:  # noqa: BLE001  (unreadable files are reported by the decoding probe)
+        return None
+    return None
+
+
+def probe_file(path: str, split: str = "", label: str | None = None, decoder: str = "auto",
+               clip_frames: int | None = None) -> FileProbe:
+    """Open ``path`` and decode its first, middle and last frames; never raises for a bad file. With
+    ``clip_frames``, a file whose clips training would refuse as too large (pixel guard) is unreadable here too."""
     probe = FileProbe(path=path, split=split, label=label, ok=False)
     try:
         reader = open_video(path, decoder)
         try:
             info = reader.info
+            if clip_frames:
+                check_clip_size(path, info, clip_frames)
             n = info.num_frames
             shape = None
             for i in sorted({0, n // 2, n - 1}):
@@ -250,6 +277,7 @@ def probe_file(path: str, split: str = "", label: str | None = None, decoder: st
         finally:
             reader.close()
         probe.ok = True
+        probe.note = probe.note or backwards_timestamps(path)
     except VideoDecodeError as e:
         probe.reason = e.reason
     except Exception as e:  # a decoder bug on an odd file is still that file's problem, not the doctor's
@@ -265,7 +293,8 @@ def probe_file(path: str, split: str = "", label: str | None = None, decoder: st
     return probe
 
 
-def _probe_all(jobs: list[tuple[str, str, str | None]], decoder: str, workers: int, progress: bool) -> list[FileProbe]:
+def _probe_all(jobs: list[tuple[str, str, str | None]], decoder: str, workers: int, progress: bool,
+               clip_frames: int | None = None) -> list[FileProbe]:
     results: list[FileProbe | None] = [None] * len(jobs)
     if progress:
         from rich.console import Console
@@ -276,7 +305,7 @@ def _probe_all(jobs: list[tuple[str, str, str | None]], decoder: str, workers: i
     else:
         bar = None
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(probe_file, p, s, c, decoder): i for i, (p, s, c) in enumerate(jobs)}
+        futures = {pool.submit(probe_file, p, s, c, decoder, clip_frames): i for i, (p, s, c) in enumerate(jobs)}
         if bar is not None:
             bar.start()
             task = bar.add_task("probe", total=len(jobs))
@@ -305,6 +334,7 @@ def diagnose(
     imbalance_ratio: float = 3.0,
     max_failed_fraction: float = 0.05,
     root: str | os.PathLike | None = None,
+    clip_frames: int | None = None,
 ) -> DoctorReport:
     """Probe every sample of every split and check that the data can train.
 
@@ -317,7 +347,7 @@ def diagnose(
     jobs = [(s.path, split, labels[s.label] if 0 <= s.label < len(labels) else None)
             for split, samples in splits.items() for s in samples]
     workers = workers if workers is not None else min(8, (os.cpu_count() or 1) * 2)
-    files = _probe_all(jobs, decoder_name, workers, progress)
+    files = _probe_all(jobs, decoder_name, workers, progress, clip_frames)
     if root is None:
         paths = [os.path.dirname(os.path.abspath(p)) for p, _, _ in jobs]
         root = os.path.commonpath(paths) if paths else None
@@ -383,6 +413,7 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
             if len({f.split for f in same}) >= 2:
                 report.duplicates.append({"sha256": digest, "files": [{"split": f.split, "path": f.path}
                                                                       for f in same]})
+    _label_conflicts(report, by_quick)
     if report.duplicates:
         for d in report.duplicates:
             names = " = ".join(report._rel(x["path"]) for x in d["files"])
@@ -410,11 +441,43 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
                             f"split by group (val_split= with group_pattern='{group_pattern}')")
 
 
+def _label_conflicts(report: DoctorReport, by_quick: Mapping[str, list[FileProbe]]) -> None:
+    """One video under two labels: the same file listed twice (a list file, a link into another class folder),
+    or byte-identical copies in two class folders. Training would be told both answers for one input."""
+    by_real: dict[str, list[FileProbe]] = defaultdict(list)
+    for f in report.files:
+        by_real[os.path.realpath(f.path)].append(f)
+    for same in by_real.values():
+        labels = sorted({str(f.label) for f in same})
+        if len(labels) > 1:
+            names = ", ".join(f"{f.split}/{f.label}: {report._rel(f.path)}" for f in same)
+            report.warnings.append(f"one file with {len(labels)} labels ({', '.join(labels)}): {names}; keep it "
+                                   "under one class")
+    multi = {real for real, same in by_real.items() if len({f.label for f in same}) > 1}  # reported just above
+    for group in by_quick.values():
+        distinct = {real: f for f in group if (real := os.path.realpath(f.path)) not in multi}
+        if len({f.label for f in distinct.values()}) < 2:
+            continue
+        by_full: dict[str, list[FileProbe]] = defaultdict(list)
+        for f in distinct.values():
+            by_full[_full_hash(f.path)].append(f)
+        for same in by_full.values():
+            labels = sorted({str(f.label) for f in same})
+            if len(labels) > 1:
+                names = " = ".join(f"{report._rel(f.path)} ({f.label})" for f in same)
+                report.warnings.append(f"identical videos in different classes: {names}; keep one copy, in the "
+                                       "right class")
+
+
 def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:
     """:func:`diagnose` on a :class:`~flashvid.VideoClassificationData` (its samples and labels as configured)."""
     samples = {k: v for k, v in datamodule.samples.items() if k != "predict"}
     kwargs.setdefault("decoder", getattr(datamodule, "decoder", "auto"))
-    return diagnose(samples, datamodule.labels, **kwargs)
+    config = getattr(datamodule, "data_config", None)
+    kwargs.setdefault("clip_frames", getattr(config, "num_frames", None))  # the pixel guard's clip length
+    report = diagnose(samples, datamodule.labels, **kwargs)
+    report.warnings[:0] = list(getattr(datamodule, "source_warnings", []))  # e.g. list paths outside data.root
+    return report
 
 
 # --------------------------------------------------------------------------------------------------- entry points

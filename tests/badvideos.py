@@ -100,6 +100,86 @@ def make_long(path: Path, minutes: float = 20.0) -> Path:
     return _lavfi(path, f"color=c=red:s=32x24:r=30:d={minutes * 60}", *_x264("-g", "300"))
 
 
+def _pyav_frames(n: int, height: int, width: int, base: int = 40) -> list:
+    """Frames with a bar growing left to right (frame i's mean brightness rises with i, so order can be checked)."""
+    import av
+
+    out = []
+    for i in range(n):
+        img = np.full((height, width, 3), base, np.uint8)
+        img[:, : (i + 1) * width // n] = 220
+        out.append(av.VideoFrame.from_ndarray(img, format="rgb24"))
+    return out
+
+
+def make_thumbnail_first(path: Path, num_frames: int = 12, size: tuple[int, int] = SIZE) -> Path:
+    """An mp4 whose first (default) video stream is a 16x16 thumbnail track and whose second is the video."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        thumb = c.add_stream("libx264", rate=15, options={"preset": "ultrafast"})
+        thumb.width = thumb.height = 16
+        video = c.add_stream("libx264", rate=15, options={"preset": "ultrafast"})
+        video.height, video.width = size
+        for s in (thumb, video):
+            s.pix_fmt = "yuv420p"
+        thumbs, frames = _pyav_frames(num_frames, 16, 16, base=10), _pyav_frames(num_frames, *size)
+        for small, big in zip(thumbs, frames, strict=True):
+            c.mux(thumb.encode(small))
+            c.mux(video.encode(big))
+        c.mux(thumb.encode())
+        c.mux(video.encode())
+    return path
+
+
+def make_frame_rate(path: Path, rate, num_frames: int = 12, size: tuple[int, int] = SIZE) -> Path:
+    """An mp4 whose stream rate (and so its frame-rate header and timestamps) is ``rate``: 90000 (a time base
+    written as a rate) or 1/1000 make absurd headers."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=rate, options={"preset": "ultrafast"})
+        s.height, s.width = size
+        s.pix_fmt = "yuv420p"
+        for f in _pyav_frames(num_frames, *size):
+            c.mux(s.encode(f))
+        c.mux(s.encode())
+    return path
+
+
+def make_huge_frames(path: Path, side: int = 8192) -> Path:
+    """A ~90 KB .mov holding one side x side frame (flat grey PNG): a decompression bomb for a clip."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("png", rate=15)
+        s.width = s.height = side
+        s.pix_fmt = "gray"
+        c.mux(s.encode(av.VideoFrame.from_ndarray(np.full((side, side), 90, np.uint8), format="gray")))
+        c.mux(s.encode())
+    return path
+
+
+def make_backwards_timestamps(path: Path, num_frames: int = 12, size: tuple[int, int] = SIZE) -> Path:
+    """Two MPEG-PS recordings joined byte for byte (``cat a.mpg b.mpg``): the timestamps restart at the join."""
+    import av
+
+    parts = []
+    for k, base in enumerate((20, 120)):
+        part = path.with_name(f".{path.stem}_{k}.mpg")
+        with av.open(str(part), "w", format="mpeg") as c:
+            s = c.add_stream("mpeg1video", rate=25)
+            s.height, s.width = size
+            s.pix_fmt = "yuv420p"
+            for f in _pyav_frames(num_frames, *size, base=base):
+                c.mux(s.encode(f))
+            c.mux(s.encode())
+        parts.append(part.read_bytes())
+        part.unlink()
+    path.write_bytes(b"".join(parts))
+    return path
+
+
 def make_corpus(root: str | Path) -> Corpus:
     """Write the corpus under ``root`` (which must be empty or absent) and describe it."""
     root = Path(root).absolute()  # (symlinks below point at absolute paths)

@@ -16,7 +16,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from badvideos import Corpus, build_run, corpus_fixture, make_clean_dataset, make_long, make_uhd, write_good
+from badvideos import (
+    Corpus,
+    build_run,
+    corpus_fixture,
+    make_backwards_timestamps,
+    make_clean_dataset,
+    make_frame_rate,
+    make_huge_frames,
+    make_long,
+    make_thumbnail_first,
+    make_uhd,
+    write_good,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,3 +200,92 @@ def test_backbone_input_mismatch_names_the_settings() -> None:
         intermediate_size=128))
     with pytest.raises(ValueError, match=r"cannot take clips of 8 frames of 32x32.*built for 4 frames of 32x32"):
         model(torch.zeros(1, 8, 3, 32, 32, dtype=torch.uint8))
+
+
+# ------------------------------------------------------------------------------------------ odd streams and headers
+DECODERS = ["pyav", "torchcodec"]
+
+
+@pytest.fixture(scope="module")
+def odd_streams(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("odd_streams")
+    from fractions import Fraction
+
+    return {"thumbnail": make_thumbnail_first(d / "thumbnail_first.mp4"),
+            "fps_90k": make_frame_rate(d / "fps_90k.mp4", 90000),
+            "fps_tiny": make_frame_rate(d / "fps_tiny.mp4", Fraction(1, 1000)),
+            "huge": make_huge_frames(d / "huge.mov"),
+            "backwards": make_backwards_timestamps(d / "joined.mpg")}
+
+
+def _brightness(frames: torch.Tensor) -> list[float]:
+    return frames.float().mean(dim=(1, 2, 3)).tolist()
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_a_thumbnail_stream_first_is_not_taken_for_the_video(odd_streams, decoder, caplog, monkeypatch) -> None:
+    """First (and default) stream 16x16, second the 40x32 video: the largest is decoded, as ffmpeg picks it, and
+    the log says which stream and why."""
+    from flashvid.data import decoding
+
+    monkeypatch.setattr(decoding, "_said", set())
+    path = odd_streams["thumbnail"]
+    with caplog.at_level(logging.INFO, logger="flashvid"):
+        reader = decoding.open_video(path, decoder)
+        frames = reader.frames_at([0, 11])
+        reader.close()
+    assert (reader.info.width, reader.info.height) == (40, 32) and tuple(frames.shape[-2:]) == (32, 40)
+    assert f"{path} has 2 video streams: using stream 1 (40x32), the largest, as ffmpeg does" in caplog.text
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("name", ["fps_90k", "fps_tiny"])
+def test_absurd_frame_rate_headers_fall_back_with_a_warning(odd_streams, name, decoder, caplog, monkeypatch) -> None:
+    """90000 fps (a time base written as the rate) and 1/1000 fps: sampling uses 30 fps, the frames still come in
+    order, and a warning names the file and the fix."""
+    from flashvid.data import decoding
+
+    monkeypatch.setattr(decoding, "_said", set())
+    path = odd_streams[name]
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        reader = decoding.open_video(path, decoder)
+        frames = reader.frames_at(list(range(12)))
+        reader.close()
+    assert reader.info.num_frames == 12 and reader.info.fps == decoding.ASSUMED_FPS
+    bright = _brightness(frames)
+    assert bright == sorted(bright) and bright[0] < bright[-1]  # each frame is brighter than the last: in order
+    assert str(path) in caplog.text and "frame-rate header says" in caplog.text
+    assert "cannot be right" in caplog.text and "ffmpeg -i IN -r 30 OUT" in caplog.text
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_a_small_file_of_huge_frames_is_refused_before_decoding(odd_streams, decoder) -> None:
+    """A 90 KB file of 8192x8192 frames: a 16-frame clip would need 3 GB, so the item is a failure whose reason
+    gives the size and the fix, and nothing is decoded (the check runs on the header)."""
+    from flashvid.data import ClipSampling, VideoClipDataset, VideoSample
+    from flashvid.data.dataset import DecodeFailure
+
+    path = odd_streams["huge"]
+    assert path.stat().st_size < 500_000
+    ds = VideoClipDataset([VideoSample(str(path), 0)], ClipSampling(num_frames=16, sampling_rate=2), None,
+                          "center", decoder=decoder)
+    out = ds[0]
+    assert isinstance(out, DecodeFailure), out
+    assert out.path == str(path)
+    assert "frames are 8192x8192" in out.reason and "per-clip limit" in out.reason and "scale=" in out.reason
+    if decoder == "pyav":  # flashvid doctor says the same before training
+        from flashvid.doctor import probe_file
+
+        probe = probe_file(str(path), "train", "left", decoder, clip_frames=16)
+        assert not probe.ok and probe.reason == out.reason
+
+
+def test_timestamps_that_go_backwards_are_named_by_the_doctor(odd_streams) -> None:
+    """Two recordings joined byte for byte restart their timestamps: decoders place frames by time, so the doctor
+    says where the timestamps jump back and how to re-encode."""
+    from flashvid.doctor import probe_file
+
+    probe = probe_file(str(odd_streams["backwards"]), "train", "left")
+    assert probe.ok and probe.note is not None
+    assert "timestamps go backwards at packet 12" in probe.note and "ffmpeg -i IN -c:v libx264 OUT" in probe.note
+    assert probe_file(str(odd_streams["thumbnail"]), "train", "left").note is None

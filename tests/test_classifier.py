@@ -245,3 +245,23 @@ def test_compute_loss_default_uses_label_smoothing():
     model = tiny_model(label_smoothing=0.2)
     logits, labels = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
     assert torch.allclose(model.compute_loss(logits, labels), F.cross_entropy(logits, labels, label_smoothing=0.2))
+
+
+def test_mean_class_accuracy_is_not_merged_with_top5_at_batch_size_1():
+    """Videos scored one at a time (eval batch size 1): torchmetrics' compute groups once merged acc5 and
+    mean_class_acc after a first update where their states agreed, so mean-class accuracy reported top-5."""
+    from torchmetrics.classification import MulticlassAccuracy
+
+    model = VideoClassifier("tiny_r2plus1d", labels=["a", "b", "c"], data={"num_frames": 4, "crop_size": 32})
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 0, 0, 0, 1, 2])
+    probs = torch.rand(len(labels), 3, generator=gen).softmax(-1)
+    probs[:4] = torch.tensor([0.8, 0.15, 0.05])  # class 0 always right, the others always wrong
+    probs[4:] = torch.tensor([0.8, 0.15, 0.05])
+    for p, y in zip(probs, labels, strict=True):
+        model.val_metrics.update(p[None], y[None])
+    got = model.val_metrics.compute()
+    top1 = MulticlassAccuracy(3, top_k=1, average="micro")(probs, labels)
+    macro = MulticlassAccuracy(3, top_k=1, average="macro")(probs, labels)
+    assert got["val/acc"] == pytest.approx(top1.item()) and got["val/mean_class_acc"] == pytest.approx(macro.item())
+    assert got["val/mean_class_acc"] != pytest.approx(got["val/acc5"].item())

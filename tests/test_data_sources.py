@@ -97,6 +97,87 @@ def test_missing_or_empty_folders_say_what_is_wrong(tmp_path):
         VideoClassificationData.from_folders(tmp_path / "empty")
 
 
+# ---------------------------------------------------------------------------------------------------- symlinks
+def _symlink_tree(root: Path, clip_files) -> Path:
+    """train/left (2 videos), train/right (3 videos), and a folder of 2 videos outside the dataset."""
+    mp4, avi = clip_files
+    for i in range(2):
+        _place(mp4, root / f"train/left/l{i}.mp4")
+    for i in range(3):
+        _place(avi, root / f"train/right/r{i}.avi")
+    for i in range(2):
+        _place(mp4, root / f"outside/o{i}.mp4")
+    return root / "train"
+
+
+LIST_CHILD = r"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("sources", sys.argv[1])
+mod = sys.modules["sources"] = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+samples, labels = mod.scan_class_folders(sys.argv[2])
+print(json.dumps([[s.path, labels[s.label]] for s in samples]))
+"""
+
+
+def _scan_with_timeout(train: Path) -> dict[str, str]:
+    """scan_class_folders in a child process (sources.py alone, no torch import), killed after 30 s: a walk
+    that loops forever fails the test instead of hanging the suite."""
+    import json
+    import subprocess
+    import sys
+
+    import flashvid.data.sources as sources
+
+    out = subprocess.run([sys.executable, "-c", LIST_CHILD, sources.__file__, str(train)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return dict(json.loads(out.stdout))
+
+
+def test_directory_symlink_loops_neither_multiply_nor_mislabel_videos(tmp_path, clip_files, caplog):
+    """`ln -s .. train/left/up` once turned 5 videos into hundreds and labelled the right ones left; `ln -s .
+    left/a; ln -s . left/b` hung the scan. Each real video is listed once, under its own class, and the skipped
+    links are named in the log."""
+    train = _symlink_tree(tmp_path, clip_files)
+    expected = {str(p): p.parent.name for p in sorted(train.rglob("*.*"))}
+    (train / "left/up").symlink_to("..")
+    (train / "left/a").symlink_to(".")
+    (train / "left/b").symlink_to(".")
+    (train / "right/deeper").mkdir()
+    (train / "right/deeper/back").symlink_to("../..")  # a loop two levels down
+    (train / "left/into_right").symlink_to("../right")  # another class's folder
+    assert _scan_with_timeout(train) == expected
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        samples, labels = __import__("flashvid").data.sources.scan_class_folders(train)
+    assert {s.path: labels[s.label] for s in samples} == expected
+    text = caplog.text
+    for link in ("left/up", "left/a", "left/b", "deeper/back"):
+        assert link in text and "points back into this folder" in text, link
+    assert "left/into_right" in text and "another class folder" in text
+    from flashvid.doctor import diagnose_data
+
+    report = diagnose_data(VideoClassificationData.from_folders(train), progress=False, workers=1)
+    skipped = [w for w in report.warnings if w.startswith("not following symlink")]
+    assert len(skipped) == 5 and any("left/up" in w for w in skipped), report.warnings
+
+
+def test_links_to_files_and_outside_folders_count_each_video_once(tmp_path, clip_files):
+    """A link to a folder outside the dataset is followed (videos stored elsewhere), but two links to the same
+    folder, or a file and a link to it, list each real file once; a link to a single file elsewhere counts."""
+    train = _symlink_tree(tmp_path, clip_files)
+    (train / "left/ext1").symlink_to(tmp_path / "outside")
+    (train / "left/ext2").symlink_to(tmp_path / "outside")
+    (train / "left/same_as_l0.mp4").symlink_to(train / "left/l0.mp4")
+    _place(clip_files[0], tmp_path / "elsewhere/single.mp4")
+    (train / "right/single.mp4").symlink_to(tmp_path / "elsewhere/single.mp4")
+    got = _scan_with_timeout(train)
+    names = sorted(Path(p).name for p, c in got.items() if c == "left")
+    assert names == ["l0.mp4", "l1.mp4", "o0.mp4", "o1.mp4"]
+    assert str(train / "left/l0.mp4") in got  # the plain path wins over the link
+    assert sorted(Path(p).name for p, c in got.items() if c == "right") == ["r0.avi", "r1.avi", "r2.avi",
+                                                                           "single.mp4"]
+
+
 # ---------------------------------------------------------------------------------------------------- CSV files
 def test_from_csv_with_label_names_and_relative_paths(tmp_path, clip_files):
     mp4, avi = clip_files
@@ -138,6 +219,48 @@ def test_from_csv_with_label_indices(tmp_path, clip_files):
     bare = VideoClassificationData.from_csv(tmp_path / "train.txt", num_workers=0)
     assert bare.labels == ["0", "1", "2"] and bare.num_classes == 3
     assert [s.label for s in bare.samples["train"]] == [2, 0, 2, 1]
+
+
+def test_from_csv_with_a_byte_order_mark_and_other_headers(tmp_path, clip_files):
+    """Excel's "CSV UTF-8" starts with a BOM: the header once became a sample and 'label' a class. Headers are
+    recognised in any case and column order, and a non-UTF-8 file is a one-line error."""
+    for i in range(2):
+        _place(clip_files[0], tmp_path / f"v{i}.mp4")
+    (tmp_path / "bom.csv").write_bytes("path,label\nv0.mp4,cat\nv1.mp4,dog\n".encode("utf-8-sig"))
+    dm = VideoClassificationData.from_csv(tmp_path / "bom.csv", num_workers=0)
+    assert dm.labels == ["cat", "dog"] and [Path(s.path).name for s in dm.samples["train"]] == ["v0.mp4", "v1.mp4"]
+    (tmp_path / "swapped.csv").write_bytes("\ufeffClass,Video\ncat,v0.mp4\ndog,v1.mp4\n".encode())
+    dm = VideoClassificationData.from_csv(tmp_path / "swapped.csv", num_workers=0)
+    assert {Path(s.path).name: dm.id2label[s.label] for s in dm.samples["train"]} == {"v0.mp4": "cat",
+                                                                                      "v1.mp4": "dog"}
+    (tmp_path / "latin1.csv").write_bytes("v0.mp4,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.csv.*not UTF-8.*save it as UTF-8"):
+        VideoClassificationData.from_csv(tmp_path / "latin1.csv", num_workers=0)
+
+
+def test_from_csv_paths_outside_the_root_warn_or_are_refused(tmp_path, clip_files, caplog):
+    """`../x.mp4` and absolute rows escape data.root: accepted with a warning (also in flashvid doctor's report),
+    refused with allow_outside_root=False; without a root, absolute paths are the normal case and pass quietly."""
+    from flashvid.doctor import diagnose_data
+
+    root = tmp_path / "videos"
+    inside = _place(clip_files[0], root / "a/in.mp4")
+    escaped = _place(clip_files[0], tmp_path / "secret/x.mp4")
+    (tmp_path / "train.csv").write_text(f"a/in.mp4,cat\n../secret/x.mp4,dog\n{escaped},dog\n")
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        dm = VideoClassificationData.from_csv(tmp_path / "train.csv", root=root, num_workers=0)
+    assert len(dm.samples["train"]) == 3
+    assert "2 listed path(s) resolve outside data.root" in caplog.text and "allow_outside_root=false" in caplog.text
+    report = diagnose_data(dm, progress=False, workers=1)
+    assert any("outside data.root" in w and "secret/x.mp4" in w for w in report.warnings), report.warnings
+    with pytest.raises(ValueError, match=r"train list .*2 listed path\(s\) resolve outside data.root.*secret"):
+        VideoClassificationData.from_csv(tmp_path / "train.csv", root=root, allow_outside_root=False,
+                                         num_workers=0)
+    caplog.clear()
+    (tmp_path / "abs.csv").write_text(f"{inside},cat\n{escaped},dog\n")
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        dm = VideoClassificationData.from_csv(tmp_path / "abs.csv", allow_outside_root=False, num_workers=0)
+    assert len(dm.samples["train"]) == 2 and "outside" not in caplog.text
 
 
 def test_from_csv_rejects_unknown_labels(tmp_path):

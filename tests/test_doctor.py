@@ -130,3 +130,27 @@ def test_unreadable_file_is_reported_when_permissions_apply(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     bad = json.loads(out.read_text())["unreadable"]
     assert [(b["path"], "permission denied" in b["reason"]) for b in bad] == [(str(locked), True)]
+
+
+def test_one_video_under_two_labels_is_a_warning(tmp_path) -> None:
+    """Byte-identical copies in two class folders, and one file listed under two labels (a link into another
+    class's folder, or a list file naming it twice): the doctor names the files and the classes."""
+    from flashvid import VideoClassificationData
+    from flashvid.doctor import diagnose_data
+
+    data = make_clean_dataset(tmp_path / "data", train_per_class=2, val_per_class=1)
+    train = data / "train"
+    shutil.copyfile(train / "left/left_train_00.mp4", train / "right/copied_from_left.mp4")
+    os.symlink(train / "left/left_train_01.mp4", train / "right/linked_from_left.mp4")
+    report = diagnose_data(VideoClassificationData.from_folders(train, data / "val"), progress=False, workers=1)
+    text = "\n".join(report.warnings)
+    assert "identical videos in different classes: train/left/left_train_00.mp4 (left) = " \
+           "train/right/copied_from_left.mp4 (right)" in text, text
+    assert "one file with 2 labels (left, right): train/left: train/left/left_train_01.mp4, train/right: " \
+           "train/right/linked_from_left.mp4" in text, text
+    assert report.exit_code == 0
+    (tmp_path / "list.csv").write_text(f"{train / 'left/left_train_00.mp4'},left\n"
+                                       f"{train / 'left/left_train_00.mp4'},right\n"
+                                       f"{train / 'right/right_train_00.mp4'},right\n")
+    report = diagnose_data(VideoClassificationData.from_csv(tmp_path / "list.csv"), progress=False, workers=1)
+    assert any(w.startswith("one file with 2 labels (left, right)") for w in report.warnings), report.warnings

@@ -22,6 +22,7 @@ from .sampling import ClipSampling
 from .sources import (
     UCF101_GROUP_PATTERN,
     VideoSample,
+    check_outside_root,
     collect_paths,
     group_split,
     read_csv,
@@ -171,6 +172,7 @@ class VideoClassificationData(L.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.drop_last = drop_last
         self.datasets: dict[str, VideoClipDataset] = {}
+        self.source_warnings: list[str] = []  # what the source found odd but accepted (flashvid doctor lists it)
         self._gpu_train: BatchAugmentation | None = None
         self._gpu_eval: BatchAugmentation | None = None
 
@@ -189,16 +191,19 @@ class VideoClassificationData(L.LightningDataModule):
         """``<split>/<class>/<video>`` folders. Without ``val_folder``, ``val_split`` holds out whole groups."""
         labels = None
         train = val = test = None
+        notes: list[str] = []
         if train_folder is not None:
-            train, labels = scan_class_folders(train_folder, what="train_folder")
+            train, labels = scan_class_folders(train_folder, what="train_folder", notes=notes)
         if val_folder is not None:
-            val, labels = scan_class_folders(val_folder, labels, what="val_folder")
+            val, labels = scan_class_folders(val_folder, labels, what="val_folder", notes=notes)
         if test_folder is not None:
-            test, labels = scan_class_folders(test_folder, labels, what="test_folder")
+            test, labels = scan_class_folders(test_folder, labels, what="test_folder", notes=notes)
         predict = collect_paths(predict_folder) if predict_folder is not None else None
         if val_split and train is not None and val is None:
             train, val = group_split(train, val_split, group_pattern, kwargs.get("seed", 0))
-        return cls(train, val, test, predict, labels, **kwargs)
+        dm = cls(train, val, test, predict, labels, **kwargs)
+        dm.source_warnings = notes  # symlinks not followed: flashvid doctor lists them
+        return dm
 
     @classmethod
     def from_csv(
@@ -210,17 +215,28 @@ class VideoClassificationData(L.LightningDataModule):
         labels: Sequence[str] | None = None,
         val_split: float | None = None,
         group_pattern: str | None = UCF101_GROUP_PATTERN,
+        allow_outside_root: bool = True,
         **kwargs: Any,
     ) -> "VideoClassificationData":
-        """``path,label`` list files (label a name or an index); relative paths resolve against ``root``."""
+        """``path,label`` list files (label a name or an index); relative paths resolve against ``root``.
+
+        Listed paths that resolve outside ``root`` (``../x.mp4``, absolute paths) are accepted with a warning
+        (kept in ``source_warnings`` for ``flashvid doctor``), or refused with ``allow_outside_root=False``.
+        """
         splits: dict[str, list[VideoSample]] = {}
+        notes: list[str] = []
         for split, f in (("train", train_file), ("val", val_file), ("test", test_file)):
             if f is not None:
                 splits[split], labels = read_csv(f, root, labels)
+                note = check_outside_root(splits[split], root, f"{split} list {str(f)!r}", allow_outside_root)
+                if note:
+                    notes.append(note)
         if val_split and "train" in splits and "val" not in splits:
             splits["train"], splits["val"] = group_split(splits["train"], val_split, group_pattern,
                                                          kwargs.get("seed", 0))
-        return cls(splits.get("train"), splits.get("val"), splits.get("test"), None, labels, **kwargs)
+        dm = cls(splits.get("train"), splits.get("val"), splits.get("test"), None, labels, **kwargs)
+        dm.source_warnings = notes
+        return dm
 
     @classmethod
     def from_ucf101(
@@ -330,16 +346,44 @@ class VideoClassificationData(L.LightningDataModule):
             kw = dict(persistent_workers=self.persistent_workers and split != "predict",
                       prefetch_factor=self.prefetch_factor)
         train = split == "train"
+        sampler: Any = EpochShuffleSampler(len(ds), shuffle=shuffle, seed=self.seed)
+        if split in ("val", "test"):  # (predict: Lightning already shards without padding)
+            sampler = self._eval_shard(sampler, split)
         return ResumableDataLoader(
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            sampler=EpochShuffleSampler(len(ds), shuffle=shuffle, seed=self.seed),
+            sampler=sampler,
             num_workers=workers,
             collate_fn=collate_clips,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             drop_last=train and self.drop_last and len(ds) > self.batch_size,
             **kw,
         )
+
+    def _eval_shard(self, sampler: EpochShuffleSampler, split: str) -> Any:
+        """Under DDP, each rank's share of an evaluation split, every video exactly once.
+
+        Lightning would wrap the sampler in a ``DistributedSampler``, which pads an uneven split by repeating
+        videos (15 videos on 2 ranks: 16 scored, one twice). Lightning's own unpadded wrapper (what it uses for
+        predict) instead leaves the ranks one batch apart, harmless without gradients, and since it is a
+        ``DistributedSampler`` Lightning keeps it. The metrics sum their states over ranks, so video-level scores
+        match a one-process run.
+        """
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return sampler
+        if not getattr(trainer._accelerator_connector, "use_distributed_sampler", True):
+            return sampler  # the user shards the data themselves
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
+
+        if len(sampler) < trainer.world_size:
+            raise ValueError(
+                f"the {split} split has {len(sampler)} video(s), fewer than the {trainer.world_size} processes "
+                f"(trainer.devices x trainer.num_nodes): every process needs at least one. Add {split} videos or "
+                "use fewer devices"
+            )
+        return UnrepeatedDistributedSamplerWrapper(sampler, num_replicas=trainer.world_size,
+                                                   rank=trainer.global_rank, shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

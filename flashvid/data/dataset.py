@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .decoding import VideoDecodeError, open_video
+from .decoding import VideoDecodeError, check_clip_size, open_video
 from .sampling import ClipMode, ClipSampling
 from .sources import VideoSample
 
@@ -113,6 +113,7 @@ class VideoClipDataset(Dataset):
             info = reader.info
             clips = self.sampling.clips(info.num_frames, info.fps, self.clip_mode, self.num_clips, rng)
             flat = [i for clip in clips for i in clip]
+            check_clip_size(path, info, self.sampling.num_frames)  # per clip (views multiply it by choice)
             frames = reader.frames_at(flat)
         finally:
             reader.close()

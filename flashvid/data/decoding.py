@@ -88,6 +88,58 @@ def _reason(e: BaseException, path: str | None = None) -> str:
     return f"{type(e).__name__}: {first}".strip().rstrip(":")
 
 
+_said: set[tuple[str, str]] = set()
+
+
+def _note_once(path: str, kind: str, message: str, *args: object, level: int = logging.WARNING) -> None:
+    """Log a file's oddity once per process (clips of one file are decoded every epoch)."""
+    if (path, kind) not in _said:
+        _said.add((path, kind))
+        log.log(level, message, *args)
+
+
+FPS_RANGE = (1.0, 1000.0)  # frame rates outside it are broken headers (0, 1/1000, a 90 kHz time base), not videos
+ASSUMED_FPS = 30.0
+
+
+def _sampling_fps(path: str, header_fps: float, num_frames: int, duration: float) -> float:
+    """The frame rate clip sampling uses: the header's when plausible, else frames counted over the duration, else
+    30 fps, with a warning naming the file (the clip's frames are still read by index, so they stay right)."""
+    lo, hi = FPS_RANGE
+    if lo <= header_fps <= hi:
+        return header_fps
+    counted = num_frames / duration if duration > 0 else 0.0
+    fps = counted if lo <= counted <= hi else ASSUMED_FPS
+    how = (f"{num_frames} frames over {duration:.4g} s" if lo <= counted <= hi else
+           f"{num_frames} frames over {duration:.4g} s is no plausible rate either" if duration > 0 else
+           "the duration is unknown too")
+    _note_once(path, "fps", "flashvid: %s: its frame-rate header says %.4g fps, which cannot be right; clips are "
+               "sampled at %.4g fps (%s). Re-encode at a fixed rate if that is wrong: ffmpeg -i IN -r 30 OUT",
+               path, header_fps, fps, how)
+    return fps
+
+
+MAX_CLIP_PIXELS = 2**29  # 537 Mpx per clip (1.6 GB as RGB): 64 frames of 4K pass, 16 of 8192x8192 do not
+
+
+def check_clip_size(path: str, info: VideoInfo, num_frames: int, limit: int = MAX_CLIP_PIXELS) -> None:
+    """Refuse, before decoding, a clip whose frames would not fit in memory: a few kilobytes of file can declare
+    8192x8192 frames, and a worker decoding 16 of them needs 3 GB."""
+    pixels = info.width * info.height * num_frames
+    if pixels > limit:
+        raise VideoDecodeError(
+            path, f"frames are {info.width}x{info.height}: a clip of {num_frames} frames is {pixels / 1e6:.0f} Mpx "
+                  f"({pixels * 3 / 2**30:.1f} GB as RGB), over the {limit / 1e6:.0f} Mpx per-clip limit; downscale "
+                  "it (ffmpeg -i IN -vf scale=-2:1080 OUT) or remove it")
+
+
+def _largest(streams: Sequence[tuple[int, int, int, bool]], default: int) -> int:
+    """FFmpeg's command-line rule for the video stream: the most pixels (a 16x16 thumbnail stream first in the
+    file must not become the video), then the ``default`` one; ``(index, width, height, is_default)`` each."""
+    best = max(streams, key=lambda s: (s[1] * s[2], s[3], s[0] == default, -s[0]))
+    return best[0]
+
+
 def _clamp(indices: Sequence[int], num_frames: int) -> list[int]:
     last = max(num_frames - 1, 0)
     return [min(max(int(i), 0), last) for i in indices]
@@ -100,29 +152,58 @@ class TorchCodecReader:
         self.path = str(path)
         _check_file(self.path)
         self._num_threads = num_threads
+        self._stream_index: int | None = None
         self._decoder = self._open("approximate")
+        self._pick_stream()
         meta = self._decoder.metadata
         fps = meta.average_fps
         num_frames = meta.num_frames
-        if not meta.num_frames_from_header or not num_frames or not fps:
+        lo, hi = FPS_RANGE
+        if not meta.num_frames_from_header or not num_frames or not fps or not lo <= fps <= hi:
             # Some containers (webm, some mkv) carry no frame count, and torchcodec's estimate from the
             # millisecond-rounded duration can be one short (29.97 fps WebM): scan once for exact metadata.
             self._decoder = self._open("exact")
             meta = self._decoder.metadata
             fps, num_frames = meta.average_fps, meta.num_frames
-        if not num_frames or not fps or not meta.width:
+        if not num_frames or not meta.width:
             raise VideoDecodeError(self.path, "no decodable video stream (audio-only or corrupt header)")
-        self.info = VideoInfo(int(num_frames), float(fps), int(meta.width), int(meta.height))
+        span = (meta.end_stream_seconds or 0) - (meta.begin_stream_seconds or 0)
+        fps = _sampling_fps(self.path, float(fps or 0), int(num_frames), float(span or meta.duration_seconds or 0))
+        self.info = VideoInfo(int(num_frames), fps, int(meta.width), int(meta.height))
 
     def _open(self, seek_mode: str):
         from torchcodec.decoders import VideoDecoder
 
         try:
             return VideoDecoder(
-                self.path, seek_mode=seek_mode, dimension_order="NCHW", num_ffmpeg_threads=self._num_threads
+                self.path, seek_mode=seek_mode, dimension_order="NCHW", num_ffmpeg_threads=self._num_threads,
+                stream_index=self._stream_index,
             )
         except Exception as e:  # torchcodec raises ValueError/RuntimeError with FFmpeg's text
             raise VideoDecodeError(self.path, _reason(e, self.path)) from e
+
+    def _pick_stream(self) -> None:
+        """Several video streams: the largest, as the ffmpeg CLI does (torchcodec's "best" stream is FFmpeg's
+        ``av_find_best_stream``, which took a 16x16 thumbnail stream that came first)."""
+        try:
+            from torchcodec import _core  # the container's streams are not in torchcodec's public API (0.17)
+
+            container = _core.get_container_metadata(self._decoder._decoder)
+            videos = [(int(m.stream_index), int(m.width or 0), int(m.height or 0), False) for m in container.streams
+                      if getattr(m, "width", None) and (m.num_frames_from_header or 0) != 1]
+        except Exception as e:  # noqa: BLE001  (private API moved: keep FFmpeg's choice, say so in debug logs)
+            log.debug("flashvid: stream listing unavailable in this torchcodec (%s): using its default stream", e)
+            return
+        current = int(self._decoder.stream_index)
+        if len(videos) < 2:
+            return
+        chosen = _largest(videos, current)
+        if chosen != current:
+            self._stream_index = chosen
+            self._decoder = self._open("approximate")
+            w, h = next((v[1], v[2]) for v in videos if v[0] == chosen)
+            _note_once(self.path, "stream", "flashvid: %s has %d video streams: using stream %d (%dx%d), the "
+                       "largest, as ffmpeg does", self.path, len(videos), chosen, w, h, level=logging.INFO)
 
     def frames_at(self, indices: Sequence[int]) -> torch.Tensor:
         wanted = _clamp(indices, self.info.num_frames)
@@ -186,14 +267,14 @@ class PyAVReader:
         if not self._container.streams.video:
             self._container.close()
             raise VideoDecodeError(self.path, "no video stream (audio-only or not a video)")
-        stream = self._container.streams.video[0]
+        stream = self._pick_stream(self._container.streams.video)
         stream.thread_type = "AUTO" if num_threads != 1 else "SLICE"
         stream.thread_count = num_threads
         self._stream = stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate:
-            raise VideoDecodeError(self.path, "stream has no frame rate")
-        fps = float(rate)
+        fps = float(rate) if rate else 0.0
+        # pts -> frame index uses the stream's own rate; without one, frames are counted in decode order
+        self._tick = fps
         tb = stream.time_base or Fraction(1, 1)
         self._time_base = tb
         self._start = stream.start_time or 0
@@ -203,14 +284,37 @@ class PyAVReader:
             duration = self._container.duration / 1_000_000
         else:
             duration = 0.0
-        num_frames = stream.frames or int(round(duration * fps))
+        lo, hi = FPS_RANGE
+        plausible = lo <= fps <= hi
+        num_frames = stream.frames if plausible else 0
+        num_frames = num_frames or (int(round(duration * fps)) if plausible else 0)
         width, height = stream.codec_context.width, stream.codec_context.height
         if num_frames <= 0 or not width:
             num_frames = self._count_frames()
         if num_frames <= 0:
             self.close()
             raise VideoDecodeError(self.path, "no frames could be decoded")
-        self.info = VideoInfo(int(num_frames), fps, int(width), int(height))
+        self.info = VideoInfo(int(num_frames), _sampling_fps(self.path, fps, int(num_frames), duration), int(width),
+                              int(height))
+
+    def _pick_stream(self, streams: Sequence) -> object:
+        """The largest video stream, as the ffmpeg CLI does; cover art (an attached picture) only when alone."""
+        import av
+
+        flags = getattr(av.stream, "Disposition", None)
+        pic = getattr(flags, "attached_pic", 0)
+        default = getattr(flags, "default", 0)
+        movies = [st for st in streams if not (int(st.disposition) & int(pic))] or list(streams)
+        if len(movies) == 1:
+            return movies[0]
+        videos = [(i, st.codec_context.width or 0, st.codec_context.height or 0, bool(int(st.disposition) &
+                   int(default))) for i, st in enumerate(movies)]
+        chosen = movies[_largest(videos, 0)]
+        if chosen is not streams[0]:
+            _note_once(self.path, "stream", "flashvid: %s has %d video streams: using stream %d (%dx%d), the "
+                       "largest, as ffmpeg does", self.path, len(movies), chosen.index,
+                       chosen.codec_context.width, chosen.codec_context.height, level=logging.INFO)
+        return chosen
 
     def _count_frames(self) -> int:
         n = 0
@@ -224,14 +328,16 @@ class PyAVReader:
 
     def _index_of(self, frame, clock: "_BestEffortTimestamp") -> int:
         pts = clock(frame)
-        if pts is None:
+        if pts is None or not self._tick:
             return -1
-        return int(round(float((pts - self._start) * self._time_base) * self.info.fps))
+        return int(round(float((pts - self._start) * self._time_base) * self._tick))
 
     def frames_at(self, indices: Sequence[int]) -> torch.Tensor:
         wanted = _clamp(indices, self.info.num_frames)
         targets = sorted(set(wanted))
-        first_time = targets[0] / self.info.fps
+        if not self._tick:
+            return self._frames_in_order(wanted)
+        first_time = targets[0] / self._tick
         got: dict[int, torch.Tensor] = {}
         last = None
         try:
@@ -261,6 +367,25 @@ class PyAVReader:
         for t in targets:  # frames past the real end repeat the last decoded one
             got.setdefault(t, last)
         return torch.stack([got[i] for i in wanted])
+
+    def _frames_in_order(self, wanted: list[int]) -> torch.Tensor:
+        """No frame rate to place timestamps with: decode from the start and count frames (slow, rare)."""
+        targets = set(wanted)
+        got: dict[int, torch.Tensor] = {}
+        last = None
+        try:
+            self._container.seek(0)
+            for n, frame in enumerate(self._container.decode(self._stream)):
+                if n in targets:
+                    got[n] = last = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                if n >= max(targets):
+                    break
+        except Exception as e:
+            if last is None:
+                raise VideoDecodeError(self.path, _reason(e, self.path)) from e
+        if last is None:
+            raise VideoDecodeError(self.path, "no frames could be decoded")
+        return torch.stack([got.get(i, last) for i in wanted])
 
     def close(self) -> None:
         container = getattr(self, "_container", None)

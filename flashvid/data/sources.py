@@ -46,23 +46,87 @@ def _require_dir(folder: str | os.PathLike, what: str) -> Path:
     return root
 
 
-def list_videos(folder: str | os.PathLike) -> list[str]:
+def _inside(path: str, parent: str) -> bool:
+    """Whether real path ``path`` is ``parent`` or below it."""
+    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = None,
+                notes: list[str] | None = None) -> list[str]:
     """Video files under ``folder`` (recursively, sorted), skipping hidden entries and non-videos.
 
     A directory named like a video (``x.mp4/``) is listed too, so that it is reported as unreadable rather
-    than silently dropped.
+    than silently dropped. Symlinks are followed with care (``os.walk(followlinks=True)`` multiplied files and
+    hung on ``ln -s . a``): a link to a file counts it once (a file reached twice, by its path and through a link,
+    is listed once); a link to a directory is followed only when that directory lies outside ``folder``, is not an
+    ancestor of it, is not inside ``within`` (the split root: another class's folder) and was not walked before.
+    Each link skipped for those reasons is logged with the reason (and appended to ``notes`` when given).
     """
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        out.extend(os.path.join(dirpath, d) for d in dirnames if is_video_file(d))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not is_video_file(d))
-        out.extend(os.path.join(dirpath, name) for name in filenames if is_video_file(name))
-    return sorted(out)
+    top = os.path.realpath(folder)
+    fence = os.path.realpath(within) if within is not None else None
+    walked: set[str] = set()
+    out: list[str] = []
+
+    def skip(link: str, target: str, why: str) -> None:
+        message = (f"not following symlink {link} -> {target}: {why}; the videos there are not listed twice "
+                   "(replace the link with the files, or remove it)")
+        log.warning("flashvid: %s", message)
+        if notes is not None:
+            notes.append(message)
+
+    def walk(path: str, real: str) -> None:
+        walked.add(real)
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as e:
+            log.warning("flashvid: cannot list %s (%s): its videos are skipped", path, e.strerror or e)
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                if is_video_file(entry.name):  # files, broken links and link loops (reported at decode time)
+                    out.append(entry.path)
+                continue
+            if is_video_file(entry.name):
+                out.append(entry.path)  # a directory named like a video: reported as unreadable
+                continue
+            target = os.path.realpath(entry.path)
+            if entry.is_symlink():
+                if _inside(target, top) or _inside(top, target):
+                    skip(entry.path, target, "it points back into this folder or above it (a loop)")
+                    continue
+                if fence is not None and _inside(target, fence):
+                    skip(entry.path, target, "it points into another class folder of this split")
+                    continue
+            if target in walked:
+                if entry.is_symlink():
+                    skip(entry.path, target, "that folder was listed already")
+                continue
+            walk(entry.path, target)
+
+    walk(str(folder), top)
+    # one entry per real file: a file and a link to it (or two links) count once; the plain path wins
+    first: dict[str, str] = {}
+    for path in sorted(out):
+        if not os.path.isfile(path):
+            continue
+        real = os.path.realpath(path)
+        kept = first.get(real)
+        if kept is None or (os.path.islink(kept) and not os.path.islink(path)):
+            first[real] = path
+    keep = set(first.values())
+    return sorted(p for p in out if p in keep or not os.path.isfile(p))
 
 
 def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None = None,
-                       what: str = "folder") -> tuple[list[VideoSample], list[str]]:
-    """``folder/<class>/**/<video>`` into samples; ``labels`` fixes the class list (e.g. the train split's)."""
+                       what: str = "folder", notes: list[str] | None = None) -> tuple[list[VideoSample], list[str]]:
+    """``folder/<class>/**/<video>`` into samples; ``labels`` fixes the class list (e.g. the train split's).
+    Symlinks that were not followed are appended to ``notes`` (see :func:`list_videos`)."""
     root = _require_dir(folder, what)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if labels is None:
@@ -75,7 +139,7 @@ def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None =
                 f"Known classes: {list(labels)}"
             )
     label2id = {name: i for i, name in enumerate(labels)}
-    samples = [VideoSample(p, label2id[c]) for c in classes for p in list_videos(root / c)]
+    samples = [VideoSample(p, label2id[c]) for c in classes for p in list_videos(root / c, within=root, notes=notes)]
     if not samples:
         raise ValueError(
             f"{what} {str(root)!r} has no videos: expected <class>/<video> with extensions "
@@ -84,27 +148,56 @@ def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None =
     return samples, list(labels)
 
 
+_PATH_HEADERS = {"path", "video", "file", "filename", "video_path", "filepath"}
+_LABEL_HEADERS = {"label", "class", "category", "label_id", "class_id", "target"}
+
+
+def _csv_fields(line: str) -> list[str]:
+    if "," in line:
+        parts = next(csv.reader([line]))
+    else:  # space or tab separated list files (MMAction2, UCF101); paths may contain spaces
+        parts = line.rsplit(None, 1)
+    return [p.strip() for p in parts]
+
+
 def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, labels: Sequence[str] | None = None,
              path_column: str = "path", label_column: str = "label") -> tuple[list[VideoSample], list[str]]:
-    """``path,label`` rows (header optional; comma, space or tab separated). Labels are names or indices."""
+    """``path,label`` rows (header optional; comma, space or tab separated). Labels are names or indices.
+
+    Read as ``utf-8-sig``, so the byte-order mark Excel and PowerShell write does not turn the header into a
+    sample. A first row whose fields name the columns (``path_column``/``label_column`` or common names such as
+    ``video``, ``class``; any case) is a header, and its column order is used.
+    """
     csv_path = Path(path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"list file {str(csv_path)!r} does not exist")
     base = Path(root) if root is not None else csv_path.parent
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"list file {str(csv_path)!r} is not UTF-8 text ({e.reason} at byte {e.start}): save it "
+                         "as UTF-8") from None
     rows: list[tuple[str, str]] = []
-    for i, line in enumerate(csv_path.read_text().splitlines()):
+    cols = (0, 1)
+    first = True
+    for i, line in enumerate(text.splitlines()):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if "," in line:
-            parts = next(csv.reader([line]))
-        else:  # space or tab separated list files (MMAction2, UCF101); paths may contain spaces
-            parts = line.rsplit(None, 1)
-        parts = [p.strip() for p in parts]
-        if not rows and parts[0].lower() == path_column:
-            continue
-        if len(parts) < 2:
+        parts = _csv_fields(line)
+        if first:
+            first = False
+            lower = [p.lower() for p in parts]
+            path_names = _PATH_HEADERS | {path_column.lower()}
+            label_names = _LABEL_HEADERS | {label_column.lower()}
+            if any(x in path_names for x in lower) and any(x in label_names for x in lower):
+                cols = (next(j for j, x in enumerate(lower) if x in path_names),
+                        next(j for j, x in enumerate(lower) if x in label_names))
+                continue
+            if len(parts) >= 2 and (lower[0] in path_names or lower[1] in label_names):
+                continue
+        if len(parts) <= max(cols):
             raise ValueError(f"{csv_path}:{i + 1}: expected 'path,label', got {line!r}")
-        rows.append((parts[0], parts[1]))
+        rows.append((parts[cols[0]], parts[cols[1]]))
     names = [lab for _, lab in rows]
     numeric = all(re.fullmatch(r"-?\d+", n) for n in names)
     if labels is None:
@@ -123,6 +216,34 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
     if not samples:
         raise ValueError(f"list file {str(csv_path)!r} has no rows")
     return samples, list(labels)
+
+
+def outside_root(samples: Sequence[VideoSample], root: str | os.PathLike) -> list[str]:
+    """Listed paths that resolve (``..``, absolute paths, symlinks) outside ``root``."""
+    top = os.path.realpath(root)
+    return [s.path for s in samples if not _inside(os.path.realpath(s.path), top)]
+
+
+def check_outside_root(samples: Sequence[VideoSample], root: str | os.PathLike | None, source: str,
+                       allow: bool = True) -> str | None:
+    """Warn (or, with ``allow=False``, refuse) when a list file's paths escape ``root``; the warning text or None.
+
+    A list file is data from elsewhere: ``../../etc/x.mp4`` or ``/home/other/x.mp4`` rows read files the user did
+    not mean to point at. Without a root nothing is checked (absolute paths are then the normal case).
+    """
+    if root is None:
+        return None
+    escaped = outside_root(samples, root)
+    if not escaped:
+        return None
+    shown = ", ".join(escaped[:3]) + (f" and {len(escaped) - 3} more" if len(escaped) > 3 else "")
+    if not allow:
+        raise ValueError(f"{source}: {len(escaped)} listed path(s) resolve outside data.root {str(root)!r}: "
+                         f"{shown}. Fix the list, or set data.allow_outside_root=true to accept them")
+    message = (f"{source}: {len(escaped)} listed path(s) resolve outside data.root {str(root)!r}: {shown} "
+               "(data.allow_outside_root=false refuses them)")
+    log.warning("flashvid: %s", message)
+    return message
 
 
 def read_ucf101_split(root: str | os.PathLike, annotations_dir: str | os.PathLike, fold: int = 1

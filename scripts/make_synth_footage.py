@@ -19,7 +19,7 @@ import numpy as np
 
 
 def write(job: tuple) -> str:
-    path, k, seed, width, height, fps, seconds, gop, preset = job
+    path, k, seed, width, height, fps, seconds, gop, preset, codec = job
     rng = np.random.default_rng(seed)
     cell = max(8, height // 45)  # 16 px cells at 720p, as make_synth_k720
     small = rng.integers(0, 255, (height // cell + 1, width // cell + 41, 3), dtype=np.uint8)
@@ -27,11 +27,15 @@ def write(job: tuple) -> str:
     travel = bg.shape[1] - width
     block = max(8, height // 12)
     noise = [rng.integers(-6, 7, (height, width, 3), dtype=np.int16) for _ in range(4)]  # cheaper than per frame
-    tmp = path + ".part.mp4"
+    tmp = path + ".part" + os.path.splitext(path)[1]
     with av.open(tmp, "w") as c:
-        s = c.add_stream("libx264", rate=fps)
+        s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-        s.options = {"preset": preset, "crf": "23", **({"g": str(gop)} if gop else {})}
+        if codec == "libx264":
+            s.options = {"preset": preset, "crf": "23", **({"g": str(gop)} if gop else {})}
+        else:  # mpeg4 (Xvid-like, UCF101-shaped AVIs)
+            s.options = {"g": str(gop or 12)}
+            s.bit_rate = int(800_000 * width * height / (320 * 240))
         s.thread_count = 1
         for t in range(int(fps * seconds)):
             off = (t * 2 * height // 720) % max(travel, 1)
@@ -51,16 +55,17 @@ def write(job: tuple) -> str:
 
 def make(root: str, per_class: int = 10, classes: int = 12, width: int | None = None, height: int = 720,
          fps: int = 30, seconds: float = 10, gop: int | None = None, preset: str = "veryfast",
-         workers: int | None = None, split: str = "train") -> list[str]:
+         workers: int | None = None, split: str = "train", codec: str = "libx264") -> list[str]:
     width = width or round(height * 16 / 9 / 2) * 2
     jobs = []
     for k in range(classes):
         d = os.path.join(root, split, f"class{k:02d}")
         os.makedirs(d, exist_ok=True)
         for i in range(per_class):
-            p = os.path.join(d, f"k_class{k:02d}_g{i // 4 + 1:02d}_c{i % 4 + 1:02d}.mp4")
+            ext = ".mp4" if codec == "libx264" else ".avi"
+            p = os.path.join(d, f"k_class{k:02d}_g{i // 4 + 1:02d}_c{i % 4 + 1:02d}{ext}")
             if not os.path.exists(p):
-                jobs.append((p, k, k * 1000 + i, width, height, fps, seconds, gop, preset))
+                jobs.append((p, k, k * 1000 + i, width, height, fps, seconds, gop, preset, codec))
     with Pool(workers or os.cpu_count()) as pool:
         return pool.map(write, jobs, chunksize=1)
 
@@ -78,8 +83,10 @@ def main() -> None:
     p.add_argument("--preset", default="veryfast")
     p.add_argument("--split", default="train")
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--codec", default="libx264", help="libx264 (.mp4) or mpeg4 (.avi, Xvid-like)")
     a = p.parse_args()
-    make(a.root, a.per_class, a.classes, a.width, a.height, a.fps, a.seconds, a.gop, a.preset, a.workers, a.split)
+    make(a.root, a.per_class, a.classes, a.width, a.height, a.fps, a.seconds, a.gop, a.preset, a.workers, a.split,
+         a.codec)
 
 
 if __name__ == "__main__":

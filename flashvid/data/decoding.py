@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Literal, Protocol, Sequence
+from typing import Any, Iterator, Literal, Protocol, Sequence
 
 import torch
 
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 DecoderName = Literal["auto", "torchcodec", "pyav"]
 DECODERS: tuple[str, ...] = ("auto", "torchcodec", "pyav")
+# PyAV: skip decoding non-reference frames between the keyframe and a clip's first frame (exact; measured in
+# docs/benchmarks.md). A module setting so that benchmarks can compare; forked loader workers inherit it.
+PYAV_SKIP_LEAD_IN = True
 
 
 class VideoDecodeError(RuntimeError):
@@ -174,7 +177,7 @@ class _BestEffortTimestamp:
 class PyAVReader:
     """PyAV (bundled FFmpeg): seeks to the keyframe before the clip and decodes forward to its last frame."""
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1):
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, skip_lead_in: bool | None = None):
         import av
 
         self.path = str(path)
@@ -211,6 +214,9 @@ class PyAVReader:
             self.close()
             raise VideoDecodeError(self.path, "no frames could be decoded")
         self.info = VideoInfo(int(num_frames), fps, int(width), int(height))
+        # AVI timestamps (packed B-frames) are not trusted enough to decide which packets to skip
+        skip = PYAV_SKIP_LEAD_IN if skip_lead_in is None else skip_lead_in
+        self._skip_ok = skip and "avi" not in self._container.format.name.split(",")
 
     def _count_frames(self) -> int:
         n = 0
@@ -228,6 +234,27 @@ class PyAVReader:
             return -1
         return int(round(float((pts - self._start) * self._time_base) * self.info.fps))
 
+    def _decode_from(self, first: int) -> Iterator[Any]:
+        """Frames from the seek point on. With ``skip_lead_in``, non-reference frames whose packets show before
+        frame ``first`` are not decoded at all (FFmpeg's ``skip_frame=NONREF``): no later frame depends on them,
+        so every frame returned is bit-identical to plain decoding (tested)."""
+        ctx = self._stream.codec_context
+        if not self._skip_ok:
+            yield from self._container.decode(self._stream)
+            return
+        skipping = False
+        for packet in self._container.demux(self._stream):
+            lead_in = packet.pts is not None and self._packet_index(packet.pts) < first - 1
+            if lead_in != skipping:
+                ctx.skip_frame = "NONREF" if lead_in else "DEFAULT"
+                skipping = lead_in
+            yield from packet.decode()
+        if skipping:
+            ctx.skip_frame = "DEFAULT"
+
+    def _packet_index(self, pts: int) -> int:
+        return int(round(float((pts - self._start) * self._time_base) * self.info.fps))
+
     def frames_at(self, indices: Sequence[int]) -> torch.Tensor:
         wanted = _clamp(indices, self.info.num_frames)
         targets = sorted(set(wanted))
@@ -239,7 +266,7 @@ class PyAVReader:
             self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
             pos = 0
             clock = _BestEffortTimestamp()
-            for frame in self._container.decode(self._stream):
+            for frame in self._decode_from(targets[0]):
                 idx = self._index_of(frame, clock)
                 if idx < targets[pos] and idx >= 0:
                     continue
@@ -346,3 +373,30 @@ def keyframe_interval(path: str | os.PathLike, max_packets: int = 600) -> int | 
     if len(keys) >= 2:
         return max(1, round((keys[-1] - keys[0]) / (len(keys) - 1)))
     return n or None
+
+
+@lru_cache(maxsize=4096)
+def keyframe_indices(path: str) -> tuple[int, ...]:
+    """Frame indices of the keyframes of ``path``, from one demux pass (no decoding), cached per process.
+
+    Used by the keyframe-aligned sampler; the pass reads the whole file once per worker (milliseconds for a 10 s
+    clip, a second or so for a 100 MB file). Packets are counted in decode order, which equals display order at
+    keyframes.
+    """
+    import av
+
+    keys: list[int] = []
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return ()
+            n = 0
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size == 0:
+                    continue
+                if packet.is_keyframe:
+                    keys.append(n)
+                n += 1
+    except Exception:  # noqa: BLE001  (the reader reports an unreadable file; no keyframes means no alignment)
+        return tuple(keys)
+    return tuple(keys)

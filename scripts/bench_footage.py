@@ -108,11 +108,11 @@ def make_data(args: argparse.Namespace) -> dict[str, Any]:
     return info
 
 
-def run_prepare(args: argparse.Namespace, name: str, **kw: Any) -> dict[str, Any]:
+def run_prepare(args: argparse.Namespace, name: str, suffix: str = "_prepared", **kw: Any) -> dict[str, Any]:
     from flashvid.data.prepare import prepare
 
     src = Path(args.data) / name
-    out = Path(args.data) / f"{name}_prepared"
+    out = Path(args.data) / f"{name}{suffix}"
     r = prepare(out, train_folder=src / "train", workers=args.prepare_workers, progress=False, **kw)
     res = {k: v for k, v in r.to_dict().items() if k not in ("files", "data_options")}
     conv = [f for f in r.files if f["action"] == "converted"]
@@ -348,6 +348,7 @@ def main() -> None:
     step("prepare/720p", lambda: run_prepare(args, "720p"), out, B)
     step("prepare/1080p", lambda: run_prepare(args, "1080p"), out, B)
     step("prepare/ucf", lambda: run_prepare(args, "ucf"), out, B)  # already small, short GOP: kept as is
+    step("prepare/720p_fps15", lambda: run_prepare(args, "720p", "_prepared_fps15", max_fps=15), out, B)
     for name in ("ucf", "720p", "720p_prepared", "1080p", "1080p_prepared"):
         step(f"profile/{name}", lambda n=name: profile(args, n, args.profile_clips), out, B, 20)
     bbs = RESULT["backbones"]
@@ -358,6 +359,7 @@ def main() -> None:
         (f"{v}/720p", lambda: train(args, v, "720p"), 40),
         (f"{v}/720p_prepared", lambda: train(args, v, "720p_prepared"), 20),
         (f"{v}/1080p_prepared", lambda: train(args, v, "1080p_prepared"), 20),
+        (f"{v}/720p_prepared_fps15", lambda: train(args, v, "720p_prepared_fps15"), 20),
         (f"{v}/1080p", lambda: train(args, v, "1080p"), 60),
     ]
     if args.seed_steps:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .data.decoding import VideoDecodeError, open_video, resolve_decoder
+from .data.decoding import VideoDecodeError, keyframe_interval, open_video, resolve_decoder
 from .data.sources import UCF101_GROUP_PATTERN, VideoSample, group_of
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class FileProbe:
     size_bytes: int | None = None
     note: str | None = None  # a readable file's oddity (e.g. fewer frames than its header says)
     quick_hash: str | None = None
+    keyframe_interval: int | None = None  # frames between keyframes (GOP), from the first packets
 
 
 @dataclass
@@ -249,6 +250,7 @@ def probe_file(path: str, split: str = "", label: str | None = None, decoder: st
             probe.duration = real / info.fps if info.fps else None
         finally:
             reader.close()
+        probe.keyframe_interval = keyframe_interval(path, max_packets=300)
         probe.ok = True
     except VideoDecodeError as e:
         probe.reason = e.reason
@@ -361,6 +363,13 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
             if ratio > imbalance_ratio:
                 warnings.append(f"class imbalance: {big!r} has {counts[big]} readable train videos, {small!r} "
                                 f"{counts[small]} ({ratio:.1f}x): consider class-balanced sampling or more data")
+    heavy = [f for f in report.files if f.ok and _heavy(f)]
+    if heavy and len(heavy) >= 0.1 * sum(f.ok for f in report.files):
+        warnings.append(
+            f"{len(heavy)} of {sum(f.ok for f in report.files)} readable files are large (short side >= "
+            f"{LARGE_SHORT_SIDE} px) or long-GOP (keyframes more than {LONG_GOP_S:g} s apart): each training clip "
+            "then decodes many frames it throws away. Run `flashvid prepare <the same data options> output=DIR` "
+            "once and train on DIR (README: Large footage)")
     unreadable = report.unreadable()
     if unreadable:
         warnings.append(f"{len(unreadable)} unreadable file(s) will be skipped (listed above with reasons)")
@@ -408,6 +417,17 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
             warnings.append(f"{len(report.group_leakage)} recording group(s) appear in more than one split "
                             f"({shown}{more}): clips of one recording on both sides inflate validation scores; "
                             f"split by group (val_split= with group_pattern='{group_pattern}')")
+
+
+LARGE_SHORT_SIDE = 480
+LONG_GOP_S = 2.0
+
+
+def _heavy(f: FileProbe) -> bool:
+    """A file that decodes slowly per clip: large frames, or a long lead-in from the keyframe before a clip."""
+    large = f.width is not None and f.height is not None and min(f.width, f.height) >= LARGE_SHORT_SIDE
+    long_gop = bool(f.keyframe_interval and f.fps and f.keyframe_interval / f.fps > LONG_GOP_S)
+    return large or long_gop
 
 
 def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:

@@ -123,7 +123,7 @@ def run_prepare(args: argparse.Namespace, name: str, suffix: str = "_prepared", 
     return res
 
 
-# ---------------------------------------------------------------------------------------------------- where the time goes
+# ------------------------------------------------------------------------------------------ where the time goes
 def profile(args: argparse.Namespace, name: str, n: int) -> dict[str, Any]:
     """Per-clip CPU cost in one process and one thread: open, decode the clip's frames, resize+crop (train)."""
     from flashvid.data import ClipSampling, RandomShortSideCrop, open_video

@@ -55,7 +55,7 @@ class PrepareSettings:
     keyframe_interval: float = 0.5
     max_fps: float | None = None
     crf: int = 22
-    preset: str = "veryfast"
+    preset: str = "superfast"  # measured: half veryfast's encode time, +11% size, same decode cost
     tune: str | None = "fastdecode"
     keep_max_gop: float = 1.0  # sources with keyframes at most this many seconds apart ...
     # ... and a short side <= short_side (and fps <= max_fps) are kept as they are

@@ -187,3 +187,23 @@ def test_list_files_and_ucf101_layouts(data: Path, tmp_path: Path) -> None:
     assert dst.labels == src.labels
     for split in ("train", "test"):
         assert _stem_labels(dst, split) == _stem_labels(src, split)
+
+
+def test_doctor_suggests_prepare_for_long_gop_files(data: Path, tmp_path: Path) -> None:
+    """The demo MP4s hold one keyframe in 16 frames (~1 s): fine. Files with keyframes 4 s apart get the hint;
+    their prepared copy does not."""
+    from flashvid.doctor import diagnose
+
+    long = tmp_path / "long"
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (long / c).mkdir(parents=True)
+        write_video(long / c / "v.mp4", rng.integers(0, 255, (60, 48, 64, 3), dtype=np.uint8), 15)
+    dm = VideoClassificationData.from_folders(long)
+    report = diagnose({"train": dm.samples["train"]}, dm.labels, progress=False)
+    assert [f.keyframe_interval for f in report.files] == [60, 60]
+    assert any("flashvid prepare" in w for w in report.warnings)
+    prepare(tmp_path / "p", train_folder=long, short_side=32, progress=False, workers=1)
+    dm = VideoClassificationData.from_folders(tmp_path / "p" / "train")
+    report = diagnose({"train": dm.samples["train"]}, dm.labels, progress=False)
+    assert not any("flashvid prepare" in w for w in report.warnings)

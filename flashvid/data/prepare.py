@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from .decoding import VideoDecodeError, _check_file, _reason, keyframe_interval
 from .sources import VideoSample
@@ -106,6 +106,10 @@ class PrepareReport:
                  f"unchanged since the last run {self.unchanged}, unreadable {len(self.failed)}",
                  f"  {self.seconds:.1f} s, {self.files_per_s:.2f} files/s; "
                  f"{self.bytes_in / 1e6:.1f} MB -> {self.bytes_out / 1e6:.1f} MB"]
+        damaged = [f for f in self.files if f.get("note")]
+        if damaged:
+            lines.append(f"damaged files ({len(damaged)}), copied up to the damage:")
+            lines += [f"  {f['src']}: {f['note']}" for f in damaged]
         if self.failed:
             lines.append(f"unreadable files ({len(self.failed)}), skipped:")
             lines += [f"  {f['path']}: {f['reason']}" for f in self.failed]
@@ -261,47 +265,67 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         written = 0
         last_slot = -1
         size: tuple[int, int] | None = None
-        with av.open(tmp, "w", format="mp4") as dst:
-            enc = None
-            for n, frame in enumerate(container.decode(stream)):
-                slot = math.floor(n * out_fps / fps + 1e-6)
-                if slot <= last_slot:  # frame-rate cap: drop frames that fall into an already filled slot
-                    continue
-                last_slot = slot
+        errors: list[str] = []
+        try:
+            with av.open(tmp, "w", format="mp4") as dst:
+                enc = None
+                for n, frame in enumerate(_frames(container, stream, errors)):
+                    slot = math.floor(n * out_fps / fps + 1e-6)
+                    if slot <= last_slot:  # frame-rate cap: drop frames that fall into an already filled slot
+                        continue
+                    last_slot = slot
+                    if enc is None:
+                        rotation = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+                        fw, fh = (h, w) if rotation % 2 else (w, h)
+                        scale = min(1.0, s.short_side / min(fw, fh))
+                        size = (_even(fw * scale), _even(fh * scale))
+                        enc = dst.add_stream("libx264", rate=out_rate)
+                        enc.width, enc.height, enc.pix_fmt = size[0], size[1], "yuv420p"
+                        g = max(1, round(out_fps * s.keyframe_interval))
+                        opts = {"crf": str(s.crf), "preset": s.preset,
+                                "x264-params": f"keyint={g}:min-keyint={g}:scenecut=0"}
+                        if s.tune:
+                            opts["tune"] = s.tune
+                        enc.options = opts
+                        enc.thread_count = threads
+                        enc.codec_context.time_base = 1 / Fraction(out_rate)
+                    if rotation:  # phone videos: apply the display rotation to the pixels, as the readers do
+                        arr = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), rotation))
+                        frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+                    out = frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="AREA")
+                    out.pts = slot
+                    out.time_base = enc.codec_context.time_base
+                    for packet in enc.encode(out):
+                        dst.mux(packet)
+                    written += 1
                 if enc is None:
-                    rotation = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-                    fw, fh = (h, w) if rotation % 2 else (w, h)
-                    scale = min(1.0, s.short_side / min(fw, fh))
-                    size = (_even(fw * scale), _even(fh * scale))
-                    enc = dst.add_stream("libx264", rate=out_rate)
-                    enc.width, enc.height, enc.pix_fmt = size[0], size[1], "yuv420p"
-                    g = max(1, round(out_fps * s.keyframe_interval))
-                    opts = {"crf": str(s.crf), "preset": s.preset,
-                            "x264-params": f"keyint={g}:min-keyint={g}:scenecut=0"}
-                    if s.tune:
-                        opts["tune"] = s.tune
-                    enc.options = opts
-                    enc.thread_count = threads
-                    enc.codec_context.time_base = 1 / Fraction(out_rate)
-                if rotation:  # phone videos: apply the display rotation to the pixels, as the readers do
-                    arr = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), rotation))
-                    frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
-                out = frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="AREA")
-                out.pts = slot
-                out.time_base = enc.codec_context.time_base
-                for packet in enc.encode(out):
+                    raise VideoDecodeError(src, "no frames could be decoded")
+                for packet in enc.encode():
                     dst.mux(packet)
-                written += 1
-            if enc is None:
-                raise VideoDecodeError(src, "no frames could be decoded")
-            for packet in enc.encode():
-                dst.mux(packet)
-        os.replace(tmp, conv_dst)
+            os.replace(tmp, conv_dst)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     assert size is not None
-    return {"action": "converted", "dst": conv_dst, "in": info,
+    note = f"damaged: decoding stopped after {written} frames ({errors[0]}); the copy holds those" if errors else None
+    return {"action": "converted", "dst": conv_dst, "in": info, "note": note,
             "out": {"width": size[0], "height": size[1], "fps": round(out_fps, 3), "frames": written,
                     "keyframe_interval_frames": max(1, round(out_fps * s.keyframe_interval)),
                     "bytes": os.path.getsize(conv_dst)}}
+
+
+def _frames(container: Any, stream: Any, errors: list[str]) -> Iterator[Any]:
+    """The stream's frames; a damaged file's decode error after some frames ends it (noted in ``errors``), as
+    training's readers keep the frames before the damage."""
+    n = 0
+    try:
+        for frame in container.decode(stream):
+            n += 1
+            yield frame
+    except Exception as e:  # noqa: BLE001  (FFmpeg's InvalidDataError and friends)
+        if n == 0:
+            raise
+        errors.append(_reason(e))
 
 
 def _fraction(x: float) -> Fraction:
@@ -405,6 +429,8 @@ def prepare_samples(splits: Mapping[str, Sequence[VideoSample]], labels: Sequenc
         else:
             entry["dst"] = (conv if res["action"] == "converted" else keep).as_posix()
             entry["in"], entry["out"] = res.get("in"), res.get("out")
+            if res.get("note"):
+                entry["note"] = res["note"]
             report.bytes_in += int(res["in"].get("bytes", 0))
             report.bytes_out += int(res["out"].get("bytes", 0))
         if old and old.get("dst") and old.get("dst") != entry.get("dst"):  # a decision or name changed: no orphan
@@ -467,7 +493,7 @@ def prepare_samples(splits: Mapping[str, Sequence[VideoSample]], labels: Sequenc
     done_map = {src: e["dst"] for src, e in files.items() if src in plan and e.get("action") in ("converted", "kept")}
     report.failed = [{"path": src, "reason": files[src]["reason"]} for src in plan
                      if files.get(src, {}).get("action") == "failed"]
-    report.files = [{"src": src, **{k: files[src].get(k) for k in ("action", "dst", "in", "out", "seconds")}}
+    report.files = [{"src": src, **{k: files[src].get(k) for k in ("action", "dst", "in", "out", "seconds", "note")}}
                     for src in plan if src in files]
     report.data_options = _write_lists(splits, labels, layout, output, done_map)
     save(final=True)

@@ -129,6 +129,7 @@ def profile(args: argparse.Namespace, name: str, n: int) -> dict[str, Any]:
     from flashvid.data import ClipSampling, RandomShortSideCrop, open_video
     from flashvid.data.sources import list_videos
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     files = list_videos(Path(args.data) / name / "train")
     rng = random.Random(0)
@@ -158,7 +159,7 @@ def profile(args: argparse.Namespace, name: str, n: int) -> dict[str, Any]:
                     "decode_ms_mean": round(1e3 * statistics.mean(decodes), 1),
                     "resize_crop_ms": round(1e3 * statistics.median(resizes), 1), "clips": n}
     decoding.PYAV_SKIP_LEAD_IN = True
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     return out
 
 

@@ -380,8 +380,7 @@ def keyframe_indices(path: str) -> tuple[int, ...]:
     """Frame indices of the keyframes of ``path``, from one demux pass (no decoding), cached per process.
 
     Used by the keyframe-aligned sampler; the pass reads the whole file once per worker (milliseconds for a 10 s
-    clip, a second or so for a 100 MB file). Packets are counted in decode order, which equals display order at
-    keyframes.
+    clip, a second or so for a 100 MB file).
     """
     import av
 
@@ -390,13 +389,17 @@ def keyframe_indices(path: str) -> tuple[int, ...]:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.video:
                 return ()
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            tb, start = stream.time_base, stream.start_time or 0
             n = 0
-            for packet in container.demux(container.streams.video[0]):
+            for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
-                if packet.is_keyframe:
-                    keys.append(n)
+                if packet.is_keyframe:  # display index from the timestamp when there is one, else decode order
+                    use_pts = packet.pts is not None and rate and tb
+                    keys.append(int(round(float((packet.pts - start) * tb * rate))) if use_pts else n)
                 n += 1
     except Exception:  # noqa: BLE001  (the reader reports an unreadable file; no keyframes means no alignment)
-        return tuple(keys)
-    return tuple(keys)
+        return tuple(sorted(keys))
+    return tuple(sorted(keys))

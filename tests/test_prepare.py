@@ -207,3 +207,12 @@ def test_doctor_suggests_prepare_for_long_gop_files(data: Path, tmp_path: Path) 
     dm = VideoClassificationData.from_folders(tmp_path / "p" / "train")
     report = diagnose({"train": dm.samples["train"]}, dm.labels, progress=False)
     assert not any("flashvid prepare" in w for w in report.warnings)
+
+
+def test_cli_without_output_or_with_bad_settings_fails_in_one_line(data: Path, tmp_path: Path, capsys) -> None:
+    common = [f"data.train_folder={data / 'train'}", f"hydra.run.dir={tmp_path / 'run'}", "hydra/job_logging=none",
+              "hydra/hydra_logging=none"]
+    assert main(["prepare", *common]) == 2
+    assert main(["prepare", *common, f"output={tmp_path / 'o'}", "prepare.crf=99"]) == 2
+    err = capsys.readouterr().err
+    assert "prepare needs output=DIR" in err and "crf must be in 0..51" in err and "Traceback" not in err

@@ -598,8 +598,21 @@ def run_prepare(cfg: "DictConfig") -> int:
     """``flashvid prepare <data options> output=DIR``: the handler the CLI calls; exit 0, or 1 if files failed."""
     from omegaconf import OmegaConf
 
-    if not cfg.get("output"):
-        raise ValueError("prepare needs output=DIR (where the training-friendly copy goes)")
+    from ..cli import ConfigError
+
+    output = OmegaConf.select(cfg, "output", throw_on_missing=False)
+    if not output or output == "???":
+        raise ConfigError("prepare needs output=DIR (where the training-friendly copy goes), e.g. "
+                          "flashvid prepare data.train_folder=videos/train output=videos_prepared")
+    try:
+        return _run(cfg, str(output))
+    except ValueError as e:  # settings out of range, no source given, a bad list file: one line, no traceback
+        raise ConfigError(str(e)) from None
+
+
+def _run(cfg: "DictConfig", output: str) -> int:
+    from omegaconf import OmegaConf
+
     data = OmegaConf.to_container(cfg.data, resolve=True)
     assert isinstance(data, dict)
     target = str(data.get("_target_", ""))
@@ -622,7 +635,7 @@ def run_prepare(cfg: "DictConfig") -> int:
         src = dict(train_folder=data.get("train_folder"), val_folder=data.get("val_folder"),
                    test_folder=data.get("test_folder"))
     log.info("flashvid prepare: short side %d, keyframe every %.2f s -> %s", settings.short_side,
-             settings.keyframe_interval, cfg.output)
-    report = prepare(cfg.output, settings=settings, workers=workers, progress=progress, force=force, **src)
+             settings.keyframe_interval, output)
+    report = prepare(output, settings=settings, workers=workers, progress=progress, force=force, **src)
     print(report.format_text())
     return 1 if report.failed else 0

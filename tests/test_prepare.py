@@ -118,6 +118,8 @@ def test_unreadable_files_are_listed_and_skipped(data: Path, tmp_path: Path) -> 
     assert not (tmp_path / "p" / "train" / "left" / "notes.mp4").exists()
     text = report.format_text()
     assert "unreadable files (2)" in text and "notes.mp4" in text
+    with pytest.raises(ValueError, match="inside the source folder"):  # its copies would become source videos
+        prepare(data / "train" / "copy", train_folder=data / "train", progress=False)
 
 
 N_KILL = 6

@@ -135,8 +135,7 @@ def _rel_under(path: str, root: Path) -> Path:
     return Path(rel)
 
 
-def _plan(splits: Mapping[str, Sequence[VideoSample]], layout: _Layout, output: Path
-          ) -> dict[str, tuple[Path, Path]]:
+def _plan(splits: Mapping[str, Sequence[VideoSample]], layout: _Layout) -> dict[str, tuple[Path, Path]]:
     """source -> (converted destination, kept destination), both relative to ``output``.
 
     Converted files are ``.mp4``; a kept file keeps its name. Two sources of one folder with the same stem
@@ -393,9 +392,15 @@ def prepare_samples(splits: Mapping[str, Sequence[VideoSample]], labels: Sequenc
     """Convert every sample of ``splits`` into ``output`` (see the module docstring); the report says what ran."""
     settings = settings or PrepareSettings()
     output = Path(output).expanduser().resolve()
+    if layout.kind == "folders":
+        for root in layout.roots.values():
+            r = Path(root).expanduser().resolve()
+            if output == r or r in output.parents:
+                raise ValueError(f"output {str(output)!r} is inside the source folder {str(r)!r}: its copies would be "
+                                 "listed as videos of that folder; choose an output outside it")
     output.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(output)
-    plan = _plan(splits, layout, output)
+    plan = _plan(splits, layout)
     manifest = _load_manifest(output)
     files: dict[str, Any] = manifest["files"]
     skey = settings.key()
@@ -411,15 +416,17 @@ def prepare_samples(splits: Mapping[str, Sequence[VideoSample]], labels: Sequenc
     threads = max(1, (os.cpu_count() or 1) // workers)
 
     t0 = time.perf_counter()
-    last_save = 0.0
+    last_save, save_cost = 0.0, 0.0
 
     def save(final: bool = False) -> None:
-        nonlocal last_save
+        # at most once a second, and at most ~5% of the time (a manifest of 300k files takes a while to write)
+        nonlocal last_save, save_cost
         now = time.perf_counter()
-        if final or now - last_save > 1.0:
+        if final or now - last_save > max(1.0, 20 * save_cost):
             manifest["settings"] = skey
             _atomic_text(output / MANIFEST, json.dumps(manifest, indent=1))
-            last_save = now
+            last_save = time.perf_counter()
+            save_cost = last_save - now
 
     def record(src: str, fp: Mapping[str, int] | None, conv: Path, keep: Path, res: dict[str, Any]) -> None:
         old = files.get(src)

@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -94,9 +95,11 @@ def make_data(args: argparse.Namespace) -> dict[str, Any]:
                 raise ImportError("toy run")
             subprocess.run([sys.executable, str(shared), str(ucf)], check=True, stdout=subprocess.DEVNULL)
             info["ucf_source"] = "make_synth_ucf.py (shared/bench)"
-        except ImportError:  # no OpenCV: the same shape (320x240 MPEG-4 part 2 AVI, 25 fps, GOP 12) through PyAV
+        except (ImportError, OSError, subprocess.CalledProcessError) as e:
+            # no OpenCV or no shared script: the same shape (320x240 MPEG-4 part 2 AVI, 25 fps, GOP 12) via PyAV
+            shutil.rmtree(ucf, ignore_errors=True)
             msf.make(str(ucf), args.ucf_per_class, 10, 320, 240, 25, 6, 12, codec="mpeg4")
-            info["ucf_source"] = "make_synth_footage.py --codec mpeg4 (no OpenCV here)"
+            info["ucf_source"] = f"make_synth_footage.py --codec mpeg4 ({type(e).__name__}: {e})"
     info["ucf_s"] = round(time.perf_counter() - t, 1)
     for name, h, per, classes, secs in (("720p", 720, args.per_class_720, args.classes, args.seconds),
                                         ("1080p", 1080, args.per_class_1080, args.classes, args.seconds)):

@@ -367,6 +367,7 @@ def main() -> None:
         (f"{v}/1080p_prepared", lambda: train(args, v, "1080p_prepared"), 20),
         (f"{v}/720p_pyav_skip", lambda: train(args, v, "720p", decoder="pyav", skip_lead_in=True), 40),
         (f"{v}/720p_cpv2", lambda: train(args, v, "720p", clips_per_video=2), 30),
+        (f"{v}/720p_pyav_skip_cpv2", lambda: train(args, v, "720p", decoder="pyav", clips_per_video=2), 30),
         (f"{v}/1080p", lambda: train(args, v, "1080p"), 60),
     ]
     if args.seed_steps:
@@ -386,6 +387,7 @@ def main() -> None:
                  (f"{x}/720p", lambda: train(args, x, "720p"), 40)]
     plan += [(f"{v}/720p_pyav_noskip", lambda: train(args, v, "720p", decoder="pyav", skip_lead_in=False), 40),
              (f"{v}/1080p_prepared_cpv2", lambda: train(args, v, "1080p_prepared", clips_per_video=2), 20),
+             (f"{v}/720p_pyav_skip_cpv4", lambda: train(args, v, "720p", decoder="pyav", clips_per_video=4), 30),
              (f"{v}/720p_keyframe_aligned", lambda: train(args, v, "720p", keyframe_aligned=True), 30),
              (f"{v}/1080p_threads2", lambda: train(args, v, "1080p", decode_threads=2), 60),
              (f"{v}/1080p_pyav_skip", lambda: train(args, v, "1080p", decoder="pyav"), 60)]

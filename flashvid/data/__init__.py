@@ -12,7 +12,8 @@ from .transforms import BatchAugmentation, MultiCrop, RandomShortSideCrop, Short
 __all__ = [
     "Augmentation", "BatchAugmentation", "ClipSampling", "DataConfig", "DecodeFailure", "EpochShuffleSampler",
     "MultiCrop", "PrepareReport", "PrepareSettings", "RandomShortSideCrop", "ShortSideCenterCrop",
-    "VIDEO_EXTENSIONS", "VideoClassificationData", "VideoClipDataset", "VideoDecodeError", "VideoInfo", "VideoSample", "collate_clips", "collect_paths",
+    "VIDEO_EXTENSIONS", "VideoClassificationData", "VideoClipDataset", "VideoDecodeError", "VideoInfo",
+    "VideoSample", "collate_clips", "collect_paths",
     "group_split", "list_videos", "make_demo_dataset", "open_video", "prepare", "probe", "resize_short_side",
     "resolve_decoder",
 ]

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "predict": "classify video files and folders with a checkpoint: a table and a JSON file",
     "backbones": "list the registered backbones and the input each one needs",
     "doctor": "check a dataset and this machine before training",
+    "prepare": "a training-friendly copy of a dataset once (resized, short GOP): fast training on large footage",
 }
 USAGE_ERROR = 2
 DEMO_MARKER = ".flashvid-demo-complete"
@@ -755,4 +756,5 @@ def run_doctor(cfg: "DictConfig") -> Any:
 HANDLERS: dict[str, Callable[["DictConfig"], Any]] = {
     "train": run_train, "test": run_test, "predict": run_predict, "backbones": run_backbones,
     "doctor": run_doctor,
+    "prepare": lambda cfg: __import__("flashvid.data.prepare", fromlist=["run_prepare"]).run_prepare(cfg),
 }

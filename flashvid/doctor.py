@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .data.decoding import VideoDecodeError, check_clip_size, open_video, resolve_decoder
+from .data.decoding import VideoDecodeError, check_clip_size, keyframe_interval, open_video, resolve_decoder
 from .data.sources import UCF101_GROUP_PATTERN, VideoSample, group_of
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class FileProbe:
     size_bytes: int | None = None
     note: str | None = None  # a readable file's oddity (e.g. fewer frames than its header says)
     quick_hash: str | None = None
+    keyframe_interval: int | None = None  # frames between keyframes (GOP), from the first packets
 
 
 @dataclass
@@ -276,6 +277,7 @@ def probe_file(path: str, split: str = "", label: str | None = None, decoder: st
             probe.duration = real / info.fps if info.fps else None
         finally:
             reader.close()
+        probe.keyframe_interval = keyframe_interval(path, max_packets=300)
         probe.ok = True
         probe.note = probe.note or backwards_timestamps(path)
     except VideoDecodeError as e:
@@ -391,6 +393,13 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
             if ratio > imbalance_ratio:
                 warnings.append(f"class imbalance: {big!r} has {counts[big]} readable train videos, {small!r} "
                                 f"{counts[small]} ({ratio:.1f}x): consider class-balanced sampling or more data")
+    heavy = [f for f in report.files if f.ok and _heavy(f)]
+    if heavy and len(heavy) >= 0.1 * sum(f.ok for f in report.files):
+        warnings.append(
+            f"{len(heavy)} of {sum(f.ok for f in report.files)} readable files are large (short side >= "
+            f"{LARGE_SHORT_SIDE} px) or long-GOP (keyframes more than {LONG_GOP_S:g} s apart): each training clip "
+            "then decodes many frames it throws away. Run `flashvid prepare <the same data options> output=DIR` "
+            "once and train on DIR (README: Large footage)")
     unreadable = report.unreadable()
     if unreadable:
         warnings.append(f"{len(unreadable)} unreadable file(s) will be skipped (listed above with reasons)")
@@ -467,6 +476,15 @@ def _label_conflicts(report: DoctorReport, by_quick: Mapping[str, list[FileProbe
                 names = " = ".join(f"{report._rel(f.path)} ({f.label})" for f in same)
                 report.warnings.append(f"identical videos in different classes: {names}; keep one copy, in the "
                                        "right class")
+LARGE_SHORT_SIDE = 480
+LONG_GOP_S = 2.0
+
+
+def _heavy(f: FileProbe) -> bool:
+    """A file that decodes slowly per clip: large frames, or a long lead-in from the keyframe before a clip."""
+    large = f.width is not None and f.height is not None and min(f.width, f.height) >= LARGE_SHORT_SIDE
+    long_gop = bool(f.keyframe_interval and f.fps and f.keyframe_interval / f.fps > LONG_GOP_S)
+    return large or long_gop
 
 
 def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:

@@ -129,6 +129,9 @@ class VideoClassificationData(L.LightningDataModule):
         std: Sequence[float] | None = None,
         num_clips: int = 1,
         num_crops: int = 1,
+        clips_per_video: int = 1,
+        keyframe_aligned: bool = False,
+        decode_threads: int = 1,
         decoder: str = "auto",
         transforms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
         augmentation: Augmentation | Mapping[str, Any] | None = None,
@@ -161,6 +164,15 @@ class VideoClassificationData(L.LightningDataModule):
         }
         self.data_config = DataConfig(**self._overrides)
         self.num_clips, self.num_crops = num_clips, num_crops
+        if clips_per_video < 1:
+            raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
+        if decode_threads < 1:
+            raise ValueError(f"decode_threads must be >= 1, got {decode_threads}")
+        # training: N clips (each with its own crop) from one decoded span per video; a batch holds N x batch_size
+        # clips, an epoch the same number of steps (VideoMAE / MAE-ST repeated sampling)
+        self.clips_per_video = clips_per_video
+        self.keyframe_aligned = keyframe_aligned  # training clips start at keyframes: no lead-in, fewer starts
+        self.decode_threads = decode_threads  # decoder threads per loader worker (large frames, spare cores)
         self.decoder = decoder
         self.transforms = dict(transforms or {})
         if isinstance(augmentation, Mapping):
@@ -302,9 +314,12 @@ class VideoClassificationData(L.LightningDataModule):
         self._share_cpu_cores()
         for split, samples in self.samples.items():
             clips = self.num_clips if split == "test" else 1
+            train = split == "train"
             self.datasets[split] = VideoClipDataset(
                 samples, sampling, self.transforms.get(split, default_transforms[split]), modes[split],
-                num_clips=clips, decoder=decoder, seed=self.seed,
+                num_clips=clips, decoder=decoder, seed=self.seed, decode_threads=self.decode_threads,
+                clips_per_video=self.clips_per_video if train else 1,
+                keyframe_aligned=self.keyframe_aligned and train,
             )
         a = self.augmentation
         self._gpu_train = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=True, scale=tuple(a.scale),

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .decoding import VideoDecodeError, check_clip_size, open_video
+from .decoding import VideoDecodeError, check_clip_size, keyframe_indices, open_video
 from .sampling import ClipMode, ClipSampling
 from .sources import VideoSample
 
@@ -78,7 +78,17 @@ class VideoClipDataset(Dataset):
         num_clips: int = 1,
         decoder: str = "auto",
         seed: int = 0,
+        clips_per_video: int = 1,
+        keyframe_aligned: bool = False,
+        decode_threads: int = 1,
     ):
+        if clips_per_video < 1:
+            raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
+        if (clips_per_video > 1 or keyframe_aligned) and clip_mode != "random":
+            raise ValueError("clips_per_video and keyframe_aligned are for random (training) clips")
+        self.clips_per_video = clips_per_video
+        self.keyframe_aligned = keyframe_aligned
+        self.decode_threads = decode_threads
         self.samples = list(samples)
         self.sampling = sampling
         self.transform = transform
@@ -99,7 +109,17 @@ class VideoClipDataset(Dataset):
             return DecodeFailure(index, e.path, e.reason)
         except Exception as e:  # a transform or decoder bug on one odd file must not kill the run either
             return DecodeFailure(index, sample.path, f"{type(e).__name__}: {e}")
-        return {"video": video, "label": sample.label, "index": index, "path": sample.path}
+        item = {"video": video, "label": sample.label, "index": index, "path": sample.path}
+        if self.clips_per_video > 1:
+            item["repeated"] = True  # (N, T, C, H, W): collate_clips makes N batch rows of it
+        return item
+
+    def _clips(self, path: str, info: Any, rng: random.Random | None) -> list[list[int]]:
+        if self.clips_per_video == 1 and not self.keyframe_aligned:
+            return self.sampling.clips(info.num_frames, info.fps, self.clip_mode, self.num_clips, rng)
+        keys = keyframe_indices(path) if self.keyframe_aligned else None
+        starts = self.sampling.repeated_starts(info.num_frames, info.fps, self.clips_per_video, rng, keys)
+        return [self.sampling.indices(s, info.fps, info.num_frames) for s in starts]
 
     def load(self, path: str, rng: random.Random | None = None) -> torch.Tensor:
         """The clip(s) of one file: ``(T, C, H, W)``, or ``(V, T, C, H, W)`` when there are several views.
@@ -108,10 +128,10 @@ class VideoClipDataset(Dataset):
         the file's length. With ``rng`` the random transforms draw from it too (through a private seeding of
         ``random``), so a sample's crop depends on (seed, epoch, index) alone, as its clip start does.
         """
-        reader = open_video(path, self.decoder)
+        reader = open_video(path, self.decoder, num_threads=self.decode_threads)
         try:
             info = reader.info
-            clips = self.sampling.clips(info.num_frames, info.fps, self.clip_mode, self.num_clips, rng)
+            clips = self._clips(path, info, rng)
             flat = [i for clip in clips for i in clip]
             check_clip_size(path, info, self.sampling.num_frames)  # per clip (views multiply it by choice)
             frames = reader.frames_at(flat)
@@ -123,19 +143,25 @@ class VideoClipDataset(Dataset):
                 clip = frames[c * self.sampling.num_frames : (c + 1) * self.sampling.num_frames]
                 clip = self.transform(clip) if self.transform is not None else clip
                 views.extend(clip.unbind(0) if clip.dim() == 5 else [clip])
-        if self.num_clips == 1 and len(views) == 1:
+        if self.num_clips == 1 and self.clips_per_video == 1 and len(views) == 1:
             return views[0]
         return torch.stack(views)
 
 
 def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, Any]:
-    """Stack good items; list the failed ones under ``failed`` (``video`` is None when all failed)."""
+    """Stack good items; list the failed ones under ``failed`` (``video`` is None when all failed).
+
+    Items of ``clips_per_video=N`` (marked ``repeated``) become N consecutive rows each, with their label, index
+    and path repeated: the batch holds N x the videos, and the model sees plain ``(B, T, C, H, W)`` clips.
+    """
     good = [it for it in items if not isinstance(it, DecodeFailure)]
+    reps = [it["video"].shape[0] if it.get("repeated") else 1 for it in good]
+    videos = [it["video"] if it.get("repeated") else it["video"].unsqueeze(0) for it in good]
     return {
-        "video": torch.stack([it["video"] for it in good]) if good else None,
-        "label": torch.tensor([it["label"] for it in good], dtype=torch.long),
-        "index": torch.tensor([it["index"] for it in good], dtype=torch.long),
-        "path": [it["path"] for it in good],
+        "video": torch.cat(videos) if good else None,
+        "label": torch.tensor([it["label"] for it, r in zip(good, reps) for _ in range(r)], dtype=torch.long),
+        "index": torch.tensor([it["index"] for it, r in zip(good, reps) for _ in range(r)], dtype=torch.long),
+        "path": [it["path"] for it, r in zip(good, reps) for _ in range(r)],
         "failed": [{"index": f.index, "path": f.path, "reason": f.reason}
                    for f in items if isinstance(f, DecodeFailure)],
     }

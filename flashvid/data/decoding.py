@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Literal, Protocol, Sequence
+from typing import Any, Iterator, Literal, Protocol, Sequence
 
 import torch
 
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 DecoderName = Literal["auto", "torchcodec", "pyav"]
 DECODERS: tuple[str, ...] = ("auto", "torchcodec", "pyav")
+# PyAV: skip decoding non-reference frames between the keyframe and a clip's first frame (exact; measured in
+# docs/benchmarks.md). A module setting so that benchmarks can compare; forked loader workers inherit it.
+PYAV_SKIP_LEAD_IN = True
 
 
 class VideoDecodeError(RuntimeError):
@@ -255,7 +258,7 @@ class _BestEffortTimestamp:
 class PyAVReader:
     """PyAV (bundled FFmpeg): seeks to the keyframe before the clip and decodes forward to its last frame."""
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1):
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, skip_lead_in: bool | None = None):
         import av
 
         self.path = str(path)
@@ -296,6 +299,9 @@ class PyAVReader:
             raise VideoDecodeError(self.path, "no frames could be decoded")
         self.info = VideoInfo(int(num_frames), _sampling_fps(self.path, fps, int(num_frames), duration), int(width),
                               int(height))
+        # AVI timestamps (packed B-frames) are not trusted enough to decide which packets to skip
+        skip = PYAV_SKIP_LEAD_IN if skip_lead_in is None else skip_lead_in
+        self._skip_ok = skip and bool(self._tick) and "avi" not in self._container.format.name.split(",")
 
     def _pick_stream(self, streams: Sequence) -> object:
         """The largest video stream, as the ffmpeg CLI does; cover art (an attached picture) only when alone."""
@@ -332,6 +338,27 @@ class PyAVReader:
             return -1
         return int(round(float((pts - self._start) * self._time_base) * self._tick))
 
+    def _decode_from(self, first: int) -> Iterator[Any]:
+        """Frames from the seek point on. With ``skip_lead_in``, non-reference frames whose packets show before
+        frame ``first`` are not decoded at all (FFmpeg's ``skip_frame=NONREF``): no later frame depends on them,
+        so every frame returned is bit-identical to plain decoding (tested)."""
+        ctx = self._stream.codec_context
+        if not self._skip_ok:
+            yield from self._container.decode(self._stream)
+            return
+        skipping = False
+        for packet in self._container.demux(self._stream):
+            lead_in = packet.pts is not None and self._packet_index(packet.pts) < first - 1
+            if lead_in != skipping:
+                ctx.skip_frame = "NONREF" if lead_in else "DEFAULT"
+                skipping = lead_in
+            yield from packet.decode()
+        if skipping:
+            ctx.skip_frame = "DEFAULT"
+
+    def _packet_index(self, pts: int) -> int:
+        return int(round(float((pts - self._start) * self._time_base) * self._tick))
+
     def frames_at(self, indices: Sequence[int]) -> torch.Tensor:
         wanted = _clamp(indices, self.info.num_frames)
         targets = sorted(set(wanted))
@@ -345,7 +372,7 @@ class PyAVReader:
             self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
             pos = 0
             clock = _BestEffortTimestamp()
-            for frame in self._container.decode(self._stream):
+            for frame in self._decode_from(targets[0]):
                 idx = self._index_of(frame, clock)
                 if idx < targets[pos] and idx >= 0:
                     continue
@@ -440,3 +467,64 @@ def probe(path: str | os.PathLike, decoder: str = "auto") -> VideoInfo:
         return reader.info
     finally:
         reader.close()
+
+
+def keyframe_interval(path: str | os.PathLike, max_packets: int = 600) -> int | None:
+    """Frames between keyframes (the GOP), estimated from the first ``max_packets`` video packets without decoding.
+
+    A clip seek decodes from the keyframe before the clip, so this is the lead-in a random clip pays (half of it
+    on average). Returns the mean gap between the keyframes seen; with one keyframe only, the packets read (a lower
+    bound); None when the file cannot be demuxed.
+    """
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            keys: list[int] = []
+            n = 0
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.is_keyframe:
+                    keys.append(n)
+                n += 1
+                if n >= max_packets:
+                    break
+    except Exception:  # noqa: BLE001  (an unreadable file: the caller reports it when decoding fails)
+        return None
+    if len(keys) >= 2:
+        return max(1, round((keys[-1] - keys[0]) / (len(keys) - 1)))
+    return n or None
+
+
+@lru_cache(maxsize=4096)
+def keyframe_indices(path: str) -> tuple[int, ...]:
+    """Frame indices of the keyframes of ``path``, from one demux pass (no decoding), cached per process.
+
+    Used by the keyframe-aligned sampler; the pass reads the whole file once per worker (milliseconds for a 10 s
+    clip, a second or so for a 100 MB file).
+    """
+    import av
+
+    keys: list[int] = []
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return ()
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            tb, start = stream.time_base, stream.start_time or 0
+            n = 0
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.is_keyframe:  # display index from the timestamp when there is one, else decode order
+                    use_pts = packet.pts is not None and rate and tb
+                    keys.append(int(round(float((packet.pts - start) * tb * rate))) if use_pts else n)
+                n += 1
+    except Exception:  # noqa: BLE001  (the reader reports an unreadable file; no keyframes means no alignment)
+        return tuple(sorted(keys))
+    return tuple(sorted(keys))

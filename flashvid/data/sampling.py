@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 ClipMode = Literal["random", "center", "uniform"]
 
@@ -61,6 +61,27 @@ class ClipSampling:
                 return [room / 2]
             return [room * i / (num_clips - 1) for i in range(num_clips)]
         raise ValueError(f"unknown clip mode {mode!r}: choose random, center or uniform")
+
+    def repeated_starts(self, total: int, fps: float, n: int, rng: random.Random | None = None,
+                        keyframes: Sequence[int] | None = None) -> list[float]:
+        """``n`` random training clip starts that share one decoded span.
+
+        The span is at most two clips long: a random window start, then ``n`` starts drawn within one clip length
+        of it, so one seek and one pass of decoding serve every clip (``clips_per_video``). With ``keyframes``
+        (the file's keyframe indices) the window starts on a random keyframe, so no frame before the clip is
+        decoded; clip starts can then only fall in the first clip length after a keyframe (``keyframe_aligned``).
+        """
+        rng = rng or random
+        span = self.span(fps)
+        room = max(total - span, 0.0)
+        if keyframes:
+            usable = [k for k in keyframes if k <= room] or [0]
+            w0 = float(rng.choice(usable))
+        else:
+            w0 = rng.uniform(0.0, max(room - span, 0.0)) if n > 1 else rng.uniform(0.0, room)
+        if n == 1:
+            return [w0]
+        return [min(w0 + rng.uniform(0.0, span), room) for _ in range(n)]
 
     def clips(self, total: int, fps: float, mode: ClipMode, num_clips: int = 1,
               rng: random.Random | None = None) -> list[list[int]]:

@@ -1,0 +1,150 @@
+"""Less decoding per clip, on real encoded files: PyAV's lead-in skip (non-reference frames before the clip are
+not decoded) and multi-threaded decoding return exactly the frames of plain decoding; the keyframe-aligned
+sampler starts clips on keyframes; ``clips_per_video`` takes several clips (own crops) from one decode, keeps the
+number of steps per epoch, and is deterministic across worker counts and across a loader resume."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import av
+import pytest
+import torch
+
+from flashvid.data import ClipSampling, VideoClassificationData, VideoClipDataset, VideoSample
+from flashvid.data.decoding import PyAVReader, TorchCodecReader, keyframe_indices, torchcodec_status
+from flashvid.data.demo import write_video
+from test_decoding import frame_numbers, numbered_frames
+
+N = 120  # one keyframe (x264's default GOP is 250) and B-frames: a long lead-in for clips late in the file
+
+
+@pytest.fixture(scope="module")
+def long_gop(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("gop") / "long_gop.mp4"
+    write_video(path, numbered_frames(N), 30)
+    return path
+
+
+CLIPS = [[60 + 4 * i for i in range(8)], [100, 101, 101, 119, 130], [3, 7, 11], [117]]
+
+
+def test_lead_in_skip_returns_the_frames_of_plain_decoding(long_gop: Path) -> None:
+    with av.open(str(long_gop)) as c:  # the file has non-reference frames, so the skip has something to skip
+        c.streams.video[0].codec_context.skip_frame = "NONREF"
+        assert sum(1 for _ in c.decode(video=0)) < N
+    assert len(keyframe_indices(str(long_gop))) == 1
+    plain, skip = PyAVReader(long_gop, skip_lead_in=False), PyAVReader(long_gop, skip_lead_in=True)
+    assert skip._skip_ok and not plain._skip_ok
+    for idx in CLIPS:
+        a, b = plain.frames_at(idx), skip.frames_at(idx)
+        assert torch.equal(a, b), f"frames {idx} differ with the lead-in skip"
+        assert frame_numbers(b) == [min(i, N - 1) for i in idx]
+    plain.close()
+    skip.close()
+
+
+@pytest.mark.parametrize("reader", [pytest.param(TorchCodecReader, marks=pytest.mark.skipif(
+    not torchcodec_status()[0], reason="torchcodec does not load here")), PyAVReader])
+def test_threaded_decoding_returns_the_same_frames(long_gop: Path, reader) -> None:
+    one, two = reader(long_gop, num_threads=1), reader(long_gop, num_threads=2)
+    for idx in CLIPS:
+        assert torch.equal(one.frames_at(idx), two.frames_at(idx))
+    one.close()
+    two.close()
+
+
+def test_keyframe_aligned_clips_start_on_keyframes(tmp_path: Path) -> None:
+    path = tmp_path / "short_gop.mp4"
+    with av.open(str(path), "w") as c:  # a keyframe every 10 frames
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 128, 64, "yuv420p"
+        s.options = {"x264-params": "keyint=10:min-keyint=10:scenecut=0"}
+        for f in numbered_frames(N):
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    keys = keyframe_indices(str(path))
+    assert keys == tuple(range(0, N, 10))
+    sampling = ClipSampling(4, 4)  # stride 4 at 30 fps: a 16-frame span
+    ds = VideoClipDataset([VideoSample(str(path), 0)], sampling, keyframe_aligned=True, decoder="pyav")
+    starts = set()
+    for epoch in range(12):
+        item = ds[(0, epoch)]
+        first = frame_numbers(item["video"])[0]
+        assert first in keys
+        starts.add(first)
+    assert len(starts) > 1  # several keyframes are used, not only the first
+
+
+T, CROP = 4, 32
+
+
+def _dm(demo_root: Path, **kw) -> VideoClassificationData:
+    args = dict(num_frames=T, crop_size=CROP, batch_size=2, num_workers=0, seed=3, persistent_workers=False)
+    args.update(kw)
+    dm = VideoClassificationData.from_folders(demo_root / "train", **args)
+    dm.setup("fit")
+    return dm
+
+
+def _batches(loader, n: int | None = None) -> list[dict]:
+    out = []
+    for i, b in enumerate(loader):
+        if n is not None and i >= n:
+            break
+        out.append(b)
+    return out
+
+
+def test_clips_per_video_batches_hold_n_clips_per_video_and_keep_the_epoch(demo_root: Path) -> None:
+    one, two = _dm(demo_root), _dm(demo_root, clips_per_video=2)
+    assert len(two.train_dataloader()) == len(one.train_dataloader())  # same steps: the LR schedule holds
+    b = next(iter(two.train_dataloader()))
+    short = round(CROP * 256 / 224)
+    assert b["video"].shape == (4, T, 3, short, short)
+    labels, index = b["label"].tolist(), b["index"].tolist()
+    assert labels[0::2] == labels[1::2] and index[0::2] == index[1::2] and index[0] != index[2]
+    assert b["path"][0] == b["path"][1]
+    assert not torch.equal(b["video"][0], b["video"][1])  # each clip its own start and crop
+    with pytest.raises(ValueError, match="clips_per_video"):
+        VideoClassificationData.from_folders(demo_root / "train", clips_per_video=0)
+
+
+def test_clips_per_video_is_deterministic_across_workers_and_resumes(demo_root: Path) -> None:
+    runs = {}
+    for workers in (0, 2):
+        dm = _dm(demo_root, clips_per_video=2, num_workers=workers, seed=9)
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(1)
+        runs[workers] = _batches(loader)
+    assert len(runs[0]) == len(runs[2])
+    for a, b in zip(runs[0], runs[2]):
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["video"], b["video"])
+
+    # exact resume: a loader restored from the state after 2 batches yields the rest of the epoch unchanged
+    dm = _dm(demo_root, clips_per_video=2, seed=9)
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(1)
+    it = iter(loader)
+    next(it), next(it)
+    state = loader.state_dict()
+    fresh = _dm(demo_root, clips_per_video=2, seed=9).train_dataloader()
+    fresh.load_state_dict(state)
+    fresh.sampler.set_epoch(1)
+    rest = _batches(fresh)
+    assert len(rest) == len(runs[0]) - 2
+    for a, b in zip(rest, runs[0][2:]):
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["video"], b["video"])
+
+
+def test_repeated_starts_share_one_span() -> None:
+    s = ClipSampling(16, 4)  # span 64 frames at 30 fps
+    rng = random.Random(0)
+    for _ in range(50):
+        starts = s.repeated_starts(600, 30.0, 3, rng)
+        assert len(starts) == 3 and max(starts) - min(starts) <= s.span(30.0)
+        assert all(0 <= x <= 600 - s.span(30.0) for x in starts)
+    assert s.repeated_starts(40, 30.0, 2, rng) == [0.0, 0.0]  # shorter than a clip: both start at 0

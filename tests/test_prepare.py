@@ -1,0 +1,220 @@
+"""``flashvid prepare`` on real encoded files: layout, labels and counts kept for folders, list files and UCF101;
+output short side and keyframe interval read back with PyAV; resumable (unchanged files skipped, a kill -9
+mid-run continued, a changed source re-converted); unreadable files listed and skipped; small short-GOP files kept
+as they are."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from collections import Counter
+from multiprocessing import get_context
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from flashvid.cli import main
+from flashvid.data import VideoClassificationData
+from flashvid.data.decoding import keyframe_indices, open_video
+from flashvid.data.demo import write_video
+from flashvid.data.prepare import MANIFEST, TMP_MARK, prepare
+
+REPO = Path(__file__).resolve().parents[1]
+SHORT, KEY_S, FPS = 32, 0.2, 15  # demo videos are 64x80 at 15 fps: output 32x40, a keyframe every 3 frames
+
+
+@pytest.fixture()
+def data(demo_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the demo folders (tests change files in it)."""
+    root = tmp_path / "src"
+    for split in ("train", "val", "test"):
+        shutil.copytree(demo_root / split, root / split)
+    return root
+
+
+def _videos(folder: Path) -> list[str]:
+    from flashvid.data.sources import list_videos
+
+    return list_videos(folder)
+
+
+def _by_class(folder: Path) -> Counter:
+    return Counter(Path(p).parent.name for p in _videos(folder))
+
+
+def _stem_labels(dm: VideoClassificationData, split: str) -> dict[str, str]:
+    return {Path(s.path).name.split(".")[0]: dm.labels[s.label] for s in dm.samples[split]}
+
+
+def test_prepare_folders_keeps_layout_labels_and_converts_only_what_changed(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prepared"
+    folders = {f"{s}_folder": data / s for s in ("train", "val", "test")}
+    report = prepare(out, **folders, short_side=SHORT, keyframe_interval=KEY_S, workers=2, progress=False)
+    total = sum(len(_videos(data / s)) for s in ("train", "val", "test"))
+    assert report.total == total and report.converted == total and not report.failed
+    for split in ("train", "val", "test"):
+        assert _by_class(out / split) == _by_class(data / split)
+    assert report.data_options == f"data.train_folder={out}/train data.val_folder={out}/val data.test_folder={out}/test"
+
+    # the copy trains with the same classes, and every file keeps its label
+    src = VideoClassificationData.from_folders(**folders)
+    dst = VideoClassificationData.from_folders(out / "train", out / "val", out / "test")
+    assert dst.labels == src.labels
+    for split in ("train", "val", "test"):
+        assert _stem_labels(dst, split) == _stem_labels(src, split)
+
+    # requested short side and keyframe interval, no audio, same frame count, read back with PyAV
+    for path in _videos(out / "train"):
+        with av.open(path) as c:
+            v = c.streams.video[0]
+            assert min(v.codec_context.width, v.codec_context.height) == SHORT
+            assert not c.streams.audio and v.codec_context.name == "h264"
+        keys = keyframe_indices(path)
+        assert len(keys) >= 2 and set(np.diff(keys)) == {round(FPS * KEY_S)}
+    reader = open_video(_videos(out / "train")[0], "pyav")
+    assert reader.info.num_frames == 16 and reader.frames_at([0, 15]).shape == (2, 3, 32, 40)
+    reader.close()
+
+    # a second run converts nothing
+    again = prepare(out, **folders, short_side=SHORT, keyframe_interval=KEY_S, workers=2, progress=False)
+    assert again.converted == 0 and again.kept == 0 and again.unchanged == total
+
+    # a changed source is converted again, alone; other settings convert everything again
+    changed = Path(_videos(data / "train")[0])
+    write_video(changed, np.full((20, 64, 80, 3), 128, np.uint8), FPS)
+    third = prepare(out, **folders, short_side=SHORT, keyframe_interval=KEY_S, workers=1, progress=False)
+    assert third.converted == 1 and third.unchanged == total - 1
+    rel = changed.relative_to(data)
+    assert open_video(out / rel.with_suffix(".mp4"), "pyav").info.num_frames == 20
+    fourth = prepare(out, **folders, short_side=SHORT, keyframe_interval=0.4, workers=2, progress=False)
+    assert fourth.converted == total
+
+
+def test_small_short_gop_files_are_kept_as_they_are(data: Path, tmp_path: Path) -> None:
+    """Short side already <= the target: the 12-frame-GOP AVIs are hard-linked, the 1-keyframe MP4s re-encoded."""
+    report = prepare(tmp_path / "p", train_folder=data / "train", short_side=64, progress=False, workers=1)
+    kept = [f for f in report.files if f["action"] == "kept"]
+    conv = [f for f in report.files if f["action"] == "converted"]
+    assert kept and conv and report.kept + report.converted == report.total
+    assert all(f["src"].endswith(".avi") for f in kept) and all(f["src"].endswith(".mp4") for f in conv)
+    for f in kept:
+        assert os.path.samefile(f["src"], tmp_path / "p" / f["dst"])  # a link, not a re-encode
+    assert "kept as they were" in report.format_text()
+
+
+def test_unreadable_files_are_listed_and_skipped(data: Path, tmp_path: Path) -> None:
+    bad = data / "train" / "left"
+    (bad / "empty.mp4").write_bytes(b"")
+    (bad / "notes.mp4").write_text("not a video")
+    report = prepare(tmp_path / "p", train_folder=data / "train", short_side=SHORT, progress=False, workers=2)
+    failed = {Path(f["path"]).name: f["reason"] for f in report.failed}
+    assert set(failed) == {"empty.mp4", "notes.mp4"} and "empty file" in failed["empty.mp4"]
+    assert report.converted == report.total - 2
+    assert not (tmp_path / "p" / "train" / "left" / "notes.mp4").exists()
+    text = report.format_text()
+    assert "unreadable files (2)" in text and "notes.mp4" in text
+    with pytest.raises(ValueError, match="inside the source folder"):  # its copies would become source videos
+        prepare(data / "train" / "copy", train_folder=data / "train", progress=False)
+
+
+N_KILL = 6
+
+
+def test_killed_run_continues(tmp_path: Path) -> None:
+    """kill -9 mid-run (a real child process, forked so it needs no fresh imports); the next run converts only
+    what is missing and leaves no temporary files."""
+    src = tmp_path / "src"
+    rng = np.random.default_rng(0)
+    for i in range(N_KILL):
+        (src / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        write_video(src / f"c{i % 2}" / f"v{i}.mp4", rng.integers(0, 255, (40, 96, 128, 3), dtype=np.uint8), 30)
+    out = tmp_path / "out"
+    proc = get_context("fork").Process(target=prepare, args=(out,), kwargs=dict(
+        train_folder=src, short_side=64, keyframe_interval=0.5, workers=1, progress=False))
+    proc.start()
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and proc.is_alive():
+        try:
+            done = len(json.loads((out / MANIFEST).read_text())["files"])
+        except (OSError, ValueError, KeyError):
+            done = 0
+        if done >= 1:
+            break
+        time.sleep(0.02)
+    assert proc.is_alive(), f"the child ended (exit {proc.exitcode}) before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    assert 1 <= done < N_KILL
+    report = prepare(out, train_folder=src, short_side=64, keyframe_interval=0.5, workers=2, progress=False)
+    assert report.unchanged >= 1 and report.unchanged + report.converted == N_KILL
+    assert not [p for p in out.rglob("*") if TMP_MARK in p.name]
+    assert len(_videos(out / "train")) == N_KILL
+    for p in _videos(out / "train"):
+        assert open_video(p, "pyav").info.num_frames == 40
+
+
+def test_list_files_and_ucf101_layouts(data: Path, tmp_path: Path) -> None:
+    """csv through the command line, UCF101 through the library: rewritten lists, same labels and counts."""
+    train = _videos(data / "train")
+    rows = "".join(f"{os.path.relpath(p, data)},{Path(p).parent.name}\n" for p in train)
+    (data / "train.csv").write_text("path,label\n" + rows)
+    out = tmp_path / "csv_out"
+    code = main(["prepare", "data=csv", f"data.train_file={data / 'train.csv'}", f"output={out}", "model=tiny",
+                 f"prepare.short_side={SHORT}", "prepare.workers=1", "prepare.progress=false",
+                 f"hydra.run.dir={tmp_path / 'run'}", "hydra/job_logging=none", "hydra/hydra_logging=none"])
+    assert code == 0
+    src = VideoClassificationData.from_csv(data / "train.csv")
+    dst = VideoClassificationData.from_csv(out / "train.csv")
+    assert dst.labels == src.labels and _stem_labels(dst, "train") == _stem_labels(src, "train")
+
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    classes = sorted(p.name for p in (data / "train").iterdir())
+    (ann / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+    rel = [os.path.relpath(p, data / "train") for p in train]
+    (ann / "trainlist01.txt").write_text("".join(f"{r} {classes.index(r.split('/')[0]) + 1}\n" for r in rel[::2]))
+    (ann / "testlist01.txt").write_text("".join(f"{r}\n" for r in rel[1::2]))
+    report = prepare(tmp_path / "ucf", root=data / "train", annotations_dir=ann, short_side=SHORT, progress=False,
+                     workers=2)
+    assert report.data_options.startswith("data=ucf101 ")
+    src = VideoClassificationData.from_ucf101(data / "train", ann, val_split=None)
+    dst = VideoClassificationData.from_ucf101(tmp_path / "ucf" / "videos", tmp_path / "ucf" / "annotations",
+                                              val_split=None)
+    assert dst.labels == src.labels
+    for split in ("train", "test"):
+        assert _stem_labels(dst, split) == _stem_labels(src, split)
+
+
+def test_doctor_suggests_prepare_for_long_gop_files(data: Path, tmp_path: Path) -> None:
+    """The demo MP4s hold one keyframe in 16 frames (~1 s): fine. Files with keyframes 4 s apart get the hint;
+    their prepared copy does not."""
+    from flashvid.doctor import diagnose
+
+    long = tmp_path / "long"
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (long / c).mkdir(parents=True)
+        write_video(long / c / "v.mp4", rng.integers(0, 255, (60, 48, 64, 3), dtype=np.uint8), 15)
+    dm = VideoClassificationData.from_folders(long)
+    report = diagnose({"train": dm.samples["train"]}, dm.labels, progress=False)
+    assert [f.keyframe_interval for f in report.files] == [60, 60]
+    assert any("flashvid prepare" in w for w in report.warnings)
+    prepare(tmp_path / "p", train_folder=long, short_side=32, progress=False, workers=1)
+    dm = VideoClassificationData.from_folders(tmp_path / "p" / "train")
+    report = diagnose({"train": dm.samples["train"]}, dm.labels, progress=False)
+    assert not any("flashvid prepare" in w for w in report.warnings)
+
+
+def test_cli_without_output_or_with_bad_settings_fails_in_one_line(data: Path, tmp_path: Path, capsys) -> None:
+    common = [f"data.train_folder={data / 'train'}", f"hydra.run.dir={tmp_path / 'run'}", "hydra/job_logging=none",
+              "hydra/hydra_logging=none"]
+    assert main(["prepare", *common]) == 2
+    assert main(["prepare", *common, f"output={tmp_path / 'o'}", "prepare.crf=99"]) == 2
+    err = capsys.readouterr().err
+    assert "prepare needs output=DIR" in err and "crf must be in 0..51" in err and "Traceback" not in err

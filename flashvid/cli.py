@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "predict": "classify video files and folders with a checkpoint: a table and a JSON file",
     "backbones": "list the registered backbones and the input each one needs",
     "doctor": "check a dataset and this machine before training",
+    "export": "write a checkpoint as a transformers directory, ONNX, torch.export program or safetensors",
+    "embed": "per-video features (the backbone's pooled output) to .npy plus an index CSV",
 }
 USAGE_ERROR = 2
 DEMO_MARKER = ".flashvid-demo-complete"
@@ -741,4 +743,6 @@ def run_doctor(cfg: "DictConfig") -> Any:
 HANDLERS: dict[str, Callable[["DictConfig"], Any]] = {
     "train": run_train, "test": run_test, "predict": run_predict, "backbones": run_backbones,
     "doctor": run_doctor,
+    "export": lambda cfg: __import__("flashvid.export", fromlist=["run_export"]).run_export(cfg),
+    "embed": lambda cfg: __import__("flashvid.embed", fromlist=["run_embed"]).run_embed(cfg),
 }

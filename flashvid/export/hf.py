@@ -65,9 +65,14 @@ def export_hf(model: Any, out: Path, card: Mapping[str, Any] | None = None) -> d
     import transformers
 
     image_cls, video_cls = (getattr(transformers, n) for n in PROCESSORS[model_type])
-    extra = {"offset": False} if model_type == "vivit" else {}  # ViViT's default offset maps to [-1, 1] itself
+    extra = {}
+    if model_type == "vivit":
+        # ViViT's video processor always subtracts 1 after rescaling (its [-1, 1] "offset"): (x/255 - 1 - (m - 1))
+        # / s is flashvid's (x/255 - m) / s, so the mean is stored shifted by -1 and the image processor offsets too
+        settings["image_mean"] = [m - 1.0 for m in data.mean]
+        extra = {"offset": True}
     image_cls(**settings, **extra).save_pretrained(str(out))
-    video_cls(**settings, **extra, num_frames=int(config.num_frames)).save_pretrained(str(out))
+    video_cls(**settings, num_frames=int(config.num_frames)).save_pretrained(str(out))
     write_config(model, out, exported_as="hf")
     (out / "README.md").write_text(model_card(model, card or {}))
     files = sorted(p.name for p in out.iterdir() if p.is_file())

@@ -24,11 +24,20 @@ def export_onnx(model: Any, out: Path, num_frames: int | None = None, crop_size:
     """Write ``out/model.onnx`` (input ``video``, output ``logits``) and ``flashvid_config.json``."""
     from . import ExportError
 
+    try:
+        import onnx  # noqa: F401  (the exporter imports them lazily, failing mid-export otherwise)
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise ExportError(f"format=onnx needs onnx, onnxscript and onnxruntime ({e}): "
+                          "pip install 'flashvid[export]'") from None
     module = GraphModule(model.backbone).eval()
     # a dynamic dimension cannot be traced at size 1 (torch.export specialises it): trace with 2 or more
     x = example_input(model, max(batch_size, 2) if dynamic_batch else batch_size, num_frames, crop_size)
     path = out / FILE
-    kwargs = {"opset_version": opset} if opset else {}
+    kwargs: dict[str, Any] = {"opset_version": opset} if opset else {}
+    # one self-contained file, unless the weights pass protobuf's 2 GB limit (then model.onnx.data beside it)
+    kwargs["external_data"] = sum(p.numel() * p.element_size() for p in module.parameters()) > 1.8e9
     with Timer() as t:
         try:
             torch.onnx.export(module, (x,), str(path), dynamo=True, input_names=["video"], output_names=["logits"],

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 # A VideoMAE small enough for a CPU test: 4 frames of 56 px in 28 px patches and 2-frame tubelets (8 tokens)
-TINY_VIDEOMAE = dict(num_frames=4, image_size=56, patch_size=28, tubelet_size=2, hidden_size=32,
-                     num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+TINY_VIDEOMAE = {"num_frames": 4, "image_size": 56, "patch_size": 28, "tubelet_size": 2, "hidden_size": 32,
+                     "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def _hydra(tmp: Path) -> list[str]:

@@ -101,7 +101,7 @@ def test_multi_label_trains_with_bce_and_reports_map(multi_label_lists: tuple[Pa
     from flashvid import Trainer, VideoClassificationData, VideoClassifier
 
     train, val = multi_label_lists
-    clip = dict(num_frames=4, crop_size=32, resize_size=36)
+    clip = {"num_frames": 4, "crop_size": 32, "resize_size": 36}
     dm = VideoClassificationData.from_csv(train, val, root=demo_root, batch_size=4, num_workers=0, **clip)
     assert dm.multi_label and dm.labels == ["clockwise", "counterclockwise", "left", "moves", "right", "turns"]
     with pytest.raises(ValueError, match="set model.multi_label=true"):

@@ -56,12 +56,12 @@ def export_hf(model: Any, out: Path, card: Mapping[str, Any] | None = None) -> d
     hf_model.save_pretrained(str(out))
 
     data = model.data_config
-    settings = dict(
-        do_resize=True, size={"shortest_edge": int(data.short_side)}, do_center_crop=True,
-        crop_size={"height": int(data.crop_size), "width": int(data.crop_size)}, do_rescale=True,
-        rescale_factor=1 / 255, do_normalize=True, image_mean=list(data.mean), image_std=list(data.std),
-        resample=2,  # bilinear, as flashvid's resize
-    )
+    settings = {
+        "do_resize": True, "size": {"shortest_edge": int(data.short_side)}, "do_center_crop": True,
+        "crop_size": {"height": int(data.crop_size), "width": int(data.crop_size)}, "do_rescale": True,
+        "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": list(data.mean), "image_std": list(data.std),
+        "resample": 2,  # bilinear, as flashvid's resize
+    }
     import transformers
 
     image_cls, video_cls = (getattr(transformers, n) for n in PROCESSORS[model_type])

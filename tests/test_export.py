@@ -183,3 +183,24 @@ def test_embed_writes_pooled_features_and_index(demo_root: Path, tmp_path: Path)
         assert float(p.max()) == pytest.approx(preds[r["path"]]["score"], abs=1e-5)
 
     assert main(["embed", f"ckpt_path={ckpt}", f"out={out}", *_hydra(tmp_path / "r2")]) == 2  # no source given
+
+
+def test_model_card_names_the_runs_data_and_test_metrics(tmp_path: Path) -> None:
+    """The hf model card reads what `flashvid train` left beside the checkpoint (metrics.json, config.yaml)."""
+    from flashvid import VideoClassifier
+    from flashvid.export import run_facts
+    from flashvid.export.hf import model_card
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"epochs": 3, "best_val_acc": 0.75,
+                                                  "test": {"test/acc": 0.625, "test/mean_class_acc": 0.5}}))
+    (run / "config.yaml").write_text("data:\n  train_folder: videos/train\n  test_folder: videos/test\n"
+                                     "  val_folder: null\n  batch_size: 8\n")
+    facts = run_facts(run / "checkpoints" / "best.ckpt")
+    assert facts["data"] == {"train_folder": "videos/train", "test_folder": "videos/test"}
+    model = VideoClassifier("videomae_small", labels=["jump", "run"], backbone_kwargs=TINY_VIDEOMAE)
+    card = model_card(model, facts)
+    assert "- test/acc: 0.6250" in card and "- best validation score: 0.7500" in card
+    assert "train_folder: `videos/train`" in card and "`jump`, `run`" in card and "4 frames per clip" in card
+    assert "No evaluation was recorded" in model_card(model, run_facts(tmp_path / "elsewhere" / "x" / "y.ckpt"))

@@ -393,7 +393,8 @@ def align_labels(dm: "VideoClassificationData", labels: Sequence[str]) -> None:
                           f"The checkpoint's classes: {labels}")
     remap = {i: labels.index(name) for i, name in enumerate(dm.labels)}
     for split, samples in dm.samples.items():
-        dm.samples[split] = [dataclasses.replace(s, label=remap[s.label]) if s.label >= 0 else s for s in samples]
+        dm.samples[split] = [dataclasses.replace(s, label=tuple(remap[i] for i in s.label)) if isinstance(
+            s.label, tuple) else dataclasses.replace(s, label=remap[s.label]) if s.label >= 0 else s for s in samples]
     dm.labels = labels
 
 

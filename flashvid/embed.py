@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .data.dataset import VideoClipDataset, collate_clips
-from .data.sources import VideoSample, collect_paths
+from .data.sources import VideoSample, collect_paths, label_name
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -99,12 +99,8 @@ def write_embeddings(out: str | os.PathLike, features: np.ndarray, samples: Sequ
     return out / FEATURES, out / INDEX
 
 
-def _label_name(label: Any, labels: Sequence[str] | None) -> str:
-    if labels is None:
-        return ""
-    if isinstance(label, tuple):  # multi-label rows: names joined as in the list files
-        return ";".join(labels[i] for i in label)
-    return labels[label] if label >= 0 else ""
+def _label_name(label: int | tuple[int, ...], labels: Sequence[str] | None) -> str:
+    return (label_name(label, labels) or "") if labels is not None else ""
 
 
 def run_embed(cfg: "DictConfig") -> int:

@@ -132,3 +132,14 @@ def test_multi_label_trains_with_bce_and_reports_map(multi_label_lists: tuple[Pa
     for p, row in zip(preds, probs, strict=True):
         assert [x["label"] for x in p["labels"]] == [dm.labels[int(i)] for i in row.argsort(descending=True)
                                                      if row[i] >= 0.5]
+
+
+def test_doctor_counts_a_multi_label_video_in_each_of_its_classes(multi_label_lists: tuple[Path, Path],
+                                                                  demo_root: Path) -> None:
+    from flashvid import VideoClassificationData
+    from flashvid.doctor import diagnose_data
+
+    dm = VideoClassificationData.from_csv(*multi_label_lists, root=demo_root)
+    per_class = diagnose_data(dm, workers=2).split_summary("val")["per_class"]
+    assert {k: v["files"] for k, v in per_class.items()} == {
+        "clockwise": 2, "counterclockwise": 2, "left": 2, "right": 2, "moves": 4, "turns": 4}

@@ -154,6 +154,13 @@ def read_multi_label_rows(csv_path: Path, base: Path, rows: Sequence[tuple[str, 
     return samples, list(labels)
 
 
+def label_name(label: int | tuple[int, ...], labels: Sequence[str]) -> str | None:
+    """A sample's class name (multi-label: the names joined by ``;``, as in the list files); None if unknown."""
+    if isinstance(label, tuple):
+        return LABEL_SEPARATOR.join(labels[i] for i in label)
+    return labels[label] if 0 <= label < len(labels) else None
+
+
 def as_multi_label(samples: Sequence[VideoSample]) -> list[VideoSample]:
     """Single-label samples as one-class tuples (a split of a multi-label dataset with one class per row)."""
     return [s if isinstance(s.label, tuple) or s.label < 0 else VideoSample(s.path, (s.label,)) for s in samples]

@@ -35,9 +35,9 @@ def export_hf(model: Any, out: Path, card: Mapping[str, Any] | None = None) -> d
 
     backbone = model.backbone
     hf_model = backbone.model
-    config = getattr(hf_model, "config", None)
+    config: Any = getattr(hf_model, "config", None)
     model_type = getattr(config, "model_type", None)
-    if backbone.spec.family != "transformers" or model_type not in PROCESSORS:
+    if config is None or backbone.spec.family != "transformers" or model_type not in PROCESSORS:
         raise ExportError(
             f"format=hf needs a transformers backbone (VideoMAE, TimeSformer, ViViT); {model.hparams.backbone!r} "
             f"is a {backbone.spec.family} model that transformers cannot rebuild. Use format=onnx, torch_export or "

@@ -47,6 +47,7 @@ def model_config(model: Any) -> dict[str, Any]:
         "labels": list(model.labels),
         "num_classes": model.num_classes,
         "multi_label": bool(getattr(model, "multi_label", False)),
+        "threshold": float(getattr(model, "threshold", 0.5)),
         "data": model.data_config.to_dict(),
     }
 
@@ -73,7 +74,8 @@ def load_exported(directory: str | os.PathLike, map_location: str | torch.device
         raise ValueError(f"{d} was exported by a newer flashvid ({config.get('flashvid_version')}): upgrade flashvid")
     model = VideoClassifier(backbone=config["backbone"], labels=config["labels"], pretrained=False,
                             backbone_kwargs=config.get("backbone_kwargs") or None, data=config["data"],
-                            **({"multi_label": True} if config.get("multi_label") else {}))
+                            multi_label=bool(config.get("multi_label", False)),
+                            threshold=float(config.get("threshold", 0.5)))
     state = load_file(str(d / WEIGHTS), device=str(map_location))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

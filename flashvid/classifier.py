@@ -28,11 +28,16 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.aggregation import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassRecall
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassRecall,
+    MultilabelAveragePrecision,
+    MultilabelF1Score,
+)
 
 from . import _compat  # noqa: F401
 from .data.datamodule import DataConfig
-from .data.dataset import VideoClipDataset, collate_clips
+from .data.dataset import VideoClipDataset, collate_clips, multi_hot
 from .data.sources import collect_paths
 from .data.transforms import BatchAugmentation
 from .models import VideoBackbone, create_backbone
@@ -86,6 +91,10 @@ class VideoClassifier(L.LightningModule):
             17.0 -> 5.6 GB, 0.57x the speed).
         channels_last: channels-last-3d memory format for conv backbones on GPU.
         max_failed_fraction: fail the run when more than this share of files cannot be decoded.
+        multi_label: several classes per video (``path,a;b`` list files): a sigmoid per class and binary
+            cross-entropy, mAP (macro average precision) and F1 at ``threshold`` as metrics, checkpoints and early
+            stopping by ``val/mAP``, and ``predict`` listing every class scoring at least ``threshold``.
+        threshold: the multi-label decision threshold on a class's probability.
     """
 
     def __init__(
@@ -108,6 +117,8 @@ class VideoClassifier(L.LightningModule):
         activation_checkpointing: bool = False,
         channels_last: bool = False,
         max_failed_fraction: float = 0.05,
+        multi_label: bool = False,
+        threshold: float = 0.5,
     ):
         super().__init__()
         if labels is not None:
@@ -130,6 +141,8 @@ class VideoClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.labels: list[str] = labels
         self.num_classes = num_classes
+        self.multi_label = bool(multi_label)
+        self.threshold = float(threshold)
         self.backbone: VideoBackbone = create_backbone(backbone, num_classes, pretrained, **dict(backbone_kwargs or {}))
         self.configure_head(self.backbone)
         self.data_config = DataConfig.from_dict({**self.backbone.spec.data.to_dict(), **dict(data or {})})
@@ -168,6 +181,8 @@ class VideoClassifier(L.LightningModule):
 
     def _metrics(self, prefix: str) -> MetricCollection:
         k = self.num_classes
+        if self.multi_label:
+            return self._multi_label_metrics(prefix)
         metrics: dict[str, Any] = {
             "acc": MulticlassAccuracy(k, top_k=1, average="micro"),
             "acc5": MulticlassAccuracy(k, top_k=min(5, k), average="micro"),
@@ -180,6 +195,17 @@ class VideoClassifier(L.LightningModule):
         # group, and top-5 (always right with 2 classes) and macro accuracy can agree on a batch of one video, after
         # which mean_class_acc silently reported acc5. Three small states are cheap to update separately.
         return MetricCollection(metrics, prefix=f"{prefix}/", compute_groups=False)
+
+    def _multi_label_metrics(self, prefix: str) -> MetricCollection:
+        """Over (sigmoid probabilities, multi-hot targets). A class with no positive video in the split scores 0
+        in the mAP average (torchmetrics' convention, with a warning): evaluate on splits that hold every class."""
+        k = self.num_classes
+        metrics: dict[str, Any] = {"mAP": MultilabelAveragePrecision(k, average="macro"),
+                                   "f1": MultilabelF1Score(k, threshold=self.threshold, average="macro")}
+        extra = self.build_metrics(k)
+        if extra is not None:
+            metrics.update(dict(extra.items()))
+        return MetricCollection(metrics, prefix=f"{prefix}/")
 
     def _set_hf_labels(self) -> None:
         config = getattr(self.backbone.model, "config", None)
@@ -215,6 +241,8 @@ class VideoClassifier(L.LightningModule):
         if video.dim() == 6:
             b, v = video.shape[:2]
             logits = self._backbone_forward(video.flatten(0, 1)).float()
+            if self.multi_label:  # the logits of the view-averaged per-class probabilities
+                return torch.logit(logits.view(b, v, -1).sigmoid().mean(1), eps=1e-7)
             return logits.view(b, v, -1).softmax(-1).mean(1).log()
         return self._backbone_forward(video)
 
@@ -238,8 +266,19 @@ class VideoClassifier(L.LightningModule):
             ) from e
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with the configured label smoothing; override to change the objective."""
+        """Cross-entropy with the configured label smoothing (multi-label: binary cross-entropy per class on
+        multi-hot targets); override to change the objective."""
+        if self.multi_label:
+            return F.binary_cross_entropy_with_logits(logits.float(), self._targets(labels))
         return F.cross_entropy(logits.float(), labels, label_smoothing=self.hparams.label_smoothing)
+
+    def _targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """Multi-hot float targets, from the datamodule's multi-hot rows or collate's padded class indices."""
+        if labels.is_floating_point():
+            return labels.float()
+        if labels.dim() == 1:
+            labels = labels.unsqueeze(1)
+        return multi_hot(labels, self.num_classes)
 
     # ------------------------------------------------------------------ failed files
     def _account(self, batch: Mapping[str, Any]) -> None:
@@ -305,6 +344,12 @@ class VideoClassifier(L.LightningModule):
             return None
         video, labels = batch["video"], batch["label"]
         out = self(video)
+        if self.multi_label:
+            targets = self._targets(labels)
+            metrics.update(out.float().sigmoid(), targets.long())
+            loss = F.binary_cross_entropy_with_logits(out.float(), targets)
+            self.log(f"{prefix}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=True)
+            return
         if video.dim() == 6:  # out holds log of view-averaged probabilities
             loss = F.nll_loss(out, labels)
             probs = out.exp()
@@ -380,6 +425,8 @@ class VideoClassifier(L.LightningModule):
 
     def _probabilities(self, video: torch.Tensor) -> torch.Tensor:
         out = self(video).float()
+        if self.multi_label:
+            return out.sigmoid()
         return out.exp() if video.dim() == 6 else out.softmax(-1)
 
     # ------------------------------------------------------------------ optimisation
@@ -498,10 +545,25 @@ class VideoClassifier(L.LightningModule):
                 and self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"):
             self._compile()
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if getattr(datamodule, "multi_label", False) and not self.multi_label:
+            raise ValueError("the data has several labels per video (path,a;b rows) but the model is single-label: "
+                             "set model.multi_label=true (VideoClassifier(multi_label=True))")
+        if self.multi_label and self._trainer is not None:
+            self._follow_map()
         config = getattr(datamodule, "data_config", None)
         if isinstance(config, DataConfig) and config != self.data_config:
             log.info("flashvid: clip settings from the datamodule: %s", config)
             self._set_data_config(config)
+
+    def _follow_map(self) -> None:
+        """Checkpointing and early stopping configured on ``val/acc`` follow ``val/mAP``: a multi-label model
+        logs no accuracy (both are "higher is better", so the mode stays)."""
+        from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+        for cb in self.trainer.callbacks:  # type: ignore[union-attr]
+            if isinstance(cb, (ModelCheckpoint, EarlyStopping)) and cb.monitor == "val/acc":
+                log.info("flashvid: multi-label model: %s monitors val/mAP instead of val/acc", type(cb).__name__)
+                cb.monitor = "val/mAP"
 
     # ------------------------------------------------------------------ inference on files
     def predict(
@@ -516,7 +578,7 @@ class VideoClassifier(L.LightningModule):
         device: str | torch.device | None = None,
         window: float | None = None,
         stride: float | None = None,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         clips_per_window: int = 1,
         progress: bool | None = False,
     ) -> list[dict[str, Any]]:
@@ -530,6 +592,8 @@ class VideoClassifier(L.LightningModule):
         default ``window``; see :mod:`flashvid.timeline`): the result adds ``windows`` (per-window top-k),
         ``segments`` (runs of one label scoring >= ``threshold``) and ``duration``, and its top-level label is
         the mean over windows. ``progress=True`` shows a progress bar (``None``: only on a terminal).
+        A multi-label model adds ``"labels"``: every class whose probability (sigmoid) is at least ``threshold``
+        (default: the model's, which is also the timeline segments' cut), highest first, possibly none.
         """
         results = sorted(self.iter_predict(inputs, top_k, batch_size, num_workers, num_clips, num_crops, decoder,
                                            device, window, stride, threshold, clips_per_window, progress),
@@ -549,7 +613,7 @@ class VideoClassifier(L.LightningModule):
         device: str | torch.device | None = None,
         window: float | None = None,
         stride: float | None = None,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         clips_per_window: int = 1,
         progress: bool | None = False,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -558,6 +622,7 @@ class VideoClassifier(L.LightningModule):
         from .predictions import Progress
 
         samples = collect_paths(inputs)
+        cut = self.threshold if threshold is None else float(threshold)
         if window is not None and (num_clips != 1 or num_crops != 1):
             raise ValueError("window= classifies each window from clips_per_window centre-cropped clips: leave "
                              "num_clips and num_crops at 1")
@@ -573,19 +638,19 @@ class VideoClassifier(L.LightningModule):
                     from .timeline import iter_timelines
 
                     for i, r in iter_timelines(self, samples, float(window), None if stride is None else float(stride),
-                                               top_k, threshold, clips_per_window, batch_size, num_workers, decoder,
+                                               top_k, cut, clips_per_window, batch_size, num_workers, decoder,
                                                device, on_windows=lambda n: bar.advance(windows=n)):
                         bar.advance(files=1)
                         yield i, r
                     return
                 yield from self._iter_clip_predictions(samples, top_k, batch_size, num_workers, num_clips, num_crops,
-                                                       decoder, device, bar)
+                                                       decoder, device, bar, cut)
         finally:
             self.train(was_training)
 
     def _iter_clip_predictions(self, samples: Sequence[Any], top_k: int, batch_size: int, num_workers: int,
                                num_clips: int, num_crops: int, decoder: str, device: torch.device,
-                               bar: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+                               bar: Any, cut: float) -> Iterator[tuple[int, dict[str, Any]]]:
         cfg = self.data_config
         dataset = VideoClipDataset(samples, cfg.sampling, cfg.eval_transform(num_crops),
                                    "uniform" if num_clips > 1 else "center", num_clips=num_clips, decoder=decoder)
@@ -606,6 +671,11 @@ class VideoClassifier(L.LightningModule):
                     top = [{"label": self.labels[c], "score": s} for s, c in zip(row_s, row_i)]
                     done[i] = {"path": samples[i].path, "label": top[0]["label"], "score": top[0]["score"],
                                "top_k": top}
+                if self.multi_label:
+                    for i, row in zip(batch["index"].tolist(), probs, strict=True):
+                        above = (row >= cut).nonzero().flatten().tolist()
+                        done[i]["labels"] = sorted(({"label": self.labels[c], "score": float(row[c])} for c in above),
+                                                   key=lambda d: -d["score"])
             bar.advance(files=len(done))
             for i in sorted(done):
                 yield i, done[i]

@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "backbones": "list the registered backbones and the input each one needs",
     "doctor": "check a dataset and this machine before training",
     "prepare": "a training-friendly copy of a dataset once (resized, short GOP): fast training on large footage",
+    "export": "write a checkpoint as a transformers directory, ONNX, torch.export program or safetensors",
+    "embed": "per-video features (the backbone's pooled output) to .npy plus an index CSV",
 }
 USAGE_ERROR = 2
 DEMO_MARKER = ".flashvid-demo-complete"
@@ -392,7 +394,8 @@ def align_labels(dm: "VideoClassificationData", labels: Sequence[str]) -> None:
                           f"The checkpoint's classes: {labels}")
     remap = {i: labels.index(name) for i, name in enumerate(dm.labels)}
     for split, samples in dm.samples.items():
-        dm.samples[split] = [dataclasses.replace(s, label=remap[s.label]) if s.label >= 0 else s for s in samples]
+        dm.samples[split] = [dataclasses.replace(s, label=tuple(remap[i] for i in s.label)) if isinstance(
+            s.label, tuple) else dataclasses.replace(s, label=remap[s.label]) if s.label >= 0 else s for s in samples]
     dm.labels = labels
 
 
@@ -757,4 +760,6 @@ HANDLERS: dict[str, Callable[["DictConfig"], Any]] = {
     "train": run_train, "test": run_test, "predict": run_predict, "backbones": run_backbones,
     "doctor": run_doctor,
     "prepare": lambda cfg: __import__("flashvid.data.prepare", fromlist=["run_prepare"]).run_prepare(cfg),
+    "export": lambda cfg: __import__("flashvid.export", fromlist=["run_export"]).run_export(cfg),
+    "embed": lambda cfg: __import__("flashvid.embed", fromlist=["run_embed"]).run_embed(cfg),
 }

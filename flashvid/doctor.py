@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .data.decoding import VideoDecodeError, check_clip_size, keyframe_interval, open_video, resolve_decoder
-from .data.sources import UCF101_GROUP_PATTERN, VideoSample, group_of
+from .data.sources import LABEL_SEPARATOR, UCF101_GROUP_PATTERN, VideoSample, group_of, label_name
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,10 @@ class DoctorReport:
         for name in self.labels:
             per_class[name] = {"files": 0, "readable": 0}
         for f in files:
-            c = per_class.setdefault(f.label or "?", {"files": 0, "readable": 0})
-            c["files"] += 1
-            c["readable"] += int(f.ok)
+            for name in (f.label or "?").split(LABEL_SEPARATOR):  # a multi-label file counts in each of its classes
+                c = per_class.setdefault(name, {"files": 0, "readable": 0})
+                c["files"] += 1
+                c["readable"] += int(f.ok)
 
         def span(values: Iterable[float | int | None]) -> dict[str, float] | None:
             vals = [v for v in values if v is not None]
@@ -346,8 +347,7 @@ def diagnose(
     """
     labels = list(labels)
     decoder_name = resolve_decoder(decoder)
-    jobs = [(s.path, split, labels[s.label] if 0 <= s.label < len(labels) else None)
-            for split, samples in splits.items() for s in samples]
+    jobs = [(s.path, split, label_name(s.label, labels)) for split, samples in splits.items() for s in samples]
     workers = workers if workers is not None else min(8, (os.cpu_count() or 1) * 2)
     files = _probe_all(jobs, decoder_name, workers, progress, clip_frames)
     if root is None:

@@ -16,13 +16,14 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from .dataset import EpochShuffleSampler, ResumableDataLoader, VideoClipDataset, collate_clips
+from .dataset import EpochShuffleSampler, ResumableDataLoader, VideoClipDataset, collate_clips, multi_hot
 from .decoding import DECODERS, resolve_decoder
 from .sampling import ClipSampling
 from .sources import (
     UCF101_GROUP_PATTERN,
     VideoSample,
     check_outside_root,
+    as_multi_label,
     collect_paths,
     group_split,
     read_csv,
@@ -234,6 +235,7 @@ class VideoClassificationData(L.LightningDataModule):
 
         Listed paths that resolve outside ``root`` (``../x.mp4``, absolute paths) are accepted with a warning
         (kept in ``source_warnings`` for ``flashvid doctor``), or refused with ``allow_outside_root=False``.
+        ``path,label1;label2`` rows make multi-label data (train with ``VideoClassifier(multi_label=True)``).
         """
         splits: dict[str, list[VideoSample]] = {}
         notes: list[str] = []
@@ -243,6 +245,8 @@ class VideoClassificationData(L.LightningDataModule):
                 note = check_outside_root(splits[split], root, f"{split} list {str(f)!r}", allow_outside_root)
                 if note:
                     notes.append(note)
+        if any(isinstance(s.label, tuple) for samples in splits.values() for s in samples):
+            splits = {k: as_multi_label(v) for k, v in splits.items()}
         if val_split and "train" in splits and "val" not in splits:
             splits["train"], splits["val"] = group_split(splits["train"], val_split, group_pattern,
                                                          kwargs.get("seed", 0))
@@ -279,6 +283,11 @@ class VideoClassificationData(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def multi_label(self) -> bool:
+        """Samples carry several classes each (``path,a;b`` list files): batches hold multi-hot labels."""
+        return any(isinstance(s.label, tuple) for samples in self.samples.values() for s in samples[:1])
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -419,6 +428,8 @@ class VideoClassificationData(L.LightningDataModule):
         """uint8 clips become normalised floats here, on the device: augmented in training, plain otherwise."""
         if not isinstance(batch, dict) or batch.get("video") is None or self._gpu_train is None:
             return batch
+        if batch["label"].dim() == 2 and not batch["label"].is_floating_point():
+            batch["label"] = multi_hot(batch["label"], self.num_classes)
         training = self.trainer is not None and self.trainer.training
         aug = self._gpu_train if training else self._gpu_eval
         aug.to(batch["video"].device)

@@ -153,18 +153,35 @@ def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, 
 
     Items of ``clips_per_video=N`` (marked ``repeated``) become N consecutive rows each, with their label, index
     and path repeated: the batch holds N x the videos, and the model sees plain ``(B, T, C, H, W)`` clips.
+    Multi-label items (a tuple of class indices each) give ``label`` as ``(batch, most classes)`` indices padded
+    with -1; :func:`multi_hot` (the datamodule, once it knows the number of classes) turns them into 0/1 rows.
     """
     good = [it for it in items if not isinstance(it, DecodeFailure)]
     reps = [it["video"].shape[0] if it.get("repeated") else 1 for it in good]
     videos = [it["video"] if it.get("repeated") else it["video"].unsqueeze(0) for it in good]
     return {
         "video": torch.cat(videos) if good else None,
-        "label": torch.tensor([it["label"] for it, r in zip(good, reps) for _ in range(r)], dtype=torch.long),
+        "label": _labels([it["label"] for it, r in zip(good, reps) for _ in range(r)]),
         "index": torch.tensor([it["index"] for it, r in zip(good, reps) for _ in range(r)], dtype=torch.long),
         "path": [it["path"] for it, r in zip(good, reps) for _ in range(r)],
         "failed": [{"index": f.index, "path": f.path, "reason": f.reason}
                    for f in items if isinstance(f, DecodeFailure)],
     }
+
+
+def _labels(labels: Sequence[int | tuple[int, ...]]) -> torch.Tensor:
+    if not any(isinstance(x, tuple) for x in labels):
+        return torch.tensor(labels, dtype=torch.long)
+    rows = [x if isinstance(x, tuple) else (x,) for x in labels]
+    width = max((len(r) for r in rows), default=0)
+    return torch.tensor([list(r) + [-1] * (width - len(r)) for r in rows], dtype=torch.long).view(len(rows), width)
+
+
+def multi_hot(indices: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(batch, k)`` class indices padded with -1 into ``(batch, num_classes)`` float 0/1 targets."""
+    out = torch.zeros(indices.shape[0], num_classes + 1, device=indices.device)
+    out.scatter_(1, torch.where(indices < 0, num_classes, indices), 1.0)
+    return out[:, :num_classes]
 
 
 class EpochShuffleSampler(Sampler):

@@ -22,10 +22,15 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mkv", ".mov", ".
 UCF101_GROUP_PATTERN = r"_g(\d+)_"
 
 
+LABEL_SEPARATOR = ";"  # several labels in one list-file cell: path,label1;label2 (multi-label data)
+
+
 @dataclass(frozen=True)
 class VideoSample:
+    """A video file and its class index (-1: unknown), or a tuple of class indices for multi-label data."""
+
     path: str
-    label: int = -1
+    label: int | tuple[int, ...] = -1
 
     @property
     def name(self) -> str:
@@ -171,6 +176,8 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
     csv_path = Path(path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"list file {str(csv_path)!r} does not exist")
+    if is_kinetics_csv(csv_path):
+        return read_kinetics_csv(csv_path, root, labels)
     base = Path(root) if root is not None else csv_path.parent
     try:
         text = csv_path.read_text(encoding="utf-8-sig")
@@ -198,6 +205,8 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
         if len(parts) <= max(cols):
             raise ValueError(f"{csv_path}:{i + 1}: expected 'path,label', got {line!r}")
         rows.append((parts[cols[0]], parts[cols[1]]))
+    if any(LABEL_SEPARATOR in lab for _, lab in rows):
+        return read_multi_label_rows(csv_path, base, rows, labels)
     names = [lab for _, lab in rows]
     numeric = all(re.fullmatch(r"-?\d+", n) for n in names)
     if labels is None:
@@ -244,6 +253,128 @@ def check_outside_root(samples: Sequence[VideoSample], root: str | os.PathLike |
                "(data.allow_outside_root=false refuses them)")
     log.warning("flashvid: %s", message)
     return message
+def read_multi_label_rows(csv_path: Path, base: Path, rows: Sequence[tuple[str, str]],
+                          labels: Sequence[str] | None = None) -> tuple[list[VideoSample], list[str]]:
+    """Rows whose label cells hold ``;``-separated class names: samples labelled with sorted index tuples."""
+    cells = [(p, [x.strip() for x in lab.split(LABEL_SEPARATOR) if x.strip()]) for p, lab in rows]
+    empty = [p for p, names in cells if not names]
+    if empty:
+        raise ValueError(f"{csv_path}: rows without a label, e.g. {empty[0]!r}: give at least one class per row")
+    if labels is None:
+        labels = sorted({n for _, names in cells for n in names})
+    label2id = {name: i for i, name in enumerate(labels)}
+    samples = []
+    for p, names in cells:
+        unknown = [n for n in names if n not in label2id]
+        if unknown:
+            raise ValueError(f"{csv_path}: unknown label(s) {unknown} for {p!r}; known: {list(labels)}")
+        full = p if os.path.isabs(p) else str(base / p)
+        samples.append(VideoSample(full, tuple(sorted({label2id[n] for n in names}))))
+    return samples, list(labels)
+
+
+def label_name(label: int | tuple[int, ...], labels: Sequence[str]) -> str | None:
+    """A sample's class name (multi-label: the names joined by ``;``, as in the list files); None if unknown."""
+    if isinstance(label, tuple):
+        return LABEL_SEPARATOR.join(labels[i] for i in label)
+    return labels[label] if 0 <= label < len(labels) else None
+
+
+def as_multi_label(samples: Sequence[VideoSample]) -> list[VideoSample]:
+    """Single-label samples as one-class tuples (a split of a multi-label dataset with one class per row)."""
+    return [s if isinstance(s.label, tuple) or s.label < 0 else VideoSample(s.path, (s.label,)) for s in samples]
+
+
+KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
+KINETICS_NAME = "{youtube_id}_{start:06d}_{end:06d}"
+
+
+def is_kinetics_csv(path: str | os.PathLike) -> bool:
+    """The official Kinetics annotation header: ``label,youtube_id,time_start,time_end,split[,is_cc]``."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        first = next((line for line in fh if line.strip()), "")
+    columns = {c.strip().lower() for c in first.split(",")}
+    return set(KINETICS_COLUMNS) <= columns
+
+
+def read_kinetics_csv(path: str | os.PathLike, root: str | os.PathLike | None = None,
+                      labels: Sequence[str] | None = None) -> tuple[list[VideoSample], list[str]]:
+    """The official Kinetics CSV: each row names a clip ``{youtube_id}_{start:06d}_{end:06d}.<ext>``.
+
+    The downloaders place that file in one of these layouts under ``root`` (default: the CSV's folder), all
+    accepted: ``<label>/`` (ActivityNet's and MMAction2's download scripts; spaces in the label kept, or turned
+    into underscores as MMAction2's rename step does), ``<split>/<label>/``, ``<split>/`` (the cvdfoundation
+    kinetics-dataset archives) or ``root`` itself. A row whose clip is found nowhere is skipped with a warning
+    naming how many and examples (Kinetics downloads always miss some videos); a CSV with no clip found, or
+    without a ``label`` column (the test set's), is an error.
+    """
+    csv_path = Path(path)
+    base = Path(root) if root is not None else csv_path.parent
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        reader.fieldnames = fields
+        if "label" not in fields:
+            raise ValueError(f"{csv_path}: a Kinetics CSV without a 'label' column (the test set's, whose labels "
+                             "are not public) cannot train or evaluate; use the train/validate CSVs, or classify "
+                             "the files with `flashvid predict`")
+        rows = [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+    if not rows:
+        raise ValueError(f"Kinetics list {str(csv_path)!r} has no rows")
+    on_disk = _index_clips(_require_dir(base, "Kinetics root"))
+    names = [r["label"] for r in rows]
+    if labels is None:
+        labels = sorted(set(names))
+    label2id = {name: i for i, name in enumerate(labels)}
+    samples, missing = [], []
+    for i, r in enumerate(rows, start=2):
+        try:
+            stem = KINETICS_NAME.format(youtube_id=r["youtube_id"], start=int(float(r["time_start"])),
+                                        end=int(float(r["time_end"])))
+        except ValueError:
+            raise ValueError(f"{csv_path}:{i}: time_start/time_end must be seconds, got {r['time_start']!r}, "
+                             f"{r['time_end']!r}") from None
+        if r["label"] not in label2id:
+            raise ValueError(f"{csv_path}:{i}: unknown label {r['label']!r}; known: {list(labels)[:20]}...")
+        found = _pick_clip(on_disk.get(stem, []), base, r["label"], r.get("split", ""))
+        if found is None:
+            missing.append(stem)
+            continue
+        if isinstance(found, list):
+            raise ValueError(f"{csv_path}:{i}: clip {stem} is in several places under {base}: {found[:3]}; "
+                             "keep one copy")
+        samples.append(VideoSample(found, label2id[r["label"]]))
+    if not samples:
+        raise FileNotFoundError(
+            f"{csv_path}: none of its {len(rows)} clips was found under {str(base)!r}. Expected files named "
+            f"{KINETICS_NAME}.mp4 (e.g. {missing[0]}.mp4) in <root>/<label>/, <root>/<split>/<label>/, "
+            "<root>/<split>/ or <root>/: set data.root to the folder the downloader wrote")
+    if missing:
+        log.warning("flashvid: %d of %d clips of %s are not under %s (not downloaded?) and are skipped, e.g. %s",
+                    len(missing), len(rows), csv_path, base, ", ".join(missing[:3]))
+    return samples, list(labels)
+
+
+def _index_clips(base: Path) -> dict[str, list[str]]:
+    """Video files under ``base`` by file stem (one walk, instead of probing each layout per row)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for p in list_videos(base):
+        out[Path(p).stem].append(p)
+    return out
+
+
+def _pick_clip(paths: list[str], base: Path, label: str, split: str) -> str | list[str] | None:
+    """The one file among ``paths`` in an accepted layout; several equally good ones come back as a list."""
+    folders = {label, label.replace(" ", "_"), re.sub(r"[^\w]+", "_", label).strip("_")}
+    good = []
+    for p in paths:
+        parts = Path(os.path.relpath(p, base)).parts[:-1]
+        if parts in ((), (split,)) or (len(parts) == 1 and parts[0] in folders) or \
+                (len(parts) == 2 and parts[0] == split and parts[1] in folders):
+            good.append(p)
+    if not good:
+        return None
+    return good[0] if len(good) == 1 else good
 
 
 def read_ucf101_split(root: str | os.PathLike, annotations_dir: str | os.PathLike, fold: int = 1

@@ -1,4 +1,4 @@
-"""Export a trained classifier as ``model.safetensors`` + ``flashvid_config.json``, and load it back.
+"""``format=safetensors``: ``model.safetensors`` + ``flashvid_config.json``, read back by :func:`load_exported`.
 
 safetensors holds tensors only, so loading an exported model can never run code; the JSON holds what rebuilding
 needs (backbone name and kwargs, class names, clip settings).
@@ -22,35 +22,48 @@ def export_model(model: Any, directory: str | os.PathLike) -> Path:
     """Write ``model`` (a :class:`~flashvid.VideoClassifier`) to ``directory``; returns the directory."""
     from safetensors.torch import save_file
 
-    from . import __version__
-    from .checkpoint import to_safe
-
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     # clone: safetensors refuses tensors that share storage (tied weights, views)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt", "flashvid_config": CONFIG})
+    os.replace(tmp, out / WEIGHTS)
+    write_config(model, out)
+    return out
+
+
+def model_config(model: Any) -> dict[str, Any]:
+    """What rebuilding or feeding ``model`` needs: backbone, class names, clip settings, multi-label or not."""
+    from .. import __version__
+    from ..checkpoint import to_safe
+
     h = model.hparams
-    config = {
+    return {
         "format_version": FORMAT_VERSION,
         "flashvid_version": __version__,
         "backbone": h.backbone,
         "backbone_kwargs": to_safe(dict(h.get("backbone_kwargs") or {})),
         "labels": list(model.labels),
         "num_classes": model.num_classes,
+        "multi_label": bool(getattr(model, "multi_label", False)),
+        "threshold": float(getattr(model, "threshold", 0.5)),
         "data": model.data_config.to_dict(),
     }
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt", "flashvid_config": CONFIG})
-    os.replace(tmp, out / WEIGHTS)
-    (out / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
-    return out
+
+
+def write_config(model: Any, out: Path, **extra: Any) -> Path:
+    """``flashvid_config.json`` beside the weights (every format writes one: labels and input settings)."""
+    path = out / CONFIG
+    path.write_text(json.dumps({**model_config(model), **extra}, indent=2, ensure_ascii=False) + "\n")
+    return path
 
 
 def load_exported(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """Rebuild the exported :class:`~flashvid.VideoClassifier` from ``directory`` (tensors only: no pickle)."""
     from safetensors.torch import load_file
 
-    from .classifier import VideoClassifier
+    from ..classifier import VideoClassifier
 
     d = Path(directory)
     if not (d / CONFIG).is_file() or not (d / WEIGHTS).is_file():
@@ -60,7 +73,9 @@ def load_exported(directory: str | os.PathLike, map_location: str | torch.device
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{d} was exported by a newer flashvid ({config.get('flashvid_version')}): upgrade flashvid")
     model = VideoClassifier(backbone=config["backbone"], labels=config["labels"], pretrained=False,
-                            backbone_kwargs=config.get("backbone_kwargs") or None, data=config["data"])
+                            backbone_kwargs=config.get("backbone_kwargs") or None, data=config["data"],
+                            multi_label=bool(config.get("multi_label", False)),
+                            threshold=float(config.get("threshold", 0.5)))
     state = load_file(str(d / WEIGHTS), device=str(map_location))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

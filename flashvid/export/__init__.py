@@ -1,0 +1,118 @@
+"""Export a trained :class:`~flashvid.VideoClassifier` for other tools: ``flashvid export format=...``.
+
+One module per format:
+
+- ``safetensors`` (:mod:`.safetensors`): flashvid's own, tensors + JSON, read back by :func:`load_exported`.
+- ``hf`` (:mod:`.hf`): a transformers directory (config with id2label, weights, image/video processor configs,
+  model card) that ``transformers.pipeline("video-classification", model=DIR)`` loads without flashvid.
+- ``onnx`` (:mod:`.onnx`): ``torch.onnx.export(dynamo=True)``, checked against PyTorch through onnxruntime.
+- ``torch_export`` (:mod:`.torch_export`): a ``torch.export`` program (``model.pt2``), checked the same way.
+
+Every format writes ``flashvid_config.json`` too: class names and the input the model takes (frames, size,
+mean/std), which a serving stack needs to feed the graph.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .safetensors import CONFIG, FORMAT_VERSION, WEIGHTS, export_model, load_exported, model_config, write_config
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+__all__ = ["CONFIG", "FORMAT_VERSION", "FORMATS", "WEIGHTS", "ExportError", "export", "export_model",
+           "load_exported", "model_config", "run_export", "write_config"]
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("safetensors", "hf", "onnx", "torch_export")
+
+
+class ExportError(ValueError):
+    """The model cannot be exported in the asked format; the message says why and what to use instead."""
+
+
+def export(model: Any, directory: str | os.PathLike, format: str = "safetensors", **options: Any) -> dict[str, Any]:
+    """Write ``model`` to ``directory`` in ``format``; returns what was written (paths, parity checks, seconds).
+
+    ``options`` go to the format's exporter: ``card`` (a mapping of run facts for the model card, ``hf``);
+    ``num_frames``/``crop_size``/``batch_size``/``dynamic_batch``/``check``/``atol`` (``onnx``, ``torch_export``).
+    """
+    out = Path(directory)
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    if format == "safetensors":
+        if options:
+            raise ExportError(f"format=safetensors takes no options, got {sorted(options)}")
+        export_model(model, out)
+        return {"format": format, "directory": str(out), "files": [WEIGHTS, CONFIG]}
+    if format == "hf":
+        from .hf import export_hf
+
+        return export_hf(model, out, **options)
+    if format == "onnx":
+        from .onnx import export_onnx
+
+        return export_onnx(model, out, **options)
+    from .torch_export import export_program
+
+    return export_program(model, out, **options)
+
+
+def run_facts(ckpt_path: str | os.PathLike) -> dict[str, Any]:
+    """What the training run of ``RUN/checkpoints/X.ckpt`` recorded (``metrics.json``, ``config.yaml``), for the
+    model card: data sources, epochs, best validation score and test metrics. Empty when the run left none."""
+    run = Path(ckpt_path).resolve().parent.parent
+    facts: dict[str, Any] = {}
+    metrics = run / "metrics.json"
+    if metrics.is_file():
+        try:
+            m = json.loads(metrics.read_text())
+        except ValueError:
+            m = {}
+        facts.update({k: m[k] for k in ("epochs", "global_step", "best_val_acc", "test") if m.get(k) is not None})
+    config = run / "config.yaml"
+    if config.is_file():
+        from omegaconf import OmegaConf
+
+        data = OmegaConf.to_container(OmegaConf.load(config)).get("data") or {}  # type: ignore[union-attr]
+        sources = {k: v for k, v in data.items() if k.endswith(("_folder", "_file")) or k in ("root",)}
+        facts["data"] = {k: v for k, v in sources.items() if v is not None}
+    return facts
+
+
+def run_export(cfg: "DictConfig") -> dict[str, Any]:
+    """``flashvid export ckpt_path=... format=hf|onnx|torch_export|safetensors out=DIR``."""
+    from omegaconf import OmegaConf
+
+    from ..cli import ConfigError, _checkpoint, load_classifier, write_json
+
+    ckpt = _checkpoint(cfg.ckpt_path)
+    fmt = str(cfg.format)
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt} is not an export format: choose one of {', '.join(FORMATS)}")
+    model = load_classifier(ckpt)
+    options: dict[str, Any] = {}
+    if fmt == "hf":
+        options["card"] = run_facts(ckpt)
+    elif fmt in ("onnx", "torch_export"):
+        raw: Mapping[str, Any] = OmegaConf.to_container(cfg.get("graph") or {}, resolve=True)  # type: ignore[assignment]
+        options = {k: v for k, v in raw.items() if v is not None}
+    try:
+        report = export(model, cfg.out, fmt, **options)
+    except ExportError as e:
+        raise ConfigError(str(e)) from None
+    report["checkpoint"] = ckpt
+    write_json(Path(cfg.out) / "export_report.json", report)
+    print(f"flashvid export: {fmt} -> {cfg.out}")
+    for key in ("max_abs_diff", "seconds"):
+        if key in report:
+            print(f"  {key}: {report[key]:.3g}")
+    return report

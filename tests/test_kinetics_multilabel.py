@@ -1,0 +1,145 @@
+"""The official Kinetics CSV (files found in the downloaders' layouts, labels from the label column) and
+multi-label list files (sigmoid + BCE, mAP, thresholded predict), on real encoded videos."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flashvid.data.demo import write_video
+
+HEADER = "label,youtube_id,time_start,time_end,split\n"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_video(path, np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8))
+    return path
+
+
+def test_kinetics_csv_rows_map_to_files_in_every_downloader_layout(clip: Path, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Rows become ``{youtube_id}_{start:06d}_{end:06d}`` files under <label>/ (spaces kept or as underscores),
+    <split>/<label>/, <split>/ or the root, labelled by the label column (never by the YouTube id); a clip in
+    another class's folder is not taken; missing downloads are skipped with a warning that counts them."""
+    from flashvid import VideoClassificationData
+    from flashvid.data.sources import read_csv
+
+    root = tmp_path / "k400"
+    placed = {
+        "abseiling,--07WQ2iBlw,1,11,train": "abseiling/--07WQ2iBlw_000001_000011.mp4",
+        "air drumming,-0Ve1k4_3hU,30,40,train": "air drumming/-0Ve1k4_3hU_000030_000040.mp4",
+        "arm wrestling,0EdWk3Ikr7o,5,15,train": "arm_wrestling/0EdWk3Ikr7o_000005_000015.mp4",
+        "abseiling,0HpkN5YpUYA,120,130,train": "train/abseiling/0HpkN5YpUYA_000120_000130.mp4",
+        "air drumming,1Tgl1uTgt5Y,0,10,train": "train/1Tgl1uTgt5Y_000000_000010.mkv",
+        "arm wrestling,2bx_-9fMnNg,7,17,train": "2bx_-9fMnNg_000007_000017.mp4",
+    }
+    for rel in placed.values():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clip, root / rel)
+    (root / "abseiling").mkdir(exist_ok=True)  # in the wrong class's folder: must not be matched
+    shutil.copy(clip, root / "abseiling" / "zzWrongFolder_000003_000013.mp4")
+    rows = [*placed, "arm wrestling,zzWrongFolder,3,13,train", "abseiling,notDownloaded,0,10,train"]
+    listing = tmp_path / "kinetics_400_train.csv"
+    listing.write_text(HEADER + "\n".join(rows) + "\n")
+
+    with caplog.at_level(logging.WARNING):
+        samples, labels = read_csv(listing, root)
+    assert labels == ["abseiling", "air drumming", "arm wrestling"]
+    got = {os.path.relpath(s.path, root): labels[s.label] for s in samples}
+    assert got == {rel: row.split(",")[0] for row, rel in placed.items()}
+    assert "2 of 8 clips" in caplog.text and "notDownloaded_000000_000010" in caplog.text
+
+    dm = VideoClassificationData.from_csv(train_file=listing, root=root, val_split=None)  # the datamodule's path
+    assert dm.labels == labels and len(dm.samples["train"]) == 6
+
+
+def test_kinetics_csv_errors_are_clear(clip: Path, tmp_path: Path) -> None:
+    from flashvid.data.sources import read_csv
+
+    listing = tmp_path / "train.csv"
+    listing.write_text(HEADER + "abseiling,--07WQ2iBlw,1,11,train\n")
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"none of its 1 clips .*--07WQ2iBlw_000001_000011\.mp4"):
+        read_csv(listing, tmp_path / "videos")
+    test_csv = tmp_path / "test.csv"
+    test_csv.write_text("youtube_id,time_start,time_end,split\n--07WQ2iBlw,1,11,test\n")
+    with pytest.raises(ValueError, match="without a 'label' column"):
+        read_csv(test_csv, tmp_path / "videos")
+
+
+@pytest.fixture(scope="module")
+def multi_label_lists(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The demo videos with two labels each: the motion and its kind (moves / turns)."""
+    kind = {"left": "moves", "right": "moves", "clockwise": "turns", "counterclockwise": "turns"}
+    out = tmp_path_factory.mktemp("multilabel")
+    for split in ("train", "val"):
+        lines = ["path,label"]
+        for p in sorted(glob.glob(str(demo_root / split / "*" / "*"))):
+            motion = Path(p).parent.name
+            lines.append(f"{os.path.relpath(p, demo_root)},{motion};{kind[motion]}")
+        (out / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return out / "train.csv", out / "val.csv"
+
+
+def test_multi_label_trains_with_bce_and_reports_map(multi_label_lists: tuple[Path, Path], demo_root: Path,
+                                                     tmp_path: Path) -> None:
+    """`path,a;b` rows give multi-hot batches; the model trains with BCE, logs val/mAP (equal to torchmetrics'
+    mAP over predict's probabilities on the same clips), checkpoints by val/mAP, and predict lists every class
+    at or above the threshold."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torchmetrics.classification import MultilabelAveragePrecision
+
+    from flashvid import Trainer, VideoClassificationData, VideoClassifier
+
+    train, val = multi_label_lists
+    clip = {"num_frames": 4, "crop_size": 32, "resize_size": 36}
+    dm = VideoClassificationData.from_csv(train, val, root=demo_root, batch_size=4, num_workers=0, **clip)
+    assert dm.multi_label and dm.labels == ["clockwise", "counterclockwise", "left", "moves", "right", "turns"]
+    with pytest.raises(ValueError, match="set model.multi_label=true"):
+        Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_checkpointing=False).fit(
+            VideoClassifier("tiny_r2plus1d", labels=dm.labels), dm)
+
+    torch.manual_seed(0)
+    model = VideoClassifier("tiny_r2plus1d", labels=dm.labels, multi_label=True, learning_rate=3e-3)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val/acc", mode="max")  # as conf/callbacks has it
+    trainer = Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                      enable_model_summary=False, callbacks=[checkpoint], num_sanity_val_steps=0)
+    trainer.fit(model, dm)
+    m = trainer.callback_metrics
+    assert {"val/mAP", "val/f1", "train/loss"} <= set(m) and "val/acc" not in m
+    assert checkpoint.monitor == "val/mAP" and checkpoint.best_model_path
+
+    loaded = VideoClassifier.load_from_checkpoint(checkpoint.best_model_path)
+    assert loaded.multi_label
+    files = [s.path for s in dm.samples["val"]]
+    preds = loaded.predict(files, top_k=6, threshold=0.5)
+    probs = torch.tensor([[next(t["score"] for t in p["top_k"] if t["label"] == c) for c in dm.labels]
+                          for p in preds])
+    targets = torch.zeros(len(files), 6, dtype=torch.long)
+    for i, s in enumerate(dm.samples["val"]):
+        targets[i, list(s.label)] = 1
+    expected = MultilabelAveragePrecision(6, average="macro")(probs, targets)
+    assert float(checkpoint.best_model_score) == pytest.approx(float(expected), abs=1e-4)
+    for p, row in zip(preds, probs, strict=True):
+        assert [x["label"] for x in p["labels"]] == [dm.labels[int(i)] for i in row.argsort(descending=True)
+                                                     if row[i] >= 0.5]
+
+
+def test_doctor_counts_a_multi_label_video_in_each_of_its_classes(multi_label_lists: tuple[Path, Path],
+                                                                  demo_root: Path) -> None:
+    from flashvid import VideoClassificationData
+    from flashvid.doctor import diagnose_data
+
+    dm = VideoClassificationData.from_csv(*multi_label_lists, root=demo_root)
+    per_class = diagnose_data(dm, workers=2).split_summary("val")["per_class"]
+    assert {k: v["files"] for k, v in per_class.items()} == {
+        "clockwise": 2, "counterclockwise": 2, "left": 2, "right": 2, "moves": 4, "turns": 4}

@@ -84,10 +84,17 @@ class FailureReport(Callback):
             report["error"] = error
         target = self._target(trainer)
         if trainer.is_global_zero:
-            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
-            os.replace(tmp, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+                os.replace(tmp, target)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                if status == "finished":
+                    raise
+                # on the way out of a failed run (a full disk...): keep the original error in front
+                log.warning("flashvid: could not write %s: %s", target, e)
             if report["num_failed"]:
                 log.warning("flashvid: %d of %d videos could not be decoded and were skipped; list: %s",
                             report["num_failed"], report["num_seen"], target)
@@ -375,6 +382,10 @@ class ExactResume(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = dict(state_dict) if state_dict else None
 
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        follow_moved_run_dir(trainer, checkpoint)
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After the sanity check (which Lightning runs with the RNG states isolated) and before the first batch is
         # drawn. Building a loader's iterator takes no number from the global RNGs (ResumableDataLoader has its
@@ -402,6 +413,33 @@ class ExactResume(Callback):
         np.random.set_state((n["kind"], n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["gauss"]))
         if "cuda" in s and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def follow_moved_run_dir(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None:
+    """A run directory moved or copied since the checkpoint: point the checkpoint callbacks' saved paths into it.
+
+    ``ModelCheckpoint`` forgets its best score and paths when its folder changed, so a resumed run in a moved
+    directory would write ``best-v1.ckpt``/``last-v1.ckpt`` beside the old files and compare against no best.
+    Called from ``on_load_checkpoint``, before the callbacks' states are loaded.
+    """
+    states = checkpoint.get("callbacks") or {}
+    for cb in trainer.checkpoint_callbacks:
+        state = states.get(cb.state_key) if isinstance(cb, ModelCheckpoint) and cb.dirpath else None
+        old = state.get("dirpath") if isinstance(state, dict) else None
+        if not old or str(old) == str(cb.dirpath):
+            continue
+        new = str(cb.dirpath)
+
+        def moved(p: Any, old: str = str(old), new: str = new) -> Any:
+            return new + p[len(old):] if isinstance(p, str) and p.startswith(old.rstrip(os.sep) + os.sep) else p
+
+        state["dirpath"] = new
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if key in state:
+                state[key] = moved(state[key])
+        if isinstance(state.get("best_k_models"), dict):
+            state["best_k_models"] = {moved(k): v for k, v in state["best_k_models"].items()}
+        log.info("flashvid: the run directory moved from %s to %s: continuing with the checkpoints here", old, new)
 
 
 def _as_tuple(x: Any) -> Any:

@@ -467,10 +467,22 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
     check_backbone(cfg.model.backbone)
     validate(cfg, ["data", "model", "trainer", "finetune", "callbacks", "logger"])
     out = output_dir()
-    if is_rank_zero():
-        out.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    from contextlib import nullcontext
 
+    from .checkpoint import CheckpointError, remove_stale_temporaries
+    from .rundir import RunDirectoryError, locked_run_dir
+
+    try:  # one training process per run directory (rank 0 holds the lock for all ranks)
+        with locked_run_dir(out) if is_rank_zero() else nullcontext(out):
+            if is_rank_zero():
+                remove_stale_temporaries(out / "checkpoints")
+                OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+            return _train(cfg, out)
+    except (CheckpointError, RunDirectoryError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
     import lightning as L
 
     L.seed_everything(cfg.seed, workers=True)
@@ -558,20 +570,21 @@ def _checkpoint(path: Any) -> str:
 
 
 def load_classifier(path: str) -> Any:
-    """``VideoClassifier.load_from_checkpoint`` on the CPU. Class names come from the checkpoint's ``flashvid``
-    record when its hyperparameters lack them (checkpoints of flashvid 0.1.0 keep them only there)."""
-    import torch
-
+    """``VideoClassifier.load_from_checkpoint`` on the CPU, with ``torch.load(weights_only=True)`` only: a checkpoint
+    whose pickle carries code is refused, never run. Class names come from the checkpoint's ``flashvid`` record
+    when its hyperparameters lack them (checkpoints of flashvid 0.1.0 keep them only there)."""
+    from .checkpoint import CheckpointError, load_checkpoint, require_training_checkpoint
     from .classifier import VideoClassifier
 
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as e:  # noqa: BLE001  (not a zip / not a checkpoint)
-        raise ConfigError(f"ckpt_path '{path}' is not a readable checkpoint: {e}") from None
+        ck = load_checkpoint(path, mmap=True)
+        require_training_checkpoint(ck, path)
+    except CheckpointError as e:
+        raise ConfigError(str(e)) from None
     labels = (ck.get("flashvid") or {}).get("labels")
     kwargs = {"labels": labels} if labels and "labels" not in (ck.get("hyper_parameters") or {}) else {}
     del ck
-    return VideoClassifier.load_from_checkpoint(path, map_location="cpu", **kwargs)
+    return VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True, **kwargs)
 
 
 def run_test(cfg: "DictConfig") -> dict[str, Any]:

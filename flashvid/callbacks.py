@@ -10,8 +10,8 @@
 - :class:`ExactResume` saves the random number generators' states and the training loader's position in
   checkpoints and restores them when a resumed run starts, so it continues exactly as the uninterrupted one would.
 - :class:`LabelCheck` refuses data whose classes differ from the model's.
-- a ``ModelCheckpoint`` that writes ``last.ckpt`` every ``checkpoint_every_n_steps`` steps (with
-  :class:`~flashvid.checkpoint.AtomicCheckpointIO` a kill never leaves it half-written).
+- :class:`LastCheckpoint` writes ``last.ckpt`` every ``checkpoint_every_n_steps`` steps and at every epoch end
+  (with :class:`~flashvid.checkpoint.AtomicCheckpointIO` a kill never leaves it half-written).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@
   always loads that way.
 - :func:`load_checkpoint` is that safe load with a clear refusal for pickles that carry code.
 - :func:`find_resume_checkpoint` finds the checkpoint to resume a run folder from.
+- Failures say what to do in one line (:class:`CheckpointError`): a full disk, a truncated file, a
+  state_dict where a checkpoint is needed.
 """
 
 from __future__ import annotations

@@ -648,6 +648,7 @@ def run_predict(cfg: "DictConfig") -> int:
     inputs = [str(x) for x in (raw if isinstance(raw, list) else [raw])]
     if not inputs:
         raise ConfigError("inputs is empty: inputs=[clip.mp4,folder/]")
+    _check_writable(Path(str(cfg.output)))  # before any decoding: results are never computed only to be lost
     model = load_classifier(ckpt)
     try:
         results = model.predict(inputs, top_k=cfg.top_k, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
@@ -663,6 +664,18 @@ def run_predict(cfg: "DictConfig") -> int:
               file=sys.stderr)
         return PREDICT_FAILED
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    """Fail now, naming the fix, when ``path`` (a file to write at the end) cannot be created."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok = os.access(path.parent, os.W_OK) and not path.is_dir() and (not path.exists() or os.access(path, os.W_OK))
+    except OSError as e:
+        raise ConfigError(f"cannot write {path} ({e.strerror}): choose another output=PATH") from None
+    if not ok:
+        raise ConfigError(f"cannot write {path} (not writable{', a directory' if path.is_dir() else ''}): "
+                          "choose another output=PATH")
 
 
 def _print_predictions(results: Sequence[Mapping[str, Any]], path: Path) -> None:

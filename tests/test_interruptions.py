@@ -202,3 +202,18 @@ def test_weights_only_file_as_checkpoint_names_the_fix(tmp_path, capsys) -> None
     rc = main(["predict", f"ckpt_path={sd}", f"inputs=[{sd}]", f"hydra.run.dir={tmp_path / 'p'}"])
     err = capsys.readouterr().err
     assert rc == 2 and "holds only weights" in err and f"model.pretrained={sd}" in err and "Traceback" not in err
+
+
+def test_unwritable_predict_output_fails_before_decoding(data, tmp_path, capsys) -> None:
+    """output= under a regular file (cannot be created): exit 2 at once with the fix, before loading or decoding."""
+    from flashvid.cli import main
+
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    target = blocker / "predictions.json"
+    ckpt = tmp_path / "missing-is-not-checked-first.ckpt"
+    ckpt.write_bytes(b"")
+    rc = main(["predict", f"ckpt_path={ckpt}", f"inputs=[{data / 'val'}]", f"output={target}",
+               f"hydra.run.dir={tmp_path / 'p'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"cannot write {target}" in err and "output=PATH" in err

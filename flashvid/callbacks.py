@@ -446,7 +446,8 @@ def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def check_labels(model_labels: list[str] | None, data_labels: list[str] | None, source: str = "the model") -> None:
+def check_labels(model_labels: list[str] | None, data_labels: list[str] | None, source: str = "the model",
+                 checkpoint: str | None = None) -> None:
     """Raise :class:`ClassMismatchError`, naming the fix, when the model's and the data's classes differ."""
     if not model_labels or not data_labels or list(model_labels) == list(data_labels):
         return
@@ -458,8 +459,8 @@ def check_labels(model_labels: list[str] | None, data_labels: list[str] | None, 
     raise ClassMismatchError(
         f"{source} was trained on {len(model_labels)} classes {list(model_labels)[:10]} but the data has "
         f"{len(data_labels)} {list(data_labels)[:10]} ({detail}). Point the data at the same class folders, or "
-        "fine-tune on the new classes by starting from the checkpoint's weights (model.pretrained=<checkpoint>) "
-        "instead of resuming it."
+        "fine-tune on the new classes by starting from the checkpoint's weights "
+        f"(model.pretrained={checkpoint or '<checkpoint>'}: its backbone, a new head) instead of resuming it."
     )
 
 

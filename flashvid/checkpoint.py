@@ -123,6 +123,13 @@ def _alternatives(path: Path) -> str:
             f"(the weights of that checkpoint's step), or test/predict with it.")
 
 
+def checkpoint_labels(path: str | os.PathLike) -> list[str] | None:
+    """The class names a flashvid checkpoint was trained on (None when it does not say)."""
+    ck = load_checkpoint(path, mmap=True)
+    labels = (ck.get("hyper_parameters") or {}).get("labels") or (ck.get("flashvid") or {}).get("labels")
+    return [str(x) for x in labels] if labels else None
+
+
 def require_training_checkpoint(ck: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Refuse, with the fix, a file holding only weights (a ``state_dict``) where a Lightning checkpoint is needed."""
     if "state_dict" in ck and isinstance(ck["state_dict"], Mapping):

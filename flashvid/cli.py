@@ -469,6 +469,7 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
     out = output_dir()
     from contextlib import nullcontext
 
+    from .callbacks import ClassMismatchError
     from .checkpoint import CheckpointError, remove_stale_temporaries
     from .rundir import RunDirectoryError, locked_run_dir
 
@@ -478,7 +479,7 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
                 remove_stale_temporaries(out / "checkpoints")
                 OmegaConf.save(cfg, out / "config.yaml", resolve=True)
             return _train(cfg, out)
-    except (CheckpointError, RunDirectoryError) as e:
+    except (CheckpointError, RunDirectoryError, ClassMismatchError) as e:
         raise ConfigError(str(e)) from None
 
 
@@ -506,6 +507,11 @@ def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
                     **({} if deepspeed else {"plugins": checkpoint_plugins()}))
     strategy = build(cfg.finetune, "finetune")
     ckpt_path = resume_checkpoint(cfg, out)
+    if ckpt_path:  # before Lightning loads it: a readable checkpoint of the data's classes, else the fix in one line
+        from .callbacks import check_labels
+        from .checkpoint import checkpoint_labels
+
+        check_labels(checkpoint_labels(ckpt_path), dm.labels, f"the checkpoint {ckpt_path}", checkpoint=ckpt_path)
     log.info("flashvid train: %s on %d classes, %d train / %d val videos -> %s%s", cfg.model.backbone,
              len(dm.labels), len(dm.samples["train"]), len(dm.samples.get("val", [])), out,
              f" (resuming from {ckpt_path})" if ckpt_path else "")

@@ -217,3 +217,30 @@ def test_unwritable_predict_output_fails_before_decoding(data, tmp_path, capsys)
                f"hydra.run.dir={tmp_path / 'p'}"])
     err = capsys.readouterr().err
     assert rc == 2 and f"cannot write {target}" in err and "output=PATH" in err
+
+
+def test_checkpoint_of_other_classes_starts_a_new_training_with_model_pretrained(data, tmp_path, capsys) -> None:
+    """ckpt_path= a checkpoint of other classes: one line suggesting model.pretrained=<checkpoint>; that suggestion
+    works: the backbone's weights come from the checkpoint, the head is new and sized for the data's classes."""
+    from flashvid import VideoClassifier
+
+    old = VideoClassifier("tiny_r2plus1d", labels=["a", "b", "c"], data={"num_frames": 4, "crop_size": 32})
+    ckpt = tmp_path / "three_classes.ckpt"
+    torch.save({"state_dict": old.state_dict(), "hyper_parameters": dict(old.hparams),
+                "pytorch-lightning_version": "2.6.0"}, ckpt)
+    args = [a for a in soak.train_args(data, tmp_path / "run", workers=0) if "max_epochs" not in a]
+    assert train_in_process(*args, f"ckpt_path={ckpt}", "trainer.max_steps=1") == 2
+    err = capsys.readouterr().err
+    assert f"model.pretrained={ckpt}" in err and "Traceback" not in err
+
+    new = VideoClassifier("tiny_r2plus1d", labels=["left", "right"], pretrained=str(ckpt))
+    old_sd, new_sd = old.state_dict(), new.state_dict()
+    head = {k for k in new_sd if old_sd[k].shape != new_sd[k].shape}
+    assert head and all(new_sd[k].shape[0] == 2 for k in head if k.endswith("weight"))
+    for k in new_sd:
+        if k not in head and k.startswith("backbone."):
+            torch.testing.assert_close(new_sd[k], old_sd[k], msg=k)
+    run2 = tmp_path / "run2"
+    args2 = [a if not a.startswith("hydra.run.dir") else f"hydra.run.dir={run2}" for a in args]
+    assert train_in_process(*args2, f"model.pretrained={ckpt}", "trainer.max_steps=1") == 0
+    assert json.loads((run2 / "metrics.json").read_text())["labels"] == ["left", "right"]

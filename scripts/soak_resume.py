@@ -3,6 +3,8 @@ that it ends exactly as an uninterrupted run (same validation metrics, same weig
 
     python scripts/soak_resume.py --kills 20 --seed 1        # prints one RESULT line, exit 1 on a mismatch
 
+A run that finishes before its next kill is compared, and a new one starts, until --kills kills are done.
+
 Tiny model on generated 32 px videos, checkpoint_every_n_steps=1, one loader worker, 3 epochs. The test suite runs
 the same driver with a few kills (tests/test_interruptions.py).
 """
@@ -138,8 +140,8 @@ def kill_and_resume(data: Path, run_dir: Path, work: Path, kills: int, rng: rand
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=20, help="kills per soak round")
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--kills", type=int, default=20,
+                        help="kills in all: a run that finishes is compared, and the next one starts afresh")
     parser.add_argument("--seed", type=int, default=None, help="seed of the kill moments (default: random)")
     parser.add_argument("--max-delay", type=float, default=2.0, help="seconds after the first step to kill within")
     parser.add_argument("--json", type=Path, default=None)
@@ -154,16 +156,19 @@ def main() -> int:
             print(ref.stderr[-3000:], file=sys.stderr)
             return 1
         reference = outcome(work / "reference")
-        results, t0 = [], time.monotonic()
-        for r in range(args.rounds):
-            got = kill_and_resume(data, work / f"round{r}", work, args.kills, rng, args.max_delay)
+        results, t0, total = [], time.monotonic(), 0
+        while total < args.kills:
+            r = len(results)
+            got = kill_and_resume(data, work / f"round{r}", work, args.kills - total, rng, args.max_delay)
             diffs = compare(got, reference)
-            results.append({"round": r, "kills": len([e for e in got["events"] if e["returncode"] != 0]),
-                            "equal": not diffs, "differences": diffs, "events": got["events"]})
-            print(f"round {r}: {'equal to the uninterrupted run' if not diffs else diffs}")
+            kills = len([e for e in got["events"] if e["returncode"] != 0])
+            total += max(kills, 1)
+            results.append({"round": r, "kills": kills, "equal": not diffs, "differences": diffs,
+                            "events": got["events"]})
+            print(f"round {r}: {kills} kills, {'equal to the uninterrupted run' if not diffs else diffs}")
         kills = sum(r["kills"] for r in results)
         ok = all(r["equal"] for r in results)
-        print(f"RESULT soak_resume seed={seed} rounds={args.rounds} kills={kills} equal={ok} "
+        print(f"RESULT soak_resume seed={seed} runs={len(results)} kills={kills} equal={ok} "
               f"val/acc={reference['final'].get('val/acc')} time={time.monotonic() - t0:.0f}s")
         if args.json:
             args.json.write_text(json.dumps({"seed": seed, "equal": ok, "rounds": results}, indent=2))

@@ -177,12 +177,15 @@ class GracefulShutdown(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._requested, self.saved = None, None
-        if threading.current_thread() is threading.main_thread():
-            self._install(signal.SIGINT)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning installs its SIGTERM handler after on_fit_start: take SIGTERM over here, on one process.
-        if threading.current_thread() is threading.main_thread() and trainer.world_size == 1:
+        # Installed here, after Lightning's signal connector recorded the handlers it restores when fit ends (it
+        # does so after the callbacks' teardown): installed earlier, ours would outlive the fit. Lightning's own
+        # SIGTERM handler is replaced on one process; under DDP it is kept (it tells every rank).
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._install(signal.SIGINT)
+        if trainer.world_size == 1:
             if trainer.received_sigterm:  # arrived during the sanity check
                 self._requested = signal.SIGTERM
                 trainer._signal_connector.received_sigterm = False

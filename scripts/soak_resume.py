@@ -115,7 +115,8 @@ def kill_and_resume(data: Path, run_dir: Path, work: Path, kills: int, rng: rand
     time; then let it finish. Returns the outcome and what happened at each kill."""
     events = []
     for i in range(kills):
-        marker = work / f"kill{i}"
+        marker = work / f"{run_dir.name}-kill{i}"
+        Path(f"{marker}.step").unlink(missing_ok=True)
         resume = ["resume=true"] if (run_dir / "checkpoints" / "last.ckpt").is_file() else []
         proc = start([*train_args(data, run_dir), *resume, *pace_args(marker, train_sleep=0.1)], work)
         started = wait_for(Path(f"{marker}.step"), proc)

@@ -516,9 +516,9 @@ def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
              len(dm.labels), len(dm.samples["train"]), len(dm.samples.get("val", [])), out,
              f" (resuming from {ckpt_path})" if ckpt_path else "")
     trainer.finetune(model, datamodule=dm, strategy=strategy, ckpt_path=ckpt_path)
-    if has_val and ckpt_path and not any(str(k).startswith("val/") for k in trainer.callback_metrics):
-        # resumed from the final checkpoint of a run killed before it wrote metrics.json: nothing was left to train,
-        # so validate the final weights for the "final" metrics (the same numbers the finished run had)
+    if has_val and not any(str(k).startswith("val/") for k in trainer.callback_metrics):
+        # no validation of the final weights happened (a resume of a run killed after its last checkpoint, with
+        # nothing left to train; max_steps ending mid-epoch): validate them, so "final" always describes them
         trainer.validate(model, datamodule=dm, verbose=False)
 
     ckpt = trainer.checkpoint_callback

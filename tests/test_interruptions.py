@@ -115,6 +115,7 @@ def test_second_train_on_a_locked_run_directory_fails_at_once(data, tmp_path, ca
     assert not (run / "config.yaml").exists() and not (run / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_signals_and_kills_end_as_the_uninterrupted_run(data, reference, tmp_path) -> None:
     """Issues 13.7, 13.8, 13.9 and the randomized kill test, on one run with a loader worker:
     SIGTERM to the whole process group mid-epoch in the second of three epochs (workers ignore it; the main process

@@ -10,8 +10,8 @@
 - :class:`ExactResume` saves the random number generators' states and the training loader's position in
   checkpoints and restores them when a resumed run starts, so it continues exactly as the uninterrupted one would.
 - :class:`LabelCheck` refuses data whose classes differ from the model's.
-- a ``ModelCheckpoint`` that writes ``last.ckpt`` every ``checkpoint_every_n_steps`` steps (with
-  :class:`~flashvid.checkpoint.AtomicCheckpointIO` a kill never leaves it half-written).
+- :class:`LastCheckpoint` writes ``last.ckpt`` every ``checkpoint_every_n_steps`` steps and at every epoch end
+  (with :class:`~flashvid.checkpoint.AtomicCheckpointIO` a kill never leaves it half-written).
 """
 
 from __future__ import annotations
@@ -84,10 +84,17 @@ class FailureReport(Callback):
             report["error"] = error
         target = self._target(trainer)
         if trainer.is_global_zero:
-            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
-            os.replace(tmp, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+                os.replace(tmp, target)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                if status == "finished":
+                    raise
+                # on the way out of a failed run (a full disk...): keep the original error in front
+                log.warning("flashvid: could not write %s: %s", target, e)
             if report["num_failed"]:
                 log.warning("flashvid: %d of %d videos could not be decoded and were skipped; list: %s",
                             report["num_failed"], report["num_seen"], target)
@@ -132,38 +139,57 @@ class FailureReport(Callback):
 class GracefulShutdown(Callback):
     """Ctrl-C / SIGTERM: finish the current training step, save ``last.ckpt``, stop with status 130 / 143.
 
-    Saving happens at the end of a training step (the point where ``ModelCheckpoint`` saves too), never inside an
-    optimizer step, so the checkpoint resumes exactly. A second Ctrl-C stops at once, without saving. A SIGTERM
-    that arrives during validation is saved at the end of that validation batch instead.
+    Saving happens at the end of a training step (where ``ModelCheckpoint`` saves too), never inside an optimizer
+    step or a validation, so the checkpoint resumes exactly. A signal during the last step of an epoch or during
+    validation lets the epoch finish (its validation included) and stops at the epoch boundary, where ``last.ckpt``
+    is the epoch-end checkpoint: Lightning cannot resume a checkpoint taken between an epoch's last step and its
+    validation (it skips that validation and miscounts the next epoch). A second Ctrl-C stops at once, without
+    saving. On one process SIGTERM is handled here rather than by Lightning, whose handler stops in the middle of
+    a validation; under DDP Lightning's handler (which tells every rank) is kept.
     """
 
     def __init__(self, dirpath: str | os.PathLike | None = None, filename: str = LAST):
         self.dirpath = Path(dirpath) if dirpath is not None else None
         self.filename = filename
         self._requested: int | None = None
-        self._previous: Any = None
-        self._installed = False
+        self._previous: dict[int, Any] = {}
         self.saved: Path | None = None
 
-    def _handle_sigint(self, signum: int, frame: Any) -> None:
-        if self._requested is not None:
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self._requested is not None and signum == signal.SIGINT:
             self._restore()
             raise KeyboardInterrupt
-        self._requested = signum
-        log.warning("flashvid: interrupt received: finishing this step and saving a checkpoint "
-                    "(press Ctrl-C again to stop at once, without saving)")
+        if self._requested is None:
+            self._requested = signum
+            log.warning("flashvid: %s received: finishing this step and saving a checkpoint%s",
+                        signal.Signals(signum).name,
+                        " (press Ctrl-C again to stop at once, without saving)" if signum == signal.SIGINT else "")
+
+    def _install(self, signum: int) -> None:
+        if signum not in self._previous:
+            self._previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, self._handle)
 
     def _restore(self) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._requested, self.saved = None, None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle_sigint)
-            self._installed = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Installed here, after Lightning's signal connector recorded the handlers it restores when fit ends (it
+        # does so after the callbacks' teardown): installed earlier, ours would outlive the fit. Lightning's own
+        # SIGTERM handler is replaced on one process; under DDP it is kept (it tells every rank).
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._install(signal.SIGINT)
+        if trainer.world_size == 1:
+            if trainer.received_sigterm:  # arrived during the sanity check
+                self._requested = signal.SIGTERM
+                trainer._signal_connector.received_sigterm = False
+            self._install(signal.SIGTERM)
 
     def _pending_signal(self, trainer: L.Trainer) -> int | None:
         if self._requested is not None:
@@ -176,16 +202,29 @@ class GracefulShutdown(Callback):
         self.saved = path
         return path
 
+    def _stop(self, trainer: L.Trainer, signum: int, path: Path) -> None:
+        log.warning("flashvid: %s: saved %s at step %d; resume with ckpt_path=%r (flashvid train ... resume=true)",
+                    signal.Signals(signum).name, path, trainer.global_step, str(path))
+        raise TrainingInterrupted(signum, str(path))
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         signum = self._pending_signal(trainer)
+        if signum is None or (epoch_ends_here(trainer) and not max_steps_reached(trainer)):
+            return  # the epoch's last step: stop after its validation, at the epoch-end checkpoint
+        self._stop(trainer, signum, self._save(trainer))
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        signum = self._pending_signal(trainer)
         if signum is None:
             return
-        path = self._save(trainer)
-        name = signal.Signals(signum).name
-        log.warning("flashvid: %s: saved %s at step %d; resume with ckpt_path=%r (flashvid train ... resume=true)",
-                    name, path, trainer.global_step, str(path))
-        raise TrainingInterrupted(signum, str(path))
+        last = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, LastCheckpoint)), None)
+        if last is not None and last._last_global_step_saved == trainer.global_step and last.last_model_path:
+            path = Path(last.last_model_path)  # the epoch-end checkpoint just written
+        else:
+            path = self._save(trainer)
+        self.saved = path
+        self._stop(trainer, signum, path)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore()
@@ -207,13 +246,104 @@ class GracefulShutdown(Callback):
         self._restore()
 
 
+def epoch_ends_here(trainer: L.Trainer) -> bool:
+    """True at the end of an epoch's last training batch."""
+    return bool(trainer.fit_loop.epoch_loop._num_ready_batches_reached())
+
+
+def max_steps_reached(trainer: L.Trainer) -> bool:
+    return trainer.max_steps is not None and 0 < trainer.max_steps <= trainer.global_step
+
+
+def mark_epoch_completed(checkpoint: dict[str, Any]) -> None:
+    """Record an epoch-end checkpoint's loops as between two epochs (as after Lightning's ``epoch_progress``
+    ``increment_completed`` and the next epoch's reset), not as inside the epoch's end hooks.
+
+    Lightning resumes the in-hook state through restart paths that, with ``max_steps`` set (iteration-based
+    training, always "restarting"), skip the next epoch's counters and end the run an epoch early; from the
+    between-epochs state every resume simply starts the next epoch.
+    """
+    fit = (checkpoint.get("loops") or {}).get("fit_loop")
+    if not fit:
+        return
+    epochs = fit["epoch_progress"]
+    for part in ("total", "current"):
+        epochs[part]["completed"] = epochs[part]["processed"]
+
+    def clear_current(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "current" and isinstance(value, dict):
+                    for k in value:
+                        value[k] = 0
+                else:
+                    clear_current(value)
+
+    for key, value in fit.items():
+        if key.startswith("epoch_loop.") and isinstance(value, dict):
+            clear_current(value)
+            if "is_last_batch" in value:
+                value["is_last_batch"] = False
+    val = fit.get("epoch_loop.val_loop.batch_progress")
+    if isinstance(val, dict) and isinstance(val.get("total"), dict):
+        for k in val["total"]:
+            val["total"][k] = 0
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``checkpoints/last.ckpt``: every ``every_n_train_steps`` steps, at the step that reaches ``max_steps``, and
+    at every epoch end (after that epoch's validation).
+
+    Never after an epoch's last step, before its validation: Lightning 2.6 resumes such a checkpoint by skipping
+    the validation and miscounting the next epoch, so that resumed run fails on ``EarlyStopping`` and so does every
+    later resume from its checkpoints; the epoch-end save right after the validation stands for that step. One file,
+    replaced atomically, with no ``last-v1.ckpt`` versions (a moved run directory keeps resuming from ``last.ckpt``).
+    """
+
+    def __init__(self, dirpath: str | os.PathLike | None, every_n_train_steps: int | None = None):
+        super().__init__(dirpath=dirpath, filename="step{step:07d}", save_top_k=0, save_last=True,
+                         auto_insert_metric_name=False, enable_version_counter=False)
+        self.every = int(every_n_train_steps or 0)
+
+    @property
+    def state_key(self) -> str:
+        return "LastCheckpoint"
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self._should_skip_saving_checkpoint(trainer) or epoch_ends_here(trainer):
+            return
+        if max_steps_reached(trainer) or (self.every and trainer.global_step % self.every == 0):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # only after a complete epoch: a run stopped by max_steps mid-epoch keeps its step checkpoint
+        if not self._should_skip_saving_checkpoint(trainer) and epoch_ends_here(trainer):
+            self._at_epoch_end = True
+            try:
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            finally:
+                self._at_epoch_end = False
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        if getattr(self, "_at_epoch_end", False):
+            mark_epoch_completed(checkpoint)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        return
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        return
+
+
 class ExactResume(Callback):
     """Keep what Lightning does not in checkpoints: RNG states and the training loader's position in its epoch.
 
-    - The torch / Python / NumPy generator states are restored when the resumed run starts training: a
-      mid-epoch resume restores them right after the epoch's data iterator is built (building it draws a seed
-      from the torch RNG, which the uninterrupted run did before the checkpoint), so batch augmentation and
-      dropout repeat exactly.
+    - The torch / Python / NumPy generator states are restored when the resumed run starts training (after the
+      sanity check), so batch augmentation and dropout repeat exactly. The loaders draw their worker seeds from a
+      generator of their own, so whether an epoch builds a new iterator (no workers, a resume) or reuses one
+      (persistent workers) does not shift the global RNGs.
     - The position of the :class:`~flashvid.data.dataset.ResumableDataLoader` is applied in ``on_train_start``,
       before the first batch is drawn. Lightning 2.6 would restore it itself, but skips that whenever
       ``configure_optimizers`` asks for ``trainer.estimated_stepping_batches`` (flashvid's schedules do): the
@@ -255,29 +385,26 @@ class ExactResume(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = dict(state_dict) if state_dict else None
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Resuming at an epoch boundary: restore before Lightning builds the next epoch's iterator (it draws a seed
-        # from the torch RNG right after an epoch-end checkpoint in the uninterrupted run too).
-        if self._pending:
-            self._apply_rng(self._pending)
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        follow_moved_run_dir(trainer, checkpoint)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After the sanity check (which Lightning runs with the RNG states isolated) and before the first batch is
+        # drawn. Building a loader's iterator takes no number from the global RNGs (ResumableDataLoader has its
+        # own generator), so nothing else runs between here and the next step, as in the uninterrupted run.
         if not self._pending:
             return
         s, self._pending = self._pending, None
-        if trainer.fit_loop.epoch_loop.batch_progress.current.ready > 0:  # mid-epoch
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if 0 < done < trainer.num_training_batches:  # mid-epoch
             loader = self._train_loader()
             if loader is not None and s.get("train_loader"):
                 loader.load_state_dict(s["train_loader"])
             else:
                 log.warning("flashvid: the train loader cannot resume mid-epoch; the interrupted epoch restarts "
                             "from its first batch")
-            if hasattr(loader, "after_iterator_created"):
-                # The uninterrupted run built this epoch's iterator (one torch RNG draw) before the checkpoint;
-                # the resumed one builds it at its first batch: restore the generators right after that.
-                loader.after_iterator_created = lambda: self._apply_rng(s)
-            else:
-                self._apply_rng(s)
+        self._apply_rng(s)
 
     @staticmethod
     def _apply_rng(s: dict[str, Any]) -> None:
@@ -291,11 +418,39 @@ class ExactResume(Callback):
             torch.cuda.set_rng_state_all(s["cuda"])
 
 
+def follow_moved_run_dir(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None:
+    """A run directory moved or copied since the checkpoint: point the checkpoint callbacks' saved paths into it.
+
+    ``ModelCheckpoint`` forgets its best score and paths when its folder changed, so a resumed run in a moved
+    directory would write ``best-v1.ckpt``/``last-v1.ckpt`` beside the old files and compare against no best.
+    Called from ``on_load_checkpoint``, before the callbacks' states are loaded.
+    """
+    states = checkpoint.get("callbacks") or {}
+    for cb in trainer.checkpoint_callbacks:
+        state = states.get(cb.state_key) if isinstance(cb, ModelCheckpoint) and cb.dirpath else None
+        old = state.get("dirpath") if isinstance(state, dict) else None
+        if not old or str(old) == str(cb.dirpath):
+            continue
+        new = str(cb.dirpath)
+
+        def moved(p: Any, old: str = str(old), new: str = new) -> Any:
+            return new + p[len(old):] if isinstance(p, str) and p.startswith(old.rstrip(os.sep) + os.sep) else p
+
+        state["dirpath"] = new
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if key in state:
+                state[key] = moved(state[key])
+        if isinstance(state.get("best_k_models"), dict):
+            state["best_k_models"] = {moved(k): v for k, v in state["best_k_models"].items()}
+        log.info("flashvid: the run directory moved from %s to %s: continuing with the checkpoints here", old, new)
+
+
 def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def check_labels(model_labels: list[str] | None, data_labels: list[str] | None, source: str = "the model") -> None:
+def check_labels(model_labels: list[str] | None, data_labels: list[str] | None, source: str = "the model",
+                 checkpoint: str | None = None) -> None:
     """Raise :class:`ClassMismatchError`, naming the fix, when the model's and the data's classes differ."""
     if not model_labels or not data_labels or list(model_labels) == list(data_labels):
         return
@@ -307,8 +462,8 @@ def check_labels(model_labels: list[str] | None, data_labels: list[str] | None, 
     raise ClassMismatchError(
         f"{source} was trained on {len(model_labels)} classes {list(model_labels)[:10]} but the data has "
         f"{len(data_labels)} {list(data_labels)[:10]} ({detail}). Point the data at the same class folders, or "
-        "fine-tune on the new classes by starting from the checkpoint's weights (model.pretrained=<checkpoint>) "
-        "instead of resuming it."
+        "fine-tune on the new classes by starting from the checkpoint's weights "
+        f"(model.pretrained={checkpoint or '<checkpoint>'}: its backbone, a new head) instead of resuming it."
     )
 
 
@@ -334,6 +489,5 @@ def robust_callbacks(run_dir: str | os.PathLike | None = None, checkpoint_every_
     callbacks: list[Callback] = [FailureReport(run_dir), ExactResume(), LabelCheck(), GracefulShutdown(ckpt_dir)]
     if model_checkpoint:
         # save_top_k=0: only last.ckpt, no second copy of the same weights under a step name
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True, save_top_k=0,
-                                         every_n_train_steps=checkpoint_every_n_steps, auto_insert_metric_name=False))
+        callbacks.append(LastCheckpoint(ckpt_dir, checkpoint_every_n_steps))
     return callbacks

@@ -7,12 +7,16 @@
   always loads that way.
 - :func:`load_checkpoint` is that safe load with a clear refusal for pickles that carry code.
 - :func:`find_resume_checkpoint` finds the checkpoint to resume a run folder from.
+- Failures say what to do in one line (:class:`CheckpointError`): a full disk, a truncated file, a
+  state_dict where a checkpoint is needed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import shutil
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path, PurePath
@@ -24,8 +28,20 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 LAST = "last.ckpt"
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used: its message names the file and what to do (one line, no traceback)."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
     """A checkpoint holds pickled Python objects beyond tensors and plain containers: loading it could run code."""
+
+
+class CorruptCheckpointError(CheckpointError, RuntimeError):
+    """A checkpoint that is truncated or not a checkpoint at all."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint could not be written (disk full, read-only folder); the previous file is untouched."""
 
 
 def to_safe(obj: Any) -> Any:
@@ -72,25 +88,60 @@ def _safe(obj: Any, where: str) -> Any:
     )
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)``, refusing with a clear message a pickle that would run code."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        ck = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnsafeCheckpointError(
             f"refusing to load {str(path)!r}: it holds pickled Python objects that could run code when loaded "
-            f"({first}). flashvid checkpoints never need that; only a checkpoint from a source you trust should, "
+            f"({first[:200]}). flashvid checkpoints never need that; only a checkpoint from a source you trust should, "
             "and then load it yourself with torch.load(weights_only=False) and save its state_dict."
         ) from e
-    except (RuntimeError, EOFError, OSError) as e:
-        raise RuntimeError(
-            f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            "): it may be truncated. Resume from another one (the checkpoints folder keeps the previous ones)."
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        detail = str(e).splitlines()[0][:200] if str(e) else ""
+        raise CorruptCheckpointError(
+            f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}: {detail}): it is truncated or not a "
+            f"checkpoint.{_alternatives(path)}"
         ) from e
+    if not isinstance(ck, dict):
+        raise CorruptCheckpointError(f"checkpoint {str(path)!r} holds a {type(ck).__name__}, not a checkpoint")
+    return ck
+
+
+def _alternatives(path: Path) -> str:
+    """Which other checkpoints sit beside ``path`` (flashvid keeps only last.ckpt and best.ckpt, no history)."""
+    others = sorted(p.name for p in path.parent.glob("*.ckpt") if p != path and not p.name.startswith("."))
+    if not others:
+        return " No other checkpoint is in its folder: start again, or from a copy you kept."
+    best = "best.ckpt" if "best.ckpt" in others else others[0]
+    return (f" Its folder also has {', '.join(others)}: resume from that one with ckpt_path={path.parent / best} "
+            f"(the weights of that checkpoint's step), or test/predict with it.")
+
+
+def checkpoint_labels(path: str | os.PathLike) -> list[str] | None:
+    """The class names a flashvid checkpoint was trained on (None when it does not say)."""
+    ck = load_checkpoint(path, mmap=True)
+    labels = (ck.get("hyper_parameters") or {}).get("labels") or (ck.get("flashvid") or {}).get("labels")
+    return [str(x) for x in labels] if labels else None
+
+
+def require_training_checkpoint(ck: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Refuse, with the fix, a file holding only weights (a ``state_dict``) where a Lightning checkpoint is needed."""
+    if "state_dict" in ck and isinstance(ck["state_dict"], Mapping):
+        return
+    if ck and all(isinstance(v, torch.Tensor) for v in ck.values()):
+        raise CorruptCheckpointError(
+            f"{str(path)!r} holds only weights (a state_dict of {len(ck)} tensors), not a flashvid checkpoint with "
+            "the model's classes and settings: start training from it with flashvid train model.pretrained="
+            f"{path} (the backbone's weights are loaded, the head is new), or export it with flashvid.export")
+    raise CorruptCheckpointError(
+        f"{str(path)!r} is not a flashvid/Lightning checkpoint (it has no 'state_dict'; keys: "
+        f"{', '.join(map(str, list(ck)[:8]))})")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -112,16 +163,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` through a hidden temporary file in the same folder and an atomic rename."""
+    """``torch.save`` to ``path`` through a hidden temporary file in the same folder and an atomic rename.
+
+    A failed write (disk full, read-only folder) removes the temporary file and raises
+    :class:`CheckpointWriteError` saying why; the previous ``path`` is untouched.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        written = tmp.stat().st_size if tmp.is_file() else 0
+        tmp.unlink(missing_ok=True)
+        raise CheckpointWriteError(_write_failure(path, e, written)) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -134,6 +193,41 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     except OSError:
         pass
     return path
+
+
+def _write_failure(path: Path, e: BaseException, written: int) -> str:
+    """Why writing ``path`` failed, in words: torch.save reports a full disk as a RuntimeError, so look."""
+    kept = (f"the previous {path.name} is unchanged" if path.is_file() else f"no {path.name} was written")
+    code = getattr(e, "errno", None)
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or (
+            isinstance(e, RuntimeError) and free is not None and free < max(written, 1) + (1 << 20)):
+        left = f", {free // (1 << 20)} MiB free" if free is not None else ""
+        return (f"disk full while writing checkpoint {path} ({path.parent}{left}): {kept}. Free space there (or "
+                f"choose another hydra.run.dir), then continue with resume=true")
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"cannot write checkpoint {path}: {path.parent} is read-only or not writable "
+                f"({os.strerror(code)}); {kept}. Choose a writable hydra.run.dir")
+    first = str(e).splitlines()[0][:200] if str(e) else ""
+    return f"cannot write checkpoint {path} ({type(e).__name__}: {first}); {kept}"
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (``.last.ckpt.<pid>.tmp``) that killed writes left in ``folder``.
+
+    Call it while holding the run directory's lock (:mod:`flashvid.rundir`): no other process writes there then.
+    """
+    removed = []
+    for p in Path(folder).glob(".*.ckpt.*.tmp"):
+        pid = p.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) == os.getpid():
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def checkpoint_plugins() -> list[Any]:

@@ -143,9 +143,15 @@ class VideoClassifier(L.LightningModule):
         self.num_classes = num_classes
         self.multi_label = bool(multi_label)
         self.threshold = float(threshold)
-        self.backbone: VideoBackbone = create_backbone(backbone, num_classes, pretrained, **dict(backbone_kwargs or {}))
+        from .warmstart import is_flashvid_checkpoint, load_backbone_from_checkpoint
+
+        warm = is_flashvid_checkpoint(pretrained)  # a flashvid checkpoint: its backbone, a new head
+        self.backbone: VideoBackbone = create_backbone(backbone, num_classes, False if warm else pretrained,
+                                                       **dict(backbone_kwargs or {}))
         self.configure_head(self.backbone)
         self.data_config = DataConfig.from_dict({**self.backbone.spec.data.to_dict(), **dict(data or {})})
+        if warm:
+            load_backbone_from_checkpoint(self, str(pretrained))
         self._set_hf_labels()
         self.layer_decay = layer_decay
         self.failed_files: dict[str, str] = {}

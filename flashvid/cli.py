@@ -471,10 +471,23 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
     check_backbone(cfg.model.backbone)
     validate(cfg, ["data", "model", "trainer", "finetune", "callbacks", "logger"])
     out = output_dir()
-    if is_rank_zero():
-        out.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    from contextlib import nullcontext
 
+    from .callbacks import ClassMismatchError
+    from .checkpoint import CheckpointError, remove_stale_temporaries
+    from .rundir import RunDirectoryError, locked_run_dir
+
+    try:  # one training process per run directory (rank 0 holds the lock for all ranks)
+        with locked_run_dir(out) if is_rank_zero() else nullcontext(out):
+            if is_rank_zero():
+                remove_stale_temporaries(out / "checkpoints")
+                OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+            return _train(cfg, out)
+    except (CheckpointError, RunDirectoryError, ClassMismatchError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
     import lightning as L
 
     L.seed_everything(cfg.seed, workers=True)
@@ -498,10 +511,19 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
                     **({} if deepspeed else {"plugins": checkpoint_plugins()}))
     strategy = build(cfg.finetune, "finetune")
     ckpt_path = resume_checkpoint(cfg, out)
+    if ckpt_path:  # before Lightning loads it: a readable checkpoint of the data's classes, else the fix in one line
+        from .callbacks import check_labels
+        from .checkpoint import checkpoint_labels
+
+        check_labels(checkpoint_labels(ckpt_path), dm.labels, f"the checkpoint {ckpt_path}", checkpoint=ckpt_path)
     log.info("flashvid train: %s on %d classes, %d train / %d val videos -> %s%s", cfg.model.backbone,
              len(dm.labels), len(dm.samples["train"]), len(dm.samples.get("val", [])), out,
              f" (resuming from {ckpt_path})" if ckpt_path else "")
     trainer.finetune(model, datamodule=dm, strategy=strategy, ckpt_path=ckpt_path)
+    if has_val and not any(str(k).startswith("val/") for k in trainer.callback_metrics):
+        # no validation of the final weights happened (a resume of a run killed after its last checkpoint, with
+        # nothing left to train; max_steps ending mid-epoch): validate them, so "final" always describes them
+        trainer.validate(model, datamodule=dm, verbose=False)
 
     ckpt = trainer.checkpoint_callback
     best = getattr(ckpt, "best_model_path", "") or ""
@@ -568,20 +590,21 @@ def _checkpoint(path: Any) -> str:
 
 
 def load_classifier(path: str) -> Any:
-    """``VideoClassifier.load_from_checkpoint`` on the CPU. Class names come from the checkpoint's ``flashvid``
-    record when its hyperparameters lack them (checkpoints of flashvid 0.1.0 keep them only there)."""
-    import torch
-
+    """``VideoClassifier.load_from_checkpoint`` on the CPU, with ``torch.load(weights_only=True)`` only: a checkpoint
+    whose pickle carries code is refused, never run. Class names come from the checkpoint's ``flashvid`` record
+    when its hyperparameters lack them (checkpoints of flashvid 0.1.0 keep them only there)."""
+    from .checkpoint import CheckpointError, load_checkpoint, require_training_checkpoint
     from .classifier import VideoClassifier
 
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as e:  # noqa: BLE001  (not a zip / not a checkpoint)
-        raise ConfigError(f"ckpt_path '{path}' is not a readable checkpoint: {e}") from None
+        ck = load_checkpoint(path, mmap=True)
+        require_training_checkpoint(ck, path)
+    except CheckpointError as e:
+        raise ConfigError(str(e)) from None
     labels = (ck.get("flashvid") or {}).get("labels")
     kwargs = {"labels": labels} if labels and "labels" not in (ck.get("hyper_parameters") or {}) else {}
     del ck
-    return VideoClassifier.load_from_checkpoint(path, map_location="cpu", **kwargs)
+    return VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True, **kwargs)
 
 
 def run_test(cfg: "DictConfig") -> dict[str, Any]:
@@ -651,6 +674,7 @@ def run_predict(cfg: "DictConfig") -> int:
     inputs = [str(x) for x in (raw if isinstance(raw, list) else [raw])]
     if not inputs:
         raise ConfigError("inputs is empty: inputs=[clip.mp4,folder/]")
+    _check_writable(Path(str(cfg.output)))  # before any decoding: results are never computed only to be lost
     try:
         options = parse_predict_options(cfg)  # output format, window/stride, progress: checked before loading
         model = load_classifier(ckpt)
@@ -668,6 +692,18 @@ def run_predict(cfg: "DictConfig") -> int:
               file=sys.stderr)
         return PREDICT_FAILED
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    """Fail now, naming the fix, when ``path`` (a file to write at the end) cannot be created."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok = os.access(path.parent, os.W_OK) and not path.is_dir() and (not path.exists() or os.access(path, os.W_OK))
+    except OSError as e:
+        raise ConfigError(f"cannot write {path} ({e.strerror}): choose another output=PATH") from None
+    if not ok:
+        raise ConfigError(f"cannot write {path} (not writable{', a directory' if path.is_dir() else ''}): "
+                          "choose another output=PATH")
 
 
 def _print_predictions(results: Sequence[Mapping[str, Any]], path: Path) -> None:

@@ -218,8 +218,12 @@ class EpochShuffleSampler(Sampler):
 
 
 def _ignore_sigint(worker_id: int) -> None:
-    # Ctrl-C is the main process's to handle (save a checkpoint, then stop): workers must not die of it first.
+    # Ctrl-C and SIGTERM are the main process's to handle (save a checkpoint, then stop): workers must not die of
+    # them first. A terminal's Ctrl-C and a scheduler's SIGTERM (SLURM, Kubernetes) reach the whole process group,
+    # and a worker that dies of it makes the main process fail ("DataLoader worker killed") before it can save.
+    # The workers still end with the main process (PyTorch's watchdog and shutdown).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _ChainedInit:
@@ -238,16 +242,22 @@ class ResumableDataLoader(DataLoader):
     Lightning saves ``state_dict()`` of every loader that has one in its checkpoints and, on a mid-epoch resume,
     calls ``load_state_dict()`` before the epoch's iterator is made: the sampler then starts where the
     interrupted run stopped, so no sample is seen twice or skipped. The position counts batches handed to the
-    training loop (not those prefetched by workers). Workers also ignore SIGINT, so Ctrl-C reaches the main
-    process's graceful shutdown instead of killing them.
+    training loop (not those prefetched by workers). Workers also ignore SIGINT and SIGTERM, so Ctrl-C or a
+    scheduler's SIGTERM to the process group reaches the main process's graceful shutdown instead of killing them.
+
+    Each loader has a ``generator`` of its own (seeded from the sampler's seed): building an iterator draws the
+    workers' base seed from it, not from the global torch RNG, so the training's random augmentation does not
+    depend on when iterators are built (every epoch without workers, once with persistent workers, again after a
+    resume). Clips and crops do not depend on worker seeds (see :func:`_item_rng`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         if kwargs.get("num_workers", 0) > 0:
             kwargs["worker_init_fn"] = _ChainedInit(_ignore_sigint, kwargs.get("worker_init_fn"))
+        if kwargs.get("generator") is None:
+            kwargs["generator"] = torch.Generator().manual_seed(int(getattr(kwargs.get("sampler"), "seed", 0)))
         super().__init__(*args, **kwargs)
         self._position = 0  # samples of the current epoch's order already handed out
-        self.after_iterator_created: Callable[[], None] | None = None  # one-shot hook (exact resume)
 
     def _epoch_sampler(self) -> EpochShuffleSampler | None:
         for s in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
@@ -262,11 +272,7 @@ class ResumableDataLoader(DataLoader):
             start = sampler._resume[1]
         self._position = start
         step = self.batch_size or 1
-        iterator = super().__iter__()  # (draws its worker base seed from the torch RNG)
-        hook, self.after_iterator_created = self.after_iterator_created, None
-        if hook is not None:
-            hook()
-        for batch in iterator:
+        for batch in super().__iter__():
             self._position += step
             yield batch
 

@@ -377,6 +377,7 @@ def main() -> None:
     plan += [
         (f"{v}/720p_prepared_fps15", lambda: train(args, v, "720p_prepared_fps15"), 20),
         (f"{v}/720p_prepared_cpv2", lambda: train(args, v, "720p_prepared", clips_per_video=2), 20),
+        (f"{v}/720p_prepared_fps15_cpv2", lambda: train(args, v, "720p_prepared_fps15", clips_per_video=2), 20),
         ("predict_1080p", lambda: predict_1080p(args), 20),
     ]
     if x:

@@ -56,7 +56,13 @@ class VideoClassifier(L.LightningModule):
         pretrained: ``True`` for the backbone's published weights, a path or hub id for a local copy.
         data: overrides of the backbone's clip settings (``num_frames``, ``sampling_rate``, ``crop_size``, ...).
         learning_rate, optimizer, weight_decay, scheduler, warmup_ratio: AdamW with warmup + cosine by default.
-        label_smoothing: cross-entropy label smoothing.
+        label_smoothing: cross-entropy label smoothing (applied to mixup/CutMix soft targets too).
+        class_weights: ``"auto"`` weighs the loss by inverse class frequency in the training data
+            (``n / (k * count)``), or one weight per class; ``None`` for none.
+        drop_path_rate: stochastic depth for backbones that have it (VideoMAE, TimeSformer, MViT, Swin3D; rising
+            linearly over the depth where the model does so); an error for backbones without it.
+        ema_decay: keep an exponential moving average of the weights (e.g. 0.999): validated, checkpointed and
+            exported instead of the raw weights (:class:`flashvid.ema.EMA`); ``None`` for none.
         layer_decay: layer-wise LR decay factor (``None`` for none; the ``layer_decay`` strategy sets it too).
         compile: ``torch.compile`` the backbone: ``True``, ``False``, or ``"auto"`` (the default: on when training
             a transformers backbone on a CUDA GPU, where it measured 253 -> 316 clips/s for VideoMAE-base; off for
@@ -82,6 +88,9 @@ class VideoClassifier(L.LightningModule):
         warmup_ratio: float = 0.1,
         min_lr_ratio: float = 0.01,
         label_smoothing: float = 0.0,
+        class_weights: str | Sequence[float] | None = None,
+        drop_path_rate: float = 0.0,
+        ema_decay: float | None = None,
         layer_decay: float | None = None,
         compile: bool | str = "auto",
         activation_checkpointing: bool = False,
@@ -103,6 +112,21 @@ class VideoClassifier(L.LightningModule):
             raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
+        if isinstance(class_weights, str) and class_weights != "auto":
+            raise ValueError(f"class_weights must be 'auto', a list of {num_classes} numbers or null, "
+                             f"got {class_weights!r}")
+        if class_weights is not None and not isinstance(class_weights, str):
+            class_weights = [float(w) for w in class_weights]
+            if len(class_weights) != num_classes:
+                raise ValueError(f"class_weights has {len(class_weights)} values for {num_classes} classes")
+        if ema_decay is not None:
+            from .ema import EMA
+
+            EMA(ema_decay)  # validates the decay now, not when training starts
+        if drop_path_rate:
+            from .models.drop_path import drop_path_kwargs
+
+            backbone_kwargs = {**(backbone_kwargs or {}), **drop_path_kwargs(backbone, drop_path_rate)}
         # one call, after labels/num_classes are resolved: a second call would replace the first's hparams, and a
         # checkpoint without labels cannot be loaded. Plain dicts and lists only, so torch.load(weights_only=True)
         # reads the checkpoint.
@@ -110,6 +134,10 @@ class VideoClassifier(L.LightningModule):
         self.labels: list[str] = labels
         self.num_classes = num_classes
         self.backbone: VideoBackbone = create_backbone(backbone, num_classes, pretrained, **dict(backbone_kwargs or {}))
+        if drop_path_rate and self.backbone.spec.family == "torchvision":
+            from .models.drop_path import set_stochastic_depth
+
+            set_stochastic_depth(self.backbone.model, drop_path_rate)
         self.configure_head(self.backbone)
         self.data_config = DataConfig.from_dict({**self.backbone.spec.data.to_dict(), **dict(data or {})})
         self._set_hf_labels()
@@ -118,6 +146,14 @@ class VideoClassifier(L.LightningModule):
         self._seen: set[str] = set()
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
+        # per-class accuracy (recall), kept out of the logged collection: k values per epoch would flood the logs;
+        # read it from per_class_accuracy (written to metrics.json / test_metrics.json by the command line)
+        self.val_per_class = MulticlassAccuracy(num_classes, top_k=1, average="none")
+        self.test_per_class = MulticlassAccuracy(num_classes, top_k=1, average="none")
+        self.per_class_accuracy: dict[str, dict[str, float]] = {}
+        # a plain attribute, not a buffer: the EMA callback pairs the model's buffers with its copy's by position
+        self.class_weight: torch.Tensor | None = None if class_weights is None or class_weights == "auto" \
+            else torch.tensor(class_weights, dtype=torch.float32)
         self._normalize: BatchAugmentation | None = None
         if activation_checkpointing:
             self._enable_activation_checkpointing()
@@ -210,8 +246,15 @@ class VideoClassifier(L.LightningModule):
             ) from e
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with the configured label smoothing; override to change the objective."""
-        return F.cross_entropy(logits.float(), labels, label_smoothing=self.hparams.label_smoothing)
+        """Cross-entropy with the configured label smoothing and class weights; override to change the objective.
+
+        ``labels`` are integer class ids ``(B,)`` or soft targets ``(B, num_classes)`` (mixup/CutMix), which
+        ``F.cross_entropy`` takes as class probabilities.
+        """
+        labels = labels.float() if labels.is_floating_point() else labels
+        weight = None if self.class_weight is None else self.class_weight.to(logits.device)
+        return F.cross_entropy(logits.float(), labels, weight=weight,
+                               label_smoothing=self.hparams.label_smoothing)
 
     # ------------------------------------------------------------------ failed files
     def _account(self, batch: Mapping[str, Any]) -> None:
@@ -249,11 +292,15 @@ class VideoClassifier(L.LightningModule):
         if batch["video"] is None:
             return self._skip_loss()
         logits = self(batch["video"])
-        loss = self.compute_loss(logits, batch["label"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
+        loss = self.compute_loss(logits, batch.get("target", batch["label"]))
+        n = len(batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        # against the integer labels even when the loss saw mixed targets (then it measures the dominant clip)
+        self.log("train/acc", (logits.detach().argmax(-1) == batch["label"]).float().mean(), batch_size=n)
         return loss
 
     def _eval_step(self, batch: Mapping[str, Any], metrics: MetricCollection, prefix: str) -> None:
+        per_class = self.val_per_class if prefix == "val" else self.test_per_class
         self._account(batch)
         if batch["video"] is None:
             return
@@ -266,6 +313,7 @@ class VideoClassifier(L.LightningModule):
             loss = F.cross_entropy(out.float(), labels)
             probs = out.float().softmax(-1)
         metrics.update(probs, labels)
+        per_class.update(probs, labels)
         self.log(f"{prefix}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=True)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
@@ -274,6 +322,7 @@ class VideoClassifier(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
+        self._store_per_class("val", self.val_per_class)
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, self.test_metrics, "test")
@@ -281,6 +330,15 @@ class VideoClassifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
+        self._store_per_class("test", self.test_per_class)
+
+    def _store_per_class(self, prefix: str, metric: MulticlassAccuracy) -> None:
+        """Per-class accuracy of the classes present in the split (a class without videos has no accuracy)."""
+        seen = (metric.tp + metric.fn) > 0
+        acc = metric.compute()
+        self.per_class_accuracy[prefix] = {self.labels[i]: float(acc[i]) for i in range(self.num_classes)
+                                           if bool(seen[i])}
+        metric.reset()
 
     def on_train_epoch_end(self) -> None:
         self._check_failures()
@@ -370,6 +428,28 @@ class VideoClassifier(L.LightningModule):
             added.append(group)
         return added
 
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The EMA of the weights when ``ema_decay`` is set (a callback, so it is checkpointed with the run)."""
+        if self.hparams.get("ema_decay") is None:
+            return []
+        from .ema import EMA
+
+        return [EMA(self.hparams.ema_decay)]
+
+    def _auto_class_weights(self) -> None:
+        """``class_weights="auto"``: inverse frequency of the classes among the training videos."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        train = getattr(datamodule, "samples", {}).get("train") if datamodule is not None else None
+        if not train:
+            raise ValueError("class_weights='auto' needs the training videos: train with a VideoClassificationData "
+                             "datamodule, or pass one weight per class")
+        counts = torch.bincount(torch.tensor([s.label for s in train]), minlength=self.num_classes).float()
+        weights = counts.sum() / (self.num_classes * counts.clamp(min=1))
+        weights[counts == 0] = 0.0  # a class with no training video contributes no loss (doctor warns about it)
+        self.class_weight = weights
+        log.info("flashvid: class weights (inverse frequency): %s",
+                 ", ".join(f"{n}={w:.2f}" for n, w in zip(self.labels, weights.tolist())))
+
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restoring a checkpoint loads its own weights: never re-download the pretrained ones.
@@ -409,6 +489,8 @@ class VideoClassifier(L.LightningModule):
         if (self.hparams.compile == "auto" and stage == "fit" and self.backbone.spec.family == "transformers"
                 and self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"):
             self._compile()
+        if self.hparams.get("class_weights") == "auto" and stage == "fit":
+            self._auto_class_weights()
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         config = getattr(datamodule, "data_config", None)
         if isinstance(config, DataConfig) and config != self.data_config:

@@ -251,10 +251,18 @@ class VideoClassifier(L.LightningModule):
         ``labels`` are integer class ids ``(B,)`` or soft targets ``(B, num_classes)`` (mixup/CutMix), which
         ``F.cross_entropy`` takes as class probabilities.
         """
-        labels = labels.float() if labels.is_floating_point() else labels
         weight = None if self.class_weight is None else self.class_weight.to(logits.device)
-        return F.cross_entropy(logits.float(), labels, weight=weight,
-                               label_smoothing=self.hparams.label_smoothing)
+        smoothing = self.hparams.label_smoothing
+        if weight is not None and labels.is_floating_point():
+            # F.cross_entropy divides weighted probability targets by the batch size but weighted class ids by
+            # the sum of their weights: normalise soft targets by their weight too, so the loss of a batch has
+            # the same scale mixed or not (and equals the integer-label loss for one-hot targets)
+            q = labels.float()
+            smoothed = q * (1 - smoothing) + smoothing / q.shape[-1]
+            nll = -(smoothed * weight * logits.float().log_softmax(-1)).sum()
+            return nll / (q * weight).sum().clamp(min=1e-12)
+        return F.cross_entropy(logits.float(), labels.float() if labels.is_floating_point() else labels,
+                               weight=weight, label_smoothing=smoothing)
 
     # ------------------------------------------------------------------ failed files
     def _account(self, batch: Mapping[str, Any]) -> None:

@@ -128,9 +128,9 @@ class MultiCrop:
         if n == 1:
             offsets = [((h - window) // 2, (w - window) // 2)]
         elif w >= h:
-            offsets = [((h - window) // 2, round((w - window) * i / (n - 1))) for i in range(n)]
+            offsets = [((h - window) // 2, (w - window) * i // (n - 1)) for i in range(n)]
         else:
-            offsets = [(round((h - window) * i / (n - 1)), (w - window) // 2) for i in range(n)]
+            offsets = [((h - window) * i // (n - 1), (w - window) // 2) for i in range(n)]
         return torch.stack([_crop_resized(video, t, left, window, s) for t, left in offsets])
 
     def __repr__(self) -> str:

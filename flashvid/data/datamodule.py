@@ -16,8 +16,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from .clip_augment import ClipAutoAugment
 from .dataset import EpochShuffleSampler, ResumableDataLoader, VideoClipDataset, collate_clips
 from .decoding import DECODERS, resolve_decoder
+from .mixing import ClipMix
 from .sampling import ClipSampling
 from .sources import (
     UCF101_GROUP_PATTERN,
@@ -28,8 +30,6 @@ from .sources import (
     read_ucf101_split,
     scan_class_folders,
 )
-from .clip_augment import ClipAutoAugment
-from .mixing import ClipMix
 from .transforms import BatchAugmentation, MultiCrop, RandomShortSideCrop, ShortSideCenterCrop
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ Clips longer than the video repeat its last frame.
 
 from __future__ import annotations
 
-import random
 import math
+import random
 from dataclasses import dataclass
 from typing import Literal
 

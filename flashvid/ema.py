@@ -1,27 +1,21 @@
-"""EMA of the weights: Lightning's ``WeightAveraging`` with a warm-up of the decay, and test-time loading fixed.
+"""EMA of the weights: Lightning's ``WeightAveraging`` with a decay that warms up.
 
 Lightning's callback validates with the averaged weights (swapped in for the validation loop), saves them as the
 checkpoint's ``state_dict`` (the raw weights under ``current_model_state``), and copies them into the model when
-training ends, so ``best.ckpt``, ``last.ckpt``, ``flashvid test`` and ``export_model`` all see the EMA weights.
-Two things are added here:
-
-- the decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates (TensorFlow's
-  ``ExponentialMovingAverage(num_updates=...)``, timm's ``ModelEmaV3`` warm-up). ``EMAWeightAveraging`` uses a
-  fixed decay: at 0.999 its average still holds ~1/e of the random initial weights after 1000 steps, longer than a
-  whole small-data run (50 clips x 200 epochs at batch 8 is 1250 steps).
-- ``trainer.test(ckpt_path=...)`` after ``fit`` would reload the raw weights (Lightning's ``on_load_checkpoint``
-  restores ``current_model_state`` whenever the averaged model exists); outside ``fit`` the checkpoint's
-  ``state_dict``, the EMA weights, is kept.
+training ends, so ``best.ckpt``, ``last.ckpt``, ``flashvid test`` and ``export_model`` all see the EMA weights
+(``trainer.test(ckpt_path=...)`` runs a checkpoint's ``state_dict``, the EMA weights: Lightning restores callback
+state only when fitting). Added here: the decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n``
+updates (TensorFlow's ``ExponentialMovingAverage(num_updates=...)``, timm's ``ModelEmaV3`` warm-up).
+``EMAWeightAveraging`` uses a fixed decay: at 0.999 its average still holds ~1/e of the random initial weights
+after 1000 steps, longer than a whole small-data run (50 clips x 200 epochs at batch 8 is 1250 steps).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
-from lightning.pytorch.trainer.states import TrainerFn
 
 
 def ema_avg_fn(decay: float):
@@ -43,8 +37,3 @@ class EMA(WeightAveraging):
             raise ValueError(f"ema_decay must be in (0, 1), e.g. 0.999, got {decay}")
         self.decay = decay
         super().__init__(avg_fn=ema_avg_fn(decay), use_buffers=True, **kwargs)
-
-    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        if trainer.state.fn != TrainerFn.FITTING:
-            return  # test/validate/predict: the checkpoint's state_dict (the EMA weights) is what should run
-        super().on_load_checkpoint(trainer, pl_module, checkpoint)

@@ -207,3 +207,15 @@ def test_val_split_never_holds_out_far_more_than_asked(caplog):
     with caplog.at_level(logging.WARNING, logger="flashvid"):
         train, val = group_split(big, 0.1)
     assert len(val) == 4 and len(train) == 36 and "file by file" in caplog.text
+
+
+def test_ema_decay_warms_up_then_holds():
+    """Early updates follow the weights closely ((1 + n) / (10 + n)), later ones at the set decay."""
+    from flashvid.ema import ema_avg_fn
+
+    avg = ema_avg_fn(0.999)
+    zero, one = torch.zeros(3), torch.ones(3)
+    assert torch.allclose(avg(zero, one, torch.tensor(1)), torch.full((3,), 1 - 2 / 11))
+    assert torch.allclose(avg(zero, one, torch.tensor(100_000)), torch.full((3,), 1 - 0.999))
+    assert torch.equal(avg(torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.long), torch.tensor(5)),
+                       torch.ones(3, dtype=torch.long))  # integer buffers (BatchNorm's counter) are copied

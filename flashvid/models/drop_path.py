@@ -2,9 +2,9 @@
 
 Each library names it differently. transformers' VideoMAE lacks it (its config has no ``drop_path_rate``,
 though the VideoMAE fine-tuning recipe uses 0.1), and TimeSformer's config types it as an
-int, so 0.1 is refused: for these, timm's ``DropPath`` is put on both residual branches of every layer after the
+int, so 0.1 is refused: for these, torchvision's ``StochasticDepth(p, "row")`` (drop path per sample) is put on both residual branches of every layer after the
 model is built, at rates rising linearly from 0 to ``drop_path_rate`` over the depth, as in the VideoMAE code
-(``dpr = linspace(0, drop_path_rate, depth)``). ``DropPath`` is the identity in eval mode.
+(``dpr = linspace(0, drop_path_rate, depth)``). It is the identity in eval mode.
 """
 
 from __future__ import annotations
@@ -60,22 +60,22 @@ def set_stochastic_depth(model: nn.Module, rate: float) -> int:
 
 
 def insert_drop_path(layers: Any, rate: float) -> int:
-    """Add ``DropPath`` to both residual branches of each transformer layer: TimeSformer's own ``layer.drop_path``
+    """Add drop path to both residual branches of each transformer layer: TimeSformer's own ``layer.drop_path``
     is replaced; VideoMAE gets it after the branches' dropout (``layer.attention.output.dropout`` and
     ``layer.output.dropout``). Returns the number of layers."""
-    from timm.layers import DropPath
+    from torchvision.ops import StochasticDepth
 
     layers = list(layers)
     n = len(layers)
     for i, layer in enumerate(layers):
         p = rate * i / max(n - 1, 1)
         if hasattr(layer, "drop_path"):
-            layer.drop_path = DropPath(p) if p > 0 else nn.Identity()
+            layer.drop_path = StochasticDepth(p, "row") if p > 0 else nn.Identity()
             continue
         branches = (getattr(layer.attention, "output", None), getattr(layer, "output", None))
         for branch in branches:
             if not isinstance(getattr(branch, "dropout", None), nn.Dropout):
                 raise ValueError(f"cannot add drop path to {type(layer).__name__}: no residual-branch dropout")
             if p > 0:
-                branch.dropout = nn.Sequential(branch.dropout, DropPath(p))
+                branch.dropout = nn.Sequential(branch.dropout, StochasticDepth(p, "row"))
     return n

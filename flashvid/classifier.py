@@ -82,7 +82,13 @@ class VideoClassifier(L.LightningModule):
         pretrained: ``True`` for the backbone's published weights, a path or hub id for a local copy.
         data: overrides of the backbone's clip settings (``num_frames``, ``sampling_rate``, ``crop_size``, ...).
         learning_rate, optimizer, weight_decay, scheduler, warmup_ratio: AdamW with warmup + cosine by default.
-        label_smoothing: cross-entropy label smoothing.
+        label_smoothing: cross-entropy label smoothing (applied to mixup/CutMix soft targets too).
+        class_weights: ``"auto"`` weighs the loss by inverse class frequency in the training data
+            (``n / (k * count)``), or one weight per class; ``None`` for none.
+        drop_path_rate: stochastic depth for backbones that have it (VideoMAE, TimeSformer, MViT, Swin3D; rising
+            linearly over the depth where the model does so); an error for backbones without it.
+        ema_decay: keep an exponential moving average of the weights (e.g. 0.999): validated, checkpointed and
+            exported instead of the raw weights (:class:`flashvid.ema.EMA`); ``None`` for none.
         layer_decay: layer-wise LR decay factor (``None`` for none; the ``layer_decay`` strategy sets it too).
         compile: ``torch.compile`` the backbone: ``True``, ``False``, or ``"auto"`` (the default: on when training
             a transformers backbone on a CUDA GPU, where it measured 253 -> 316 clips/s for VideoMAE-base; off for
@@ -112,6 +118,9 @@ class VideoClassifier(L.LightningModule):
         warmup_ratio: float = 0.1,
         min_lr_ratio: float = 0.01,
         label_smoothing: float = 0.0,
+        class_weights: str | Sequence[float] | None = None,
+        drop_path_rate: float = 0.0,
+        ema_decay: float | None = None,
         layer_decay: float | None = None,
         compile: bool | str = "auto",
         activation_checkpointing: bool = False,
@@ -135,6 +144,21 @@ class VideoClassifier(L.LightningModule):
             raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
+        if isinstance(class_weights, str) and class_weights != "auto":
+            raise ValueError(f"class_weights must be 'auto', a list of {num_classes} numbers or null, "
+                             f"got {class_weights!r}")
+        if class_weights is not None and not isinstance(class_weights, str):
+            class_weights = [float(w) for w in class_weights]
+            if len(class_weights) != num_classes:
+                raise ValueError(f"class_weights has {len(class_weights)} values for {num_classes} classes")
+        if ema_decay is not None:
+            from .ema import EMA
+
+            EMA(ema_decay)  # validates the decay now, not when training starts
+        if drop_path_rate:
+            from .models.drop_path import drop_path_kwargs
+
+            backbone_kwargs = {**(backbone_kwargs or {}), **drop_path_kwargs(backbone, drop_path_rate)}
         # one call, after labels/num_classes are resolved: a second call would replace the first's hparams, and a
         # checkpoint without labels cannot be loaded. Plain dicts and lists only, so torch.load(weights_only=True)
         # reads the checkpoint.
@@ -148,6 +172,10 @@ class VideoClassifier(L.LightningModule):
         warm = is_flashvid_checkpoint(pretrained)  # a flashvid checkpoint: its backbone, a new head
         self.backbone: VideoBackbone = create_backbone(backbone, num_classes, False if warm else pretrained,
                                                        **dict(backbone_kwargs or {}))
+        if drop_path_rate and self.backbone.spec.family == "torchvision":
+            from .models.drop_path import set_stochastic_depth
+
+            set_stochastic_depth(self.backbone.model, drop_path_rate)
         self.configure_head(self.backbone)
         self.data_config = DataConfig.from_dict({**self.backbone.spec.data.to_dict(), **dict(data or {})})
         if warm:
@@ -162,6 +190,14 @@ class VideoClassifier(L.LightningModule):
         # self.log(sync_dist=True) averages each rank's integer batch-size count with a truncating integer mean,
         # so ranks with unequal numbers of videos (3 and 2) reported a loss 25% too high.
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        # per-class accuracy (recall), kept out of the logged collection: k values per epoch would flood the logs;
+        # read it from per_class_accuracy (written to metrics.json / test_metrics.json by the command line)
+        self.val_per_class = MulticlassAccuracy(num_classes, top_k=1, average="none")
+        self.test_per_class = MulticlassAccuracy(num_classes, top_k=1, average="none")
+        self.per_class_accuracy: dict[str, dict[str, float]] = {}
+        # a plain attribute, not a buffer: the EMA callback pairs the model's buffers with its copy's by position
+        self.class_weight: torch.Tensor | None = None if class_weights is None or class_weights == "auto" \
+            else torch.tensor(class_weights, dtype=torch.float32)
         self._normalize: BatchAugmentation | None = None
         if activation_checkpointing:
             self._enable_activation_checkpointing()
@@ -272,11 +308,26 @@ class VideoClassifier(L.LightningModule):
             ) from e
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with the configured label smoothing (multi-label: binary cross-entropy per class on
-        multi-hot targets); override to change the objective."""
+        """Cross-entropy with the configured label smoothing and class weights; override to change the objective.
+
+        ``labels`` are integer class ids ``(B,)`` or soft targets ``(B, num_classes)`` (mixup/CutMix), which
+        ``F.cross_entropy`` takes as class probabilities. A multi-label model uses binary cross-entropy per class
+        on multi-hot targets.
+        """
         if self.multi_label:
             return F.binary_cross_entropy_with_logits(logits.float(), self._targets(labels))
-        return F.cross_entropy(logits.float(), labels, label_smoothing=self.hparams.label_smoothing)
+        weight = None if self.class_weight is None else self.class_weight.to(logits.device)
+        smoothing = self.hparams.label_smoothing
+        if weight is not None and labels.is_floating_point():
+            # F.cross_entropy divides weighted probability targets by the batch size but weighted class ids by
+            # the sum of their weights: normalise soft targets by their weight too, so the loss of a batch has
+            # the same scale mixed or not (and equals the integer-label loss for one-hot targets)
+            q = labels.float()
+            smoothed = q * (1 - smoothing) + smoothing / q.shape[-1]
+            nll = -(smoothed * weight * logits.float().log_softmax(-1)).sum()
+            return nll / (q * weight).sum().clamp(min=1e-12)
+        return F.cross_entropy(logits.float(), labels.float() if labels.is_floating_point() else labels,
+                               weight=weight, label_smoothing=smoothing)
 
     def _targets(self, labels: torch.Tensor) -> torch.Tensor:
         """Multi-hot float targets, from the datamodule's multi-hot rows or collate's padded class indices."""
@@ -339,12 +390,16 @@ class VideoClassifier(L.LightningModule):
         if batch["video"] is None:
             return self._skip_loss()
         logits = self(batch["video"])
-        loss = self.compute_loss(logits, batch["label"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
+        loss = self.compute_loss(logits, batch.get("target", batch["label"]))
+        n = len(batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        # against the integer labels even when the loss saw mixed targets (then it measures the dominant clip)
+        self.log("train/acc", (logits.detach().argmax(-1) == batch["label"]).float().mean(), batch_size=n)
         return loss
 
     def _eval_step(self, batch: Mapping[str, Any], metrics: MetricCollection, prefix: str) -> torch.Tensor | None:
         """Update ``metrics`` with the batch's video-level probabilities (views averaged) and return them."""
+        per_class = self.val_per_class if prefix == "val" else self.test_per_class
         self._account(batch)
         if batch["video"] is None:
             return None
@@ -354,8 +409,8 @@ class VideoClassifier(L.LightningModule):
             targets = self._targets(labels)
             metrics.update(out.float().sigmoid(), targets.long())
             loss = F.binary_cross_entropy_with_logits(out.float(), targets)
-            self.log(f"{prefix}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=True)
-            return
+            getattr(self, f"{prefix}_loss").update(loss.detach(), weight=len(labels))
+            return None
         if video.dim() == 6:  # out holds log of view-averaged probabilities
             loss = F.nll_loss(out, labels)
             probs = out.exp()
@@ -363,6 +418,7 @@ class VideoClassifier(L.LightningModule):
             loss = F.cross_entropy(out.float(), labels)
             probs = out.float().softmax(-1)
         metrics.update(probs, labels)
+        per_class.update(probs, labels)
         getattr(self, f"{prefix}_loss").update(loss.detach(), weight=len(labels))
         return probs
 
@@ -392,6 +448,7 @@ class VideoClassifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_eval("val", prog_bar=True)
+        self._store_per_class("val", self.val_per_class)
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any] | None:
         """Returns each video's probabilities with its label and path, once per video (what
@@ -404,6 +461,7 @@ class VideoClassifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_eval("test", prog_bar=False)
+        self._store_per_class("test", self.test_per_class)
 
     def _log_eval(self, prefix: str, prog_bar: bool) -> None:
         """Video-level metrics and the mean loss over every rank's videos (each counted once: the datamodule's
@@ -420,6 +478,14 @@ class VideoClassifier(L.LightningModule):
         self.log_dict(values, prog_bar=prog_bar, sync_dist=True)
         metrics.reset()
         loss.reset()
+
+    def _store_per_class(self, prefix: str, metric: MulticlassAccuracy) -> None:
+        """Per-class accuracy of the classes present in the split (a class without videos has no accuracy)."""
+        seen = (metric.tp + metric.fn) > 0
+        acc = metric.compute()
+        self.per_class_accuracy[prefix] = {self.labels[i]: float(acc[i]) for i in range(self.num_classes)
+                                           if bool(seen[i])}
+        metric.reset()
 
     def on_train_epoch_end(self) -> None:
         self._check_failures()
@@ -511,6 +577,28 @@ class VideoClassifier(L.LightningModule):
             added.append(group)
         return added
 
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The EMA of the weights when ``ema_decay`` is set (a callback, so it is checkpointed with the run)."""
+        if self.hparams.get("ema_decay") is None:
+            return []
+        from .ema import EMA
+
+        return [EMA(self.hparams.ema_decay)]
+
+    def _auto_class_weights(self) -> None:
+        """``class_weights="auto"``: inverse frequency of the classes among the training videos."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        train = getattr(datamodule, "samples", {}).get("train") if datamodule is not None else None
+        if not train:
+            raise ValueError("class_weights='auto' needs the training videos: train with a VideoClassificationData "
+                             "datamodule, or pass one weight per class")
+        counts = torch.bincount(torch.tensor([s.label for s in train]), minlength=self.num_classes).float()
+        weights = counts.sum() / (self.num_classes * counts.clamp(min=1))
+        weights[counts == 0] = 0.0  # a class with no training video contributes no loss (doctor warns about it)
+        self.class_weight = weights
+        log.info("flashvid: class weights (inverse frequency): %s",
+                 ", ".join(f"{n}={w:.2f}" for n, w in zip(self.labels, weights.tolist())))
+
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restoring a checkpoint loads its own weights: never re-download the pretrained ones.
@@ -550,6 +638,8 @@ class VideoClassifier(L.LightningModule):
         if (self.hparams.compile == "auto" and stage == "fit" and self.backbone.spec.family == "transformers"
                 and self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"):
             self._compile()
+        if self.hparams.get("class_weights") == "auto" and stage == "fit":
+            self._auto_class_weights()
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if getattr(datamodule, "multi_label", False) and not self.multi_label:
             raise ValueError("the data has several labels per video (path,a;b rows) but the model is single-label: "

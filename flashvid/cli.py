@@ -444,7 +444,10 @@ def demo_data(root: str = "demo_data", generate: Mapping[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- commands
-def _callbacks(cfg: "DictConfig", has_val: bool, has_logger: bool, only: str | None = None) -> list[Any]:
+def _callbacks(cfg: "DictConfig", has_val: bool, has_logger: bool, only: str | None = None,
+               num_val_videos: int | None = None) -> list[Any]:
+    from .validation_policy import MIN_VAL_VIDEOS, callback_overrides
+
     out = []
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is None:
@@ -458,6 +461,12 @@ def _callbacks(cfg: "DictConfig", has_val: bool, has_logger: bool, only: str | N
                 log.warning("flashvid: no validation data, so no early stopping (set data.val_folder or val_split)")
                 continue
             kwargs["monitor"] = None  # keep the latest checkpoint instead of the best
+        elif has_val and num_val_videos is not None:
+            over = callback_overrides(target, node, num_val_videos, cfg.trainer.get("max_epochs"),
+                                      cfg.get("min_val_videos", MIN_VAL_VIDEOS))
+            if over is None:
+                continue
+            kwargs.update(over)
         if "LearningRateMonitor" in target and not has_logger:
             continue
         out.append(build(node, f"callbacks.{name}", **kwargs))
@@ -504,7 +513,7 @@ def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
 
     # the best-by-val/acc checkpoint from the config, then flashvid's own: RUN/checkpoints/last.ckpt every
     # checkpoint_every_n_steps (atomically), failures.json, Ctrl-C/SIGTERM checkpoints and exact resumes
-    callbacks = _callbacks(cfg, has_val, bool(loggers)) + robust_callbacks(
+    callbacks = _callbacks(cfg, has_val, bool(loggers), num_val_videos=len(dm.samples.get("val", []))) + robust_callbacks(
         out, checkpoint_every_n_steps=cfg.get("checkpoint_every_n_steps"))
     deepspeed = "deepspeed" in str(cfg.trainer.get("strategy", "")).lower()
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
@@ -534,12 +543,14 @@ def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
         "best_checkpoint": best or None,
         "last_checkpoint": str(out / "checkpoints" / "last.ckpt") if (out / "checkpoints" / "last.ckpt").is_file()
         else None,
-        "best_val_acc": float(score) if score is not None and getattr(ckpt, "monitor", None) else None,
+        "best_val_acc": float(score) if score is not None and getattr(ckpt, "monitor", None) == "val/acc" else None,
+        "best_by": getattr(ckpt, "monitor", None), "best_score": float(score) if score is not None else None,
         "final": _floats(trainer.callback_metrics), "test": None,
     }
     if cfg.get("test_after_training", True) and "test" in dm.samples:
         tested = trainer.test(model, datamodule=dm, ckpt_path="best" if best else None, verbose=False)
         result["test"] = _floats(tested[0]) if tested else None
+    result["per_class_accuracy"] = getattr(model, "per_class_accuracy", {})
     result["failed_files"] = model.failure_report()
     if trainer.is_global_zero:
         from .reports import training_curves
@@ -570,8 +581,8 @@ def _print_train_summary(result: Mapping[str, Any], out: Path) -> None:
 
     con = Console(stderr=False, soft_wrap=True)
     con.print(f"[bold]flashvid train[/bold]: {result['epochs']} epochs, run directory {out}")
-    if result["best_val_acc"] is not None:
-        con.print(f"  best val/acc {result['best_val_acc']:.4f}: {result['best_checkpoint']}")
+    if result.get("best_by") and result.get("best_score") is not None:
+        con.print(f"  best {result['best_by']} {result['best_score']:.4f}: {result['best_checkpoint']}")
     if result["test"]:
         t = result["test"]
         con.print(f"  test (best checkpoint): top-1 {t.get('test/acc', float('nan')):.4f}  "
@@ -629,8 +640,8 @@ def run_test(cfg: "DictConfig") -> dict[str, Any]:
         "checkpoint": ckpt, "num_videos": len(dm.samples["test"]), "num_classes": model.num_classes,
         "views_per_video": {"num_clips": int(dm.num_clips), "num_crops": int(dm.num_crops)},
         "top1": m.get("test/acc"), "top5": m.get("test/acc5"), "mean_class_accuracy": m.get("test/mean_class_acc"),
-        "loss": m.get("test/loss"), "metrics": m, "failed_files": model.failure_report(),
-        "report": details.summary,
+        "loss": m.get("test/loss"), "metrics": m, "per_class_accuracy": model.per_class_accuracy.get("test", {}),
+        "failed_files": model.failure_report(), "report": details.summary,
     }
     if trainer.is_global_zero:
         write_json(out / "test_metrics.json", report)

@@ -16,8 +16,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from .clip_augment import ClipAutoAugment
 from .dataset import EpochShuffleSampler, ResumableDataLoader, VideoClipDataset, collate_clips, multi_hot
 from .decoding import DECODERS, resolve_decoder
+from .mixing import ClipMix
 from .sampling import ClipSampling
 from .sources import (
     UCF101_GROUP_PATTERN,
@@ -55,9 +57,10 @@ class DataConfig:
         return self.resize_size or round(self.crop_size * 256 / 224)
 
     def eval_transform(self, num_crops: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Evaluation's CPU transform: the centre crop, or ``num_crops`` crops along the long side (3-crop)."""
+        """Evaluation's CPU transform: the centre crop, or ``num_crops`` crops along the long side (3-crop) at the
+        same scale."""
         if num_crops > 1:
-            return MultiCrop(self.crop_size, num_crops)
+            return MultiCrop(self.crop_size, num_crops, self.short_side)
         return ShortSideCenterCrop(self.crop_size, self.short_side)
 
     @property
@@ -93,6 +96,21 @@ class Augmentation:
     backend: str = "fused"  # "fused" (one roi_align kernel) or "kornia" (VideoSequential)
     short_side_jitter: float = 1.0  # CPU train short side drawn from [short_side, short_side * this]; the GPU
     # random resized crop already varies scale, so workers skip the extra resize by default
+    auto_augment: str | None = None  # "rand-m7-n4-mstd0.5-inc1" (timm's form) or "trivial": same ops on every frame
+    mixup_alpha: float = 0.0  # mixup with soft targets (0 = off); the VideoMAE/MViT recipes use 0.8
+    cutmix_alpha: float = 0.0  # CutMix, one box for all frames of a clip (0 = off); the recipes use 1.0
+    mix_prob: float = 1.0  # share of batches mixed at all
+    mix_switch_prob: float = 0.5  # with both on: share of mixed batches that use CutMix
+    rate_jitter: float = 1.0  # training clips' stride scaled by a factor in [1/this, this] (1 = off)
+
+    def __post_init__(self) -> None:  # bad settings fail when the config is built, not at the first batch
+        if self.auto_augment:
+            from .clip_augment import parse_policy
+
+            parse_policy(self.auto_augment)
+        ClipMix(2, self.mixup_alpha, self.cutmix_alpha, self.mix_prob, self.mix_switch_prob)
+        if self.rate_jitter < 1.0:
+            raise ValueError(f"rate_jitter must be >= 1 (1 = off), got {self.rate_jitter}")
 
 
 def default_num_workers(ranks_per_node: int = 1) -> int:
@@ -188,6 +206,8 @@ class VideoClassificationData(L.LightningDataModule):
         self.source_warnings: list[str] = []  # what the source found odd but accepted (flashvid doctor lists it)
         self._gpu_train: BatchAugmentation | None = None
         self._gpu_eval: BatchAugmentation | None = None
+        self._auto_augment: ClipAutoAugment | None = None
+        self._mix: ClipMix | None = None
 
     # ------------------------------------------------------------------ sources
     @classmethod
@@ -321,20 +341,24 @@ class VideoClassificationData(L.LightningDataModule):
         modes = {"train": "random", "val": "center", "test": "uniform", "predict": "center"}
         decoder = resolve_decoder(self.decoder)  # once, here: forked workers inherit the choice and its log line
         self._share_cpu_cores()
+        a = self.augmentation
         for split, samples in self.samples.items():
             clips = self.num_clips if split == "test" else 1
             train = split == "train"
             self.datasets[split] = VideoClipDataset(
-                samples, sampling, self.transforms.get(split, default_transforms[split]), modes[split],
+                samples, replace(sampling, rate_jitter=a.rate_jitter) if split == "train" else sampling,
+                self.transforms.get(split, default_transforms[split]), modes[split],
                 num_clips=clips, decoder=decoder, seed=self.seed, decode_threads=self.decode_threads,
                 clips_per_video=self.clips_per_video if train else 1,
                 keyframe_aligned=self.keyframe_aligned and train,
             )
-        a = self.augmentation
         self._gpu_train = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=True, scale=tuple(a.scale),
                                             ratio=tuple(a.ratio), hflip=a.hflip, color_jitter=a.color_jitter,
                                             backend=a.backend)
         self._gpu_eval = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=False)
+        self._auto_augment = ClipAutoAugment(a.auto_augment) if a.auto_augment else None
+        mix = ClipMix(max(self.num_classes, 1), a.mixup_alpha, a.cutmix_alpha, a.mix_prob, a.mix_switch_prob)
+        self._mix = mix if mix.active else None
 
     # ------------------------------------------------------------------ loaders
     def _share_cpu_cores(self) -> None:
@@ -425,7 +449,11 @@ class VideoClassificationData(L.LightningDataModule):
         return self._loader("predict", shuffle=False)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """uint8 clips become normalised floats here, on the device: augmented in training, plain otherwise."""
+        """uint8 clips become normalised floats here, on the device: augmented in training, plain otherwise.
+
+        Training: RandAugment/TrivialAugment (uint8), the random resized crop, flip and colour jitter, then mixup or
+        CutMix, whose soft targets go to ``batch["target"]`` (``batch["label"]`` keeps the integer labels).
+        """
         if not isinstance(batch, dict) or batch.get("video") is None or self._gpu_train is None:
             return batch
         if batch["label"].dim() == 2 and not batch["label"].is_floating_point():
@@ -433,7 +461,12 @@ class VideoClassificationData(L.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         aug = self._gpu_train if training else self._gpu_eval
         aug.to(batch["video"].device)
-        video = aug(batch["video"])
+        video = batch["video"]
+        if training and self._auto_augment is not None and video.dtype == torch.uint8:
+            video = self._auto_augment(video)
+        video = aug(video)
+        if training and self._mix is not None:
+            video, batch["target"] = self._mix(video, batch["label"])
         if self.trainer is not None and str(self.trainer.precision).startswith("bf16"):
             video = video.to(torch.bfloat16)  # what autocast feeds the first layer anyway; half the bytes kept
         batch["video"] = video

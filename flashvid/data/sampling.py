@@ -5,10 +5,14 @@ when given, else from ``sampling_rate`` measured at ``target_fps`` (PySlowFast's
 setting samples the same span of time from a 25 fps or 29.97 fps video). ``target_fps=None`` makes
 ``sampling_rate`` a plain stride in the video's own frames (MMAction2's ``frame_interval``).
 Clips longer than the video repeat its last frame.
+
+``rate_jitter`` (training only) scales the stride of each random clip by a factor drawn log-uniformly from
+``[1 / rate_jitter, rate_jitter]``: the same action seen faster or slower, a temporal scale augmentation.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Literal, Sequence
@@ -22,8 +26,11 @@ class ClipSampling:
     sampling_rate: float = 4
     clip_duration: float | None = None
     target_fps: float | None = 30.0
+    rate_jitter: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.rate_jitter < 1.0:
+            raise ValueError(f"rate_jitter must be >= 1 (1 = off), got {self.rate_jitter}")
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.clip_duration is None and self.sampling_rate <= 0:
@@ -43,8 +50,8 @@ class ClipSampling:
         """Frames covered by one clip, from its first sampled frame to one stride past its last."""
         return self.num_frames * self.stride(fps)
 
-    def indices(self, start: float, fps: float, total: int) -> list[int]:
-        stride = self.stride(fps)
+    def indices(self, start: float, fps: float, total: int, scale: float = 1.0) -> list[int]:
+        stride = self.stride(fps) * scale
         last = max(total - 1, 0)
         return [min(int(start + i * stride), last) for i in range(self.num_frames)]
 
@@ -59,7 +66,10 @@ class ClipSampling:
         if mode == "uniform":
             if num_clips == 1:
                 return [room / 2]
-            return [room * i / (num_clips - 1) for i in range(num_clips)]
+            # the centres of num_clips equal segments (MMAction2's SampleFrames test mode), not [0 .. end]: the
+            # first and last seconds of real footage (titles, fades, the camera being raised) got two of five
+            # views, and one view (num_clips=1) stays the centre clip
+            return [room * (i + 0.5) / num_clips for i in range(num_clips)]
         raise ValueError(f"unknown clip mode {mode!r}: choose random, center or uniform")
 
     def repeated_starts(self, total: int, fps: float, n: int, rng: random.Random | None = None,
@@ -85,4 +95,9 @@ class ClipSampling:
 
     def clips(self, total: int, fps: float, mode: ClipMode, num_clips: int = 1,
               rng: random.Random | None = None) -> list[list[int]]:
+        if mode == "random" and self.rate_jitter > 1.0:
+            r = rng or random
+            scale = math.exp(r.uniform(-math.log(self.rate_jitter), math.log(self.rate_jitter)))
+            room = max(total - self.span(fps) * scale, 0.0)
+            return [self.indices(r.uniform(0.0, room), fps, total, scale)]
         return [self.indices(s, fps, total) for s in self.clip_starts(total, fps, mode, num_clips, rng)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import random
 import re
@@ -453,6 +454,7 @@ def group_split(samples: Sequence[VideoSample], val_split: float, pattern: str |
     train, val = [], []
     n_groups = 0
     single = []
+    too_big: list[tuple[int, int, int]] = []
     for label in sorted(by_class):
         groups = by_class[label]
         keys = sorted(groups)
@@ -461,14 +463,22 @@ def group_split(samples: Sequence[VideoSample], val_split: float, pattern: str |
         rng.shuffle(keys)
         total = sum(len(v) for v in groups.values())
         want = max(1, round(total * val_split)) if len(keys) > 1 else 0
-        taken = 0
+        # whole groups overshoot: with few large groups per class the first one taken could hold half the class.
+        # A group is held out only while the class's validation share stays within twice what was asked.
+        cap = max(want, math.ceil(2 * total * val_split))
+        taken = kept = 0
         for i, k in enumerate(keys):
-            if taken < want and i < len(keys) - 1:  # the last group always stays in training
+            size = len(groups[k])
+            last_in_train = kept == 0 and i == len(keys) - 1  # at least one group always stays in training
+            if taken < want and taken + size <= cap and not last_in_train:
                 val.extend(groups[k])
-                taken += len(groups[k])
+                taken += size
                 n_groups += 1
             else:
                 train.extend(groups[k])
+                kept += 1
+        if want and not taken:
+            too_big.append((label, min(len(g) for g in groups.values()), total))
     log.info(
         "flashvid: held out %d groups (%d of %d videos) for validation by pattern %r; "
         "no group is on both sides", n_groups, len(val), len(samples), pattern,
@@ -479,6 +489,19 @@ def group_split(samples: Sequence[VideoSample], val_split: float, pattern: str |
             "flashvid: %d class(es) have a single group and stay out of validation (holding it out would leak "
             "the recording into training): label ids %s, e.g. %s", len(single), single, examples[:3],
         )
+    if too_big and not val and pattern is not None:
+        log.warning(
+            "flashvid: val_split=%s: every recording group is larger than twice the asked share of its class "
+            "(label id, smallest group, class size: %s), so whole groups cannot be held out without taking far "
+            "more than asked; splitting file by file instead: clips of one recording may sit on both sides and "
+            "flatter validation. Pass val_folder= for a clean validation set", val_split, too_big[:5])
+        return group_split(samples, val_split, None, seed)
+    if too_big:
+        log.warning(
+            "flashvid: val_split=%s holds out whole recording groups, and in %d class(es) every group is larger than "
+            "twice the asked share (label id, smallest group, class size: %s): those classes stay out of "
+            "validation. Pass val_folder= for a real validation set, or group_pattern=None to split file by file "
+            "(clips of one recording may then sit on both sides)", val_split, len(too_big), too_big[:5])
     if not val:
         raise ValueError(
             "val_split found no group to hold out: every class has a single group. Pass val_folder=, or a "

@@ -148,6 +148,8 @@ def _spec_for_model(spec: BackboneSpec, model: nn.Module) -> BackboneSpec:
 def _build_hf(spec: BackboneSpec, num_classes: int, pretrained: bool | str, *, model_type: str,
               config: dict[str, Any], **kwargs: Any) -> VideoBackbone:
     cfg_cls, model_cls = _classes(model_type)
+    # drop path is put in after building (models/drop_path.py says why)
+    inserted_drop_path = kwargs.pop("drop_path_rate", 0.0)
     if pretrained:
         source = spec.weights if pretrained is True else pretrained
         if source is None:
@@ -156,6 +158,11 @@ def _build_hf(spec: BackboneSpec, num_classes: int, pretrained: bool | str, *, m
     else:
         settings = {k: v for k, v in {**config, **kwargs}.items() if k not in ("id2label", "label2id", "num_labels")}
         model = _random_init(model_cls, cfg_cls(**settings, num_labels=num_classes))
+    if inserted_drop_path:
+        from .drop_path import insert_drop_path
+
+        base = getattr(model, _FAMILY[model_type][2])
+        insert_drop_path(base.encoder.layer if hasattr(base, "encoder") else base.layers, inserted_drop_path)
     return HFVideoBackbone(model, _spec_for_model(spec, model), model.classifier, _stages(model, model_type))
 
 

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "predict": "classify video files and folders with a checkpoint: a table and a JSON file",
     "backbones": "list the registered backbones and the input each one needs",
     "doctor": "check a dataset and this machine before training",
+    "pretrain": "self-supervised VideoMAE pretraining on unlabelled videos (writes an encoder for model.pretrained=)",
 }
 USAGE_ERROR = 2
 DEMO_MARKER = ".flashvid-demo-complete"
@@ -741,4 +742,5 @@ def run_doctor(cfg: "DictConfig") -> Any:
 HANDLERS: dict[str, Callable[["DictConfig"], Any]] = {
     "train": run_train, "test": run_test, "predict": run_predict, "backbones": run_backbones,
     "doctor": run_doctor,
+    "pretrain": lambda cfg: __import__("flashvid.pretraining", fromlist=["run_pretrain"]).run_pretrain(cfg),
 }

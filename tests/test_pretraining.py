@@ -1,9 +1,10 @@
 """``flashvid pretrain``: VideoMAE masked-autoencoder pretraining, then fine-tuning from what it writes.
 
 A tiny VideoMAE (hidden 32, one layer, 4 frames of 32 px in 8 px patches) pretrains on the demo videos through the
-command line, reconstructing plain pixels (norm_pix_loss=false: per-patch normalised targets of the demo's flat
-backgrounds are mostly compression noise, so that loss barely moves in a few steps of a model this small) (in-process: the same Hydra app, without a new interpreter per run), then fine-tunes as
-``model=videomae_small model.pretrained=RUN/encoder``. The mask test checks tube masking itself.
+command line (in-process: the same Hydra app, without a new interpreter per run), then fine-tunes as
+``model=videomae_small model.pretrained=RUN/encoder``. The runs reconstruct plain pixels (norm_pix_loss=false):
+per-patch normalised targets of the demo's flat backgrounds are mostly compression noise, so that loss barely
+moves in a few steps of a model this small. The mask tests check tube masking itself.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ EPOCHS = 5
 
 def pretrain_args(demo_root: Path, run: Path, *extra: str) -> list[str]:
     return ["pretrain", f"data.train_folder={demo_root / 'train'}", f"model.config={TINY}", "data.num_frames=4",
-            "data.crop_size=32", "data.batch_size=8", "data.num_workers=0", "model.learning_rate=3e-3", "model.norm_pix_loss=false",
-            "model.repeated_sampling=2", f"trainer.max_epochs={EPOCHS}", "trainer.log_every_n_steps=1",
+            "data.crop_size=32", "data.batch_size=8", "data.num_workers=0", "model.learning_rate=3e-3",
+            "model.norm_pix_loss=false", "model.repeated_sampling=2", f"trainer.max_epochs={EPOCHS}", "trainer.log_every_n_steps=1",
             "trainer.deterministic=true", "logger=csv", "callbacks=none", "seed=7", f"hydra.run.dir={run}", *extra]
 
 

@@ -29,8 +29,9 @@ EPOCHS = 5
 def pretrain_args(demo_root: Path, run: Path, *extra: str) -> list[str]:
     return ["pretrain", f"data.train_folder={demo_root / 'train'}", f"model.config={TINY}", "data.num_frames=4",
             "data.crop_size=32", "data.batch_size=8", "data.num_workers=0", "model.learning_rate=3e-3",
-            "model.norm_pix_loss=false", "model.repeated_sampling=2", f"trainer.max_epochs={EPOCHS}", "trainer.log_every_n_steps=1",
-            "trainer.deterministic=true", "logger=csv", "callbacks=none", "seed=7", f"hydra.run.dir={run}", *extra]
+            "model.norm_pix_loss=false", "model.repeated_sampling=2", f"trainer.max_epochs={EPOCHS}",
+            "trainer.log_every_n_steps=1", "trainer.deterministic=true", "logger=csv", "callbacks=none", "seed=7",
+            f"hydra.run.dir={run}", *extra]
 
 
 class InterruptAt(Callback):

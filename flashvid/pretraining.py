@@ -222,7 +222,9 @@ class VideoMAEPretrainer(L.LightningModule):
         if batch["video"] is None:  # nothing decodable: a zero loss keeps DDP ranks in step
             return sum((p.sum() * 0.0 for p in self.parameters() if p.requires_grad),
                        torch.zeros((), device=self.device))
-        loss = self(batch["video"]).loss.float()
+        # float32 pixels: the reconstruction targets (per-patch mean and std) are computed from them; the
+        # encoder and decoder still run in bf16 under autocast
+        loss = self(batch["video"].float()).loss.float()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["video"]))
         return loss
 

@@ -168,7 +168,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--workers", type=int, default=None, help="decode workers (default: flashvid's choice)")
     p.add_argument("--cap-s", type=float, default=150, help="max_time of any single fit (a safety cap)")
-    p.add_argument("--budget-s", type=float, default=560, help="skip the seeds that would not finish by then")
+    p.add_argument("--budget-s", type=float, default=500, help="skip the seeds that would not finish by then")
     args = p.parse_args()
     if args.tiny:
         args.frames, args.size = 4, 32

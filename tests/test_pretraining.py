@@ -105,6 +105,7 @@ def test_pretrain_then_finetune(pretrained: Path, demo_root: Path, tmp_path: Pat
     loaded = clf.backbone.model.videomae.state_dict()
     assert set(loaded) == set(trained) and all(torch.equal(loaded[k], trained[k]) for k in trained)
     assert (clf.data_config.num_frames, clf.data_config.crop_size) == (4, 32)  # the pretrained clip, not 16x224
+    assert all(m.training for m in clf.modules())  # from_pretrained's eval mode would silence dropout / drop path
     with pytest.raises(ValueError, match="does not fit"):  # another width: refused, not silently re-initialised
         VideoClassifier("videomae_small", labels=labels, pretrained=str(pretrained / "encoder"),
                         backbone_kwargs={"hidden_size": 48})

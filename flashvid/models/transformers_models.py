@@ -135,7 +135,9 @@ def _load_pretrained(spec: BackboneSpec, source: str, model_type: str, num_class
                             f"run `huggingface-cli download {source} --local-dir DIR` and pass pretrained='DIR'"
                             " (or set HF_HOME to a cache that holds it)") from e
     check_loaded(model, info, source, model_type)
-    return model
+    # from_pretrained returns the model in eval mode and Lightning keeps sub-modules' modes: without this, dropout
+    # and drop path would stay off while fine-tuning pretrained weights (Lightning warns "modules in eval mode")
+    return model.train()
 
 
 class PretrainedMismatch(ValueError):

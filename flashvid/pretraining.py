@@ -304,6 +304,9 @@ class VideoMAEPretrainer(L.LightningModule):
 # ---------------------------------------------------------------------------------------------------- data
 def unlabelled_data(videos: str | os.PathLike | Sequence[str | os.PathLike], **kwargs: Any) -> VideoClassificationData:
     """Every video under ``videos`` (files and/or folders, any layout, searched recursively) as training data."""
+    for p in [videos] if isinstance(videos, (str, os.PathLike)) else videos:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"videos: {str(p)!r} does not exist: pass files or folders of videos")
     return VideoClassificationData(train=collect_paths(videos), labels=[], **kwargs)
 
 

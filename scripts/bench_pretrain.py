@@ -163,7 +163,7 @@ def main() -> None:
     p.add_argument("--pretrain-batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=4, help="views per decoded clip in pretraining")
     p.add_argument("--pretrain-lr", type=float, default=6e-4)
-    p.add_argument("--finetune-epochs", type=int, default=15)
+    p.add_argument("--finetune-epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--workers", type=int, default=None, help="decode workers (default: flashvid's choice)")

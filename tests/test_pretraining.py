@@ -23,7 +23,7 @@ from flashvid.pretraining import VideoMAEPretrainer, tube_mask
 
 TINY = ("{hidden_size:32,num_hidden_layers:1,num_attention_heads:2,intermediate_size:64,patch_size:8,tubelet_size:2,"
         "decoder_hidden_size:32,decoder_num_hidden_layers:1,decoder_num_attention_heads:2,decoder_intermediate_size:64}")
-EPOCHS = 5
+EPOCHS = 4
 
 
 def pretrain_args(demo_root: Path, run: Path, *extra: str) -> list[str]:
@@ -126,7 +126,7 @@ def test_pretrain_resumes_exactly_after_ctrl_c(pretrained: Path, demo_root: Path
     from safetensors.torch import load_file
 
     run = tmp_path / "run"
-    stop = ["+callbacks.stop._target_=test_pretraining.InterruptAt", "+callbacks.stop.step=7"]
+    stop = ["+callbacks.stop._target_=test_pretraining.InterruptAt", "+callbacks.stop.step=5"]
     assert main(pretrain_args(demo_root, run, *stop)) == 130
     assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "encoder").exists()
     assert main(pretrain_args(demo_root, run, "resume=true")) == 0

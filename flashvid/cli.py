@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "prepare": "a training-friendly copy of a dataset once (resized, short GOP): fast training on large footage",
     "export": "write a checkpoint as a transformers directory, ONNX, torch.export program or safetensors",
     "embed": "per-video features (the backbone's pooled output) to .npy plus an index CSV",
+    "pretrain": "self-supervised VideoMAE pretraining on unlabelled videos (writes an encoder for model.pretrained=)",
 }
 USAGE_ERROR = 2
 DEMO_MARKER = ".flashvid-demo-complete"
@@ -809,4 +810,5 @@ HANDLERS: dict[str, Callable[["DictConfig"], Any]] = {
     "prepare": lambda cfg: __import__("flashvid.data.prepare", fromlist=["run_prepare"]).run_prepare(cfg),
     "export": lambda cfg: __import__("flashvid.export", fromlist=["run_export"]).run_export(cfg),
     "embed": lambda cfg: __import__("flashvid.embed", fromlist=["run_embed"]).run_embed(cfg),
+    "pretrain": lambda cfg: __import__("flashvid.pretraining", fromlist=["run_pretrain"]).run_pretrain(cfg),
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import socket
@@ -30,6 +31,8 @@ from .registry import (
     offline_error,
     register_backbone,
 )
+
+log = logging.getLogger(__name__)
 
 _FAMILY = {
     "videomae": ("VideoMAEConfig", "VideoMAEForVideoClassification", "videomae"),
@@ -115,14 +118,15 @@ def _load_pretrained(spec: BackboneSpec, source: str, model_type: str, num_class
     _, model_cls = _classes(model_type)
     is_local = os.path.isdir(source)
 
-    def load(src: str, **kw: Any) -> nn.Module:
-        return _with_attention(model_cls.from_pretrained, pretrained_model_name_or_path=src, **kw)
+    def load(src: str, **kw: Any) -> tuple[nn.Module, dict[str, Any]]:
+        return _with_attention(model_cls.from_pretrained, pretrained_model_name_or_path=src,
+                               output_loading_info=True, **kw)
 
     try:
         # id2label rather than num_labels: transformers warns when num_labels disagrees with the saved id2label
         id2label = {i: f"LABEL_{i}" for i in range(num_classes)}
-        return from_hub(load, source, id2label=id2label, label2id={v: k for k, v in id2label.items()},
-                        ignore_mismatched_sizes=True, trust_remote_code=False, **kwargs)
+        model, info = from_hub(load, source, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+                               ignore_mismatched_sizes=True, trust_remote_code=False, **kwargs)
     except OSError as e:
         if is_local:
             raise FileNotFoundError(f"{source!r} is not a transformers checkpoint directory "
@@ -130,6 +134,42 @@ def _load_pretrained(spec: BackboneSpec, source: str, model_type: str, num_class
         raise offline_error(spec.name, f"the Hugging Face hub id {source!r}", e,
                             f"run `huggingface-cli download {source} --local-dir DIR` and pass pretrained='DIR'"
                             " (or set HF_HOME to a cache that holds it)") from e
+    check_loaded(model, info, source, model_type)
+    # from_pretrained returns the model in eval mode and Lightning keeps sub-modules' modes: without this, dropout
+    # and drop path would stay off while fine-tuning pretrained weights (Lightning warns "modules in eval mode")
+    return model.train()
+
+
+class PretrainedMismatch(ValueError):
+    """A checkpoint's encoder tensors are missing or shaped differently from the model being built."""
+
+
+def check_loaded(model: nn.Module, info: dict[str, Any], source: str, model_type: str) -> int:
+    """Log how many tensors came from ``source`` and refuse a checkpoint whose encoder does not fit the model.
+
+    ``ignore_mismatched_sizes=True`` is needed for the new head (another number of classes), but transformers then
+    re-initialises ANY tensor whose shape differs and only warns: a ViT-S checkpoint under a ViT-B config would
+    train from random weights. Only the head (classifier, the mean-pooling norm) and the final norm may be fresh.
+    Returns the number of tensors loaded.
+    """
+    fresh = ("classifier.", "fc_norm.", f"{_FAMILY[model_type][2]}.layernorm.")
+    names = list(model.state_dict())
+    missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(fresh))
+    mismatched = sorted((k, tuple(a), tuple(b)) for k, a, b in info.get("mismatched_keys", ())
+                        if not k.startswith(fresh))
+    if missing or mismatched:
+        detail = "; ".join([f"{k}: checkpoint {a} vs model {b}" for k, a, b in mismatched[:3]]
+                           + [f"{k}: not in the checkpoint" for k in missing[:3]])
+        raise PretrainedMismatch(
+            f"{source!r} does not fit the {model_type} model being built: {len(mismatched)} tensor(s) of another "
+            f"shape and {len(missing)} missing outside the head (e.g. {detail}). Build the checkpoint's own "
+            f"architecture: drop the backbone_kwargs that change it, or use model.backbone={source} "
+            f"(its config.json decides the size)")
+    new = sorted({k for k in info.get("missing_keys", ())} | {k for k, _, _ in info.get("mismatched_keys", ())})
+    loaded = len(names) - len(new)
+    log.info("flashvid: loaded %d of %d tensors from %s; newly initialised: %s", loaded, len(names), source,
+             ", ".join(new) or "none")
+    return loaded
 
 
 def _spec_for_model(spec: BackboneSpec, model: nn.Module) -> BackboneSpec:

@@ -394,7 +394,8 @@ class VideoClassifier(L.LightningModule):
         n = len(batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         # against the integer labels even when the loss saw mixed targets (then it measures the dominant clip)
-        self.log("train/acc", (logits.detach().argmax(-1) == batch["label"]).float().mean(), batch_size=n)
+        if not self.multi_label:  # a multi-label model reports mAP at evaluation, no training accuracy
+            self.log("train/acc", (logits.detach().argmax(-1) == batch["label"]).float().mean(), batch_size=n)
         return loss
 
     def _eval_step(self, batch: Mapping[str, Any], metrics: MetricCollection, prefix: str) -> torch.Tensor | None:

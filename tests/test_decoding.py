@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,8 @@ import pytest
 import torch
 
 from flashvid.data import ClipSampling, VideoClipDataset, VideoSample, open_video, resolve_decoder
-from flashvid.data.decoding import PyAVReader, TorchCodecReader, VideoDecodeError, torchcodec_status
+from flashvid.data.decoding import (PyAVReader, TorchCodecReader, VideoDecodeError, _pyav_open_options,
+                                    torchcodec_status)
 from flashvid.data.demo import write_video
 from flashvid.data.sources import list_videos
 
@@ -132,6 +134,29 @@ def test_unreadable_files_raise_decode_errors_naming_the_file(tmp_path, numbered
         assert err.value.path == str(path) and err.value.reason
     with pytest.raises(VideoDecodeError, match="not found"):
         open_video(tmp_path / "missing.mp4", decoder)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg CLI writes the non-UTF-8 title")
+@pytest.mark.parametrize("decoder", [pytest.param("torchcodec", marks=needs_torchcodec), "pyav"])
+def test_non_utf8_metadata_does_not_stop_decoding(tmp_path, numbered, decoder: str):
+    """A Latin-1 title (old cameras, editors) must not fail the open: PyAV <= 18 needs ``metadata_errors`` for it,
+    PyAV 19 rejects that argument (every file failed on Python 3.12) and decodes metadata leniently itself."""
+    source, n, _ = numbered[(".mp4", "15")]
+    path = tmp_path / "latin1_title.mp4"
+    subprocess.run([shutil.which("ffmpeg"), "-v", "error", "-y", "-i", str(source), "-c", "copy",
+                    "-metadata", b"title=caf\xe9", str(path)], check=True)
+    reader = open_video(path, decoder)
+    try:
+        assert reader.info.num_frames == n
+        assert frame_numbers(reader.frames_at([0, n - 1])) == [0, n - 1]
+    finally:
+        reader.close()
+
+
+def test_pyav_open_options_follow_the_installed_pyav():
+    """``metadata_errors`` goes to PyAV 18 and older only (PyAV 19's ``av.open`` raises TypeError on it)."""
+    assert _pyav_open_options("18.1.0") == {"metadata_errors": "ignore"}
+    assert _pyav_open_options("19.0.2") == {} and _pyav_open_options("20.0.0rc1") == {}
 
 
 @pytest.mark.parametrize("decoder", [pytest.param("torchcodec", marks=needs_torchcodec), "pyav"])

@@ -193,6 +193,22 @@ def test_command_line_mistakes(args: list[str], expected: list[str], tmp_path: P
     assert not list(tmp_path.iterdir())
 
 
+def test_help_and_mistakes_answer_without_importing_torch(tmp_path: Path) -> None:
+    """``--help``, ``train --help`` (groups and the composed config, with the overrides given) and a config mistake
+    run in a fresh interpreter without importing torch, Lightning or transformers: they answer in well under a
+    second (scripts/time_help.sh prints the times)."""
+    code = ("import sys; from flashvid.cli import main; "
+            "codes = [main(a) for a in (['--help'], ['train', 'model=tiny', '--help'], ['train', 'model.learnin_rate=1'])]; "
+            "print('CODES', codes, 'HEAVY', sorted(m for m in ('torch', 'lightning', 'transformers') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert "CODES [0, 0, 2] HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+    assert "model: c2d_r50, " in proc.stdout and "backbone: tiny_r2plus1d" in proc.stdout  # groups; model=tiny used
+    assert "Did you mean model.learning_rate?" in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_typo_in_a_config_file_is_caught(tmp_path: Path) -> None:
     """A key no _target_ accepts (e.g. from a user's own YAML or +key=) names the valid arguments."""
     from flashvid.cli import ConfigError, check_arguments

@@ -30,7 +30,8 @@ _LAZY = {
     "list_backbones": ".models",
     "make_demo_dataset": ".data",
 }
-__all__ = [*_LAZY, "__version__"]
+__all__ = ["STRATEGIES", "Trainer", "VideoClassificationData", "VideoClassifier", "create_backbone",
+           "list_backbones", "make_demo_dataset", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,8 @@ OLD, NEW = "torchvision.transforms.functional_tensor", "torchvision.transforms._
 class _RenamedModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves ``OLD`` to ``NEW``; placed last on ``sys.meta_path``, so a torchvision that still has ``OLD`` wins."""
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, fullname: str, path: object = None,
+                  target: object = None) -> importlib.machinery.ModuleSpec | None:
         return importlib.util.spec_from_loader(fullname, self) if fullname == OLD else None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:

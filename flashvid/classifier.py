@@ -436,8 +436,8 @@ class VideoClassifier(L.LightningModule):
         """
         samples = collect_paths(inputs)
         cfg = self.data_config
-        dataset = VideoClipDataset(samples, cfg.sampling, cfg.eval_transform(num_crops), "uniform" if num_clips > 1 else "center",
-                                   num_clips=num_clips, decoder=decoder)
+        dataset = VideoClipDataset(samples, cfg.sampling, cfg.eval_transform(num_crops),
+                                   "uniform" if num_clips > 1 else "center", num_clips=num_clips, decoder=decoder)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                                              collate_fn=collate_clips, pin_memory=torch.cuda.is_available())
         device = torch.device(device) if device is not None else (
@@ -487,9 +487,9 @@ class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):
         while len(self.lr_lambdas) < len(groups):  # also after load_state_dict restored longer base_lrs
             self.lr_lambdas.append(self._factor)
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float]:  # type: ignore[override]  # torch: list[float | Tensor]
         self._sync_groups()
-        return super().get_lr()
+        return super().get_lr()  # type: ignore[return-value]
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -131,7 +131,7 @@ def _compose(conf: Path, cmd: str, overrides: list[str]) -> "DictConfig":
 def _check_key(cfg: Any, key: str) -> None:
     from omegaconf import DictConfig, ListConfig
 
-    node, path = cfg, []
+    node, path = cfg, list[str]()
     for part in key.split("."):
         if isinstance(node, DictConfig) and part in node.keys():  # `in node` is False for ??? values
             node = node._get_node(part)  # no interpolation is resolved here

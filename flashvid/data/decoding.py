@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol, Sequence
 
 import torch
 
@@ -63,7 +63,8 @@ def _check_file(path: str) -> None:
                 os.stat(path)
             except OSError as e:
                 if e.errno == errno.ELOOP:
-                    raise VideoDecodeError(path, "symlink loop: the link chain points back to itself; fix or remove it")
+                    raise VideoDecodeError(
+                        path, "symlink loop: the link chain points back to itself; fix or remove it") from None
             raise VideoDecodeError(path, f"broken symlink to {os.readlink(path)!r}: its target is missing")
         raise VideoDecodeError(path, "file not found")
     if os.path.isdir(path):
@@ -171,7 +172,7 @@ class _BestEffortTimestamp:
         return dts
 
 
-def _pyav_open_options(version: str) -> dict[str, str]:
+def _pyav_open_options(version: str) -> dict[str, Any]:
     """``av.open`` options that keep non-UTF-8 metadata (a mislabelled title) from failing the open.
 
     PyAV <= 18 decodes metadata strictly unless told ``metadata_errors="ignore"``; PyAV 19 removed that argument

@@ -52,8 +52,8 @@ def list_videos(folder: str | os.PathLike) -> list[str]:
     A directory named like a video (``x.mp4/``) is listed too, so that it is reported as unreadable rather
     than silently dropped.
     """
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(os.fspath(folder), followlinks=True):
         out.extend(os.path.join(dirpath, d) for d in dirnames if is_video_file(d))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not is_video_file(d))
         out.extend(os.path.join(dirpath, name) for name in filenames if is_video_file(name))
@@ -166,7 +166,7 @@ def collect_paths(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     """Files and folders (searched recursively) into unlabeled samples, in the order given."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    out = []
+    out: list[VideoSample] = []
     for item in inputs:
         p = Path(item).expanduser()
         if p.is_dir() and not is_video_file(p):

@@ -120,7 +120,7 @@ class MultiCrop:
             offsets = [((h - s) // 2, round((w - s) * i / (self.num_crops - 1))) for i in range(self.num_crops)]
         else:
             offsets = [(round((h - s) * i / (self.num_crops - 1)), (w - s) // 2) for i in range(self.num_crops)]
-        return torch.stack([_crop(video, t, l, s) for t, l in offsets])
+        return torch.stack([_crop(video, top, left, s) for top, left in offsets])
 
     def __repr__(self) -> str:
         return f"MultiCrop(crop={self.crop_size}, num_crops={self.num_crops})"

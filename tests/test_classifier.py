@@ -245,3 +245,15 @@ def test_compute_loss_default_uses_label_smoothing():
     model = tiny_model(label_smoothing=0.2)
     logits, labels = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
     assert torch.allclose(model.compute_loss(logits, labels), F.cross_entropy(logits, labels, label_smoothing=0.2))
+
+
+def test_lightning_promotional_tips_are_not_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Lightning 2.6 logs "💡 Tip: ... try installing litlogger" when a Trainer starts: flashvid's output drops it."""
+    import logging
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    with caplog.at_level(logging.INFO):
+        Trainer(default_root_dir=tmp_path, logger=CSVLogger(tmp_path), accelerator="cpu", max_epochs=1,
+                enable_progress_bar=False)
+    assert not [r.getMessage() for r in caplog.records if "Tip:" in r.getMessage()]

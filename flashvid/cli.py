@@ -20,13 +20,16 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-# Re-exported: the names tests, configs (``_target_: flashvid.cli.demo_data``) and scripts use. Standard library only.
+# Re-exported: the names tests, configs (``_target_: flashvid.cli.demo_data``), scripts and command modules written
+# before flashvid/commands/ existed use. These modules import the standard library only.
 from .commands.config import (  # noqa: F401
     ConfigError,
     _compose,
     accepted_arguments,
     build,
     check_arguments,
+    check_backbone,
+    clip_overrides,
     command_help,
     config_dir,
     precheck,
@@ -34,6 +37,7 @@ from .commands.config import (  # noqa: F401
     validate,
 )
 from .commands.demo import DEMO_MARKER, demo_data, ensure_demo_data  # noqa: F401
+from .commands.runs import align_labels, is_rank_zero, load_classifier, output_dir, write_json  # noqa: F401
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig

@@ -42,7 +42,8 @@ else
 fi
 
 # 1. FFmpeg libraries ------------------------------------------------------------------------------------------
-if ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so\.'; then
+# grep reads all of ldconfig's output (not -q): with pipefail, grep -q exiting early can fail the pipe (SIGPIPE)
+if ldconfig -p 2>/dev/null | grep 'libavcodec\.so\.' >/dev/null; then
   say "FFmpeg libraries found"
 elif command -v apt-get >/dev/null 2>&1; then
   SUDO=""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the locks in constraints/ (one per Python version, for Linux x86-64), which scripts/setup.sh installs
-# with (`pip install -c constraints/py3XX.txt ...`). Needs uv (`pip install uv`, or the `lock` extra); it resolves every Python version
-# from this one machine, without those interpreters.
+# with (`pip install -c constraints/py3XX.txt ...`). Needs uv (`pip install uv`, or the `lock` extra); it resolves
+# every Python version from this one machine, without those interpreters.
 #   bash scripts/lock.sh              keep the locked versions, change only what pyproject.toml now requires
 #   bash scripts/lock.sh --upgrade    move everything to the newest release allowed (then run the suite!)
 # The existing lock file is uv's preference, so a plain run is a no-op unless pyproject.toml changed.

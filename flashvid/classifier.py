@@ -801,9 +801,9 @@ class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):
         while len(self.lr_lambdas) < len(groups):  # also after load_state_dict restored longer base_lrs
             self.lr_lambdas.append(self._factor)
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float]:  # type: ignore[override]  # torch: list[float | Tensor]
         self._sync_groups()
-        return super().get_lr()
+        return super().get_lr()  # type: ignore[return-value]
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

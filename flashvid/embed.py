@@ -107,10 +107,11 @@ def run_embed(cfg: "DictConfig") -> int:
     """``flashvid embed ckpt_path=... inputs=[...] | folder=DIR | list_file=CSV out=DIR``."""
     from omegaconf import OmegaConf
 
-    from .cli import ConfigError, _checkpoint, load_classifier, write_json
+    from .commands.config import ConfigError
+    from .commands.runs import existing_checkpoint, load_classifier, write_json
     from .data.sources import read_csv, scan_class_folders
 
-    ckpt = _checkpoint(cfg.ckpt_path)
+    ckpt = existing_checkpoint(cfg.ckpt_path)
     given = [k for k in ("inputs", "folder", "list_file") if cfg.get(k) not in (None, "", [])]
     if len(given) != 1:
         raise ConfigError("give exactly one of inputs=[files,folders] (unlabelled), folder=DIR (class sub-folders: "

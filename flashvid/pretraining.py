@@ -246,7 +246,8 @@ class VideoMAEPretrainer(L.LightningModule):
             lr = h.base_learning_rate * self.effective_batch_size() / 256
         log.info("flashvid pretrain: AdamW lr %.3g (effective batch %d), betas %s, weight decay %g", lr,
                  self.effective_batch_size(), tuple(h.betas), h.weight_decay)
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for name, p in self.model.named_parameters():
             if p.requires_grad:
                 # no decay on biases, norms, the mask token (VideoMAE's no_weight_decay list) and 1-d tensors
@@ -353,17 +354,9 @@ def run_pretrain(cfg: "DictConfig") -> dict[str, Any]:
 
     from .callbacks import robust_callbacks
     from .checkpoint import checkpoint_plugins
-    from .cli import (
-        _callbacks,
-        _floats,
-        build,
-        clip_overrides,
-        is_rank_zero,
-        output_dir,
-        resume_checkpoint,
-        validate,
-        write_json,
-    )
+    from .commands.config import build, clip_overrides, validate
+    from .commands.runs import build_callbacks, floats, is_rank_zero, output_dir, write_json
+    from .commands.train import resume_checkpoint
 
     validate(cfg, ["data", "model", "trainer", "callbacks", "logger"])
     out = output_dir()
@@ -375,7 +368,7 @@ def run_pretrain(cfg: "DictConfig") -> dict[str, Any]:
     model = build(cfg.model, "model", data=clip_overrides(cfg.data))
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()
                if node is not None]
-    callbacks = _callbacks(cfg, False, bool(loggers)) + robust_callbacks(
+    callbacks = build_callbacks(cfg, False, bool(loggers)) + robust_callbacks(
         out, checkpoint_every_n_steps=cfg.get("checkpoint_every_n_steps"))
     deepspeed = "deepspeed" in str(cfg.trainer.get("strategy", "")).lower()
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
@@ -389,7 +382,7 @@ def run_pretrain(cfg: "DictConfig") -> dict[str, Any]:
     result: dict[str, Any] = {
         "run_dir": str(out), "backbone": str(cfg.model.backbone), "videos": len(dm.samples["train"]),
         "epochs": trainer.current_epoch, "global_step": trainer.global_step, "fit_seconds": seconds,
-        "effective_batch_size": model.effective_batch_size(), "final": _floats(trainer.callback_metrics),
+        "effective_batch_size": model.effective_batch_size(), "final": floats(trainer.callback_metrics),
         "encoder": str(out / ENCODER_DIR), "last_checkpoint": str(out / "checkpoints" / "last.ckpt"),
         "failed_files": model.failure_report(),
     }

@@ -33,7 +33,7 @@ import torch
 
 import flashvid
 from flashvid import Trainer, VideoClassificationData, VideoClassifier
-from flashvid.cli import default_precision
+from flashvid.commands.config import default_precision
 from flashvid.pretraining import VideoMAEPretrainer, unlabelled_data
 from report import report  # scripts/report.py
 

@@ -2,24 +2,55 @@
 # Install what flashvid needs, skipping whatever is already there (safe to run again and again):
 #   1. FFmpeg's shared libraries (torchcodec decodes with them), from apt when they are missing;
 #   2. torch 2.14.1 + torchvision 0.29.1 when torch is not installed;
-#   3. flashvid itself, editable, with its dev extras (pytest, nbclient...), when this checkout is not the
+#   3. flashvid itself, editable, with its dev extras (pytest, ruff, mypy...), when this checkout is not the
 #      installed one or a requirement in pyproject.toml is missing.
+# pip installs with the lock for this Python, constraints/py3XX.txt (the versions the test suite passed with;
+# `bash scripts/lock.sh` regenerates it), so a fresh machine gets the same versions tomorrow as today.
+# It prints a few `setup:` lines; apt's and pip's own output goes to the log ($ROOT/.setup.log), named on failure.
 # PYTHON picks the interpreter (default: python3; a virtual environment's when one is active).
+# FLASHVID_LOCK=none installs the newest allowed versions instead (scripts/check_latest.sh); FLASHVID_LOCK=FILE
+# another lock. FLASHVID_SETUP_LOG=FILE moves the log.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 PY=${PYTHON:-python3}
+LOG=${FLASHVID_SETUP_LOG:-$ROOT/.setup.log}
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 say() { echo "setup: $*"; }
+: >"$LOG"
+# quiet() runs a step with its output in the log; on failure it shows the log's last lines and names the log
+quiet() {
+  echo "+ $*" >>"$LOG"
+  if ! "$@" >>"$LOG" 2>&1; then
+    say "FAILED: $*" >&2
+    tail -n 15 "$LOG" | sed 's/^/  | /' >&2
+    say "the full output is in $LOG" >&2
+    exit 1
+  fi
+}
+
+PYVER=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
+LOCK=${FLASHVID_LOCK:-constraints/py$PYVER.txt}
+PIN=()
+if [ "$LOCK" = none ]; then
+  say "no lock (FLASHVID_LOCK=none): pip picks the newest versions pyproject.toml allows"
+elif [ -f "$LOCK" ]; then
+  PIN=(-c "$LOCK")
+else
+  say "WARNING: no lock for Python ${PYVER:0:1}.${PYVER:1} ($LOCK is missing): pip picks the newest allowed" \
+      "versions, which the test suite has not seen (locks: constraints/; bash scripts/lock.sh adds one)" >&2
+fi
 
 # 1. FFmpeg libraries ------------------------------------------------------------------------------------------
-if ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so\.'; then
+# grep reads all of ldconfig's output (not -q): with pipefail, grep -q exiting early can fail the pipe (SIGPIPE)
+if ldconfig -p 2>/dev/null | grep 'libavcodec\.so\.' >/dev/null; then
   say "FFmpeg libraries found"
 elif command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  say "installing FFmpeg (apt-get)"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg </dev/null
+  say "installing FFmpeg (apt-get install ffmpeg)"
+  quiet $SUDO apt-get update
+  quiet $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y ffmpeg </dev/null
 else
   say "WARNING: no FFmpeg libraries and no apt-get: install FFmpeg with your package manager for torchcodec" \
       "(flashvid falls back to PyAV's bundled FFmpeg meanwhile)" >&2
@@ -29,8 +60,8 @@ fi
 if "$PY" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("torch") and u.find_spec("torchvision") else 1)'; then
   say "torch $("$PY" -c 'import importlib.metadata as m; print(m.version("torch"))') found"
 else
-  say "installing torch and torchvision"
-  "$PY" -m pip install torch==2.14.1 torchvision==0.29.1
+  say "installing torch 2.14.1 and torchvision 0.29.1 (pip)"
+  quiet "$PY" -m pip install ${PIN[@]+"${PIN[@]}"} torch==2.14.1 torchvision==0.29.1
 fi
 
 # 3. flashvid, editable, with the dev extras -------------------------------------------------------------------
@@ -71,6 +102,6 @@ PYCHECK
 then
   say "flashvid is installed from $ROOT with all its requirements"
 else
-  say "installing flashvid (editable) with its dev extras"
-  "$PY" -m pip install -e "$ROOT[dev]"
+  say "installing flashvid (editable) with its dev extras${PIN[@]+ at the versions of $LOCK} (pip)"
+  quiet "$PY" -m pip install ${PIN[@]+"${PIN[@]}"} -e "$ROOT[dev]"
 fi

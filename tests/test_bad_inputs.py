@@ -83,7 +83,7 @@ def test_too_many_bad_files_stop_the_run_with_a_clear_message(tmp_path) -> None:
     assert report["status"] == "failed" and report["num_failed"] == 1
 
 
-def test_odd_files_decode_to_full_padded_clips(corpus) -> None:
+def test_odd_files_decode_to_full_padded_clips(corpus, decoder: str) -> None:
     """Portrait, 4K, grayscale, VFR, rotated, one-frame and too-short files give full clips of the requested size;
     a clip longer than the video repeats its last frame (flashvid pads; there is no 'too short' error)."""
     from flashvid.data import ClipSampling, ShortSideCenterCrop, VideoClipDataset
@@ -91,7 +91,8 @@ def test_odd_files_decode_to_full_padded_clips(corpus) -> None:
 
     odd = corpus.odd()
     ds = VideoClipDataset([__import__("flashvid").data.VideoSample(str(i.path), 0) for i in odd],
-                          ClipSampling(num_frames=32, sampling_rate=2), ShortSideCenterCrop(24, 28), "center")
+                          ClipSampling(num_frames=32, sampling_rate=2), ShortSideCenterCrop(24, 28), "center",
+                          decoder=decoder)
     for k, item in enumerate(odd):
         out = ds[k]
         assert not isinstance(out, DecodeFailure), (item.name, out)
@@ -104,7 +105,7 @@ def test_odd_files_decode_to_full_padded_clips(corpus) -> None:
     assert torch.equal(clip[-1], clip[-2]) and len({f.float().sum().item() for f in clip}) <= 3
 
 
-def test_predict_gives_every_file_its_result_or_its_error(corpus) -> None:
+def test_predict_gives_every_file_its_result_or_its_error(corpus, decoder: str) -> None:
     """predict over the whole corpus (plus a missing path): one entry per input, in order; broken files carry
     their reason, every other file a label."""
     from flashvid import VideoClassifier
@@ -114,7 +115,7 @@ def test_predict_gives_every_file_its_result_or_its_error(corpus) -> None:
     items = list(corpus.items.values())
     missing = corpus.root / "no_such_file.mp4"
     paths = [*(i.path for i in items), *corpus.good, missing]
-    results = model.predict(paths, batch_size=4)
+    results = model.predict(paths, batch_size=4, decoder=decoder)
     assert [r["path"] for r in results] == [str(p) for p in paths]
     by_path = {r["path"]: r for r in results}
     for item in items:

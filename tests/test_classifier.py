@@ -88,16 +88,16 @@ def _check_result(result: dict, path: Path, top_k: int) -> None:
     assert (result["label"], result["score"]) == (result["top_k"][0]["label"], result["top_k"][0]["score"])
 
 
-def test_predict_files_and_folder(demo_root: Path):
+def test_predict_files_and_folder(demo_root: Path, decoder: str):
     model = tiny_model()
     files = demo_files(demo_root)[:3]
-    results = model.predict(files, top_k=2, batch_size=2)
+    results = model.predict(files, top_k=2, batch_size=2, decoder=decoder)
     assert len(results) == 3
     for r, f in zip(results, files):
         _check_result(r, f, top_k=2)
 
     folder = demo_root / "test" / "left"
-    results = model.predict(folder, top_k=10)  # more than there are classes: every class, ranked
+    results = model.predict(folder, top_k=10, decoder=decoder)  # more than there are classes: every class, ranked
     expected = sorted(p for p in folder.iterdir())
     assert [r["path"] for r in results] == [str(p) for p in expected]
     for r, f in zip(results, expected):
@@ -105,14 +105,14 @@ def test_predict_files_and_folder(demo_root: Path):
         assert sum(t["score"] for t in r["top_k"]) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_predict_reports_unreadable_files_in_order(demo_root: Path, tmp_path: Path):
+def test_predict_reports_unreadable_files_in_order(demo_root: Path, tmp_path: Path, decoder: str):
     model = tiny_model()
     good = demo_files(demo_root)[:2]
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n")
     missing = tmp_path / "missing.mp4"
     inputs = [good[0], text, missing, good[1]]
-    results = model.predict(inputs, top_k=3, batch_size=2)
+    results = model.predict(inputs, top_k=3, batch_size=2, decoder=decoder)
     assert [r["path"] for r in results] == [str(p) for p in inputs]
     _check_result(results[0], good[0], top_k=3)
     _check_result(results[3], good[1], top_k=3)
@@ -120,7 +120,7 @@ def test_predict_reports_unreadable_files_in_order(demo_root: Path, tmp_path: Pa
         assert r["label"] is None and r["score"] is None and r["top_k"] == []
         assert isinstance(r["error"], str) and r["error"]
     # a batch where every file fails must not hide the next batch's results
-    results = model.predict([text, missing, good[0]], top_k=1, batch_size=2)
+    results = model.predict([text, missing, good[0]], top_k=1, batch_size=2, decoder=decoder)
     assert [r["label"] is None for r in results] == [True, True, False]
 
 
@@ -265,3 +265,13 @@ def test_mean_class_accuracy_is_not_merged_with_top5_at_batch_size_1():
     macro = MulticlassAccuracy(3, top_k=1, average="macro")(probs, labels)
     assert got["val/acc"] == pytest.approx(top1.item()) and got["val/mean_class_acc"] == pytest.approx(macro.item())
     assert got["val/mean_class_acc"] != pytest.approx(got["val/acc5"].item())
+def test_lightning_promotional_tips_are_not_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Lightning 2.6 logs "💡 Tip: ... try installing litlogger" when a Trainer starts: flashvid's output drops it."""
+    import logging
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    with caplog.at_level(logging.INFO):
+        Trainer(default_root_dir=tmp_path, logger=CSVLogger(tmp_path), accelerator="cpu", max_epochs=1,
+                enable_progress_bar=False)
+    assert not [r.getMessage() for r in caplog.records if "Tip:" in r.getMessage()]

@@ -75,6 +75,34 @@ def test_train_writes_run_directory(trained: Path) -> None:
 
 
 @pytest.mark.slow
+def test_train_and_predict_through_pyav_when_torchcodec_cannot_load(demo_root: Path, tmp_path: Path,
+                                                                    env_without_torchcodec: dict[str, str]) -> None:
+    """Without FFmpeg's shared libraries torchcodec cannot load: ``flashvid train`` and ``predict`` (decoder=auto)
+    still run end to end, through PyAV, and the log says which decoder and why."""
+    run = tmp_path / "run"
+    env = dict(env_without_torchcodec, PYTHONUNBUFFERED="1")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "flashvid", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+    ok(cli("train", f"data.train_folder={demo_root / 'train'}", "model=tiny", "trainer.max_epochs=1",
+           "data.batch_size=8", "data.num_frames=4", "data.crop_size=32", "data.num_workers=0",
+           "test_after_training=false", "callbacks=none", "logger=none", f"hydra.run.dir={run}"))
+    log = (run / "train.log").read_text()
+    assert "flashvid decoder: pyav (torchcodec unavailable: OSError: libavutil.so.59" in log, log[-2000:]
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["global_step"] > 0 and m["failed_files"]["num_seen"] > 0 and m["failed_files"]["num_failed"] == 0
+    folder = demo_root / "test" / "left"
+    proc = ok(cli("predict", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"inputs=[{folder}]",
+                  f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'predict'}"))
+    assert "flashvid decoder: pyav" in proc.stdout + proc.stderr + (tmp_path / "predict" / "predict.log").read_text()
+    preds = json.loads((tmp_path / "preds.json").read_text())
+    assert [Path(p["path"]).name for p in preds] == sorted(p.name for p in folder.iterdir())
+    assert all(p["label"] in LABELS and not p.get("error") for p in preds)
+
+
+@pytest.mark.slow
 def test_resume_continues_the_run_from_its_last_checkpoint(trained: Path, demo_root: Path, tmp_path: Path) -> None:
     """``resume=true`` in a finished run's directory trains on from last.ckpt: one more epoch, not three."""
     import shutil
@@ -192,6 +220,22 @@ def test_command_line_mistakes(args: list[str], expected: list[str], tmp_path: P
     err = capsys.readouterr().err
     for text in expected:
         assert text in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_help_and_mistakes_answer_without_importing_torch(tmp_path: Path) -> None:
+    """``--help``, ``train --help`` (groups and the composed config, with the overrides given) and a config mistake
+    run in a fresh interpreter without importing torch, Lightning or transformers: they answer in well under a
+    second (scripts/time_help.sh prints the times)."""
+    code = ("import sys; from flashvid.cli import main; codes = [main(a) for a in "
+            "(['--help'], ['train', 'model=tiny', '--help'], ['train', 'model.learnin_rate=1'])]; "
+            "print('CODES', codes, 'HEAVY', sorted(set(sys.modules) & {'torch', 'lightning', 'transformers'}))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert "CODES [0, 0, 2] HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+    assert "model: c2d_r50, " in proc.stdout and "backbone: tiny_r2plus1d" in proc.stdout  # groups; model=tiny used
+    assert "Did you mean model.learning_rate?" in proc.stderr
     assert not list(tmp_path.iterdir())
 
 

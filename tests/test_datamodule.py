@@ -25,8 +25,8 @@ def _dm(demo_root: Path, **kw) -> VideoClassificationData:
     return VideoClassificationData.from_folders(demo_root / "train", demo_root / "val", demo_root / "test", **args)
 
 
-def test_loader_batches_are_uint8_clips_of_the_requested_shape(demo_root):
-    dm = _dm(demo_root)
+def test_loader_batches_are_uint8_clips_of_the_requested_shape(demo_root, decoder: str):
+    dm = _dm(demo_root, decoder=decoder)
     dm.setup("fit")
     item = dm.datasets["val"][0]
     assert item["video"].dtype == torch.uint8 and item["video"].shape == (T, 3, CROP, CROP)

@@ -24,8 +24,8 @@ from .sampling import ClipSampling
 from .sources import (
     UCF101_GROUP_PATTERN,
     VideoSample,
-    check_outside_root,
     as_multi_label,
+    check_outside_root,
     collect_paths,
     group_split,
     read_csv,

@@ -137,7 +137,7 @@ class VideoClipDataset(Dataset):
             frames = reader.frames_at(flat)
         finally:
             reader.close()
-        views = []
+        views: list[torch.Tensor] = []
         with _seeded_globals(rng):
             for c in range(len(clips)):
                 clip = frames[c * self.sampling.num_frames : (c + 1) * self.sampling.num_frames]
@@ -265,7 +265,7 @@ class ResumableDataLoader(DataLoader):
                 return s
         return None
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]  # DataLoader: _BaseDataLoaderIter
         sampler = self._epoch_sampler()
         start = 0
         if sampler is not None and sampler._resume is not None and sampler._resume[0] == sampler.epoch:

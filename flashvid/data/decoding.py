@@ -66,7 +66,8 @@ def _check_file(path: str) -> None:
                 os.stat(path)
             except OSError as e:
                 if e.errno == errno.ELOOP:
-                    raise VideoDecodeError(path, "symlink loop: the link chain points back to itself; fix or remove it")
+                    raise VideoDecodeError(
+                        path, "symlink loop: the link chain points back to itself; fix or remove it") from None
             raise VideoDecodeError(path, f"broken symlink to {os.readlink(path)!r}: its target is missing")
         raise VideoDecodeError(path, "file not found")
     if os.path.isdir(path):
@@ -255,6 +256,16 @@ class _BestEffortTimestamp:
         return dts
 
 
+def _pyav_open_options(version: str) -> dict[str, Any]:
+    """``av.open`` options that keep non-UTF-8 metadata (a mislabelled title) from failing the open.
+
+    PyAV <= 18 decodes metadata strictly unless told ``metadata_errors="ignore"``; PyAV 19 removed that argument
+    (passing it is a TypeError) and always decodes with ``surrogateescape``, so it needs nothing.
+    """
+    major = version.split(".")[0]
+    return {"metadata_errors": "ignore"} if major.isdigit() and int(major) < 19 else {}
+
+
 class PyAVReader:
     """PyAV (bundled FFmpeg): seeks to the keyframe before the clip and decodes forward to its last frame."""
 
@@ -264,7 +275,7 @@ class PyAVReader:
         self.path = str(path)
         _check_file(self.path)
         try:
-            self._container = av.open(self.path, metadata_errors="ignore")
+            self._container = av.open(self.path, **_pyav_open_options(av.__version__))
         except Exception as e:
             raise VideoDecodeError(self.path, _reason(e, self.path)) from e
         if not self._container.streams.video:

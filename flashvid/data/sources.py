@@ -419,7 +419,7 @@ def collect_paths(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     """Files and folders (searched recursively) into unlabeled samples, in the order given."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    out = []
+    out: list[VideoSample] = []
     for item in inputs:
         p = Path(item).expanduser()
         if p.is_dir() and not is_video_file(p):

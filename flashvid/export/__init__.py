@@ -92,9 +92,10 @@ def run_export(cfg: "DictConfig") -> dict[str, Any]:
     """``flashvid export ckpt_path=... format=hf|onnx|torch_export|safetensors out=DIR``."""
     from omegaconf import OmegaConf
 
-    from ..cli import ConfigError, _checkpoint, load_classifier, write_json
+    from ..commands.config import ConfigError
+    from ..commands.runs import existing_checkpoint, load_classifier, write_json
 
-    ckpt = _checkpoint(cfg.ckpt_path)
+    ckpt = existing_checkpoint(cfg.ckpt_path)
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not an export format: choose one of {', '.join(FORMATS)}")

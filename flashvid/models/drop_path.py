@@ -1,10 +1,10 @@
 """Drop path (stochastic depth) for the backbones that have it, as one setting: ``model.drop_path_rate``.
 
 Each library names it differently. transformers' VideoMAE lacks it (its config has no ``drop_path_rate``,
-though the VideoMAE fine-tuning recipe uses 0.1), and TimeSformer's config types it as an
-int, so 0.1 is refused: for these, torchvision's ``StochasticDepth(p, "row")`` (drop path per sample) is put on both residual branches of every layer after the
-model is built, at rates rising linearly from 0 to ``drop_path_rate`` over the depth, as in the VideoMAE code
-(``dpr = linspace(0, drop_path_rate, depth)``). It is the identity in eval mode.
+though the VideoMAE fine-tuning recipe uses 0.1), and TimeSformer's config types it as an int, so 0.1 is
+refused: for these, torchvision's ``StochasticDepth(p, "row")`` (drop path per sample) is put on both residual
+branches of every layer after the model is built, at rates rising linearly from 0 to ``drop_path_rate`` over the
+depth, as in the VideoMAE code (``dpr = linspace(0, drop_path_rate, depth)``). It is the identity in eval mode.
 """
 
 from __future__ import annotations

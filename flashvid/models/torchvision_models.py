@@ -8,8 +8,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .registry import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, VideoBackbone, offline_error, register_backbone, \
-    replace_linear
+from .registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSpec,
+    VideoBackbone,
+    offline_error,
+    register_backbone,
+    replace_linear,
+)
 
 # torchvision's Kinetics video models normalise with these (its weight enums' transforms)
 TV_MEAN = (0.43216, 0.394666, 0.37645)

@@ -1,0 +1,60 @@
+"""``flashvid backbones``: the registry as a table or JSON, with the config that selects each entry."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .config import ConfigError, config_dir
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+
+def run_backbones(cfg: "DictConfig") -> list[dict[str, Any]]:
+    """The registry as a table (or JSON): frames, sampling rate, crop, mean/std, layout, weights, config name."""
+    from omegaconf import OmegaConf
+
+    from ..models import get_backbone_spec, list_backbones
+
+    if cfg.format not in ("table", "json"):
+        raise ConfigError(f"format must be 'table' or 'json', got {cfg.format!r}")
+    names = list_backbones(str(cfg.pattern), cfg.family)
+    if not names:
+        families = sorted({get_backbone_spec(n).family for n in list_backbones()})
+        raise ConfigError(f"no backbone matches pattern={cfg.pattern!r} family={cfg.family!r}. "
+                          f"Families: {', '.join(families)}")
+    configs: dict[str, str] = {}
+    for f in sorted((config_dir() / "model").glob("*.yaml")):
+        backbone = OmegaConf.load(f).get("backbone")
+        if isinstance(backbone, str) and backbone not in configs:
+            configs[backbone] = f"model={f.stem}"
+    rows = []
+    for n in names:
+        s = get_backbone_spec(n).summary()
+        s["config"] = configs.get(n, f"model=generic model.backbone={n}")
+        rows.append(s)
+    if cfg.format == "json":
+        print(json.dumps(rows, indent=2))
+        return rows
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"flashvid backbones ({len(rows)}): the clip each one takes", title_justify="left")
+    for col in ("name", "family", "frames x rate", "crop", "mean / std", "layout", "pretrained weights", "select with"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        mean = "/".join(f"{x:g}" for x in r["mean"])
+        std = "/".join(f"{x:g}" for x in r["std"])
+        frames = f"{r['frames']} x {r['sampling_rate']:g}"
+        if r.get("slowfast_alpha"):
+            frames += f" (slow 1/{r['slowfast_alpha']})"
+        weights = r["weights"] or "none"
+        if "://" in weights:  # host and file name are enough on screen; format=json has the full URL
+            weights = f"{weights.split('://')[1].split('/')[0]}/.../{weights.rsplit('/', 1)[1]}"
+        table.add_row(r["name"], r["family"], frames, str(r["crop_size"]), f"{mean}\n{std}", r["layout"],
+                      weights, r["config"])
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    print("frames x rate: frames per clip x stride between them at 30 fps; override with data.num_frames=... etc.")
+    return rows

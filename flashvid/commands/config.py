@@ -1,0 +1,294 @@
+"""Checking and building the command line's configs: unknown keys and options fail before anything heavy
+runs, each ``_target_`` gets only the arguments it takes, and every error names the valid choices.
+
+Imports only the standard library at module level (Hydra and OmegaConf inside functions), so the dispatcher in
+:mod:`flashvid.cli` stays instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+
+class ConfigError(Exception):
+    """A mistake in the configuration or the command line: reported in one message, without a traceback."""
+
+
+def config_dir() -> Path:
+    """``conf/`` of the source checkout, else the copy packaged as ``flashvid/conf`` (a non-editable install)."""
+    here = Path(__file__).resolve().parents[1]  # flashvid/
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise ConfigError(f"flashvid's configs were not found: expected {here.parent / 'conf'} or {here / 'conf'}")
+
+
+def group_options(conf: Path, group: str) -> list[str]:
+    return sorted(p.stem for p in (conf / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def precheck(cmd: str, conf: Path, args: Sequence[str]) -> None:
+    """Fail fast, before Hydra and the heavy imports, on an unknown group option or key, listing the valid ones."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        ns = get_args_parser().parse_args(list(args))
+    except SystemExit as e:  # argparse already printed the problem
+        raise ConfigError("invalid command line (see above)") from e
+    if ns.help or ns.hydra_help or ns.info or ns.shell_completion or ns.config_dir or ns.config_path \
+            or ns.config_name or ns.experimental_rerun:
+        return  # Hydra's own modes, or configs from elsewhere: let Hydra handle them
+    try:
+        overrides = OverridesParser.create().parse_overrides(ns.overrides)
+    except HydraException as e:
+        raise ConfigError(str(e)) from None
+    groups = {p.name for p in conf.iterdir() if p.is_dir()}
+    compose_with: list[str] = []
+    keys: list[str] = []
+    for o in overrides:
+        key = o.key_or_group
+        if o.is_hydra_override() or key == "hydra" or o.package is not None:
+            continue
+        if key in groups:
+            if o.is_delete():
+                continue
+            values = list(o.sweep_string_iterator()) if o.is_choice_sweep() else [o.get_value_element_as_str()]
+            for v in values:
+                for option in (v.strip("[]").split(",") if v.startswith("[") else [v]):
+                    option = option.strip()
+                    if option and option != "null" and not (conf / key / f"{option}.yaml").is_file():
+                        close = difflib.get_close_matches(option, group_options(conf, key), n=1)
+                        hint = f" Did you mean {key}={close[0]}?" if close else ""
+                        raise ConfigError(f"unknown option {key}={option}.{hint} "
+                                          f"Available in '{key}': {', '.join(group_options(conf, key))}")
+            first = values[0]
+            compose_with.append(f"{'+' if o.is_add() else ''}{key}={first}")
+        elif o.is_add() or o.is_force_add():
+            if not o.is_sweep_override():
+                compose_with.append(o.input_line)
+        else:
+            keys.append(key)
+    if not keys:
+        return
+    cfg = _compose(conf, cmd, compose_with)
+    for key in keys:
+        _check_key(cfg, key)
+
+
+def command_help(cmd: str, conf: Path, args: Sequence[str]) -> str:
+    """``flashvid <cmd> --help``: the command's groups and its composed config (with the overrides given).
+
+    Written here rather than left to Hydra's ``--help``, which composes the config once per option of every group
+    (85 compositions for train: seconds); this composes it once. ``--hydra-help`` is still Hydra's.
+    """
+    from omegaconf import OmegaConf
+
+    primary = OmegaConf.load(conf / f"{cmd}.yaml")
+    text = OmegaConf.select(primary, "hydra.help", default=None) or {}
+    groups = []
+    for entry in primary.get("defaults") or []:
+        group = next(iter(entry)) if isinstance(entry, Mapping) else None
+        if group and (conf / str(group)).is_dir():
+            groups.append(f"{group}: {', '.join(group_options(conf, str(group)))}")
+    overrides = [a for a in args if not a.startswith("-")]
+    try:
+        cfg = _compose(conf, cmd, overrides)
+    except ConfigError:  # e.g. a sweep (a=1,2): show the defaults
+        cfg = _compose(conf, cmd, [])
+    parts = [str(text.get("header") or f"flashvid {cmd}\n").rstrip("\n"), ""]
+    if groups:
+        parts += ["== Configuration groups ==", "Choose one option per group (group=option)", "", *groups, ""]
+    parts += ["== Config ==", "Override anything in the config (foo.bar=value)", "",
+              OmegaConf.to_yaml(cfg).rstrip("\n"), "", str(text.get("footer") or "").rstrip("\n")]
+    return "\n".join(parts)
+
+
+def _compose(conf: Path, cmd: str, overrides: list[str]) -> "DictConfig":
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name=cmd):
+            return compose(config_name=cmd, overrides=overrides)
+    except HydraException as e:
+        raise ConfigError(str(e)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _check_key(cfg: Any, key: str) -> None:
+    from omegaconf import DictConfig, ListConfig
+
+    node, path = cfg, list[str]()
+    for part in key.split("."):
+        if isinstance(node, DictConfig) and part in node.keys():  # `in node` is False for ??? values
+            node = node._get_node(part)  # no interpolation is resolved here
+        elif isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
+            node = node._get_node(int(part))
+        else:
+            where = ".".join(path)
+            valid = sorted(str(k) for k in node.keys() if not str(k).startswith("_")) \
+                if isinstance(node, DictConfig) else []
+            close = difflib.get_close_matches(part, valid, n=1)
+            hint = f" Did you mean {'.'.join([*path, close[0]])}?" if close else ""
+            listing = f" Valid keys under '{where or '<top level>'}': {', '.join(valid)}." if valid else (
+                f" '{where}' has no sub-keys." if where else "")
+            raise ConfigError(f"unknown key '{key}'.{hint}{listing} (To add a new key on purpose: +{key}=VALUE)")
+        path.append(part)
+
+
+# ---------------------------------------------------------------------------------------------------- resolvers
+def register_resolvers() -> None:
+    """``${flashvid.precision:ACCELERATOR}``, ``${flashvid.num_nodes:}``, ``${flashvid.devices_per_node:}`` and
+    ``${flashvid.run_name:DEFAULT}``, used by the trainer configs and the run directory."""
+    from omegaconf import OmegaConf
+
+    for name, fn in {"flashvid.precision": default_precision, "flashvid.num_nodes": num_nodes,
+                     "flashvid.devices_per_node": devices_per_node, "flashvid.run_name": run_name}.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+def default_precision(accelerator: str = "auto") -> str:
+    """bf16-mixed on GPUs that support it, 16-mixed on older GPUs, 32-bit on the CPU."""
+    if str(accelerator) not in ("auto", "gpu", "cuda"):
+        return "32-true"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def num_nodes() -> int:
+    """Machines in the job: SLURM's node count, else torchrun's WORLD_SIZE / LOCAL_WORLD_SIZE, else 1."""
+    env = os.environ
+    if env.get("SLURM_NNODES"):
+        return int(env["SLURM_NNODES"])
+    if env.get("WORLD_SIZE") and env.get("LOCAL_WORLD_SIZE"):
+        return max(int(env["WORLD_SIZE"]) // int(env["LOCAL_WORLD_SIZE"]), 1)
+    return 1
+
+
+def devices_per_node() -> int | str:
+    """Processes (GPUs) per machine: SLURM's tasks per node, else torchrun's LOCAL_WORLD_SIZE, else 'auto'."""
+    env = os.environ
+    if env.get("SLURM_NTASKS_PER_NODE"):
+        return int(env["SLURM_NTASKS_PER_NODE"].split("(")[0].split(",")[0])
+    if env.get("LOCAL_WORLD_SIZE"):
+        return int(env["LOCAL_WORLD_SIZE"])
+    return "auto"
+
+
+def run_name(default: str) -> str:
+    """The run directory's name: shared by every rank of a multi-task SLURM step, else ``default`` (the time)."""
+    env = os.environ
+    if env.get("SLURM_JOB_ID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1:
+        return f"slurm-{env['SLURM_JOB_ID']}.{env.get('SLURM_STEP_ID', '0')}"
+    return default
+
+
+# ---------------------------------------------------------------------------------------------------- building
+def accepted_arguments(target: str) -> set[str] | None:
+    """Keyword arguments ``target`` takes (following ``**kwargs`` into the datamodule), or None when open-ended."""
+    from hydra.utils import get_object
+
+    try:
+        obj = get_object(target)
+    except Exception as e:  # noqa: BLE001  (ImportError, AttributeError...: a bad _target_)
+        raise ConfigError(f"cannot import _target_ '{target}': {e}") from None
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return None
+    names = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return names
+    from ..data import VideoClassificationData
+    from .demo import demo_data
+
+    if obj is demo_data:
+        return names | accepted_arguments("flashvid.data.VideoClassificationData.from_folders")
+    owner = getattr(obj, "__self__", None)
+    if inspect.isclass(owner) and issubclass(owner, VideoClassificationData):
+        return names | {n for n in inspect.signature(owner.__init__).parameters if n != "self"}
+    return None
+
+
+def check_arguments(node: Any, key: str) -> None:
+    """Every ``_target_`` under ``node`` gets only arguments it accepts; the error lists the valid ones."""
+    if isinstance(node, Mapping):
+        target = node.get("_target_")
+        if isinstance(target, str):
+            accepted = accepted_arguments(target)
+            given = {str(k) for k in node if not str(k).startswith("_")}
+            unknown = sorted(given - accepted) if accepted is not None else []
+            if unknown:
+                hints = [f"{u} -> {m[0]}" for u in unknown
+                         if (m := difflib.get_close_matches(u, sorted(accepted), n=1))]
+                hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
+                raise ConfigError(
+                    f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(f'{key}.{u}' for u in unknown)} "
+                    f"for {target}.{hint} Valid keys: {', '.join(sorted(accepted))}")
+        for k, v in node.items():
+            if not str(k).startswith("_"):
+                check_arguments(v, f"{key}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            check_arguments(v, f"{key}.{i}")
+
+
+def validate(cfg: "DictConfig", sections: Sequence[str]) -> None:
+    """Check the arguments of every ``_target_`` in ``sections`` before building anything."""
+    from omegaconf import OmegaConf
+
+    for section in sections:
+        if section in cfg and cfg[section] is not None:
+            check_arguments(OmegaConf.to_container(cfg[section], resolve=False), section)
+
+
+def build(node: Any, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with the cause of a failure reported against the config key."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from ..models import PretrainedWeightsUnavailable
+
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, (PretrainedWeightsUnavailable, FileNotFoundError, NotADirectoryError)):
+            raise cause from None
+        if isinstance(cause, (ValueError, TypeError, KeyError, ImportError, AttributeError)):
+            raise ConfigError(f"{key}: {cause}") from None
+        raise
+
+
+def check_backbone(name: Any) -> None:
+    from ..models import get_backbone_spec
+
+    try:
+        get_backbone_spec(str(name))
+    except ValueError as e:
+        raise ConfigError(f"model.backbone: {e} (`flashvid backbones` lists them with their input needs)") from None
+
+
+def clip_overrides(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The clip settings set explicitly in the data config: the model records them so checkpoints carry them."""
+    from ..data import DataConfig
+
+    return {f.name: data_cfg[f.name] for f in dataclasses.fields(DataConfig)
+            if data_cfg.get(f.name) is not None}

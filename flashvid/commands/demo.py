@@ -1,0 +1,37 @@
+"""``data=demo``: flashvid's generated demo videos, written once into a folder and reused."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from ..data import VideoClassificationData
+
+log = logging.getLogger(__name__)
+DEMO_MARKER = ".flashvid-demo-complete"
+
+
+def ensure_demo_data(root: str | os.PathLike = "demo_data", **generate: Any) -> Path:
+    """Write flashvid's demo videos into ``root`` unless a complete set is there (a marker file says so)."""
+    root = Path(root)
+    if (root / DEMO_MARKER).is_file():
+        return root
+    from ..data import make_demo_dataset
+
+    log.info("flashvid: writing the demo videos into %s", root)
+    make_demo_dataset(root, **generate)
+    (root / DEMO_MARKER).write_text(json.dumps(generate, default=str) + "\n")
+    return root
+
+
+def demo_data(root: str = "demo_data", generate: Mapping[str, Any] | None = None,
+              **kwargs: Any) -> "VideoClassificationData":
+    """``data=demo``: the demo videos (generated on first use) through ``VideoClassificationData.from_folders``."""
+    from ..data import VideoClassificationData
+
+    ensure_demo_data(root, **dict(generate or {}))
+    return VideoClassificationData.from_folders(**kwargs)

@@ -1,0 +1,109 @@
+"""What the train, test and predict commands share: the run directory, checkpoints, callbacks, label order."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from .config import ConfigError, build
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ..data import VideoClassificationData
+
+log = logging.getLogger(__name__)
+
+
+def align_labels(dm: "VideoClassificationData", labels: Sequence[str]) -> None:
+    """Index the data's classes like the checkpoint's (a test folder may hold fewer classes, in another order)."""
+    labels = list(labels)
+    if dm.labels == labels:
+        return
+    unknown = sorted(set(dm.labels) - set(labels))
+    if unknown:
+        raise ConfigError(f"the data has classes the checkpoint was not trained on: {unknown}. "
+                          f"The checkpoint's classes: {labels}")
+    remap = {i: labels.index(name) for i, name in enumerate(dm.labels)}
+    for split, samples in dm.samples.items():
+        dm.samples[split] = [dataclasses.replace(s, label=tuple(remap[i] for i in s.label)) if isinstance(
+            s.label, tuple) else dataclasses.replace(s, label=remap[s.label]) if s.label >= 0 else s for s in samples]
+    dm.labels = labels
+
+
+def output_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def is_rank_zero() -> bool:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in metrics.items()}
+
+
+def build_callbacks(cfg: "DictConfig", has_val: bool, has_logger: bool, only: str | None = None,
+               num_val_videos: int | None = None) -> list[Any]:
+    from ..validation_policy import MIN_VAL_VIDEOS, callback_overrides
+
+    out = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        target = str(node.get("_target_", ""))
+        if only is not None and only not in target:
+            continue
+        kwargs: dict[str, Any] = {}
+        if not has_val and str(node.get("monitor", "") or "").startswith("val/"):
+            if "EarlyStopping" in target:
+                log.warning("flashvid: no validation data, so no early stopping (set data.val_folder or val_split)")
+                continue
+            kwargs["monitor"] = None  # keep the latest checkpoint instead of the best
+        elif has_val and num_val_videos is not None:
+            over = callback_overrides(target, node, num_val_videos, cfg.trainer.get("max_epochs"),
+                                      cfg.get("min_val_videos", MIN_VAL_VIDEOS))
+            if over is None:
+                continue
+            kwargs.update(over)
+        if "LearningRateMonitor" in target and not has_logger:
+            continue
+        out.append(build(node, f"callbacks.{name}", **kwargs))
+    return out
+
+
+def existing_checkpoint(path: Any) -> str:
+    p = Path(str(path)).expanduser()
+    if not p.exists():
+        raise ConfigError(f"ckpt_path '{path}' does not exist (train writes RUN/checkpoints/best.ckpt and last.ckpt)")
+    return str(p)
+
+
+def load_classifier(path: str) -> Any:
+    """``VideoClassifier.load_from_checkpoint`` on the CPU, with ``torch.load(weights_only=True)`` only: a checkpoint
+    whose pickle carries code is refused, never run. Class names come from the checkpoint's ``flashvid`` record
+    when its hyperparameters lack them (checkpoints of flashvid 0.1.0 keep them only there)."""
+    from ..checkpoint import CheckpointError, load_checkpoint, require_training_checkpoint
+    from ..classifier import VideoClassifier
+
+    try:
+        ck = load_checkpoint(path, mmap=True)
+        require_training_checkpoint(ck, path)
+    except CheckpointError as e:
+        raise ConfigError(str(e)) from None
+    labels = (ck.get("flashvid") or {}).get("labels")
+    kwargs = {"labels": labels} if labels and "labels" not in (ck.get("hyper_parameters") or {}) else {}
+    del ck
+    return VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True, **kwargs)

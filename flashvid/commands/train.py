@@ -1,0 +1,135 @@
+"""``flashvid train``: fit a backbone, test the best checkpoint, write config.yaml and metrics.json."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .config import ConfigError, build, check_backbone, clip_overrides, validate
+from .runs import build_callbacks, existing_checkpoint, floats, is_rank_zero, output_dir, write_json
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def run_train(cfg: "DictConfig") -> dict[str, Any]:
+    """Fit, then test the best checkpoint when there is test data; writes config.yaml and metrics.json."""
+    from omegaconf import OmegaConf
+
+    check_backbone(cfg.model.backbone)
+    validate(cfg, ["data", "model", "trainer", "finetune", "callbacks", "logger"])
+    out = output_dir()
+    from contextlib import nullcontext
+
+    from ..callbacks import ClassMismatchError
+    from ..checkpoint import CheckpointError, remove_stale_temporaries
+    from ..rundir import RunDirectoryError, locked_run_dir
+
+    try:  # one training process per run directory (rank 0 holds the lock for all ranks)
+        with locked_run_dir(out) if is_rank_zero() else nullcontext(out):
+            if is_rank_zero():
+                remove_stale_temporaries(out / "checkpoints")
+                OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+            return _train(cfg, out)
+    except (CheckpointError, RunDirectoryError, ClassMismatchError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
+    import lightning as L
+
+    L.seed_everything(cfg.seed, workers=True)
+    dm = build(cfg.data, "data")
+    if "train" not in dm.samples:
+        raise ConfigError("no training videos: set the data source, e.g. data.train_folder=PATH (data=folders), "
+                          "data.train_file=LIST (data=csv), or use data=demo")
+    model = build(cfg.model, "model", labels=dm.labels, data=clip_overrides(cfg.data))
+    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()
+               if node is not None]
+    has_val = "val" in dm.samples
+    from ..callbacks import robust_callbacks
+    from ..checkpoint import checkpoint_plugins
+
+    # the best-by-val/acc checkpoint from the config, then flashvid's own: RUN/checkpoints/last.ckpt every
+    # checkpoint_every_n_steps (atomically), failures.json, Ctrl-C/SIGTERM checkpoints and exact resumes
+    callbacks = build_callbacks(cfg, has_val, bool(loggers), num_val_videos=len(dm.samples.get("val", [])))
+    callbacks += robust_callbacks(out, checkpoint_every_n_steps=cfg.get("checkpoint_every_n_steps"))
+    deepspeed = "deepspeed" in str(cfg.trainer.get("strategy", "")).lower()
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                    **({} if deepspeed else {"plugins": checkpoint_plugins()}))
+    strategy = build(cfg.finetune, "finetune")
+    ckpt_path = resume_checkpoint(cfg, out)
+    if ckpt_path:  # before Lightning loads it: a readable checkpoint of the data's classes, else the fix in one line
+        from ..callbacks import check_labels
+        from ..checkpoint import checkpoint_labels
+
+        check_labels(checkpoint_labels(ckpt_path), dm.labels, f"the checkpoint {ckpt_path}", checkpoint=ckpt_path)
+    log.info("flashvid train: %s on %d classes, %d train / %d val videos -> %s%s", cfg.model.backbone,
+             len(dm.labels), len(dm.samples["train"]), len(dm.samples.get("val", [])), out,
+             f" (resuming from {ckpt_path})" if ckpt_path else "")
+    trainer.finetune(model, datamodule=dm, strategy=strategy, ckpt_path=ckpt_path)
+    if has_val and not any(str(k).startswith("val/") for k in trainer.callback_metrics):
+        # no validation of the final weights happened (a resume of a run killed after its last checkpoint, with
+        # nothing left to train; max_steps ending mid-epoch): validate them, so "final" always describes them
+        trainer.validate(model, datamodule=dm, verbose=False)
+
+    ckpt = trainer.checkpoint_callback
+    best = getattr(ckpt, "best_model_path", "") or ""
+    score = getattr(ckpt, "best_model_score", None)
+    result: dict[str, Any] = {
+        "run_dir": str(out), "backbone": str(cfg.model.backbone), "labels": list(dm.labels),
+        "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+        "best_checkpoint": best or None,
+        "last_checkpoint": str(out / "checkpoints" / "last.ckpt") if (out / "checkpoints" / "last.ckpt").is_file()
+        else None,
+        "best_val_acc": float(score) if score is not None and getattr(ckpt, "monitor", None) == "val/acc" else None,
+        "best_by": getattr(ckpt, "monitor", None), "best_score": float(score) if score is not None else None,
+        "final": floats(trainer.callback_metrics), "test": None,
+    }
+    if cfg.get("test_after_training", True) and "test" in dm.samples:
+        tested = trainer.test(model, datamodule=dm, ckpt_path="best" if best else None, verbose=False)
+        result["test"] = floats(tested[0]) if tested else None
+    result["per_class_accuracy"] = getattr(model, "per_class_accuracy", {})
+    result["failed_files"] = model.failure_report()
+    if trainer.is_global_zero:
+        from ..reports import training_curves
+
+        curves = training_curves(trainer, out)
+        result["curves"] = str(curves) if curves else None
+        write_json(out / "metrics.json", result)
+        _print_train_summary(result, out)
+    return result
+
+
+def resume_checkpoint(cfg: "DictConfig", out: Path) -> str | None:
+    """``resume=true`` or ``ckpt_path=last``: the run directory's last checkpoint; any other ``ckpt_path`` as is."""
+    path = cfg.get("ckpt_path")
+    if not cfg.get("resume", False) and path != "last":
+        return str(existing_checkpoint(path)) if path else None
+    from ..checkpoint import find_resume_checkpoint
+
+    found = find_resume_checkpoint(out)
+    if found is None:
+        raise ConfigError(f"resume=true but {out} holds no checkpoint: pass the interrupted run's directory, "
+                          f"e.g. hydra.run.dir=runs/train/NAME resume=true")
+    return str(found)
+
+
+def _print_train_summary(result: Mapping[str, Any], out: Path) -> None:
+    from rich.console import Console
+
+    con = Console(stderr=False, soft_wrap=True)
+    con.print(f"[bold]flashvid train[/bold]: {result['epochs']} epochs, run directory {out}")
+    if result.get("best_by") and result.get("best_score") is not None:
+        con.print(f"  best {result['best_by']} {result['best_score']:.4f}: {result['best_checkpoint']}")
+    if result["test"]:
+        t = result["test"]
+        con.print(f"  test (best checkpoint): top-1 {t.get('test/acc', float('nan')):.4f}  "
+                  f"top-5 {t.get('test/acc5', float('nan')):.4f}  "
+                  f"mean class {t.get('test/mean_class_acc', float('nan')):.4f}")
+    con.print(f"  metrics: {out / 'metrics.json'}")
+    if result.get("curves"):
+        con.print(f"  curves: {result['curves']}")

@@ -103,6 +103,7 @@ class VideoMAEPretrainer(L.LightningModule):
     # the same accounting of undecodable files as VideoClassifier (failures.json, max_failed_fraction)
     _account = VideoClassifier._account
     _check_failures = VideoClassifier._check_failures
+    _sync_failures = VideoClassifier._sync_failures
     failure_report = VideoClassifier.failure_report
 
     def __init__(

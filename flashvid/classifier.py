@@ -20,7 +20,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -539,19 +539,7 @@ class VideoClassifier(L.LightningModule):
         if h.scheduler == "constant" and not h.warmup_ratio:
             return opt
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(total * h.warmup_ratio)
-        floor = h.min_lr_ratio
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if h.scheduler == "constant":
-                return 1.0
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            if h.scheduler == "linear":
-                return floor + (1 - floor) * (1 - progress)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
+        factor = warmup_then_decay(total, int(total * h.warmup_ratio), h.min_lr_ratio, h.scheduler)
         sched = GroupAwareLambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -776,6 +764,23 @@ class VideoClassifier(L.LightningModule):
             bar.advance(files=len(done))
             for i in sorted(done):
                 yield i, done[i]
+
+
+def warmup_then_decay(total: int, warmup: int, floor: float, shape: str = "cosine") -> Callable[[int], float]:
+    """The LR multiplier of each step: linear warm-up over ``warmup`` steps, then ``constant``, ``linear`` or
+    ``cosine`` decay to ``floor`` at step ``total`` (per step, not per epoch, so short runs decay smoothly)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if shape == "constant":
+            return 1.0
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        if shape == "linear":
+            return floor + (1 - floor) * (1 - progress)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
 
 
 class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):

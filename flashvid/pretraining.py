@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -28,7 +27,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from .classifier import VideoClassifier
+from .classifier import VideoClassifier, warmup_then_decay
 from .data.datamodule import DataConfig, VideoClassificationData
 from .data.sources import collect_paths
 from .models import get_backbone_spec
@@ -257,15 +256,7 @@ class VideoMAEPretrainer(L.LightningModule):
         fused = {"fused": True} if self.device.type == "cuda" else {}
         opt = torch.optim.AdamW(groups, lr=lr, betas=tuple(h.betas), **fused)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(total * h.warmup_ratio)
-        floor = h.min_lr_ratio
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
+        factor = warmup_then_decay(total, int(total * h.warmup_ratio), h.min_lr_ratio)  # VideoMAE: cosine
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_train, make_synth_footage
 
 import torch  # noqa: E402
-from lightning.pytorch.callbacks import Callback  # noqa: E402
+from bench_train import StepClock  # noqa: E402  (scripts/bench_train.py)
 
 import flashvid  # noqa: E402
 from flashvid import Trainer, VideoClassificationData, VideoClassifier  # noqa: E402
@@ -167,36 +167,24 @@ def profile(args: argparse.Namespace, name: str, n: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- training
-class StopAfter(Callback):
-    """Per-step clock (as bench_train's StepClock) that also ends the run once the timed part has lasted long
-    enough, so slow configurations cost a bounded time."""
+class StopAfter(StepClock):
+    """bench_train's per-step clock, which also ends the run once the timed part has lasted long enough, so slow
+    configurations cost a bounded time."""
 
     def __init__(self, warmup: int, min_timed: int, max_timed_s: float):
+        super().__init__()
         self.warmup, self.min_timed, self.max_timed_s = warmup, min_timed, max_timed_s
-        self.starts: list[float] = []
-        self.ends: list[float] = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts.append(time.perf_counter())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.ends.append(time.perf_counter())
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         timed = len(self.ends) - 1 - self.warmup
         if timed >= self.min_timed and self.ends[-1] - self.ends[self.warmup] > self.max_timed_s:
             trainer.should_stop = True
 
-    def summary(self, clips_per_step: int) -> dict[str, Any]:
-        ends, starts = self.ends[self.warmup:], self.starts[self.warmup:]
-        n = len(ends) - 1
-        if n < 1:
+    def summary(self, clips_per_step: int) -> dict[str, Any]:  # type: ignore[override]
+        if len(self.ends) - self.warmup < 2:
             return {"steps_timed": 0}
-        total = ends[-1] - ends[0]
-        waits = [starts[i + 1] - ends[i] for i in range(n)]
-        return {"steps_timed": n, "clips_per_s": round(clips_per_step * n / total, 2),
-                "step_s_median": round(statistics.median(b - a for a, b in zip(ends[:-1], ends[1:])), 4),
-                "data_wait_fraction": round(sum(waits) / total, 4),
+        return {**super().summary(clips_per_step, self.warmup),
                 "warmup_s": round(self.ends[self.warmup] - self.starts[0], 1)}
 
 

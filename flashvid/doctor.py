@@ -476,6 +476,8 @@ def _label_conflicts(report: DoctorReport, by_quick: Mapping[str, list[FileProbe
                 names = " = ".join(f"{report._rel(f.path)} ({f.label})" for f in same)
                 report.warnings.append(f"identical videos in different classes: {names}; keep one copy, in the "
                                        "right class")
+
+
 LARGE_SHORT_SIDE = 480
 LONG_GOP_S = 2.0
 

@@ -271,9 +271,6 @@ def make_corpus(root: str | Path) -> Corpus:
     return c
 
 
-
-
-
 def make_clean_dataset(root: str | Path, train_per_class: int = 6, val_per_class: int = 2,
                        motions: tuple[str, ...] = ("left", "right"), seed: int = 0) -> Path:
     """A tiny, fully readable ``train/`` + ``val/`` class-folder dataset (for resume and interrupt tests)."""

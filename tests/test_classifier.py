@@ -265,6 +265,8 @@ def test_mean_class_accuracy_is_not_merged_with_top5_at_batch_size_1():
     macro = MulticlassAccuracy(3, top_k=1, average="macro")(probs, labels)
     assert got["val/acc"] == pytest.approx(top1.item()) and got["val/mean_class_acc"] == pytest.approx(macro.item())
     assert got["val/mean_class_acc"] != pytest.approx(got["val/acc5"].item())
+
+
 def test_lightning_promotional_tips_are_not_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     """Lightning 2.6 logs "💡 Tip: ... try installing litlogger" when a Trainer starts: flashvid's output drops it."""
     import logging

@@ -254,6 +254,8 @@ def check_outside_root(samples: Sequence[VideoSample], root: str | os.PathLike |
                "(data.allow_outside_root=false refuses them)")
     log.warning("flashvid: %s", message)
     return message
+
+
 def read_multi_label_rows(csv_path: Path, base: Path, rows: Sequence[tuple[str, str]],
                           labels: Sequence[str] | None = None) -> tuple[list[VideoSample], list[str]]:
     """Rows whose label cells hold ``;``-separated class names: samples labelled with sorted index tuples."""

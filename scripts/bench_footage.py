@@ -122,6 +122,7 @@ def run_prepare(args: argparse.Namespace, name: str, suffix: str = "_prepared", 
     if conv:
         res["per_file_s_median"] = round(statistics.median(f["seconds"] for f in conv), 3)
         res["out_size"] = f"{conv[0]['out']['width']}x{conv[0]['out']['height']}"
+        res["out_fps"] = conv[0]["out"]["fps"]
     res["workers"] = args.prepare_workers or os.cpu_count()
     return res
 
@@ -164,6 +165,37 @@ def profile(args: argparse.Namespace, name: str, n: int) -> dict[str, Any]:
     decoding.PYAV_SKIP_LEAD_IN = True
     torch.set_num_threads(threads)
     return out
+
+
+def loader_only(args: argparse.Namespace, data: str, backbone: str, clips_per_video: int = 1,
+                keyframe_aligned: bool = False) -> dict[str, Any]:
+    """What the training loader alone feeds (clips/s, no model, no GPU): the ceiling end to end can reach on this
+    data, so a shortfall end to end is told apart from one in decoding."""
+    from flashvid.models import get_backbone_spec
+
+    clips = args.batch_size
+    videos = clips // clips_per_video
+    dm = VideoClassificationData.from_folders(train_folder=Path(args.data) / data / "train", batch_size=videos,
+                                              num_workers=args.workers, clips_per_video=clips_per_video,
+                                              keyframe_aligned=keyframe_aligned)
+    workers = dm.num_workers
+    warm, timed = workers + 1, max(3 * workers, 12)
+    n = len(dm.samples["train"])
+    dm.samples["train"] = dm.samples["train"] * max(1, math.ceil((warm + timed + 2) * videos / n))
+    dm.configure_from_model(get_backbone_spec(backbone).data)
+    dm.setup("fit")
+    it = iter(dm.train_dataloader())
+    for _ in range(warm):
+        next(it)
+    t, got = time.perf_counter(), 0
+    for i in range(timed):
+        got += next(it)["video"].shape[0]
+        if i >= 2 * workers and time.perf_counter() - t > args.max_timed_s:
+            break
+    dt = time.perf_counter() - t
+    del it
+    return {"clips_per_s": round(got / dt, 1), "batches": i + 1, "s": round(dt, 1), "workers": workers,
+            "clips_per_video": clips_per_video, "keyframe_aligned": keyframe_aligned, "backbone": backbone}
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -339,20 +371,30 @@ def main() -> None:
                   decoder_auto=decoding.resolve_decoder("auto"), torchcodec=decoding.torchcodec_status()[1])
     B = args.budget_s
     step("data", lambda: make_data(args), out, B)
-    step("prepare/720p", lambda: run_prepare(args, "720p"), out, B)
-    step("prepare/1080p", lambda: run_prepare(args, "1080p"), out, B)
-    step("prepare/ucf", lambda: run_prepare(args, "ucf"), out, B)  # already small, short GOP: kept as is
-    step("prepare/720p_fps15", lambda: run_prepare(args, "720p", "_prepared_fps15", max_fps=15), out, B)
-    for name in ("ucf", "720p", "720p_prepared", "1080p", "1080p_prepared"):
-        step(f"profile/{name}", lambda n=name: profile(args, n, args.profile_clips), out, B, 20)
     bbs = RESULT["backbones"]
     v, x = bbs[0], (bbs[1] if len(bbs) > 1 else None)
+    # prepare's defaults, sized for the first backbone (VideoMAE 16x4 at 30 fps: short side 256, 15 fps)
+    step("prepare/720p", lambda: run_prepare(args, "720p", backbone=v), out, B)
+    step("prepare/1080p", lambda: run_prepare(args, "1080p", backbone=v), out, B)
+    step("prepare/ucf", lambda: run_prepare(args, "ucf", backbone=v), out, B)  # small, short GOP: kept as is
+    step("prepare/720p_keepfps", lambda: run_prepare(args, "720p", "_prepared_keepfps", backbone=v, max_fps=None),
+         out, B)
+    for name in ("ucf", "720p", "720p_prepared", "720p_prepared_keepfps", "1080p", "1080p_prepared"):
+        step(f"profile/{name}", lambda n=name: profile(args, n, args.profile_clips), out, B, 20)
+    loaders = [("ucf", 1, False), ("720p_prepared", 1, False), ("720p_prepared_keepfps", 1, False),
+               ("1080p_prepared", 1, False), ("720p", 1, True), ("720p", 2, True)]
+    for data, cpv, kfa in loaders:
+        name = f"loader/{data}" + (f"_cpv{cpv}" if cpv > 1 else "") + ("_kfa" if kfa else "")
+        step(name, lambda d=data, c=cpv, k=kfa: loader_only(args, d, v, c, k), out, B, 25)
     plan: list[tuple[str, Callable[[], Any], float]] = [  # the issue's targets first
         (f"{v}/model_only", lambda: train(args, v, None), 60),
         (f"{v}/ucf", lambda: train(args, v, "ucf"), 30),
-        (f"{v}/720p", lambda: train(args, v, "720p"), 40),
         (f"{v}/720p_prepared", lambda: train(args, v, "720p_prepared"), 20),
         (f"{v}/1080p_prepared", lambda: train(args, v, "1080p_prepared"), 20),
+        (f"{v}/720p_prepared_keepfps", lambda: train(args, v, "720p_prepared_keepfps"), 20),
+        (f"{v}/720p_kfa", lambda: train(args, v, "720p", keyframe_aligned=True), 30),
+        (f"{v}/720p_kfa_cpv2", lambda: train(args, v, "720p", keyframe_aligned=True, clips_per_video=2), 30),
+        (f"{v}/720p", lambda: train(args, v, "720p"), 40),
         (f"{v}/720p_pyav_skip", lambda: train(args, v, "720p", decoder="pyav", skip_lead_in=True), 40),
         (f"{v}/720p_cpv2", lambda: train(args, v, "720p", clips_per_video=2), 30),
         (f"{v}/720p_pyav_skip_cpv2", lambda: train(args, v, "720p", decoder="pyav", clips_per_video=2), 30),
@@ -363,9 +405,8 @@ def main() -> None:
     else:
         RESULT["skipped"]["seed_as_written"] = "--seed-steps 0 (toy run)"
     plan += [
-        (f"{v}/720p_prepared_fps15", lambda: train(args, v, "720p_prepared_fps15"), 20),
         (f"{v}/720p_prepared_cpv2", lambda: train(args, v, "720p_prepared", clips_per_video=2), 20),
-        (f"{v}/720p_prepared_fps15_cpv2", lambda: train(args, v, "720p_prepared_fps15", clips_per_video=2), 20),
+        (f"{v}/720p_prepared_keepfps_cpv2", lambda: train(args, v, "720p_prepared_keepfps", clips_per_video=2), 20),
         ("predict_1080p", lambda: predict_1080p(args), 20),
     ]
     if x:
@@ -377,7 +418,6 @@ def main() -> None:
     plan += [(f"{v}/720p_pyav_noskip", lambda: train(args, v, "720p", decoder="pyav", skip_lead_in=False), 40),
              (f"{v}/1080p_prepared_cpv2", lambda: train(args, v, "1080p_prepared", clips_per_video=2), 20),
              (f"{v}/720p_pyav_skip_cpv4", lambda: train(args, v, "720p", decoder="pyav", clips_per_video=4), 30),
-             (f"{v}/720p_keyframe_aligned", lambda: train(args, v, "720p", keyframe_aligned=True), 30),
              (f"{v}/1080p_threads2", lambda: train(args, v, "1080p", decode_threads=2), 60),
              (f"{v}/1080p_pyav_skip", lambda: train(args, v, "1080p", decoder="pyav"), 60)]
     if args.only:  # a second call for what the budget cut (data and prepared copies are reused when still there)

@@ -350,6 +350,11 @@ def test_ucf101_videomae_recipe_follows_the_paper() -> None:
     assert (m.label_smoothing, m.drop_path_rate, cfg.finetune.decay, m.weight_decay) == (0.1, 0.2, 0.7, 0.05)
     assert (cfg.data.clips_per_video, cfg.data.num_clips, cfg.data.num_crops) == (2, 5, 3)
     assert cfg.trainer.max_epochs == 100 and cfg.callbacks.early_stopping is None
+    # VideoMAE's stride counts the video's own frames: 4 frames of a 25 fps UCF101 video, not 4 at 30 fps
+    from flashvid.data import VideoClassificationData
+
+    dm = VideoClassificationData(sampling_rate=cfg.data.sampling_rate, target_fps=cfg.data.target_fps)
+    assert dm.data_config.sampling.stride(25.0) == cfg.data.sampling_rate
 
 
 def test_small_data_recipe() -> None:

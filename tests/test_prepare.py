@@ -135,7 +135,7 @@ def test_killed_run_continues(tmp_path: Path) -> None:
         write_video(src / f"c{i % 2}" / f"v{i}.mp4", rng.integers(0, 255, (40, 96, 128, 3), dtype=np.uint8), 30)
     out = tmp_path / "out"
     proc = get_context("fork").Process(target=prepare, args=(out,), kwargs=dict(
-        train_folder=src, short_side=64, keyframe_interval=0.5, workers=1, progress=False))
+        train_folder=src, short_side=64, keyframe_interval=0.5, max_fps=None, workers=1, progress=False))
     proc.start()
     deadline = time.monotonic() + 120
     done = 0
@@ -151,7 +151,8 @@ def test_killed_run_continues(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
     assert 1 <= done < N_KILL
-    report = prepare(out, train_folder=src, short_side=64, keyframe_interval=0.5, workers=2, progress=False)
+    report = prepare(out, train_folder=src, short_side=64, keyframe_interval=0.5, max_fps=None, workers=2,
+                     progress=False)
     assert report.unchanged >= 1 and report.unchanged + report.converted == N_KILL
     assert not [p for p in out.rglob("*") if TMP_MARK in p.name]
     assert len(_videos(out / "train")) == N_KILL
@@ -218,3 +219,45 @@ def test_cli_without_output_or_with_bad_settings_fails_in_one_line(data: Path, t
     assert main(["prepare", *common, f"output={tmp_path / 'o'}", "prepare.crf=99"]) == 2
     err = capsys.readouterr().err
     assert "prepare needs output=DIR" in err and "crf must be in 0..51" in err and "Traceback" not in err
+
+
+def _gray_ramp(n: int, h: int = 48, w: int = 64) -> np.ndarray:
+    """Frame i is flat gray 40 + 2i: a frame's level says which moment of the video it shows."""
+    return np.repeat((40 + 2 * np.arange(n, dtype=np.uint8))[:, None, None, None], h * w * 3).reshape(n, h, w, 3)
+
+
+def test_frame_rate_cap_comes_from_the_sampler_and_clips_show_the_same_moments(tmp_path: Path) -> None:
+    """Defaults: a 30 fps long-GOP source becomes a copy at twice the rate the clips read (16 frames at stride 4 of
+    30 fps read 7.5/s: 15 fps), and the copy's clip shows the same moments as the source's, because strides are
+    in time (``target_fps``), not in frames. A small short-GOP AVI is kept at its own rate."""
+    from flashvid.data import ClipSampling, VideoClipDataset, VideoSample
+    from flashvid.data.prepare import default_max_fps, settings_for
+
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    write_video(src / "ramp.mp4", _gray_ramp(96), fps=30)  # one keyframe: long GOP, re-encoded
+    write_video(src / "small.avi", _gray_ramp(96), fps=30)  # 12-frame GOPs, 64x48: kept
+    sampling = ClipSampling(16, 4, target_fps=30.0)
+    report = prepare(tmp_path / "p", train_folder=tmp_path / "src", short_side=48, progress=False, workers=1)
+    by_name = {Path(f["src"]).name: f for f in report.files}
+    assert by_name["small.avi"]["action"] == "kept"
+    copy = tmp_path / "p" / by_name["ramp.mp4"]["dst"]
+    with av.open(str(copy)) as c:
+        assert float(c.streams.video[0].average_rate) == default_max_fps(sampling) < 30
+    clips = {}
+    for name, path in (("source", src / "ramp.mp4"), ("copy", copy)):
+        ds = VideoClipDataset([VideoSample(str(path), 0)], sampling, None, "center", decoder="pyav")
+        clips[name] = ds[(0, 0)]["video"].float().mean(dim=(1, 2, 3))
+    # one source frame (1/30 s) apart at most: 2 gray levels per frame, plus compression noise
+    assert (clips["copy"] - clips["source"]).abs().max() <= 4, (clips["copy"], clips["source"])
+    assert clips["copy"].diff().min() > 0  # a real ramp, not a frozen frame
+
+    # the cap follows the model's sampler; a stride counted in the file's own frames keeps the rate
+    x3d = settings_for({}, "x3d_m")
+    from flashvid.models import get_backbone_spec
+
+    spec = get_backbone_spec("x3d_m").data
+    assert x3d.max_fps == pytest.approx(2 * spec.target_fps / spec.sampling_rate)
+    assert settings_for({"sampling_rate": 2}, "x3d_m").max_fps == pytest.approx(spec.target_fps)
+    assert settings_for({"target_fps": 0}, "x3d_m").max_fps is None  # 0: the stride counts the file's frames
+    assert settings_for({}, "x3d_m", max_fps=None).max_fps is None

@@ -4,7 +4,8 @@ Phone, web and camera footage (720p/1080p H.264 with a keyframe every 250 frames
 ~0.3-0.6 s per 16-frame clip: a seek lands on the keyframe before the clip and decodes every frame from there, at
 full resolution, only for the crop to throw most pixels away. ``prepare`` re-encodes each file once: short side
 resized to what the backbone's crop needs (never upscaled), a keyframe every ``keyframe_interval`` seconds, frame
-rate kept (or capped with ``max_fps``), audio dropped, H.264 through PyAV's bundled libx264 (no ffmpeg binary).
+rate capped at twice what the clip sampler reads (``max_fps``; VideoMAE's 16 frames at stride 4 of 30 fps read 7.5
+frames/s, so the copy keeps 15), audio dropped, H.264 through PyAV's bundled libx264 (no ffmpeg binary).
 
 The copy keeps the source's layout (class folders, list files, UCF101 split files), so every data option works on
 it unchanged. A manifest (``DIR/prepare_manifest.json``: source path, size, mtime, settings) makes it resumable:
@@ -37,6 +38,9 @@ from .sources import VideoSample
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+    from .datamodule import DataConfig
+    from .sampling import ClipSampling
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "prepare_manifest.json"
@@ -58,7 +62,7 @@ class PrepareSettings:
     preset: str = "superfast"  # measured: half veryfast's encode time, +11% size, same decode cost
     tune: str | None = "fastdecode"
     keep_max_gop: float = 1.0  # sources with keyframes at most this many seconds apart ...
-    # ... and a short side <= short_side (and fps <= max_fps) are kept as they are
+    # ... and a short side <= short_side are kept as they are (at their own frame rate)
 
     def __post_init__(self) -> None:
         if self.short_side < 16:
@@ -72,6 +76,24 @@ class PrepareSettings:
 
     def key(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def default_max_fps(sampling: "ClipSampling", headroom: float = 2.0) -> float | None:
+    """The frame rate a copy needs for ``sampling``: ``headroom`` times the rate its clips read frames at.
+
+    A clip of 16 frames at stride 4 of 30 fps reads 7.5 frames/s; the frames between them are decoded only because
+    H.264 frames depend on each other. Keeping twice that rate halves every later decode (and the encode) while
+    clip starts still move in steps of 1/15 s and ``rate_jitter`` up to 2 still finds distinct frames. None (keep
+    the source's rate) when the stride is counted in the file's own frames (``target_fps=None``): there a lower
+    rate would change what the model sees.
+    """
+    if sampling.clip_duration is not None:
+        reads = sampling.num_frames / sampling.clip_duration
+    elif sampling.target_fps:
+        reads = sampling.target_fps / sampling.sampling_rate
+    else:
+        return None
+    return round(reads * headroom, 3)
 
 
 @dataclass
@@ -250,8 +272,7 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         rotation = 0
         small = min(w, h) <= s.short_side
         short_gop = gop is not None and gop / fps <= s.keep_max_gop
-        slow_enough = s.max_fps is None or fps <= s.max_fps * 1.001
-        if small and short_gop and slow_enough:
+        if small and short_gop:  # whatever its rate: a clip of it already decodes in milliseconds (UCF101: 8 ms)
             _keep(src, keep_dst)
             return {"action": "kept", "dst": keep_dst, "in": info, "out": {**info}}
 
@@ -537,18 +558,20 @@ def prepare(output: str | os.PathLike, *, train_folder: str | os.PathLike | None
             test_file: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
             annotations_dir: str | os.PathLike | None = None, fold: int = 1,
             labels: Sequence[str] | None = None, settings: PrepareSettings | None = None,
-            workers: int | None = None, progress: bool = True, force: bool = False,
+            backbone: str | None = None, workers: int | None = None, progress: bool = True, force: bool = False,
             **settings_kwargs: Any) -> PrepareReport:
     """Convert a dataset into ``output`` once; see the module docstring.
 
     The source is given as for :class:`~flashvid.VideoClassificationData`: class folders (``*_folder``), list
     files (``*_file`` with ``root``) or UCF101 (``root`` + ``annotations_dir``). Settings: a
-    :class:`PrepareSettings` or its fields as keywords (``short_side=256, keyframe_interval=0.5, max_fps=...``).
+    :class:`PrepareSettings`, or its fields as keywords (``short_side=256, keyframe_interval=0.5, max_fps=15``);
+    ``short_side`` and ``max_fps`` left out are sized for ``backbone``'s clips (default: 16 frames at stride 4 of
+    30 fps, 224 crops: short side 256, 15 fps), ``max_fps=None`` keeps the source's rate.
     """
     if settings is None:
-        settings = PrepareSettings(**settings_kwargs)
-    elif settings_kwargs:
-        raise TypeError("pass settings= or setting keywords, not both")
+        settings = settings_for({}, backbone, **settings_kwargs)
+    elif settings_kwargs or backbone:
+        raise TypeError("pass settings=, or setting keywords and backbone=, not both")
     splits, labels, layout = _source(train_folder, val_folder, test_folder, train_file, val_file, test_file, root,
                                      annotations_dir, fold, labels)
     return prepare_samples(splits, labels, layout, output, settings, workers=workers, progress=progress,
@@ -584,9 +607,10 @@ def _source(train_folder, val_folder, test_folder, train_file, val_file, test_fi
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
-def default_short_side(data_cfg: Mapping[str, Any], backbone: str | None) -> int:
-    """What the training and evaluation crops need: the eval resize short side of the backbone (e.g. 256 for a
-    224 crop), or ``data.resize_size`` / ``data.crop_size``, times the train short-side jitter when above 1."""
+def model_data_config(data_cfg: Mapping[str, Any], backbone: str | None) -> "DataConfig":
+    """The clip settings training will use: the backbone's (or the defaults), with ``data.*`` overrides on top."""
+    from dataclasses import fields, replace
+
     from .datamodule import DataConfig
 
     base = DataConfig()
@@ -594,11 +618,28 @@ def default_short_side(data_cfg: Mapping[str, Any], backbone: str | None) -> int
         from ..models import get_backbone_spec
 
         base = get_backbone_spec(str(backbone)).data
-    crop = data_cfg.get("crop_size") or base.crop_size
-    resize = data_cfg.get("resize_size") or base.resize_size
-    short = DataConfig(crop_size=int(crop), resize_size=resize).short_side
+    names = {f.name for f in fields(DataConfig)} - {"mean", "std"}
+    return replace(base, **{k: v for k, v in data_cfg.items() if k in names and v is not None})
+
+
+def default_short_side(data_cfg: Mapping[str, Any], backbone: str | None) -> int:
+    """What the training and evaluation crops need: the eval resize short side of the backbone (e.g. 256 for a
+    224 crop), or ``data.resize_size`` / ``data.crop_size``, times the train short-side jitter when above 1."""
+    short = model_data_config(data_cfg, backbone).short_side
     jitter = float(((data_cfg.get("augmentation") or {}).get("short_side_jitter")) or 1.0)
     return int(round(short * max(jitter, 1.0)))
+
+
+def settings_for(data_cfg: Mapping[str, Any], backbone: str | None, **explicit: Any) -> PrepareSettings:
+    """Settings sized for the model: ``short_side`` from its crops and ``max_fps`` from its sampler unless given;
+    ``max_fps="auto"`` asks for the sampler's rate, ``None`` keeps the source's."""
+    if explicit.get("short_side") is None:
+        explicit["short_side"] = default_short_side(data_cfg, backbone)
+    if explicit.get("max_fps", "auto") == "auto":
+        sampling = model_data_config(data_cfg, backbone).sampling
+        jitter = float(((data_cfg.get("augmentation") or {}).get("rate_jitter")) or 1.0)
+        explicit["max_fps"] = default_max_fps(sampling, headroom=max(2.0, jitter))
+    return PrepareSettings(**explicit)
 
 
 def run_prepare(cfg: "DictConfig") -> int:
@@ -624,11 +665,10 @@ def _run(cfg: "DictConfig", output: str) -> int:
     assert isinstance(data, dict)
     target = str(data.get("_target_", ""))
     opts = dict(cfg.get("prepare") or {})
-    short = opts.pop("short_side", None) or default_short_side(data, (cfg.get("model") or {}).get("backbone"))
     workers = opts.pop("workers", None)
     progress = bool(opts.pop("progress", True))
     force = bool(opts.pop("force", False))
-    settings = PrepareSettings(short_side=int(short), **opts)
+    settings = settings_for(data, (cfg.get("model") or {}).get("backbone"), **opts)
     if target.endswith("demo_data"):
         from ..cli import ensure_demo_data
 
@@ -641,8 +681,8 @@ def _run(cfg: "DictConfig", output: str) -> int:
     else:
         src = dict(train_folder=data.get("train_folder"), val_folder=data.get("val_folder"),
                    test_folder=data.get("test_folder"))
-    log.info("flashvid prepare: short side %d, keyframe every %.2f s -> %s", settings.short_side,
-             settings.keyframe_interval, output)
+    log.info("flashvid prepare: short side %d, keyframe every %.2f s, frame rate %s -> %s", settings.short_side,
+             settings.keyframe_interval, f"capped at {settings.max_fps:g}" if settings.max_fps else "kept", output)
     report = prepare(output, settings=settings, workers=workers, progress=progress, force=force, **src)
     print(report.format_text())
     return 1 if report.failed else 0

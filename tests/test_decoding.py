@@ -150,6 +150,29 @@ def test_non_utf8_metadata_does_not_stop_decoding(tmp_path, numbered, decoder: s
         reader.close()
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg CLI writes the rotation")
+def test_pyav_without_a_frame_rate_still_applies_the_rotation(tmp_path, numbered):
+    """A stream without a usable frame rate is read by counting frames from the start: those frames must be turned
+    by the display matrix (phone videos) exactly as the seeking path turns them."""
+    source, n, _ = numbered[(".mp4", "15")]
+    path = tmp_path / "rotated.mp4"
+    subprocess.run([shutil.which("ffmpeg"), "-v", "error", "-y", "-i", str(source), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=90", str(path)], check=True)
+    wanted = [n // 2, 0, 3, 3, n - 1, n + 7]
+    reader = PyAVReader(path)
+    try:
+        seeking = reader.frames_at(wanted)
+        reader._tick = 0.0  # what a stream without a frame rate sets: frames are placed by decode order
+        counting = reader.frames_at(wanted)
+    finally:
+        reader.close()
+    assert seeking.shape == (len(wanted), 3, BITS * CELL, BAND + 48)  # upright: 64 wide, 128 high
+    assert counting.shape == seeking.shape and torch.equal(counting, seeking)
+    as_encoded = torch.rot90(seeking, -1, dims=(2, 3))  # undo the quarter turn the display matrix asks for
+    assert_rgb(as_encoded)
+    assert frame_numbers(as_encoded) == [min(i, n - 1) for i in wanted]
+
+
 def test_pyav_open_options_follow_the_installed_pyav():
     """``metadata_errors`` goes to PyAV 18 and older only (PyAV 19's ``av.open`` raises TypeError on it)."""
     assert _pyav_open_options("18.1.0") == {"metadata_errors": "ignore"}

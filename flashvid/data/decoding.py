@@ -259,6 +259,14 @@ class _BestEffortTimestamp:
         return dts
 
 
+def _upright_rgb(frame: Any) -> torch.Tensor:
+    """A decoded PyAV frame as uint8 ``(3, H, W)`` RGB, turned by its display matrix (phone videos) as torchcodec
+    turns it."""
+    rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+    turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return torch.rot90(rgb, turns, dims=(1, 2)) if turns else rgb
+
+
 def _pyav_open_options(version: str) -> dict[str, Any]:
     """``av.open`` options that keep non-UTF-8 metadata (a mislabelled title) from failing the open.
 
@@ -399,11 +407,7 @@ class PyAVReader:
                 idx = self._index_of(frame, clock)
                 if idx < targets[pos] and idx >= 0:
                     continue
-                rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
-                turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-                if turns:  # display-matrix rotation (phone videos), applied as torchcodec does
-                    rgb = torch.rot90(rgb, turns, dims=(1, 2))
-                last = rgb
+                last = rgb = _upright_rgb(frame)
                 while pos < len(targets) and (idx >= targets[pos] or idx < 0):
                     got[targets[pos]] = rgb
                     pos += 1
@@ -427,7 +431,7 @@ class PyAVReader:
             self._container.seek(0)
             for n, frame in enumerate(self._container.decode(self._stream)):
                 if n in targets:
-                    got[n] = last = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                    got[n] = last = _upright_rgb(frame)
                 if n >= max(targets):
                     break
         except Exception as e:

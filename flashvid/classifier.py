@@ -40,6 +40,8 @@ from .data.datamodule import DataConfig
 from .data.dataset import VideoClipDataset, collate_clips, multi_hot
 from .data.sources import collect_paths
 from .data.transforms import BatchAugmentation
+from .failures import DecodeFailureAccounting
+from .failures import TooManyFailedFiles as TooManyFailedFiles  # re-exported: it was defined here
 from .models import VideoBackbone, create_backbone
 
 log = logging.getLogger(__name__)
@@ -68,11 +70,7 @@ class MeanClassAccuracy(MulticlassRecall):
         return (tp[present].float() / support[present]).mean()
 
 
-class TooManyFailedFiles(RuntimeError):
-    """More than ``max_failed_fraction`` of the files seen could not be decoded."""
-
-
-class VideoClassifier(L.LightningModule):
+class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
     """Video classification with a registered backbone (``available_backbones()``).
 
     Args:
@@ -182,8 +180,6 @@ class VideoClassifier(L.LightningModule):
             load_backbone_from_checkpoint(self, str(pretrained))
         self._set_hf_labels()
         self.layer_decay = layer_decay
-        self.failed_files: dict[str, str] = {}
-        self._seen: set[str] = set()
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
         # The evaluation loss as a torchmetrics mean (sum and weight, summed over ranks): Lightning's
@@ -336,53 +332,6 @@ class VideoClassifier(L.LightningModule):
         if labels.dim() == 1:
             labels = labels.unsqueeze(1)
         return multi_hot(labels, self.num_classes)
-
-    # ------------------------------------------------------------------ failed files
-    def _account(self, batch: Mapping[str, Any]) -> None:
-        for f in batch.get("failed", []):
-            if f["path"] not in self.failed_files:
-                self.failed_files[f["path"]] = f["reason"]
-                log.warning("flashvid: skipping unreadable video %s (%s)", f["path"], f["reason"])
-            self._seen.add(f["path"])
-        self._seen.update(batch.get("path", []))
-
-    def _sync_failures(self) -> None:
-        """Under DDP every rank learns the others' failed and seen files (called at epoch ends, on all ranks), so
-        the failure share is decided on the whole data and rank 0's failures.json lists every file once."""
-        if self._trainer is None or self.trainer.world_size <= 1:
-            return
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        gathered: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, (self.failed_files, sorted(self._seen)))
-        for failed, seen in gathered:
-            for path, reason in failed.items():
-                self.failed_files.setdefault(path, reason)
-            self._seen.update(seen)
-
-    def _check_failures(self) -> None:
-        self._sync_failures()
-        if not self.failed_files or not self._seen:
-            return
-        share = len(self.failed_files) / len(self._seen)
-        if share > self.hparams.max_failed_fraction:
-            listing = "\n  ".join(f"{p}: {r}" for p, r in list(self.failed_files.items())[:20])
-            raise TooManyFailedFiles(
-                f"{len(self.failed_files)} of {len(self._seen)} videos ({share:.0%}) could not be decoded, more "
-                f"than max_failed_fraction={self.hparams.max_failed_fraction:.0%}. Run `flashvid doctor` on the "
-                f"data, fix or remove these files, or raise model.max_failed_fraction:\n  {listing}"
-            )
-
-    def failure_report(self) -> dict[str, Any]:
-        return {"num_failed": len(self.failed_files), "num_seen": len(self._seen),
-                "failed": [{"path": p, "reason": r} for p, r in sorted(self.failed_files.items())]}
-
-    def _skip_loss(self) -> torch.Tensor:
-        """A zero loss touching every trainable parameter: a batch with no decodable clip still steps in sync
-        on every rank (returning None would hang DDP)."""
-        return sum((p.sum() * 0.0 for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device))
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:

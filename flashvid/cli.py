@@ -143,7 +143,7 @@ def user_error_message(e: BaseException) -> str | None:
     from hydra.errors import HydraException, InstantiationException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .classifier import TooManyFailedFiles
+    from .failures import TooManyFailedFiles
     from .models import PretrainedWeightsUnavailable
 
     if isinstance(e, InstantiationException):  # a failure inside a constructor that build() did not explain

@@ -32,7 +32,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .data.decoding import VideoDecodeError, check_clip_size, keyframe_interval, open_video, resolve_decoder
+from .data.decoding import (
+    VideoDecodeError,
+    check_clip_size,
+    keyframe_interval,
+    open_container,
+    open_video,
+    resolve_decoder,
+)
 from .data.sources import LABEL_SEPARATOR, UCF101_GROUP_PATTERN, VideoSample, group_of, label_name
 
 log = logging.getLogger(__name__)
@@ -234,10 +241,8 @@ def _full_hash(path: str) -> str:
 def backwards_timestamps(path: str) -> str | None:
     """Whether a video stream's decode timestamps run backwards (joined recordings, ``cat a.mpg b.mpg``): both
     decoders place frames by time, so such a file yields frames out of place. Demuxing only (no decoding)."""
-    import av
-
     try:
-        with av.open(path) as container:
+        with open_container(path) as container:
             last: dict[int, int] = {}
             for n, packet in enumerate(container.demux(*container.streams.video)):
                 if packet.dts is None:

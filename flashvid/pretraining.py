@@ -27,9 +27,10 @@ import lightning as L
 import torch
 from torch import nn
 
-from .classifier import VideoClassifier, warmup_then_decay
+from .classifier import warmup_then_decay
 from .data.datamodule import DataConfig, VideoClassificationData
 from .data.sources import collect_paths
+from .failures import DecodeFailureAccounting
 from .models import get_backbone_spec
 from .models.registry import IMAGENET_MEAN, IMAGENET_STD
 
@@ -76,7 +77,7 @@ def _size_of(backbone: str) -> str:
     return size
 
 
-class VideoMAEPretrainer(L.LightningModule):
+class VideoMAEPretrainer(DecodeFailureAccounting, L.LightningModule):
     """VideoMAE masked-autoencoder pretraining as a LightningModule; :meth:`save_encoder` writes what
     ``VideoClassifier(..., pretrained=DIR)`` fine-tunes.
 
@@ -98,12 +99,6 @@ class VideoMAEPretrainer(L.LightningModule):
         activation_checkpointing: recompute activations in the backward pass (less memory, slower).
         max_failed_fraction: stop when more than this share of the videos cannot be decoded.
     """
-
-    # the same accounting of undecodable files as VideoClassifier (failures.json, max_failed_fraction)
-    _account = VideoClassifier._account
-    _check_failures = VideoClassifier._check_failures
-    _sync_failures = VideoClassifier._sync_failures
-    failure_report = VideoClassifier.failure_report
 
     def __init__(
         self,
@@ -158,8 +153,6 @@ class VideoMAEPretrainer(L.LightningModule):
         self.data_config = DataConfig.from_dict({**spec.to_dict(), "num_frames": c.num_frames,
                                                  "crop_size": c.image_size, "resize_size": resize, **data})
         self._check_normalisation()
-        self.failed_files: dict[str, str] = {}
-        self._seen: set[str] = set()
         self._compiled = False
         if activation_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -220,8 +213,7 @@ class VideoMAEPretrainer(L.LightningModule):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         self._account(batch)
         if batch["video"] is None:  # nothing decodable: a zero loss keeps DDP ranks in step
-            return sum((p.sum() * 0.0 for p in self.parameters() if p.requires_grad),
-                       torch.zeros((), device=self.device))
+            return self._skip_loss()
         # float32 pixels: the reconstruction targets (per-patch mean and std) are computed from them; the
         # encoder and decoder still run in bf16 under autocast
         loss = self(batch["video"].float()).loss.float()

@@ -180,6 +180,23 @@ def make_backwards_timestamps(path: Path, num_frames: int = 12, size: tuple[int,
     return path
 
 
+def make_joined_ts_with_latin1_tag(path: Path, num_frames: int = 12, size: tuple[int, int] = SIZE) -> Path:
+    """Two MPEG-TS recordings joined byte for byte (timestamps restart at the join) whose audio track's language
+    tag is Latin-1 (``\\xe9ng``, not UTF-8): PyAV <= 18 fails a plain ``av.open`` on it. Every frame is a keyframe,
+    as PyAV's timestamp seek in MPEG-TS can land between keyframes."""
+    h, w = size
+    parts = []
+    for k, colour in enumerate(("0x224466", "0x886644")):
+        part = path.with_name(f".{path.stem}_{k}.ts")
+        _ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:s={w}x{h}:r=15:d={num_frames / 15}", "-f", "lavfi",
+                "-i", f"sine=d={num_frames / 15}", *_x264("-g", "1"), "-c:a", "mp2", "-metadata:s:a",
+                os.fsdecode(b"language=\xe9ng"), str(part))
+        parts.append(part.read_bytes())
+        part.unlink()
+    path.write_bytes(b"".join(parts))
+    return path
+
+
 def make_corpus(root: str | Path) -> Corpus:
     """Write the corpus under ``root`` (which must be empty or absent) and describe it."""
     root = Path(root).absolute()  # (symlinks below point at absolute paths)

@@ -18,12 +18,14 @@ import torch
 
 from badvideos import (
     Corpus,
+    _ffmpeg,
     build_run,
     corpus_fixture,
     make_backwards_timestamps,
     make_clean_dataset,
     make_frame_rate,
     make_huge_frames,
+    make_joined_ts_with_latin1_tag,
     make_long,
     make_thumbnail_first,
     make_uhd,
@@ -290,3 +292,21 @@ def test_timestamps_that_go_backwards_are_named_by_the_doctor(odd_streams) -> No
     assert probe.ok and probe.note is not None
     assert "timestamps go backwards at packet 12" in probe.note and "ffmpeg -i IN -c:v libx264 OUT" in probe.note
     assert probe_file(str(odd_streams["thumbnail"]), "train", "left").note is None
+
+
+def test_the_doctor_reads_files_with_non_utf8_tags(tmp_path) -> None:
+    """A non-UTF-8 tag (a Latin-1 title, a Latin-1 language code) fails a plain ``av.open`` on PyAV <= 18: the
+    doctor's timestamp check opened files that way, so it skipped such a file in silence and missed that its
+    timestamps go backwards. The file is readable, and both its checks run."""
+    from flashvid.doctor import probe_file
+
+    joined = make_joined_ts_with_latin1_tag(tmp_path / "joined latin1.ts")
+    probe = probe_file(str(joined), "train", "left", "pyav")
+    assert probe.ok, probe.reason
+    assert probe.keyframe_interval == 1
+    assert probe.note is not None and "timestamps go backwards at packet" in probe.note, probe.note
+    titled = make_frame_rate(tmp_path / "clip.mp4", 15)
+    latin1 = tmp_path / "latin1_title.mp4"
+    _ffmpeg("-i", str(titled), "-c", "copy", "-metadata", os.fsdecode(b"title=caf\xe9"), str(latin1))
+    probe = probe_file(str(latin1), "train", "left", "pyav")
+    assert probe.ok and probe.note is None and probe.keyframe_interval, probe

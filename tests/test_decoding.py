@@ -150,10 +150,105 @@ def test_non_utf8_metadata_does_not_stop_decoding(tmp_path, numbered, decoder: s
         reader.close()
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg CLI writes the rotation")
+def test_pyav_without_a_frame_rate_still_applies_the_rotation(tmp_path, numbered):
+    """A stream without a usable frame rate is read by counting frames from the start: those frames must be turned
+    by the display matrix (phone videos) exactly as the seeking path turns them."""
+    source, n, _ = numbered[(".mp4", "15")]
+    path = tmp_path / "rotated.mp4"
+    subprocess.run([shutil.which("ffmpeg"), "-v", "error", "-y", "-i", str(source), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=90", str(path)], check=True)
+    wanted = [n // 2, 0, 3, 3, n - 1, n + 7]
+    reader = PyAVReader(path)
+    try:
+        seeking = reader.frames_at(wanted)
+        reader._tick = 0.0  # what a stream without a frame rate sets: frames are placed by decode order
+        counting = reader.frames_at(wanted)
+    finally:
+        reader.close()
+    assert seeking.shape == (len(wanted), 3, BITS * CELL, BAND + 48)  # upright: 64 wide, 128 high
+    assert counting.shape == seeking.shape and torch.equal(counting, seeking)
+    as_encoded = torch.rot90(seeking, -1, dims=(2, 3))  # undo the quarter turn the display matrix asks for
+    assert_rgb(as_encoded)
+    assert frame_numbers(as_encoded) == [min(i, n - 1) for i in wanted]
+
+
 def test_pyav_open_options_follow_the_installed_pyav():
     """``metadata_errors`` goes to PyAV 18 and older only (PyAV 19's ``av.open`` raises TypeError on it)."""
     assert _pyav_open_options("18.1.0") == {"metadata_errors": "ignore"}
     assert _pyav_open_options("19.0.2") == {} and _pyav_open_options("20.0.0rc1") == {}
+
+
+@pytest.fixture
+def pyav_19(monkeypatch: pytest.MonkeyPatch):
+    """A switch that gives the installed PyAV the ``av.open`` of PyAV 19 (which needs Python >= 3.12, so it cannot
+    be installed here): its version string, and a TypeError for the ``metadata_errors`` argument it removed."""
+    import av
+
+    real_open = av.open
+
+    def open_without_metadata_errors(*args, **kwargs):
+        if "metadata_errors" in kwargs:
+            raise TypeError("open() got an unexpected keyword argument 'metadata_errors'")
+        return real_open(*args, **kwargs)
+
+    def switch_on() -> None:
+        monkeypatch.setattr(av, "open", open_without_metadata_errors)
+        monkeypatch.setattr(av, "__version__", "19.0.0")
+
+    return switch_on
+
+
+def test_every_pyav_read_works_with_pyav_19s_open(tmp_path, numbered, pyav_19):
+    """On PyAV 19 the keyframe scans returned nothing and ``flashvid prepare`` failed every file, because they
+    passed ``metadata_errors`` to ``av.open`` themselves: each read of a real file must give what it gives on the
+    installed PyAV."""
+    from flashvid.data.decoding import keyframe_indices, keyframe_interval
+    from flashvid.data.prepare import PrepareSettings, convert_file
+    from flashvid.doctor import probe_file
+
+    path, n, _ = numbered[(".mp4", "15")]
+    keyframe_indices.cache_clear()
+    gop, keys = keyframe_interval(path), keyframe_indices(str(path))
+    assert gop and keys and keys[0] == 0
+    pyav_19()
+    keyframe_indices.cache_clear()
+    try:
+        assert keyframe_interval(path) == gop
+        assert keyframe_indices(str(path)) == keys
+    finally:
+        keyframe_indices.cache_clear()
+    reader = PyAVReader(path)
+    try:
+        assert frame_numbers(reader.frames_at([0, n // 2, n - 1])) == [0, n // 2, n - 1]
+    finally:
+        reader.close()
+    out = convert_file(str(path), str(tmp_path / "conv.mp4"), str(tmp_path / "keep.mp4"),
+                       PrepareSettings(short_side=32, keyframe_interval=0.2))
+    assert out["action"] == "converted", out
+    assert out["out"]["frames"] == n and PyAVReader(out["dst"]).info.num_frames == n
+    probe = probe_file(str(path), "train", None, "pyav")
+    assert probe.ok and probe.num_frames == n and probe.keyframe_interval == gop, probe
+
+
+def test_every_read_mode_av_open_goes_through_open_container():
+    """Reads that called ``av.open`` themselves missed the PyAV 18/19 difference: only write-mode opens may."""
+    import ast
+
+    direct = []
+    for path in sorted((REPO / "flashvid").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or fn.name == "open_container":
+                continue
+            for call in ast.walk(fn):
+                if not (isinstance(call, ast.Call) and ast.unparse(call.func) == "av.open"):
+                    continue
+                mode = call.args[1] if len(call.args) > 1 else next(
+                    (k.value for k in call.keywords if k.arg == "mode"), None)
+                if not (isinstance(mode, ast.Constant) and str(mode.value).startswith("w")):
+                    direct.append(f"{path.relative_to(REPO)}:{call.lineno} in {fn.name}()")
+    assert not direct, f"read-mode av.open outside open_container: {direct}"
 
 
 def test_sampling_uses_each_videos_real_fps(tmp_path, decoder: str):

@@ -83,6 +83,27 @@ def test_pretrain_model_masks_at_the_configured_ratio() -> None:
     assert out.logits.shape == (3, 2 * 12, 2 * 8 * 8 * 3)  # 12 of 16 tubes per tubelet reconstructed
 
 
+def test_pretrainer_accounts_for_undecodable_files_as_the_classifier_does() -> None:
+    """Failed files are counted and reported (failures.json) and stop the run past ``max_failed_fraction``; a
+    batch with no decodable clip still gives a loss that reaches every parameter (DDP ranks stay in step)."""
+    from flashvid.classifier import TooManyFailedFiles
+
+    model = VideoMAEPretrainer("videomae_small", config={"hidden_size": 32, "num_hidden_layers": 1,
+                                                         "num_attention_heads": 2, "intermediate_size": 64,
+                                                         "patch_size": 8, "decoder_num_hidden_layers": 1},
+                               data={"num_frames": 4, "crop_size": 32}, max_failed_fraction=0.4)
+    assert model.failure_report() == {"num_failed": 0, "num_seen": 0, "failed": []}
+    batch = {"video": None, "path": ["good.mp4"], "failed": [{"path": "gone.mp4", "reason": "file not found"}]}
+    loss = model.training_step(batch, 0)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert model.failure_report() == {"num_failed": 1, "num_seen": 2,
+                                      "failed": [{"path": "gone.mp4", "reason": "file not found"}]}
+    with pytest.raises(TooManyFailedFiles, match=r"1 of 2 videos \(50%\)(.|\n)*gone.mp4: file not found"):
+        model.on_train_epoch_end()
+
+
 @pytest.mark.slow
 def test_pretrain_then_finetune(pretrained: Path, demo_root: Path, tmp_path: Path) -> None:
     """The loss falls; RUN/encoder is the pretrained encoder; videomae_small fine-tunes from it through the CLI."""

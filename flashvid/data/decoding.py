@@ -14,9 +14,12 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, Iterator, Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Protocol, Sequence
 
 import torch
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +259,14 @@ class _BestEffortTimestamp:
         return dts
 
 
+def _upright_rgb(frame: Any) -> torch.Tensor:
+    """A decoded PyAV frame as uint8 ``(3, H, W)`` RGB, turned by its display matrix (phone videos) as torchcodec
+    turns it."""
+    rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+    turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return torch.rot90(rgb, turns, dims=(1, 2)) if turns else rgb
+
+
 def _pyav_open_options(version: str) -> dict[str, Any]:
     """``av.open`` options that keep non-UTF-8 metadata (a mislabelled title) from failing the open.
 
@@ -266,16 +277,25 @@ def _pyav_open_options(version: str) -> dict[str, Any]:
     return {"metadata_errors": "ignore"} if major.isdigit() and int(major) < 19 else {}
 
 
+def open_container(path: str | os.PathLike) -> InputContainer:
+    """Open ``path`` for reading with PyAV; every read-mode ``av.open`` in flashvid goes through here.
+
+    A non-UTF-8 tag (a Latin-1 title) fails a plain open on PyAV <= 18, and PyAV 19 rejects the argument that
+    prevents it (see :func:`_pyav_open_options`): one place to get that right for every installed version.
+    """
+    import av
+
+    return av.open(str(path), **_pyav_open_options(av.__version__))
+
+
 class PyAVReader:
     """PyAV (bundled FFmpeg): seeks to the keyframe before the clip and decodes forward to its last frame."""
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, skip_lead_in: bool | None = None):
-        import av
-
         self.path = str(path)
         _check_file(self.path)
         try:
-            self._container = av.open(self.path, **_pyav_open_options(av.__version__))
+            self._container = open_container(self.path)
         except Exception as e:
             raise VideoDecodeError(self.path, _reason(e, self.path)) from e
         if not self._container.streams.video:
@@ -387,11 +407,7 @@ class PyAVReader:
                 idx = self._index_of(frame, clock)
                 if idx < targets[pos] and idx >= 0:
                     continue
-                rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
-                turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-                if turns:  # display-matrix rotation (phone videos), applied as torchcodec does
-                    rgb = torch.rot90(rgb, turns, dims=(1, 2))
-                last = rgb
+                last = rgb = _upright_rgb(frame)
                 while pos < len(targets) and (idx >= targets[pos] or idx < 0):
                     got[targets[pos]] = rgb
                     pos += 1
@@ -415,7 +431,7 @@ class PyAVReader:
             self._container.seek(0)
             for n, frame in enumerate(self._container.decode(self._stream)):
                 if n in targets:
-                    got[n] = last = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                    got[n] = last = _upright_rgb(frame)
                 if n >= max(targets):
                     break
         except Exception as e:
@@ -487,10 +503,8 @@ def keyframe_interval(path: str | os.PathLike, max_packets: int = 600) -> int | 
     on average). Returns the mean gap between the keyframes seen; with one keyframe only, the packets read (a lower
     bound); None when the file cannot be demuxed.
     """
-    import av
-
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with open_container(path) as container:
             if not container.streams.video:
                 return None
             stream = container.streams.video[0]
@@ -518,11 +532,9 @@ def keyframe_indices(path: str) -> tuple[int, ...]:
     Used by the keyframe-aligned sampler; the pass reads the whole file once per worker (milliseconds for a 10 s
     clip, a second or so for a 100 MB file).
     """
-    import av
-
     keys: list[int] = []
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with open_container(path) as container:
             if not container.streams.video:
                 return ()
             stream = container.streams.video[0]

@@ -32,7 +32,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-from .decoding import VideoDecodeError, _check_file, _reason, keyframe_interval
+from .decoding import VideoDecodeError, _check_file, _reason, keyframe_interval, open_container
 from .sources import VideoSample
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
 
     _check_file(src)
     try:
-        container = av.open(src, metadata_errors="ignore")
+        container = open_container(src)
     except Exception as e:  # noqa: BLE001
         raise VideoDecodeError(src, _reason(e, src)) from e
     with container:

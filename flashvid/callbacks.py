@@ -349,6 +349,11 @@ class ExactResume(Callback):
       ``configure_optimizers`` asks for ``trainer.estimated_stepping_batches`` (flashvid's schedules do): the
       loader is then built before the checkpoint's loop state is read and never gets it.
     Together with the restored weights, optimizer and loop progress, the resumed run ends as the uninterrupted one.
+
+    Under DDP Lightning writes rank 0's state and every rank loads it. The loader position is every rank's (each
+    skips within its own share, see :class:`~flashvid.data.dataset.ShardedEpochSampler`); the RNG states are rank
+    0's, which repeats the run while the ranks draw alike (same seed, equally full batches on the CPU) but not a
+    GPU's own generator on ranks above 0.
     """
 
     def __init__(self) -> None:

@@ -3,6 +3,9 @@
 Evaluation must count each video once under any number of ranks: Lightning's ``DistributedSampler`` pads an uneven
 split by repeating videos, so the val/test splits here have an odd number of files. The reference is the same
 checkpoint evaluated in one process.
+
+Training resumes exactly mid-epoch under DDP too: each rank's loader shards the epoch's order itself and skips within
+its own share, so a run killed with ``kill -9`` mid-epoch and resumed ends as the uninterrupted DDP run.
 """
 
 from __future__ import annotations
@@ -14,13 +17,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
-
 from badvideos import write_good
+from lightning.pytorch.trainer.states import RunningStage
+
+from flashvid.data import EpochShuffleSampler, VideoClassificationData
+from flashvid.data.dataset import ShardedEpochSampler
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import soak_resume as soak  # noqa: E402
+
 COUNTS = {"train": (4, 4), "val": (3, 2), "test": (2, 2)}  # (left, right); test also gets one broken file
 
 
@@ -93,3 +103,115 @@ def test_ddp_train_on_two_cpu_processes_counts_each_video_once(ddp_data: Path, t
     # found by rank 1 (its log has the warning, rank 0's does not), reported by rank 0
     assert broken in (run / "train_ddp_process_1.log").read_text() and broken not in (run / "train.log").read_text()
     assert failures["num_seen"] == sum(map(sum, COUNTS.values())) + 1 == metrics["failed_files"]["num_seen"]
+
+
+@pytest.mark.parametrize(("length", "ranks"), [(11, 2), (10, 4), (2, 3)])
+def test_sharded_sampler_covers_every_index_and_resumes_within_each_rank(length: int, ranks: int) -> None:
+    """Every rank shuffles the whole split alike (seed + epoch): dealt round-robin, the equal-length shards give back
+    the one-process order, padded with its head as ``DistributedSampler`` pads. A resume at any position of a rank's
+    share yields exactly the rest of that share, once."""
+    for epoch in (0, 1):
+        one = EpochShuffleSampler(length, seed=3)
+        one.set_epoch(epoch)
+        order = [i for i, _ in one]
+        shards = []
+        for rank in range(ranks):
+            sampler = ShardedEpochSampler(length, ranks, rank, seed=3)
+            sampler.set_epoch(epoch)
+            keys = list(sampler)
+            assert {e for _, e in keys} == {epoch} and len(keys) == len(sampler) == -(-length // ranks)
+            shards.append([i for i, _ in keys])
+        dealt = [shard[k] for k in range(len(shards[0])) for shard in shards]
+        assert dealt == (order * ranks)[: len(dealt)] and set(dealt) == set(range(length))
+        for rank, shard in enumerate(shards):
+            for start in range(len(shard) + 1):
+                sampler = ShardedEpochSampler(length, ranks, rank, seed=3)
+                sampler.set_epoch(epoch)
+                sampler.resume_at(epoch, start)
+                assert [i for i, _ in sampler] == shard[start:]
+                assert [i for i, _ in sampler] == shard  # the resume applies to one pass only
+
+
+@pytest.fixture(scope="module")
+def resume_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """11 train videos (6 per rank on 2 ranks, one padded: 3 steps per epoch at batch 2) and 2 val videos."""
+    root = tmp_path_factory.mktemp("ddp_resume_data")
+    rng = np.random.default_rng(1)
+    for split, counts in {"train": (6, 5), "val": (1, 1)}.items():
+        for motion, n in zip(("left", "right"), counts, strict=True):
+            for i in range(n):
+                write_good(root / split / motion / f"{motion}_{i}.mp4", motion, rng, num_frames=8)
+    return root
+
+
+def test_ddp_train_loader_is_kept_by_lightning_and_resumes_within_the_rank(
+        resume_data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The training loader of a 2-process DDP trainer, after Lightning prepared it as its fit loop does: Lightning
+    keeps it (no ``DistributedSamplerWrapper``), and a loader restored from its state after 2 of its 3 batches
+    hands the training loop exactly the rest of this rank's share (was: the whole share again). A position saved
+    with another number of processes names no place in this rank's share: that epoch restarts, with a warning."""
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    assert trainer.world_size == 2 and trainer.global_rank == 0
+
+    def prepared_loader(epoch: int):
+        dm = VideoClassificationData.from_folders(resume_data / "train", batch_size=2, num_workers=0, seed=7,
+                                                  num_frames=4, crop_size=32)
+        dm.trainer = trainer
+        dm.setup("fit")
+        loader = trainer._data_connector._prepare_dataloader(dm.train_dataloader(), shuffle=True,
+                                                             mode=RunningStage.TRAINING)
+        loader.sampler.set_epoch(epoch)
+        return dm, loader
+
+    dm, loader = prepared_loader(epoch=1)
+    batches = iter(loader)
+    seen = [i for _, batch in zip(range(2), batches) for i in batch["index"].tolist()]
+    state = loader.state_dict()
+    rest = [i for batch in batches for i in batch["index"].tolist()]
+
+    _, resumed = prepared_loader(epoch=1)
+    resumed.load_state_dict(state)
+    assert [i for batch in resumed for i in batch["index"].tolist()] == rest
+    one = EpochShuffleSampler(len(dm.datasets["train"]), seed=7)
+    one.set_epoch(1)
+    assert seen + rest == [i for i, _ in one][::2]  # rank 0: every other index of the one-process order
+    assert state == {"epoch": 1, "position": 4, "seed": 7, "length": 11, "num_replicas": 2}
+    assert type(loader.sampler) is ShardedEpochSampler and len(loader) == 3  # kept by Lightning, not wrapped
+
+    _, other = prepared_loader(epoch=1)
+    other.load_state_dict({**state, "num_replicas": 4})
+    assert [i for batch in other for i in batch["index"].tolist()] == seen + rest
+    assert "num_replicas 4" in caplog.text and "restarts from its beginning" in caplog.text
+
+
+def test_ddp_kill9_mid_epoch_resume_matches_uninterrupted_run(resume_data: Path, tmp_path: Path) -> None:
+    """``flashvid train trainer=ddp`` on 2 CPU processes, killed with SIGKILL (the whole process group) mid-epoch
+    after a mid-epoch ``last.ckpt``, then ``resume=true``: the run ends with the uninterrupted DDP run's validation
+    metrics and weights (was: the interrupted epoch started over, shuffled anew)."""
+    def args(run: Path) -> list[str]:
+        return [*soak.train_args(resume_data, run, workers=0, epochs=2), "trainer=ddp", "trainer.devices=2", "seed=5"]
+
+    reference = soak.run(args(tmp_path / "ref"), tmp_path, timeout=300)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    assert "Starting with 2 processes" in reference.stdout + reference.stderr
+
+    run, marker = tmp_path / "run", tmp_path / "pace"
+    proc = soak.start([*args(run), *soak.pace_args(marker), "+callbacks.pace.stall_at=5"], tmp_path)
+    try:
+        assert soak.wait_for(Path(f"{marker}.step"), proc, timeout=300, check=lambda text: text == "5"), \
+            proc.communicate()[1][-3000:]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    last = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["global_step"] == 4  # epoch 2 (steps 4-6): 1 of its 3 batches done
+
+    resumed = soak.run([*args(run), "resume=true"], tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert soak.compare(soak.outcome(run), soak.outcome(tmp_path / "ref")) == []
+    # rank 0's position, written for all: every rank took the same number of samples of its own share
+    loader_state = {"epoch": 1, "position": 2, "seed": 5, "length": 11, "num_replicas": 2}
+    assert ckpt["callbacks"]["ExactResume"]["train_loader"] == loader_state
+    assert ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [loader_state]

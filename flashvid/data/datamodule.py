@@ -17,7 +17,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from .clip_augment import ClipAutoAugment
-from .dataset import EpochShuffleSampler, ResumableDataLoader, VideoClipDataset, collate_clips, multi_hot
+from .dataset import (
+    EpochShuffleSampler,
+    ResumableDataLoader,
+    ShardedEpochSampler,
+    VideoClipDataset,
+    collate_clips,
+    multi_hot,
+)
 from .decoding import DECODERS, resolve_decoder
 from .mixing import ClipMix
 from .sampling import ClipSampling
@@ -394,7 +401,8 @@ class VideoClassificationData(L.LightningDataModule):
             kw = dict(persistent_workers=self.persistent_workers and split != "predict",
                       prefetch_factor=self.prefetch_factor)
         train = split == "train"
-        sampler: Any = EpochShuffleSampler(len(ds), shuffle=shuffle, seed=self.seed)
+        sampler: Any = (self._train_shard(len(ds), shuffle) if train
+                        else EpochShuffleSampler(len(ds), shuffle=shuffle, seed=self.seed))
         if split in ("val", "test"):  # (predict: Lightning already shards without padding)
             sampler = self._eval_shard(sampler, split)
         return ResumableDataLoader(
@@ -404,9 +412,29 @@ class VideoClassificationData(L.LightningDataModule):
             num_workers=workers,
             collate_fn=collate_clips,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
-            drop_last=train and self.drop_last and len(ds) > self.batch_size,
+            drop_last=train and self.drop_last and len(sampler) > self.batch_size,
             **kw,
         )
+
+    def _sharding(self) -> bool:
+        """Under DDP, unless the user shards the data themselves (``use_distributed_sampler=False``)."""
+        trainer = self.trainer
+        return (trainer is not None and trainer.world_size > 1
+                and getattr(trainer._accelerator_connector, "use_distributed_sampler", True))
+
+    def _train_shard(self, length: int, shuffle: bool) -> EpochShuffleSampler:
+        """Under DDP, this rank's share of the training order, resumable mid-epoch.
+
+        Lightning would wrap the sampler in its ``DistributedSamplerWrapper``, which takes the whole order from the
+        sampler and shards it: after a mid-epoch resume it shards the shortened order (or the epoch restarts),
+        and the loader's saved position no longer names a place in any rank's share.
+        :class:`~flashvid.data.dataset.ShardedEpochSampler` shards first and skips within the rank's share.
+        """
+        if not self._sharding():
+            return EpochShuffleSampler(length, shuffle=shuffle, seed=self.seed)
+        assert self.trainer is not None
+        return ShardedEpochSampler(length, self.trainer.world_size, self.trainer.global_rank, shuffle=shuffle,
+                                   seed=self.seed)
 
     def _eval_shard(self, sampler: EpochShuffleSampler, split: str) -> Any:
         """Under DDP, each rank's share of an evaluation split, every video exactly once.
@@ -418,10 +446,8 @@ class VideoClassificationData(L.LightningDataModule):
         match a one-process run.
         """
         trainer = self.trainer
-        if trainer is None or trainer.world_size <= 1:
+        if trainer is None or not self._sharding():
             return sampler
-        if not getattr(trainer._accelerator_connector, "use_distributed_sampler", True):
-            return sampler  # the user shards the data themselves
         from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
 
         if len(sampler) < trainer.world_size:

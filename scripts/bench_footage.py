@@ -168,7 +168,7 @@ def profile(args: argparse.Namespace, name: str, n: int) -> dict[str, Any]:
 
 
 def loader_only(args: argparse.Namespace, data: str, backbone: str, clips_per_video: int = 1,
-                keyframe_aligned: bool = False) -> dict[str, Any]:
+                keyframe_aligned: bool = False, decoder: str = "auto") -> dict[str, Any]:
     """What the training loader alone feeds (clips/s, no model, no GPU): the ceiling end to end can reach on this
     data, so a shortfall end to end is told apart from one in decoding."""
     from flashvid.models import get_backbone_spec
@@ -177,7 +177,7 @@ def loader_only(args: argparse.Namespace, data: str, backbone: str, clips_per_vi
     videos = clips // clips_per_video
     dm = VideoClassificationData.from_folders(train_folder=Path(args.data) / data / "train", batch_size=videos,
                                               num_workers=args.workers, clips_per_video=clips_per_video,
-                                              keyframe_aligned=keyframe_aligned)
+                                              keyframe_aligned=keyframe_aligned, decoder=decoder)
     workers = dm.num_workers
     warm, timed = workers + 1, max(3 * workers, 12)
     n = len(dm.samples["train"])
@@ -195,7 +195,32 @@ def loader_only(args: argparse.Namespace, data: str, backbone: str, clips_per_vi
     dt = time.perf_counter() - t
     del it
     return {"clips_per_s": round(got / dt, 1), "batches": i + 1, "s": round(dt, 1), "workers": workers,
-            "clips_per_video": clips_per_video, "keyframe_aligned": keyframe_aligned, "backbone": backbone}
+            "clips_per_video": clips_per_video, "keyframe_aligned": keyframe_aligned, "backbone": backbone,
+            "decoder": decoder}
+
+
+def _decode_whole(path: str) -> int:
+    import av
+
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.thread_type, s.thread_count = "SLICE", 1
+        return sum(1 for _ in c.decode(s))
+
+
+def decode_all(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """Every file decoded once, whole, one process per core (PyAV, one thread): the ceiling of any re-encode."""
+    from multiprocessing import get_context
+
+    from flashvid.data.sources import list_videos
+
+    files = list_videos(Path(args.data) / name / "train")
+    t = time.perf_counter()
+    with get_context("fork").Pool(args.prepare_workers or os.cpu_count()) as pool:
+        frames = sum(pool.map(_decode_whole, files, chunksize=1))
+    dt = time.perf_counter() - t
+    return {"files": len(files), "files_per_s": round(len(files) / dt, 2), "frames_per_s": round(frames / dt),
+            "s": round(dt, 2)}
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -373,35 +398,48 @@ def main() -> None:
     step("data", lambda: make_data(args), out, B)
     bbs = RESULT["backbones"]
     v, x = bbs[0], (bbs[1] if len(bbs) > 1 else None)
-    # prepare's defaults, sized for the first backbone (VideoMAE 16x4 at 30 fps: short side 256, 15 fps)
-    step("prepare/720p", lambda: run_prepare(args, "720p", backbone=v), out, B)
-    step("prepare/1080p", lambda: run_prepare(args, "1080p", backbone=v), out, B)
-    step("prepare/ucf", lambda: run_prepare(args, "ucf", backbone=v), out, B)  # small, short GOP: kept as is
-    step("prepare/720p_keepfps", lambda: run_prepare(args, "720p", "_prepared_keepfps", backbone=v, max_fps=None),
-         out, B)
+    pre: list[tuple[str, Callable[[], Any], float]] = [
+        # prepare's defaults, sized for the first backbone (VideoMAE 16x4 at 30 fps: short side 256, 15 fps)
+        ("prepare/720p", lambda: run_prepare(args, "720p", backbone=v), 0),
+        ("prepare/1080p", lambda: run_prepare(args, "1080p", backbone=v), 0),
+        ("prepare/ucf", lambda: run_prepare(args, "ucf", backbone=v), 0),  # small, short GOP: kept as is
+        ("prepare/720p_keepfps", lambda: run_prepare(args, "720p", "_prepared_keepfps", backbone=v, max_fps=None), 0),
+        ("prepare/720p_fps7.5", lambda: run_prepare(args, "720p", "_prepared_fps7.5", backbone=v, max_fps=7.5), 0),
+        ("decode_all/720p", lambda: decode_all(args, "720p"), 0),
+        ("decode_all/1080p", lambda: decode_all(args, "1080p"), 0),
+    ]
     for name in ("ucf", "720p", "720p_prepared", "720p_prepared_keepfps", "1080p", "1080p_prepared"):
-        step(f"profile/{name}", lambda n=name: profile(args, n, args.profile_clips), out, B, 20)
-    loaders = [("ucf", 1, False), ("720p_prepared", 1, False), ("720p_prepared_keepfps", 1, False),
-               ("1080p_prepared", 1, False), ("720p", 1, True), ("720p", 2, True)]
-    for data, cpv, kfa in loaders:
-        name = f"loader/{data}" + (f"_cpv{cpv}" if cpv > 1 else "") + ("_kfa" if kfa else "")
-        step(name, lambda d=data, c=cpv, k=kfa: loader_only(args, d, v, c, k), out, B, 25)
+        pre.append((f"profile/{name}", lambda n=name: profile(args, n, args.profile_clips), 20))
+    loaders = [("ucf", 1, False, "auto"), ("720p_prepared", 1, False, "auto"),
+               ("720p_prepared", 1, False, "torchcodec"), ("720p_prepared_keepfps", 1, False, "auto"),
+               ("1080p_prepared", 1, False, "auto"), ("720p_prepared_fps7.5", 1, False, "auto"),
+               ("720p", 1, False, "auto"), ("720p", 1, False, "torchcodec"), ("720p", 2, True, "auto")]
+    for data, cpv, kfa, dec in loaders:
+        name = f"loader/{data}" + (f"_cpv{cpv}" if cpv > 1 else "") + ("_kfa" if kfa else "") + \
+            ("" if dec == "auto" else f"_{dec}")
+        pre.append((name, lambda d=data, c=cpv, k=kfa, dd=dec: loader_only(args, d, v, c, k, dd), 25))
+    for name, fn, cost in pre:
+        if not args.only or any(w in name for w in args.only.split(",")):
+            step(name, fn, out, B, cost)
+        else:
+            RESULT["skipped"][name] = f"--only {args.only}"
     plan: list[tuple[str, Callable[[], Any], float]] = [  # the issue's targets first
         (f"{v}/model_only", lambda: train(args, v, None), 60),
         (f"{v}/ucf", lambda: train(args, v, "ucf"), 30),
         (f"{v}/720p_prepared", lambda: train(args, v, "720p_prepared"), 20),
         (f"{v}/1080p_prepared", lambda: train(args, v, "1080p_prepared"), 20),
+        (f"{v}/720p_kfa_cpv2", lambda: train(args, v, "720p", keyframe_aligned=True, clips_per_video=2), 30),
+        (f"{v}/720p_prepared_fps7.5", lambda: train(args, v, "720p_prepared_fps7.5"), 20),
         (f"{v}/720p_prepared_keepfps", lambda: train(args, v, "720p_prepared_keepfps"), 20),
         (f"{v}/720p_kfa", lambda: train(args, v, "720p", keyframe_aligned=True), 30),
-        (f"{v}/720p_kfa_cpv2", lambda: train(args, v, "720p", keyframe_aligned=True, clips_per_video=2), 30),
         (f"{v}/720p", lambda: train(args, v, "720p"), 40),
-        (f"{v}/720p_pyav_skip", lambda: train(args, v, "720p", decoder="pyav", skip_lead_in=True), 40),
+        (f"{v}/720p_torchcodec", lambda: train(args, v, "720p", decoder="torchcodec"), 40),
+        (f"{v}/720p_pyav_noskip", lambda: train(args, v, "720p", decoder="pyav", skip_lead_in=False), 40),
         (f"{v}/720p_cpv2", lambda: train(args, v, "720p", clips_per_video=2), 30),
-        (f"{v}/720p_pyav_skip_cpv2", lambda: train(args, v, "720p", decoder="pyav", clips_per_video=2), 30),
         (f"{v}/1080p", lambda: train(args, v, "1080p"), 60),
     ]
     if args.seed_steps:
-        plan.append(("seed_as_written", lambda: seed_baseline(args), 40))
+        plan.insert(2, ("seed_as_written", lambda: seed_baseline(args), 40))  # the baseline early in the call
     else:
         RESULT["skipped"]["seed_as_written"] = "--seed-steps 0 (toy run)"
     plan += [
@@ -415,8 +453,7 @@ def main() -> None:
                  (f"{x}/720p_prepared", lambda: train(args, x, "720p_prepared"), 20),
                  (f"{x}/1080p_prepared", lambda: train(args, x, "1080p_prepared"), 20),
                  (f"{x}/720p", lambda: train(args, x, "720p"), 40)]
-    plan += [(f"{v}/720p_pyav_noskip", lambda: train(args, v, "720p", decoder="pyav", skip_lead_in=False), 40),
-             (f"{v}/1080p_prepared_cpv2", lambda: train(args, v, "1080p_prepared", clips_per_video=2), 20),
+    plan += [(f"{v}/1080p_prepared_cpv2", lambda: train(args, v, "1080p_prepared", clips_per_video=2), 20),
              (f"{v}/720p_pyav_skip_cpv4", lambda: train(args, v, "720p", decoder="pyav", clips_per_video=4), 30),
              (f"{v}/1080p_threads2", lambda: train(args, v, "1080p", decode_threads=2), 60),
              (f"{v}/1080p_pyav_skip", lambda: train(args, v, "1080p", decoder="pyav"), 60)]

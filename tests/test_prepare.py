@@ -261,3 +261,38 @@ def test_frame_rate_cap_comes_from_the_sampler_and_clips_show_the_same_moments(t
     assert settings_for({"sampling_rate": 2}, "x3d_m").max_fps == pytest.approx(spec.target_fps)
     assert settings_for({"target_fps": 0}, "x3d_m").max_fps is None  # 0: the stride counts the file's frames
     assert settings_for({}, "x3d_m", max_fps=None).max_fps is None
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg CLI writes the rotation")
+def test_rotated_phone_video_is_copied_upright(tmp_path: Path) -> None:
+    """A display-matrix rotation (phone videos) is applied to the copy's pixels: the copy has no matrix left and
+    shows what the readers show for the source, downscaled."""
+    import subprocess
+
+    import torch
+    import torch.nn.functional as F
+
+    frames = np.zeros((20, 64, 128, 3), np.uint8)
+    frames[:, :, :32] = 230  # a bright band on the left edge, as encoded
+    frames[:, :16, :, 1] = 120  # and a green band along the top
+    plain, rotated = tmp_path / "plain.mp4", tmp_path / "src" / "a" / "rotated.mp4"
+    rotated.parent.mkdir(parents=True)
+    write_video(plain, frames, fps=15)
+    subprocess.run([shutil.which("ffmpeg"), "-v", "error", "-y", "-i", str(plain), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=90", str(rotated)], check=True)
+    report = prepare(tmp_path / "p", train_folder=tmp_path / "src", short_side=32, progress=False, workers=1)
+    (entry,) = report.files
+    copy = tmp_path / "p" / entry["dst"]
+    src_reader, copy_reader = open_video(rotated, "pyav"), open_video(copy, "pyav")
+    try:
+        upright = src_reader.frames_at([5]).float()
+        got = copy_reader.frames_at([5]).float()
+    finally:
+        src_reader.close()
+        copy_reader.close()
+    assert upright.shape[-2:] == (128, 64) and got.shape[-2:] == (64, 32)  # portrait, short side 32
+    with av.open(str(copy)) as c:
+        assert not (getattr(next(c.decode(video=0)), "rotation", 0) or 0)
+    expected = F.interpolate(upright, size=got.shape[-2:], mode="area")
+    assert (got - expected).abs().mean() < 8, (got - expected).abs().mean()
+    assert (got - torch.flip(expected, dims=(-2, -1))).abs().mean() > 40  # the other way round would not match

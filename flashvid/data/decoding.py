@@ -1,8 +1,10 @@
-"""Video decoding: torchcodec where it loads, PyAV everywhere else.
+"""Video decoding: PyAV for MP4/MOV files, torchcodec for the other containers where it loads, PyAV everywhere else.
 
 Both readers decode only the frames a clip needs and return them as a uint8 ``(N, C, H, W)`` RGB tensor, so the
-rest of the pipeline never sees which one ran. ``decoder="auto"`` picks torchcodec (5-10x faster seeking) when its
-FFmpeg libraries load and says so once in the log; ``decoder="torchcodec"`` or ``"pyav"`` forces one.
+rest of the pipeline never sees which one ran. ``decoder="auto"`` picks per file, by what measured faster per clip
+(docs/benchmarks.md, "Which decoder"): PyAV, with its lead-in skip, for the MP4 family (H.264/HEVC from phones,
+cameras, the web and ``flashvid prepare``), torchcodec for the rest (2.6x PyAV on UCF101's MPEG-4 AVIs) when its
+FFmpeg libraries load; the choice is logged once. ``decoder="torchcodec"`` or ``"pyav"`` forces one.
 """
 
 from __future__ import annotations
@@ -259,12 +261,23 @@ class _BestEffortTimestamp:
         return dts
 
 
-def _upright_rgb(frame: Any) -> torch.Tensor:
-    """A decoded PyAV frame as uint8 ``(3, H, W)`` RGB, turned by its display matrix (phone videos) as torchcodec
-    turns it."""
-    rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+def _upright_rgb(frame: Any, reformatter: Any) -> torch.Tensor:
+    """A decoded PyAV frame as uint8 ``(H, W, 3)`` RGB, turned by its display matrix (phone videos) as torchcodec
+    turns it.
+
+    ``reformatter`` is one ``VideoReformatter`` per reader: ``frame.to_ndarray(format="rgb24")`` builds a new
+    swscale context for every frame, which measured 1.6 ms per 456x256 frame against 0.16 ms with a shared one
+    (a third of a prepared clip's decode cost).
+    """
+    rgb = torch.from_numpy(reformatter.reformat(frame, format="rgb24").to_ndarray())
     turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-    return torch.rot90(rgb, turns, dims=(1, 2)) if turns else rgb
+    return torch.rot90(rgb, turns, dims=(0, 1)) if turns else rgb
+
+
+def _stack_nchw(frames: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``(N, 3, H, W)`` as a view of contiguous ``(N, H, W, 3)`` frames, the layout torchcodec returns: stacking
+    channel-first views instead copied pixel by pixel (6 ms against 0.4 ms for 16 frames of 456x256)."""
+    return torch.stack(list(frames)).permute(0, 3, 1, 2)
 
 
 def _pyav_open_options(version: str) -> dict[str, Any]:
@@ -305,6 +318,9 @@ class PyAVReader:
         stream.thread_type = "AUTO" if num_threads != 1 else "SLICE"
         stream.thread_count = num_threads
         self._stream = stream
+        from av.video.reformatter import VideoReformatter
+
+        self._rgb = VideoReformatter()  # one swscale context for every frame (see _upright_rgb)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         # pts -> frame index uses the stream's own rate; without one, frames are counted in decode order
@@ -407,7 +423,7 @@ class PyAVReader:
                 idx = self._index_of(frame, clock)
                 if idx < targets[pos] and idx >= 0:
                     continue
-                last = rgb = _upright_rgb(frame)
+                last = rgb = _upright_rgb(frame, self._rgb)
                 while pos < len(targets) and (idx >= targets[pos] or idx < 0):
                     got[targets[pos]] = rgb
                     pos += 1
@@ -420,7 +436,7 @@ class PyAVReader:
             raise VideoDecodeError(self.path, "no frames could be decoded")
         for t in targets:  # frames past the real end repeat the last decoded one
             got.setdefault(t, last)
-        return torch.stack([got[i] for i in wanted])
+        return _stack_nchw([got[i] for i in wanted])
 
     def _frames_in_order(self, wanted: list[int]) -> torch.Tensor:
         """No frame rate to place timestamps with: decode from the start and count frames (slow, rare)."""
@@ -431,7 +447,7 @@ class PyAVReader:
             self._container.seek(0)
             for n, frame in enumerate(self._container.decode(self._stream)):
                 if n in targets:
-                    got[n] = last = _upright_rgb(frame)
+                    got[n] = last = _upright_rgb(frame, self._rgb)
                 if n >= max(targets):
                     break
         except Exception as e:
@@ -439,7 +455,7 @@ class PyAVReader:
                 raise VideoDecodeError(self.path, _reason(e, self.path)) from e
         if last is None:
             raise VideoDecodeError(self.path, "no frames could be decoded")
-        return torch.stack([got.get(i, last) for i in wanted])
+        return _stack_nchw([got.get(i, last) for i in wanted])
 
     def close(self) -> None:
         container = getattr(self, "_container", None)
@@ -459,9 +475,15 @@ def torchcodec_status() -> tuple[bool, str]:
     return True, "torchcodec loaded with system FFmpeg"
 
 
+# Containers whose clips PyAV decodes at least as fast as torchcodec (CPU time per 16x4 clip, docs/benchmarks.md):
+# H.264 copies from `flashvid prepare` 31 vs 52 ms, raw 720p long-GOP H.264 250 vs 259 ms; AVI went the other way.
+PYAV_CONTAINERS = frozenset({".mp4", ".m4v", ".mov"})
+
+
 @lru_cache(maxsize=None)
 def resolve_decoder(name: str = "auto") -> str:
-    """Turn ``auto`` into a concrete decoder, logging the choice and the reason once per process."""
+    """Check a decoder name, logging what ``auto`` will do once per process. Returns ``torchcodec``, ``pyav``, or
+    ``auto`` (both load: chosen per file by :func:`decoder_for`)."""
     if name not in DECODERS:
         raise ValueError(f"unknown decoder {name!r}: choose one of {', '.join(DECODERS)}")
     ok, why = torchcodec_status()
@@ -473,16 +495,24 @@ def resolve_decoder(name: str = "auto") -> str:
     if name != "auto":
         return name
     if ok:
-        log.info("flashvid decoder: torchcodec (approximate seek; %s)", why)
-        return "torchcodec"
+        log.info("flashvid decoder: pyav for %s files, torchcodec for the others (%s)",
+                 "/".join(sorted(PYAV_CONTAINERS)), why)
+        return "auto"
     log.info("flashvid decoder: pyav (torchcodec unavailable: %s)", why)
     return "pyav"
 
 
+def decoder_for(path: str | os.PathLike, decoder: str = "auto") -> str:
+    """The reader that opens ``path``: ``decoder`` when it names one, else by container (:data:`PYAV_CONTAINERS`)."""
+    kind = resolve_decoder(decoder)
+    if kind != "auto":
+        return kind
+    return "pyav" if os.path.splitext(str(path))[1].lower() in PYAV_CONTAINERS else "torchcodec"
+
+
 def open_video(path: str | os.PathLike, decoder: str = "auto", num_threads: int = 1) -> VideoReader:
     """Open ``path`` with the chosen decoder; raises :class:`VideoDecodeError` naming the file on failure."""
-    kind = resolve_decoder(decoder)
-    if kind == "torchcodec":
+    if decoder_for(path, decoder) == "torchcodec":
         return TorchCodecReader(path, num_threads=num_threads)
     return PyAVReader(path, num_threads=num_threads)
 

@@ -251,6 +251,7 @@ def convert_file(src: str, conv_dst: str, keep_dst: str, settings: PrepareSettin
 def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads: int) -> dict[str, Any]:
     import av
     import numpy as np
+    from av.video.reformatter import VideoReformatter
 
     _check_file(src)
     try:
@@ -284,6 +285,8 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         Path(conv_dst).parent.mkdir(parents=True, exist_ok=True)
         written = 0
         last_slot = -1
+        # one swscale context for the whole file: frame.reformat() builds one per frame (10x the conversion cost)
+        scaler, to_yuv = VideoReformatter(), VideoReformatter()
         size: tuple[int, int] | None = None
         errors: list[str] = []
         try:
@@ -309,10 +312,14 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
                         enc.options = opts
                         enc.thread_count = threads
                         enc.codec_context.time_base = 1 / Fraction(out_rate)
-                    if rotation:  # phone videos: apply the display rotation to the pixels, as the readers do
-                        arr = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), rotation))
-                        frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
-                    out = frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="AREA")
+                    if rotation:  # phone videos: turn the pixels by the display matrix, as the readers do
+                        sw, sh = (size[1], size[0]) if rotation % 2 else size
+                        small = scaler.reformat(frame, width=sw, height=sh, format="rgb24", interpolation="AREA")
+                        arr = np.ascontiguousarray(np.rot90(small.to_ndarray(), rotation))
+                        out = to_yuv.reformat(av.VideoFrame.from_ndarray(arr, format="rgb24"), format="yuv420p")
+                    else:
+                        out = scaler.reformat(frame, width=size[0], height=size[1], format="yuv420p",
+                                              interpolation="AREA")
                     out.pts = slot
                     out.time_base = enc.codec_context.time_base
                     for packet in enc.encode(out):

@@ -250,7 +250,7 @@ MODELS: dict[str, VideoClassifier] = {}
 
 def train(args: argparse.Namespace, backbone: str, data: str | None, *, clips_per_video: int = 1,
           decoder: str = "auto", skip_lead_in: bool = True, keyframe_aligned: bool = False,
-          decode_threads: int = 1) -> dict[str, Any]:
+          decode_threads: int = 1, workers: int | None = None) -> dict[str, Any]:
     """One training measurement; ``data=None`` is model-only (in-memory uint8 clips of the same shape).
 
     One model per backbone serves every configuration, so VideoMAE compiles once (same batch shape each time).
@@ -264,7 +264,7 @@ def train(args: argparse.Namespace, backbone: str, data: str | None, *, clips_pe
     videos = clips // clips_per_video  # the batch holds clips_per_video x the videos: same clips per step
     root = Path(args.data) / (data or "ucf") / "train"
     cls = InMemoryData if data is None else VideoClassificationData
-    dm = cls.from_folders(train_folder=root, batch_size=videos, num_workers=args.workers, decoder=decoder,
+    dm = cls.from_folders(train_folder=root, batch_size=videos, num_workers=workers or args.workers, decoder=decoder,
                           clips_per_video=clips_per_video, keyframe_aligned=keyframe_aligned,
                           decode_threads=decode_threads)
     workers = dm.num_workers
@@ -311,6 +311,49 @@ def seed_baseline(args: argparse.Namespace) -> dict[str, Any]:
     raise RuntimeError(f"no RESULT line (exit {p.returncode}): {(p.stderr or p.stdout)[-600:]}")
 
 
+def make_long(args: argparse.Namespace, name: str = "1080p", files: int = 10, repeats: int = 30) -> dict[str, Any]:
+    """``files`` long videos (5 min of 1080p) made by muxing a 10 s file ``repeats`` times end to end (no encode:
+    the same packets with shifted timestamps; every repeat starts on a keyframe, so GOPs stay <= 250 frames)."""
+    import av
+
+    src = sorted((Path(args.data) / name / "train").rglob("*.mp4"))[:files]
+    out_dir = Path(args.data) / f"{name}_long" / "train"
+    t = time.perf_counter()
+    for i, f in enumerate(src):
+        dst = out_dir / f"c{i % 2}" / f"long_{i:02d}.mp4"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(str(f)) as inp, av.open(str(dst), "w") as outp:
+            ist = inp.streams.video[0]
+            ost = outp.add_stream_from_template(ist)
+            packets = [p for p in inp.demux(ist) if p.size]
+            span = max(p.pts for p in packets) + (packets[1].pts - packets[0].pts if len(packets) > 1 else 1)
+            for r in range(repeats):
+                for p in packets:
+                    p.pts = p.pts + span if r else p.pts
+                    p.dts = (p.dts + span) if (r and p.dts is not None) else p.dts
+                    p.stream = ost
+                    outp.mux(p)
+    made = sorted(out_dir.rglob("*.mp4"))
+    with av.open(str(made[0])) as c:
+        seconds = float(c.duration / 1e6) if c.duration else None
+    return {"files": len(made), "seconds_each": seconds, "mb_each": round(made[0].stat().st_size / 1e6, 1),
+            "make_s": round(time.perf_counter() - t, 1)}
+
+
+def predict_folder(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """``predict`` (one centre clip per file) on a folder, after one warm-up pass."""
+    model = MODELS.get("predict") or VideoClassifier(args.predict_backbone, labels=["a", "b"])
+    MODELS["predict"] = model
+    folder = Path(args.data) / name / "train"
+    kw = dict(batch_size=8, num_workers=args.workers if args.workers is not None else 10)
+    model.predict(folder, **kw)
+    t = time.perf_counter()
+    res = model.predict(folder, **kw)
+    dt = time.perf_counter() - t
+    return {"files": len(res), "files_per_s": round(len(res) / dt, 2), "s": round(dt, 2),
+            "errors": sum(r.get("error") is not None for r in res), "backbone": args.predict_backbone}
+
+
 def predict_1080p(args: argparse.Namespace) -> dict[str, Any]:
     """``predict`` (one centre clip per file) on the 1080p files, raw and prepared. A file's cost is its open plus
     the seek and decode of one clip (the lead-in from the keyframe before it), not its length."""
@@ -347,6 +390,11 @@ def ratios() -> dict[str, Any]:
     return out
 
 
+def _wanted(pattern: str, name: str) -> bool:
+    """``--only`` entries match a part of a step name, or the whole name when they end in ``$``."""
+    return name == pattern[:-1] if pattern.endswith("$") else pattern in name
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="directory for footage.json")
@@ -371,7 +419,7 @@ def main() -> None:
     p.add_argument("--seed-timeout", type=float, default=150)
     p.add_argument("--predict-backbone", default="videomae_base")
     p.add_argument("--profile-clips", type=int, default=6)
-    p.add_argument("--only", default=None, help="comma-separated parts of step names to run, e.g. x3d_m,cpv2")
+    p.add_argument("--only", default=None, help="comma-separated parts of step names to run, e.g. x3d_m,cpv2 (a trailing $: the whole name)")
     p.add_argument("--toy", action="store_true", help="CPU smoke test: tiny model and files, a few steps")
     args = p.parse_args()
     gpu = torch.cuda.is_available()
@@ -419,7 +467,7 @@ def main() -> None:
             ("" if dec == "auto" else f"_{dec}")
         pre.append((name, lambda d=data, c=cpv, k=kfa, dd=dec: loader_only(args, d, v, c, k, dd), 25))
     for name, fn, cost in pre:
-        if not args.only or any(w in name for w in args.only.split(",")):
+        if not args.only or any(_wanted(w, name) for w in args.only.split(",")):
             step(name, fn, out, B, cost)
         else:
             RESULT["skipped"][name] = f"--only {args.only}"
@@ -437,6 +485,15 @@ def main() -> None:
         (f"{v}/720p_pyav_noskip", lambda: train(args, v, "720p", decoder="pyav", skip_lead_in=False), 40),
         (f"{v}/720p_cpv2", lambda: train(args, v, "720p", clips_per_video=2), 30),
         (f"{v}/1080p", lambda: train(args, v, "1080p"), 60),
+        (f"{v}/ucf_w12", lambda: train(args, v, "ucf", workers=12), 30),
+        (f"{v}/720p_prepared_w12", lambda: train(args, v, "720p_prepared", workers=12), 20),
+        (f"{v}/1080p_prepared_w12", lambda: train(args, v, "1080p_prepared", workers=12), 20),
+        (f"{v}/720p_kfa_cpv2_w12", lambda: train(args, v, "720p", keyframe_aligned=True, clips_per_video=2,
+                                                 workers=12), 30),
+        ("long/make", lambda: make_long(args), 10),
+        ("long/predict_raw", lambda: predict_folder(args, "1080p_long"), 20),
+        ("long/prepare", lambda: run_prepare(args, "1080p_long", backbone=v), 60),
+        ("long/predict_prepared", lambda: predict_folder(args, "1080p_long_prepared"), 10),
     ]
     if args.seed_steps:
         plan.insert(2, ("seed_as_written", lambda: seed_baseline(args), 40))  # the baseline early in the call
@@ -460,9 +517,9 @@ def main() -> None:
     if args.only:  # a second call for what the budget cut (data and prepared copies are reused when still there)
         wanted = args.only.split(",")
         for name, _, _ in plan:
-            if not any(w in name for w in wanted):
+            if not any(_wanted(w, name) for w in wanted):
                 RESULT["skipped"][name] = f"--only {args.only}"
-        plan = [p for p in plan if any(w in p[0] for w in wanted)]
+        plan = [p for p in plan if any(_wanted(w, p[0]) for w in wanted)]
     for name, fn, cost in plan:
         step(name, fn, out, B, cost)
         RESULT["ratios"] = ratios()

@@ -419,7 +419,7 @@ def main() -> None:
     p.add_argument("--seed-timeout", type=float, default=150)
     p.add_argument("--predict-backbone", default="videomae_base")
     p.add_argument("--profile-clips", type=int, default=6)
-    p.add_argument("--only", default=None, help="comma-separated parts of step names to run, e.g. x3d_m,cpv2 (a trailing $: the whole name)")
+    p.add_argument("--only", default=None, help="parts of step names to run, e.g. x3d_m,cpv2 (trailing $: whole name)")
     p.add_argument("--toy", action="store_true", help="CPU smoke test: tiny model and files, a few steps")
     args = p.parse_args()
     gpu = torch.cuda.is_available()

@@ -7,6 +7,7 @@ meaningful one for the 2-thread variant).
 
     python scripts/make_synth_footage.py /tmp/fv720 --per-class 1 --classes 2     # 2 files, 720p, 10 s
     python scripts/bench_decode.py --root /tmp/fv720/train --out bench_decode.json
+    # with UCF-shaped AVIs too (320x240 MPEG-4, 25 fps, 12-frame GOP: make_synth_footage.py --codec mpeg4)
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from flashvid.data.sources import list_videos  # noqa: E402
 from report import report  # noqa: E402
 
 
-def variants(files: list[str], prepared: list[str]) -> dict[str, dict[str, Any]]:
+def variants(files: list[str], prepared: list[str], avi: list[str]) -> dict[str, dict[str, Any]]:
     s = [VideoSample(f, 0) for f in files]
     p = [VideoSample(f, 0) for f in prepared]
-    return {
+    a = [VideoSample(f, 0) for f in avi]
+    which = {"avi_pyav": dict(samples=a, decoder="pyav", skip=True),  # which reader decoder=auto should pick
+             "avi_torchcodec": dict(samples=a, decoder="torchcodec", skip=False)} if a else {}
+    return {**which,
         "pyav": dict(samples=s, decoder="pyav", skip=False),
         "pyav_skip_lead_in": dict(samples=s, decoder="pyav", skip=True),
         "torchcodec": dict(samples=s, decoder="torchcodec", skip=False),
@@ -53,6 +57,7 @@ def main() -> None:
     ap.add_argument("--root", required=True, help="a folder of long-GOP videos (any depth)")
     ap.add_argument("--items", type=int, default=8, help="dataset items per variant per round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--avi-root", default=None, help="UCF-shaped MPEG-4 AVIs to compare the two readers on too")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -76,7 +81,7 @@ def main() -> None:
     sampling = ClipSampling(16, 4)
     cpu: dict[str, list[float]] = {}
     wall: dict[str, list[float]] = {}
-    var = variants(files, prepared)
+    var = variants(files, prepared, list_videos(args.avi_root) if args.avi_root else [])
     for r in range(args.rounds):
         for name, v in var.items():
             if "torchcodec" in name and not decoding.torchcodec_status()[0]:

@@ -341,9 +341,12 @@ def make_long(args: argparse.Namespace, name: str = "1080p", files: int = 10, re
 
 
 def predict_folder(args: argparse.Namespace, name: str) -> dict[str, Any]:
-    """``predict`` (one centre clip per file) on a folder, after one warm-up pass."""
-    model = MODELS.get("predict") or VideoClassifier(args.predict_backbone, labels=["a", "b"])
-    MODELS["predict"] = model
+    """``predict`` (one centre clip per file) on a folder, after one warm-up pass (weights on the GPU, page
+    cache). A file's cost is its open plus the seek and decode of one clip (the lead-in from the keyframe before
+    it), not its length."""
+    if "predict" not in MODELS:
+        MODELS["predict"] = VideoClassifier(args.predict_backbone, labels=["a", "b"])
+    model = MODELS["predict"]
     folder = Path(args.data) / name / "train"
     kw = dict(batch_size=8, num_workers=args.workers if args.workers is not None else 10)
     model.predict(folder, **kw)
@@ -355,20 +358,9 @@ def predict_folder(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
 
 def predict_1080p(args: argparse.Namespace) -> dict[str, Any]:
-    """``predict`` (one centre clip per file) on the 1080p files, raw and prepared. A file's cost is its open plus
-    the seek and decode of one clip (the lead-in from the keyframe before it), not its length."""
-    model = VideoClassifier(args.predict_backbone, labels=["a", "b"])
-    out: dict[str, Any] = {"backbone": args.predict_backbone, "seconds_each": args.seconds}
-    for name in ("1080p", "1080p_prepared"):
-        folder = Path(args.data) / name / "train"
-        kw = dict(batch_size=8, num_workers=args.workers if args.workers is not None else 10)
-        model.predict(folder, **kw)  # warm-up (weights on the GPU, page cache)
-        t = time.perf_counter()
-        res = model.predict(folder, **kw)
-        dt = time.perf_counter() - t
-        out[name] = {"files": len(res), "files_per_s": round(len(res) / dt, 2), "s": round(dt, 2),
-                     "errors": sum(r.get("error") is not None for r in res)}
-    return out
+    """``predict`` on the 10 s 1080p files, raw and prepared."""
+    return {"backbone": args.predict_backbone, "seconds_each": args.seconds,
+            **{name: predict_folder(args, name) for name in ("1080p", "1080p_prepared")}}
 
 
 # ---------------------------------------------------------------------------------------------------- main

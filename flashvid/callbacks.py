@@ -115,9 +115,7 @@ class FailureReport(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending:
-            for path, reason in self._pending.get("failed", {}).items():
-                pl_module.failed_files.setdefault(path, reason)
-            pl_module._seen.update(self._pending.get("seen", []))
+            pl_module.merge_failures(self._pending.get("failed", {}), self._pending.get("seen", []))
             self._pending = None
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

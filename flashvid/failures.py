@@ -9,7 +9,7 @@ is checked against ``max_failed_fraction`` (over all DDP ranks), and ``failure_r
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 
@@ -55,9 +55,13 @@ class DecodeFailureAccounting:
         gathered: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(gathered, (self.failed_files, sorted(self._seen)))
         for failed, seen in gathered:
-            for path, reason in failed.items():
-                self.failed_files.setdefault(path, reason)
-            self._seen.update(seen)
+            self.merge_failures(failed, seen)
+
+    def merge_failures(self, failed: Mapping[str, str], seen: Iterable[str]) -> None:
+        """Add another record (a rank's, or a checkpoint's): a path already listed keeps its first reason."""
+        for path, reason in failed.items():
+            self.failed_files.setdefault(path, reason)
+        self._seen.update(seen)
 
     def _check_failures(self) -> None:
         self._sync_failures()

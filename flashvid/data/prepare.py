@@ -84,7 +84,7 @@ def default_max_fps(sampling: "ClipSampling", headroom: float = 2.0) -> float | 
     A clip of 16 frames at stride 4 of 30 fps reads 7.5 frames/s; the frames between them are decoded only because
     H.264 frames depend on each other. Keeping twice that rate halves every later decode (and the encode) while
     clip starts still move in steps of 1/15 s and ``rate_jitter`` up to 2 still finds distinct frames. None (keep
-    the source's rate) when the stride is counted in the file's own frames (``target_fps=None``): there a lower
+    the source's rate) when the stride is counted in the file's own frames (``target_fps`` 0 or None): there a lower
     rate would change what the model sees.
     """
     if sampling.clip_duration is not None:

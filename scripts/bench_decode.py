@@ -40,7 +40,7 @@ def variants(files: list[str], prepared: list[str], avi: list[str]) -> dict[str,
              "avi_torchcodec": dict(samples=a, decoder="torchcodec", skip=False)} if a else {}
     return {**which,
         "pyav": dict(samples=s, decoder="pyav", skip=False),
-        "pyav_skip_lead_in": dict(samples=s, decoder="pyav", skip=True),
+        "pyav_skip_nonref": dict(samples=s, decoder="pyav", skip=True),
         "torchcodec": dict(samples=s, decoder="torchcodec", skip=False),
         "pyav_skip_2_threads": dict(samples=s, decoder="pyav", skip=True, decode_threads=2),
         "torchcodec_2_threads": dict(samples=s, decoder="torchcodec", skip=False, decode_threads=2),
@@ -90,7 +90,7 @@ def main() -> None:
                                   clips_per_video=v.get("clips_per_video", 1),
                                   keyframe_aligned=v.get("keyframe_aligned", False),
                                   decode_threads=v.get("decode_threads", 1))
-            decoding.PYAV_SKIP_LEAD_IN = v["skip"]
+            decoding.PYAV_SKIP_NONREF = v["skip"]
             n = len(v["samples"])
             c0, w0 = time.process_time(), time.perf_counter()
             for i in range(args.items):
@@ -99,7 +99,7 @@ def main() -> None:
             clips = args.items * v.get("clips_per_video", 1)
             cpu.setdefault(name, []).append(1e3 * (time.process_time() - c0) / clips)
             wall.setdefault(name, []).append(1e3 * (time.perf_counter() - w0) / clips)
-    decoding.PYAV_SKIP_LEAD_IN = True
+    decoding.PYAV_SKIP_NONREF = True
     base = statistics.median(cpu["pyav"])
     result["per_clip"] = {name: {"cpu_ms": round(statistics.median(cpu[name]), 1),
                                  "wall_ms": round(statistics.median(wall[name]), 1),

@@ -143,7 +143,7 @@ def profile(args: argparse.Namespace, name: str, n: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     decoders = ["pyav", "pyav_skip"] + (["torchcodec"] if decoding.torchcodec_status()[0] else [])
     for dec in decoders:
-        decoding.PYAV_SKIP_LEAD_IN = dec == "pyav_skip"
+        decoding.PYAV_SKIP_NONREF = dec == "pyav_skip"
         opens, decodes, resizes = [], [], []
         for i, f in enumerate(picks):
             t0 = time.perf_counter()
@@ -162,7 +162,7 @@ def profile(args: argparse.Namespace, name: str, n: int) -> dict[str, Any]:
                     "decode_ms": round(1e3 * statistics.median(decodes), 1),
                     "decode_ms_mean": round(1e3 * statistics.mean(decodes), 1),
                     "resize_crop_ms": round(1e3 * statistics.median(resizes), 1), "clips": n}
-    decoding.PYAV_SKIP_LEAD_IN = True
+    decoding.PYAV_SKIP_NONREF = True
     torch.set_num_threads(threads)
     return out
 
@@ -249,7 +249,7 @@ MODELS: dict[str, VideoClassifier] = {}
 
 
 def train(args: argparse.Namespace, backbone: str, data: str | None, *, clips_per_video: int = 1,
-          decoder: str = "auto", skip_lead_in: bool = True, keyframe_aligned: bool = False,
+          decoder: str = "auto", skip_nonref: bool = True, keyframe_aligned: bool = False,
           decode_threads: int = 1, workers: int | None = None) -> dict[str, Any]:
     """One training measurement; ``data=None`` is model-only (in-memory uint8 clips of the same shape).
 
@@ -259,7 +259,7 @@ def train(args: argparse.Namespace, backbone: str, data: str | None, *, clips_pe
     """
     from bench_train import InMemoryData
 
-    decoding.PYAV_SKIP_LEAD_IN = skip_lead_in  # forked loader workers inherit it
+    decoding.PYAV_SKIP_NONREF = skip_nonref  # forked loader workers inherit it
     clips = args.batch_size
     videos = clips // clips_per_video  # the batch holds clips_per_video x the videos: same clips per step
     root = Path(args.data) / (data or "ucf") / "train"
@@ -289,12 +289,12 @@ def train(args: argparse.Namespace, backbone: str, data: str | None, *, clips_pe
     res = clock.summary(clips)
     res.update(wall_s=round(time.perf_counter() - t, 1), backbone=backbone, data=data or "in-memory",
                batch_clips=clips, batch_videos=videos, clips_per_video=clips_per_video, compile=compile_,
-               decoder=decoding.resolve_decoder(decoder) if data else None, skip_lead_in=skip_lead_in,
+               decoder=decoding.resolve_decoder(decoder) if data else None, skip_nonref=skip_nonref,
                workers=workers, warmup_steps=warmup, keyframe_aligned=keyframe_aligned,
                decode_threads=decode_threads)
     if torch.cuda.is_available():
         res["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    decoding.PYAV_SKIP_LEAD_IN = True
+    decoding.PYAV_SKIP_NONREF = True
     del trainer, dm
     return res
 
@@ -474,7 +474,7 @@ def main() -> None:
         (f"{v}/720p_kfa", lambda: train(args, v, "720p", keyframe_aligned=True), 30),
         (f"{v}/720p", lambda: train(args, v, "720p"), 40),
         (f"{v}/720p_torchcodec", lambda: train(args, v, "720p", decoder="torchcodec"), 40),
-        (f"{v}/720p_pyav_noskip", lambda: train(args, v, "720p", decoder="pyav", skip_lead_in=False), 40),
+        (f"{v}/720p_pyav_noskip", lambda: train(args, v, "720p", decoder="pyav", skip_nonref=False), 40),
         (f"{v}/720p_cpv2", lambda: train(args, v, "720p", clips_per_video=2), 30),
         (f"{v}/1080p", lambda: train(args, v, "1080p"), 60),
         (f"{v}/ucf_w12", lambda: train(args, v, "ucf", workers=12), 30),

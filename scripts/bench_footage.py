@@ -83,10 +83,11 @@ def make_data(args: argparse.Namespace) -> dict[str, Any]:
     import make_synth_footage as msf
 
     d = Path(args.data)
+    sets = set(args.sets.split(","))
     info: dict[str, Any] = {}
     t = time.perf_counter()
     ucf = d / "ucf"
-    if not (ucf / "train").is_dir():
+    if "ucf" in sets and not (ucf / "train").is_dir():
         shared = Path(args.bench) / "make_synth_ucf.py"
         try:
             import cv2  # noqa: F401
@@ -103,12 +104,41 @@ def make_data(args: argparse.Namespace) -> dict[str, Any]:
     info["ucf_s"] = round(time.perf_counter() - t, 1)
     for name, h, per, classes, secs in (("720p", 720, args.per_class_720, args.classes, args.seconds),
                                         ("1080p", 1080, args.per_class_1080, args.classes, args.seconds)):
+        if name not in sets:
+            continue
         t = time.perf_counter()
         msf.make(str(d / name), per, classes, None, h, 30, secs)
         files = sorted((d / name / "train").rglob("*.mp4"))
         info[name] = {"files": len(files), "mb": round(sum(f.stat().st_size for f in files) / 1e6, 1),
                       "make_s": round(time.perf_counter() - t, 1), "seconds_each": secs}
+    if "real720" in sets and args.real:
+        info["real720"] = make_real(args)
     return info
+
+
+def make_real(args: argparse.Namespace, copies: int = 30) -> dict[str, Any]:
+    """``copies`` files of real 720p footage (the >= 720p H.264 clips under ``--real``, e.g. Kinetics clips from
+    ../shared/realclips, each copied several times): the synthetic files' sensor noise costs more bits per frame
+    than camera footage, so both are measured."""
+    import av
+
+    src = []
+    for f in sorted(Path(args.real).rglob("*.mp4")):
+        with av.open(str(f)) as c:
+            cc = c.streams.video[0].codec_context if c.streams.video else None
+            if cc is not None and cc.name == "h264" and min(cc.width, cc.height) >= 720:
+                src.append(f)
+    if not src:
+        raise RuntimeError(f"no >= 720p H.264 .mp4 under {args.real}")
+    out = Path(args.data) / "real720" / "train"
+    for i in range(copies):
+        f = src[i % len(src)]
+        dst = out / f"c{i % 2}" / f"r{i:02d}_{f.name}"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists():
+            shutil.copyfile(f, dst)
+    return {"files": copies, "sources": [f.name for f in src],
+            "mb_per_10s": round(statistics.mean(f.stat().st_size for f in src) / 1e6, 2)}
 
 
 def run_prepare(args: argparse.Namespace, name: str, suffix: str = "_prepared", **kw: Any) -> dict[str, Any]:
@@ -262,7 +292,9 @@ def train(args: argparse.Namespace, backbone: str, data: str | None, *, clips_pe
     decoding.PYAV_SKIP_NONREF = skip_nonref  # forked loader workers inherit it
     clips = args.batch_size
     videos = clips // clips_per_video  # the batch holds clips_per_video x the videos: same clips per step
-    root = Path(args.data) / (data or "ucf") / "train"
+    # model-only takes its labels from any generated set (its clips are in memory)
+    made = [n for n in ("ucf", "720p", "1080p", "real720") if (Path(args.data) / n / "train").is_dir()]
+    root = Path(args.data) / (data or made[0]) / "train"
     cls = InMemoryData if data is None else VideoClassificationData
     dm = cls.from_folders(train_folder=root, batch_size=videos, num_workers=workers or args.workers, decoder=decoder,
                           clips_per_video=clips_per_video, keyframe_aligned=keyframe_aligned,
@@ -413,6 +445,8 @@ def main() -> None:
     p.add_argument("--profile-clips", type=int, default=6)
     p.add_argument("--only", default=None, help="parts of step names to run, e.g. x3d_m,cpv2 (trailing $: whole name)")
     p.add_argument("--toy", action="store_true", help="CPU smoke test: tiny model and files, a few steps")
+    p.add_argument("--sets", default="ucf,720p,1080p,real720", help="data sets to generate (skip what no step uses)")
+    p.add_argument("--real", default=None, help="folder of real clips; its >= 720p H.264 files make the real720 set")
     args = p.parse_args()
     gpu = torch.cuda.is_available()
     args.accelerator, args.precision, args.compile = ("gpu", "bf16-mixed", True) if gpu else ("cpu", "32-true", False)
@@ -445,15 +479,18 @@ def main() -> None:
         ("prepare/ucf", lambda: run_prepare(args, "ucf", backbone=v), 0),  # small, short GOP: kept as is
         ("prepare/720p_keepfps", lambda: run_prepare(args, "720p", "_prepared_keepfps", backbone=v, max_fps=None), 0),
         ("prepare/720p_fps7.5", lambda: run_prepare(args, "720p", "_prepared_fps7.5", backbone=v, max_fps=7.5), 0),
+        ("prepare/real720", lambda: run_prepare(args, "real720", backbone=v), 0),
         ("decode_all/720p", lambda: decode_all(args, "720p"), 0),
         ("decode_all/1080p", lambda: decode_all(args, "1080p"), 0),
     ]
-    for name in ("ucf", "720p", "720p_prepared", "720p_prepared_keepfps", "1080p", "1080p_prepared"):
+    for name in ("ucf", "720p", "720p_prepared", "720p_prepared_keepfps", "1080p", "1080p_prepared", "real720",
+                 "real720_prepared"):
         pre.append((f"profile/{name}", lambda n=name: profile(args, n, args.profile_clips), 20))
     loaders = [("ucf", 1, False, "auto"), ("720p_prepared", 1, False, "auto"),
                ("720p_prepared", 1, False, "torchcodec"), ("720p_prepared_keepfps", 1, False, "auto"),
                ("1080p_prepared", 1, False, "auto"), ("720p_prepared_fps7.5", 1, False, "auto"),
-               ("720p", 1, False, "auto"), ("720p", 1, False, "torchcodec"), ("720p", 2, True, "auto")]
+               ("720p", 1, False, "auto"), ("720p", 1, False, "torchcodec"), ("720p", 2, True, "auto"),
+               ("real720", 1, False, "auto"), ("real720_prepared", 1, False, "auto")]
     for data, cpv, kfa, dec in loaders:
         name = f"loader/{data}" + (f"_cpv{cpv}" if cpv > 1 else "") + ("_kfa" if kfa else "") + \
             ("" if dec == "auto" else f"_{dec}")
@@ -468,6 +505,9 @@ def main() -> None:
         (f"{v}/ucf", lambda: train(args, v, "ucf"), 30),
         (f"{v}/720p_prepared", lambda: train(args, v, "720p_prepared"), 20),
         (f"{v}/1080p_prepared", lambda: train(args, v, "1080p_prepared"), 20),
+        (f"{v}/real720_prepared", lambda: train(args, v, "real720_prepared"), 20),
+        (f"{v}/real720", lambda: train(args, v, "real720"), 40),
+        (f"{v}/real720_kfa_cpv2", lambda: train(args, v, "real720", keyframe_aligned=True, clips_per_video=2), 30),
         (f"{v}/720p_kfa_cpv2", lambda: train(args, v, "720p", keyframe_aligned=True, clips_per_video=2), 30),
         (f"{v}/720p_prepared_fps7.5", lambda: train(args, v, "720p_prepared_fps7.5"), 20),
         (f"{v}/720p_prepared_keepfps", lambda: train(args, v, "720p_prepared_keepfps"), 20),

@@ -349,9 +349,10 @@ class ExactResume(Callback):
     Together with the restored weights, optimizer and loop progress, the resumed run ends as the uninterrupted one.
 
     Under DDP Lightning writes rank 0's state and every rank loads it. The loader position is every rank's (each
-    skips within its own share, see :class:`~flashvid.data.dataset.ShardedEpochSampler`); the RNG states are rank
-    0's, which repeats the run while the ranks draw alike (same seed, equally full batches on the CPU) but not a
-    GPU's own generator on ranks above 0.
+    skips within its own share, see :class:`~flashvid.data.dataset.ShardedEpochSampler`). The RNG states are
+    gathered from every rank when the checkpoint is written (Lightning builds it on all ranks) and each rank takes
+    its own back, so a GPU's generator on rank 1 continues where rank 1's left off; resumed on a different number
+    of processes, every rank takes rank 0's (with a warning).
     """
 
     def __init__(self) -> None:
@@ -362,17 +363,10 @@ class ExactResume(Callback):
         self._trainer = trainer
 
     def state_dict(self) -> dict[str, Any]:
-        import numpy as np
-
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        state: dict[str, Any] = {
-            "torch": torch.get_rng_state(),
-            "python": random.getstate(),
-            "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
-        }
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["cuda"] = torch.cuda.get_rng_state_all()
+        state = rng_states()
+        ranks = gather_rng_states()
+        if ranks is not None:
+            state["rank_rng"] = ranks
         loader = self._train_loader()
         if loader is not None:
             state["train_loader"] = loader.state_dict()
@@ -407,18 +401,60 @@ class ExactResume(Callback):
             else:
                 log.warning("flashvid: the train loader cannot resume mid-epoch; the interrupted epoch restarts "
                             "from its first batch")
-        self._apply_rng(s)
+        set_rng_states(own_rng_states(s, trainer.global_rank, trainer.world_size))
 
-    @staticmethod
-    def _apply_rng(s: dict[str, Any]) -> None:
-        import numpy as np
 
-        torch.set_rng_state(s["torch"])
-        random.setstate(_as_tuple(s["python"]))
-        n = s["numpy"]
-        np.random.set_state((n["kind"], n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["gauss"]))
-        if "cuda" in s and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(s["cuda"])
+def rng_states() -> dict[str, Any]:
+    """This process's torch / Python / NumPy (and CUDA, once initialised) generator states, checkpoint-safe."""
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def gather_rng_states() -> list[dict[str, Any]] | None:
+    """Every rank's :func:`rng_states`, in rank order, when several processes run (a collective: all ranks call
+    it, as they all build a checkpoint); None in one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    states: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(states, rng_states())
+    return states
+
+
+def own_rng_states(saved: dict[str, Any], rank: int, world_size: int) -> dict[str, Any]:
+    """This rank's states from an :class:`ExactResume` state: its own entry when the checkpoint was written by as
+    many processes, else the top-level ones (rank 0's, or the only process's)."""
+    ranks = saved.get("rank_rng")
+    if not ranks:
+        return saved
+    if len(ranks) == world_size:
+        return ranks[rank]
+    if rank == 0:
+        log.warning("flashvid: the checkpoint was written by %d processes and this run has %d: every process "
+                    "continues from rank 0's random generator states", len(ranks), world_size)
+    return ranks[0]
+
+
+def set_rng_states(s: dict[str, Any]) -> None:
+    import numpy as np
+
+    torch.set_rng_state(s["torch"])
+    random.setstate(_as_tuple(s["python"]))
+    n = s["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
 
 
 def follow_moved_run_dir(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
 """Real-footage benchmark matrix (issue 9) in one call: UCF-shaped 320x240 XVID vs 720p/1080p long-GOP H.264,
-raw vs ``flashvid prepare``d vs ``clips_per_video=2`` vs the PyAV lead-in skip, end to end vs model-only, for
+raw vs ``flashvid prepare``d vs ``clips_per_video=2`` vs the PyAV non-reference skip, end to end vs model-only, for
 VideoMAE-base (compiled) and X3D-M; plus prepare's files/s, where the time goes per clip (decode, resize), the
 seed tutorial's pipeline measured in the same call, and predict on the 1080p files.
 

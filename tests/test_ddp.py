@@ -215,3 +215,43 @@ def test_ddp_kill9_mid_epoch_resume_matches_uninterrupted_run(resume_data: Path,
     loader_state = {"epoch": 1, "position": 2, "seed": 5, "length": 11, "num_replicas": 2}
     assert ckpt["callbacks"]["ExactResume"]["train_loader"] == loader_state
     assert ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [loader_state]
+    assert len(ckpt["callbacks"]["ExactResume"]["rank_rng"]) == 2  # each rank's generators, for its own resume
+
+
+def _rank_rng_roundtrip(rank: int, world: int, init: str, ckpt: str, out: str) -> None:
+    import random
+
+    import torch.distributed as dist
+
+    from flashvid.callbacks import gather_rng_states, own_rng_states, rng_states, set_rng_states
+    from flashvid.checkpoint import to_safe
+
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    torch.manual_seed(100 + rank)  # ranks whose generators differ, as per-GPU generators do
+    random.seed(100 + rank)
+    np.random.seed(100 + rank)
+    saved = gather_rng_states()  # what ExactResume.state_dict does on every rank; rank 0 writes the checkpoint
+    if rank == 0:
+        torch.save(to_safe({**rng_states(), "rank_rng": saved}), ckpt)
+    expected = [torch.rand(3).tolist(), random.random(), float(np.random.rand())]
+    dist.barrier()
+    torch.manual_seed(0)  # the resumed process starts from other states
+    random.seed(0)
+    np.random.seed(0)
+    set_rng_states(own_rng_states(torch.load(ckpt, weights_only=True), rank, world))
+    got = [torch.rand(3).tolist(), random.random(), float(np.random.rand())]
+    Path(out, f"{rank}.json").write_text(json.dumps({"expected": expected, "got": got}))
+    dist.destroy_process_group()
+
+
+def test_each_rank_resumes_its_own_random_generators(tmp_path: Path) -> None:
+    """The checkpoint (written by rank 0, loaded by all) carries every rank's generator states; each rank continues
+    its own draws, not rank 0's (which a GPU's generator on rank 1 is not)."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank_rng_roundtrip, args=(2, str(tmp_path / "init"), str(tmp_path / "rng.ckpt"), str(tmp_path)),
+             nprocs=2, join=True)
+    runs = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)]
+    for r in runs:
+        assert r["got"] == r["expected"]
+    assert runs[0]["expected"] != runs[1]["expected"]

@@ -296,3 +296,33 @@ def test_rotated_phone_video_is_copied_upright(tmp_path: Path) -> None:
     expected = F.interpolate(upright, size=got.shape[-2:], mode="area")
     assert (got - expected).abs().mean() < 8, (got - expected).abs().mean()
     assert (got - torch.flip(expected, dims=(-2, -1))).abs().mean() > 40  # the other way round would not match
+
+
+def _frame_counts(path: Path) -> tuple[int, int, int]:
+    """(frames, B-frames, frames decoded when non-reference frames are skipped)."""
+    with av.open(str(path)) as c:
+        types = [int(f.pict_type) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        c.streams.video[0].codec_context.skip_frame = "NONREF"
+        refs = sum(1 for _ in c.decode(video=0))
+    return len(types), types.count(int(av.video.frame.PictureType.B)), refs
+
+
+def test_copies_have_no_reference_b_frames(tmp_path: Path) -> None:
+    """x264's default B-pyramid makes some B-frames references; the copy's are not, so a clip reader can skip every
+    B-frame a clip does not show (``prepare.x264_params``)."""
+    rng = np.random.default_rng(0)
+    tex = np.repeat(np.repeat(rng.integers(0, 255, (18, 50, 3), np.uint8), 8, 0), 8, 1)
+    frames = np.stack([np.roll(tex, i, axis=1)[:, :256] for i in range(90)])  # a slow pan: x264 picks B-frames
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    write_video(tmp_path / "src" / "a" / "pan.mp4", frames, 30)
+    counts = {}
+    for params in ("b-pyramid=none", ""):  # the default, and x264's own
+        out = tmp_path / f"copy{params}"
+        prepare(out, train_folder=tmp_path / "src", short_side=128, max_fps=None, x264_params=params, workers=1,
+                progress=False)
+        counts[params] = _frame_counts(next(out.rglob("*.mp4")))
+    frames_, b_frames, refs = counts["b-pyramid=none"]
+    assert b_frames > 0 and refs == frames_ - b_frames  # every B-frame skippable
+    frames_, b_frames, refs = counts[""]
+    assert refs > frames_ - b_frames  # without the option some B-frames are references

@@ -46,19 +46,15 @@ log = logging.getLogger(__name__)
 MANIFEST = "prepare_manifest.json"
 TMP_MARK = ".flashvid-tmp"
 MANIFEST_VERSION = 1
-# No B-frame is a reference (x264's default pyramid makes every other one a reference): a clip reader then skips
-# every B-frame that is not a clip frame (the lead-in, and the frames between strided clip frames) without
-# decoding it. With the 1 s keyframe interval (fewer I-frames, the dearest to decode) this cut a 16x4 clip of a
-# 15 fps copy from 21.3 to 17.3 ms of CPU (docs/benchmarks.md).
-DECODE_FRIENDLY_X264 = "b-pyramid=none"
 
 
 @dataclass(frozen=True)
 class PrepareSettings:
     """How each file is re-encoded. ``short_side`` is the output's shorter side in pixels (sources smaller than it
     are not upscaled); ``keyframe_interval`` in seconds (a clip seek then decodes at most that much lead-in);
-    ``max_fps`` caps the frame rate (None keeps it); ``crf``/``preset``/``tune`` are libx264's. ``fastdecode``
-    (no CABAC, no deblocking) makes every later decode cheaper for slightly larger files."""
+    ``max_fps`` caps the frame rate (None keeps it); ``crf``/``preset``/``tune`` are libx264's, and
+    ``x264_params`` extra ``key=value:...`` x264 options. ``fastdecode`` (no CABAC, no deblocking) makes every
+    later decode cheaper for slightly larger files."""
 
     short_side: int = 256
     keyframe_interval: float = 1.0
@@ -66,6 +62,9 @@ class PrepareSettings:
     crf: int = 22
     preset: str = "superfast"  # measured: half veryfast's encode time, +11% size, same decode cost
     tune: str | None = "fastdecode"
+    # no B-frame is a reference (x264's default pyramid makes some references): the PyAV reader then skips every
+    # B-frame a clip does not show without decoding it, 29-35% of a clip's decode (docs/benchmarks.md)
+    x264_params: str = "b-pyramid=none"
     keep_max_gop: float = 1.0  # sources with keyframes at most this many seconds apart ...
     # ... and a short side <= short_side are kept as they are (at their own frame rate)
 
@@ -311,7 +310,8 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
                         enc.width, enc.height, enc.pix_fmt = size[0], size[1], "yuv420p"
                         g = max(1, round(out_fps * s.keyframe_interval))
                         opts = {"crf": str(s.crf), "preset": s.preset,
-                                "x264-params": f"keyint={g}:min-keyint={g}:scenecut=0:{DECODE_FRIENDLY_X264}"}
+                                "x264-params": ":".join(p for p in (f"keyint={g}:min-keyint={g}:scenecut=0",
+                                                                    s.x264_params) if p)}
                         if s.tune:
                             opts["tune"] = s.tune
                         enc.options = opts

@@ -447,6 +447,7 @@ def own_rng_states(saved: dict[str, Any], rank: int, world_size: int) -> dict[st
 
 
 def set_rng_states(s: dict[str, Any]) -> None:
+    """Restore what :func:`rng_states` took (CUDA's only where CUDA is available)."""
     import numpy as np
 
     torch.set_rng_state(s["torch"])

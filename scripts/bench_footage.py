@@ -120,11 +120,9 @@ def make_real(args: argparse.Namespace, copies: int = 30) -> dict[str, Any]:
     """``copies`` files of real 720p footage (the >= 720p H.264 clips under ``--real``, e.g. Kinetics clips from
     ../shared/realclips, each copied several times): the synthetic files' sensor noise costs more bits per frame
     than camera footage, so both are measured."""
-    import av
-
     src = []
     for f in sorted(Path(args.real).rglob("*.mp4")):
-        with av.open(str(f)) as c:
+        with decoding.open_container(f) as c:
             cc = c.streams.video[0].codec_context if c.streams.video else None
             if cc is not None and cc.name == "h264" and min(cc.width, cc.height) >= 720:
                 src.append(f)
@@ -230,9 +228,7 @@ def loader_only(args: argparse.Namespace, data: str, backbone: str, clips_per_vi
 
 
 def _decode_whole(path: str) -> int:
-    import av
-
-    with av.open(path) as c:
+    with decoding.open_container(path) as c:
         s = c.streams.video[0]
         s.thread_type, s.thread_count = "SLICE", 1
         return sum(1 for _ in c.decode(s))
@@ -556,6 +552,7 @@ def main() -> None:
         step(name, fn, out, B, cost)
         RESULT["ratios"] = ratios()
         save(out)
+    RESULT["ratios"] = ratios()  # (also when --only ran no training step)
     log("RATIOS", json.dumps(RESULT["ratios"], indent=1))
     save(out)
 

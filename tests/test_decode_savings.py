@@ -15,7 +15,6 @@ from test_decoding import frame_numbers, numbered_frames
 
 from flashvid.data import ClipSampling, VideoClassificationData, VideoClipDataset, VideoSample
 from flashvid.data.decoding import PyAVReader, TorchCodecReader, keyframe_indices, torchcodec_status
-from flashvid.data.decoding import _BestEffortTimestamp as _Clock
 from flashvid.data.demo import write_video
 
 N = 120  # one keyframe (x264's default GOP is 250) and B-frames: a long lead-in for clips late in the file
@@ -32,16 +31,21 @@ CLIPS = [[60 + 4 * i for i in range(8)], [100, 101, 101, 119, 130], [3, 7, 11], 
 
 
 def _decoded(reader: PyAVReader, idx: list[int]) -> int:
-    """How many frames the reader's decode pass for clip ``idx`` hands out (after its seek)."""
-    targets = sorted(set(idx))
-    reader._container.seek(int(targets[0] / reader._tick / reader._time_base) + reader._start,
-                           stream=reader._stream, backward=True, any_frame=False)
-    n = 0
-    for frame in reader._decode_from(targets):
-        n += 1
-        if reader._index_of(frame, _Clock()) >= targets[-1]:
-            break
-    return n
+    """How many frames the reader decodes for clip ``idx`` (counted on its own decode pass)."""
+    count, inner = 0, reader._decode_from
+
+    def counting(targets):
+        nonlocal count
+        for frame in inner(targets):
+            count += 1
+            yield frame
+
+    reader._decode_from = counting  # type: ignore[method-assign]
+    try:
+        reader.frames_at(idx)
+    finally:
+        del reader._decode_from
+    return count
 
 
 def test_nonref_skip_returns_the_frames_of_plain_decoding(long_gop: Path) -> None:

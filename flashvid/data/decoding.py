@@ -2,7 +2,7 @@
 
 Both readers decode only the frames a clip needs and return them as a uint8 ``(N, C, H, W)`` RGB tensor, so the
 rest of the pipeline never sees which one ran. ``decoder="auto"`` picks per file, by what measured faster per clip
-(docs/benchmarks.md, "Which decoder"): PyAV, with its lead-in skip, for the MP4 family (H.264/HEVC from phones,
+(docs/benchmarks.md, "Which decoder"): PyAV, with its non-reference skip, for the MP4 family (H.264/HEVC from phones,
 cameras, the web and ``flashvid prepare``), torchcodec for the rest (2.6x PyAV on UCF101's MPEG-4 AVIs) when its
 FFmpeg libraries load; the choice is logged once. ``decoder="torchcodec"`` or ``"pyav"`` forces one.
 """
@@ -384,14 +384,14 @@ class PyAVReader:
         pts = clock(frame)
         if pts is None or not self._tick:
             return -1
-        return int(round(float((pts - self._start) * self._time_base) * self._tick))
+        return self._pts_index(pts)
 
     def _decode_from(self, targets: Sequence[int]) -> Iterator[Any]:
         """Frames from the seek point on. With ``skip_nonref``, a packet whose frame is not one of ``targets``
         (sorted) is decoded with FFmpeg's ``skip_frame=NONREF``: a non-reference frame among them (the B-frames of
         the lead-in from the keyframe, and those between strided clip frames) is not decoded at all, and no other
         frame depends on it, so every frame returned is bit-identical to plain decoding (tested). A packet's frame
-        index comes from its pts exactly as a decoded frame's does (:meth:`_index_of`), so a wanted frame is never
+        index comes from its pts by the formula a decoded frame's does (:meth:`_pts_index`), so a wanted frame is never
         skipped.
 
         Measured per 16x4 clip of a ``flashvid prepare`` copy (15 fps: B-frames between the clip's frames): 29-35%
@@ -408,7 +408,7 @@ class PyAVReader:
             if packet.pts is None:
                 skip = False
             else:
-                idx = self._packet_index(packet.pts)
+                idx = self._pts_index(packet.pts)
                 skip = idx < last and idx not in wanted
             if skip != skipping:
                 ctx.skip_frame = "NONREF" if skip else "DEFAULT"
@@ -417,7 +417,8 @@ class PyAVReader:
         if skipping:
             ctx.skip_frame = "DEFAULT"
 
-    def _packet_index(self, pts: int) -> int:
+    def _pts_index(self, pts: int) -> int:
+        """The frame index a pts shows at: one formula for packets (what to skip) and frames (what to keep)."""
         return int(round(float((pts - self._start) * self._time_base) * self._tick))
 
     def frames_at(self, indices: Sequence[int]) -> torch.Tensor:

@@ -54,12 +54,22 @@ COMMANDS: dict[str, str] = {
     "pretrain": "self-supervised VideoMAE pretraining on unlabelled videos (writes an encoder for model.pretrained=)",
 }
 USAGE_ERROR = 2
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
 
 # ---------------------------------------------------------------------------------------------------- entry point
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch on the first argument; the rest goes to that subcommand's Hydra app."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # the reader left (`flashvid train --help | head`): stop quietly, as a command killed by SIGPIPE does, and
+        # point stdout at /dev/null so the interpreter's final flush does not raise the same error again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_EXIT
+
+
+def _main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage(), file=sys.stdout if args else sys.stderr)
         return 0 if args else USAGE_ERROR

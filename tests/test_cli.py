@@ -239,6 +239,20 @@ def test_help_and_mistakes_answer_without_importing_torch(tmp_path: Path) -> Non
     assert not list(tmp_path.iterdir())
 
 
+def test_help_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """``flashvid predict --help | head -0``: the reader is gone before the help is written; no traceback, and the
+    exit status a shell gives a command that SIGPIPE stopped."""
+    read, write = os.pipe()
+    os.close(read)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "flashvid", "predict", "--help"], cwd=tmp_path, env=env,
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.stderr == "" and proc.returncode == 141, proc.stderr
+
+
 def test_typo_in_a_config_file_is_caught(tmp_path: Path) -> None:
     """A key no _target_ accepts (e.g. from a user's own YAML or +key=) names the valid arguments."""
     from flashvid.cli import ConfigError, check_arguments

@@ -153,13 +153,15 @@ def user_error_message(e: BaseException) -> str | None:
     from hydra.errors import HydraException, InstantiationException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .failures import TooManyFailedFiles
-    from .models import PretrainedWeightsUnavailable
-
     if isinstance(e, InstantiationException):  # a failure inside a constructor that build() did not explain
         return None
+    # errors of modules that import torch: looked up only when imported (then they can have been raised), so a
+    # mistake found before torch loads is reported without loading it
+    heavy = tuple(getattr(sys.modules[module], name) for module, name in (
+        ("flashvid.failures", "TooManyFailedFiles"), ("flashvid.models.registry", "PretrainedWeightsUnavailable"))
+        if module in sys.modules)
     if isinstance(e, (ConfigError, FileNotFoundError, NotADirectoryError, ModuleNotFoundError,
-                      PretrainedWeightsUnavailable, TooManyFailedFiles, OmegaConfBaseException, HydraException)):
+                      OmegaConfBaseException, HydraException, *heavy)):
         return str(e).strip()
     return None
 

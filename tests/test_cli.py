@@ -227,16 +227,30 @@ def test_help_and_mistakes_answer_without_importing_torch(tmp_path: Path) -> Non
     """``--help``, ``train --help`` (groups and the composed config, with the overrides given) and a config mistake
     run in a fresh interpreter without importing torch, Lightning or transformers: they answer in well under a
     second (scripts/time_help.sh prints the times)."""
+    run = tmp_path / "run"
     code = ("import sys; from flashvid.cli import main; codes = [main(a) for a in "
-            "(['--help'], ['train', 'model=tiny', '--help'], ['train', 'model.learnin_rate=1'])]; "
+            "(['--help'], ['train', 'model=tiny', '--help'], ['train', 'model.learnin_rate=1'], "
+            f"['backbones', 'pattern=x3d_*'], ['train', 'model=generic', 'model.backbone=x3d_xxs', "
+            f"'hydra.run.dir={run}'])]; "
             "print('CODES', codes, 'HEAVY', sorted(set(sys.modules) & {'torch', 'lightning', 'transformers'}))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
-    assert "CODES [0, 0, 2] HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+    assert "CODES [0, 0, 2, 0, 2] HEAVY []" in proc.stdout, proc.stdout + proc.stderr
     assert "model: c2d_r50, " in proc.stdout and "backbone: tiny_r2plus1d" in proc.stdout  # groups; model=tiny used
     assert "Did you mean model.learning_rate?" in proc.stderr
-    assert not list(tmp_path.iterdir())
+    assert "x3d_m" in proc.stdout  # the backbones table, from the catalog
+    assert "unknown backbone 'x3d_xxs'" in proc.stderr and "Did you mean x3d_xs" in proc.stderr
+    assert {p.name for p in tmp_path.iterdir()} <= {"run"} and not (run / "checkpoints").exists()
+
+
+def test_catalog_matches_the_registry() -> None:
+    """flashvid/models/catalog.json (what ``flashvid backbones`` and the backbone check read without torch) is the
+    registry's own summary of every entry; after adding or changing a backbone, regenerate it with
+    ``python -m flashvid.models.catalog``."""
+    from flashvid.models.catalog import catalog, registry_catalog
+
+    assert list(catalog()) == registry_catalog(), "stale catalog: run python -m flashvid.models.catalog"
 
 
 def test_help_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:

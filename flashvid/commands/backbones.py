@@ -16,13 +16,13 @@ def run_backbones(cfg: "DictConfig") -> list[dict[str, Any]]:
     """The registry as a table (or JSON): frames, sampling rate, crop, mean/std, layout, weights, config name."""
     from omegaconf import OmegaConf
 
-    from ..models import get_backbone_spec, list_backbones
+    from ..models.catalog import catalog_entries  # the registry as data: no torch import for a listing
 
     if cfg.format not in ("table", "json"):
         raise ConfigError(f"format must be 'table' or 'json', got {cfg.format!r}")
-    names = list_backbones(str(cfg.pattern), cfg.family)
-    if not names:
-        families = sorted({get_backbone_spec(n).family for n in list_backbones()})
+    rows = catalog_entries(str(cfg.pattern), cfg.family)
+    if not rows:
+        families = sorted({e["family"] for e in catalog_entries()})
         raise ConfigError(f"no backbone matches pattern={cfg.pattern!r} family={cfg.family!r}. "
                           f"Families: {', '.join(families)}")
     configs: dict[str, str] = {}
@@ -30,11 +30,8 @@ def run_backbones(cfg: "DictConfig") -> list[dict[str, Any]]:
         backbone = OmegaConf.load(f).get("backbone")
         if isinstance(backbone, str) and backbone not in configs:
             configs[backbone] = f"model={f.stem}"
-    rows = []
-    for n in names:
-        s = get_backbone_spec(n).summary()
-        s["config"] = configs.get(n, f"model=generic model.backbone={n}")
-        rows.append(s)
+    for r in rows:
+        r["config"] = configs.get(r["name"], f"model=generic model.backbone={r['name']}")
     if cfg.format == "json":
         print(json.dumps(rows, indent=2))
         return rows

@@ -278,10 +278,11 @@ def build(node: Any, key: str, **kwargs: Any) -> Any:
 
 
 def check_backbone(name: Any) -> None:
-    from ..models import get_backbone_spec
+    """An unknown ``model.backbone`` fails here, from the catalog, before torch is imported."""
+    from ..models.catalog import check_backbone_name
 
     try:
-        get_backbone_spec(str(name))
+        check_backbone_name(str(name))
     except ValueError as e:
         raise ConfigError(f"model.backbone: {e} (`flashvid backbones` lists them with their input needs)") from None
 

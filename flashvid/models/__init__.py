@@ -1,14 +1,35 @@
-"""The backbone registry and its builders (PyTorchVideo, transformers, torchvision and flashvid's own)."""
+"""The backbone registry and its builders (PyTorchVideo, transformers, torchvision and flashvid's own).
 
-from .registry import (
-    BackboneSpec,
-    PretrainedWeightsUnavailable,
-    VideoBackbone,
-    create_backbone,
-    get_backbone_spec,
-    list_backbones,
-    register_backbone,
-)
+The names load on first use (PEP 562), so :mod:`.catalog` (the registry as data) is read without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .registry import (
+        BackboneSpec,
+        PretrainedWeightsUnavailable,
+        VideoBackbone,
+        create_backbone,
+        get_backbone_spec,
+        list_backbones,
+        register_backbone,
+    )
 
 __all__ = ["BackboneSpec", "PretrainedWeightsUnavailable", "VideoBackbone", "create_backbone",
            "get_backbone_spec", "list_backbones", "register_backbone"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'flashvid.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(".registry", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -7,7 +7,6 @@ takes normalised ``(B, T, C, H, W)`` clips whatever layout the wrapped model wan
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from ..data.datamodule import DataConfig
+from .catalog import looks_like_hf_checkpoint, unknown_backbone
 
 Layout = Literal["BCTHW", "BTCHW"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -165,14 +165,11 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     _ensure_builtin()
     if name in _REGISTRY:
         return _REGISTRY[name]
-    from .transformers_models import looks_like_hf_checkpoint, spec_from_hf_checkpoint
-
     if looks_like_hf_checkpoint(name):
+        from .transformers_models import spec_from_hf_checkpoint
+
         return spec_from_hf_checkpoint(name)
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown backbone {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}. "
-                     "A transformers VideoMAE/TimeSformer/ViViT checkpoint directory or hub id works too.")
+    raise unknown_backbone(name, list(_REGISTRY))
 
 
 def create_backbone(name: str, num_classes: int, pretrained: bool | str = False, **kwargs: Any) -> VideoBackbone:

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import socket
 import urllib.parse
 import urllib.request
@@ -243,15 +242,6 @@ _register_hf("vivit_b_16x2", "vivit", dict(num_frames=32, image_size=224),
              "google/vivit-b-16x2-kinetics400", 32, 2, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
              test_kwargs=dict(num_frames=4, image_size=32), test_input=(4, 32),
              description="ViViT-B 16x2 factorised encoder (Kinetics-400)")
-
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-def looks_like_hf_checkpoint(name: str) -> bool:
-    if os.path.isdir(name):
-        return os.path.isfile(os.path.join(name, "config.json"))
-    return bool(_HUB_ID.match(name))
-
 
 def _processor_stats(path: str) -> tuple[Any, Any]:
     for fname in ("video_preprocessor_config.json", "preprocessor_config.json"):

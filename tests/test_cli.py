@@ -244,6 +244,22 @@ def test_help_and_mistakes_answer_without_importing_torch(tmp_path: Path) -> Non
     assert {p.name for p in tmp_path.iterdir()} <= {"run"} and not (run / "checkpoints").exists()
 
 
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("wandb") is not None, reason="wandb is installed")
+def test_logger_without_its_package_fails_before_any_work(tmp_path: Path) -> None:
+    """``logger=wandb`` without wandb: one line naming the package and the other loggers, before the data, the model
+    or Lightning are loaded."""
+    run = tmp_path / "run"
+    code = ("import sys; from flashvid.cli import main; "
+            f"code = main(['train', 'data=demo', 'logger=[csv,wandb]', 'hydra.run.dir={run}']); "
+            "print('CODE', code, 'HEAVY', sorted(set(sys.modules) & {'torch', 'lightning'}))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert "CODE 2 HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+    assert "logger wandb needs the wandb package" in proc.stderr and "logger=none" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "demo_data").exists()
+
+
 def test_catalog_matches_the_registry() -> None:
     """flashvid/models/catalog.json (what ``flashvid backbones`` and the backbone check read without torch) is the
     registry's own summary of every entry; after adding or changing a backbone, regenerate it with

@@ -250,10 +250,31 @@ def check_arguments(node: Any, key: str) -> None:
             check_arguments(v, f"{key}.{i}")
 
 
+# Lightning loggers whose package is optional: one of the named packages must be installed
+LOGGER_PACKAGES = {"WandbLogger": ("wandb",), "MLFlowLogger": ("mlflow",), "CometLogger": ("comet_ml",),
+                   "NeptuneLogger": ("neptune",), "TensorBoardLogger": ("tensorboard", "tensorboardX")}
+
+
+def check_logger_packages(loggers: Mapping[str, Any]) -> None:
+    """A logger whose package is missing fails now, not after the data and the model are built (and before the
+    argument check imports Lightning)."""
+    import importlib.util
+
+    for name, node in loggers.items():
+        if not isinstance(node, Mapping):
+            continue
+        needs = LOGGER_PACKAGES.get(str(node.get("_target_", "")).rsplit(".", 1)[-1])
+        if needs and not any(importlib.util.find_spec(p) for p in needs):
+            raise ConfigError(f"logger {name} needs the {needs[0]} package, which is not installed: pip install "
+                              f"{needs[0]}, or choose other loggers (logger=default, logger=csv, logger=none)")
+
+
 def validate(cfg: "DictConfig", sections: Sequence[str]) -> None:
     """Check the arguments of every ``_target_`` in ``sections`` before building anything."""
     from omegaconf import OmegaConf
 
+    if "logger" in sections and cfg.get("logger"):
+        check_logger_packages(cfg.logger)
     for section in sections:
         if section in cfg and cfg[section] is not None:
             check_arguments(OmegaConf.to_container(cfg[section], resolve=False), section)

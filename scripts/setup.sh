@@ -8,6 +8,7 @@
 # `bash scripts/lock.sh` regenerates it), so a fresh machine gets the same versions tomorrow as today.
 # It prints a few `setup:` lines; apt's and pip's own output goes to the log ($ROOT/.setup.log), named on failure.
 # PYTHON picks the interpreter (default: python3; a virtual environment's when one is active).
+# FLASHVID_TORCH_INDEX=URL takes torch and torchvision from another wheel index (a CPU-only one saves ~5 GB).
 # FLASHVID_LOCK=none installs the newest allowed versions instead (scripts/check_latest.sh); FLASHVID_LOCK=FILE
 # another lock. FLASHVID_SETUP_LOG=FILE moves the log.
 set -euo pipefail
@@ -49,8 +50,10 @@ elif command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   say "installing FFmpeg (apt-get install ffmpeg)"
-  quiet $SUDO apt-get update
-  quiet $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y ffmpeg </dev/null
+  # another apt (unattended upgrades, a second setup) may hold dpkg's lock: wait up to 10 minutes for it
+  APT_WAIT=(-o DPkg::Lock::Timeout=600)
+  quiet $SUDO apt-get "${APT_WAIT[@]}" update
+  quiet $SUDO env DEBIAN_FRONTEND=noninteractive apt-get "${APT_WAIT[@]}" install -y ffmpeg </dev/null
 else
   say "WARNING: no FFmpeg libraries and no apt-get: install FFmpeg with your package manager for torchcodec" \
       "(flashvid falls back to PyAV's bundled FFmpeg meanwhile)" >&2
@@ -60,8 +63,12 @@ fi
 if "$PY" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("torch") and u.find_spec("torchvision") else 1)'; then
   say "torch $("$PY" -c 'import importlib.metadata as m; print(m.version("torch"))') found"
 else
-  say "installing torch 2.14.1 and torchvision 0.29.1 (pip)"
-  quiet "$PY" -m pip install ${PIN[@]+"${PIN[@]}"} torch==2.14.1 torchvision==0.29.1
+  # FLASHVID_TORCH_INDEX=URL installs them from another wheel index, e.g. PyTorch's CPU-only one (~1 GB instead of
+  # the ~6 GB of the default CUDA build, on a machine without a GPU)
+  INDEX=()
+  if [ -n "${FLASHVID_TORCH_INDEX:-}" ]; then INDEX=(--index-url "$FLASHVID_TORCH_INDEX"); fi
+  say "installing torch 2.14.1 and torchvision 0.29.1 (pip${FLASHVID_TORCH_INDEX:+, from $FLASHVID_TORCH_INDEX})"
+  quiet "$PY" -m pip install ${PIN[@]+"${PIN[@]}"} ${INDEX[@]+"${INDEX[@]}"} torch==2.14.1 torchvision==0.29.1
 fi
 
 # 3. flashvid, editable, with the dev extras -------------------------------------------------------------------

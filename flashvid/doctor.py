@@ -485,13 +485,22 @@ def _label_conflicts(report: DoctorReport, by_quick: Mapping[str, list[FileProbe
 
 LARGE_SHORT_SIDE = 480
 LONG_GOP_S = 2.0
+# A lead-in costs what its pixels cost to decode: 2 s of 640x480 at 30 fps is where it starts to show beside a
+# clip's own decode. Tiny frames (the demo's 96x96, a 32-frame file with one keyframe: 0.3 Mpx) never reach it.
+HEAVY_LEAD_IN_PIXELS = 60 * 640 * 480
 
 
 def _heavy(f: FileProbe) -> bool:
-    """A file that decodes slowly per clip: large frames, or a long lead-in from the keyframe before a clip."""
-    large = f.width is not None and f.height is not None and min(f.width, f.height) >= LARGE_SHORT_SIDE
-    long_gop = bool(f.keyframe_interval and f.fps and f.keyframe_interval / f.fps > LONG_GOP_S)
-    return large or long_gop
+    """A file that decodes slowly per clip: large frames, or a long and costly lead-in from the keyframe before a
+    clip (a lead-in never spans more than the file)."""
+    if f.width is None or f.height is None:
+        return False
+    if min(f.width, f.height) >= LARGE_SHORT_SIDE:
+        return True
+    if not (f.keyframe_interval and f.fps):
+        return False
+    lead_in = min(f.keyframe_interval, f.num_frames or f.keyframe_interval)
+    return lead_in / f.fps > LONG_GOP_S and lead_in * f.width * f.height >= HEAVY_LEAD_IN_PIXELS
 
 
 def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:

@@ -154,3 +154,22 @@ def test_one_video_under_two_labels_is_a_warning(tmp_path) -> None:
                                        f"{train / 'right/right_train_00.mp4'},right\n")
     report = diagnose_data(VideoClassificationData.from_csv(tmp_path / "list.csv"), progress=False, workers=1)
     assert any(w.startswith("one file with 2 labels (left, right)") for w in report.warnings), report.warnings
+
+
+def test_prepare_is_advised_only_where_the_lead_in_costs(tmp_path: Path) -> None:
+    """The demo's 96x96 files (its defaults) hold one keyframe each (2.1 s): a lead-in of 0.3 Mpx, nothing to
+    prepare. A 400x300 file with one keyframe in 6 s (21.6 Mpx of lead-in at most) gets the advice."""
+    from badvideos import _lavfi, _x264
+
+    from flashvid import VideoClassificationData
+    from flashvid.data import make_demo_dataset
+    from flashvid.doctor import diagnose_data
+
+    demo_root = make_demo_dataset(tmp_path / "demo", videos_per_class={"train": 2, "val": 1, "test": 1})
+    demo = diagnose_data(VideoClassificationData.from_folders(demo_root / "train"), progress=False)
+    assert not [w for w in demo.warnings if "flashvid prepare" in w], demo.warnings
+    for label in ("a", "b"):
+        (tmp_path / "gop" / label).mkdir(parents=True)
+        _lavfi(tmp_path / "gop" / label / "long_gop.mp4", "testsrc=s=400x300:r=30:d=6", *_x264("-g", "300"))
+    report = diagnose_data(VideoClassificationData.from_folders(tmp_path / "gop"), progress=False)
+    assert [w for w in report.warnings if "2 of 2 readable files" in w and "flashvid prepare" in w], report.warnings

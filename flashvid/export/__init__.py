@@ -93,13 +93,13 @@ def run_export(cfg: "DictConfig") -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from ..commands.config import ConfigError
-    from ..commands.runs import existing_checkpoint, load_classifier, write_json
+    from ..commands.runs import existing_checkpoint, load_classifier, model_target, write_json
 
     ckpt = existing_checkpoint(cfg.ckpt_path)
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not an export format: choose one of {', '.join(FORMATS)}")
-    model = load_classifier(ckpt)
+    model = load_classifier(ckpt, model_target(cfg))
     options: dict[str, Any] = {}
     if fmt == "hf":
         options["card"] = run_facts(ckpt)

@@ -106,6 +106,11 @@ class VideoBackbone(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.model(self.to_model_input(video))
 
+    def architecture(self) -> dict[str, Any] | None:
+        """What rebuilds this exact model beyond the registry entry and ``backbone_kwargs``, as plain JSON-able
+        data (checkpoints record it); None when those two already decide it."""
+        return None
+
     def stage_index_of_parameters(self) -> dict[str, int]:
         """Parameter name -> stage index (parameters outside every stage, like position embeddings, get 0)."""
         owner: dict[int, int] = {}

@@ -240,11 +240,7 @@ def test_a_subclass_checkpoint_is_read_back_as_its_class(demo_root: Path, tmp_pa
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """README "Subclassing": train with model._target_=<subclass> (its own head), then test, predict and export
     read the checkpoint back when given that class; without it, one line naming the class and the option."""
-    import torch
-
-    from flashvid.classifier import load_classifier
     from flashvid.cli import main
-    from flashvid.export import load_exported
 
     (tmp_path / "focalpkg.py").write_text(FOCAL)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -266,6 +262,11 @@ def test_a_subclass_checkpoint_is_read_back_as_its_class(demo_root: Path, tmp_pa
     assert all(r["label"] in LABELS for r in json.loads((tmp_path / "preds.json").read_text()))
     assert main(["export", f"ckpt_path={ckpt}", f"out={tmp_path / 'export'}", target,
                  f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+
+    import torch
+
+    from flashvid.classifier import load_classifier
+    from flashvid.export import load_exported
 
     model = load_classifier(ckpt, cls="focalpkg.FocalClassifier")
     assert type(model).__name__ == "FocalClassifier" and isinstance(model.backbone.head, torch.nn.Sequential)

@@ -201,6 +201,26 @@ def test_export_never_merges_into_a_used_directory(tmp_path: Path, capsys: pytes
         export(load_exported(out), out)
 
 
+def test_load_exported_reads_an_hf_export(tmp_path: Path) -> None:
+    """load_exported on a format=hf directory (the transformers model's weights, not flashvid's) rebuilds the
+    same model instead of failing on missing/unexpected keys; a graph export names what loads it."""
+    from flashvid import VideoClassifier
+    from flashvid.export import export, load_exported
+
+    torch.manual_seed(0)
+    model = VideoClassifier("videomae_small", labels=["a", "b", "c"], backbone_kwargs=TINY_VIDEOMAE).eval()
+    export(model, tmp_path / "hf", "hf")
+    again = load_exported(tmp_path / "hf")
+    video = torch.randint(0, 255, (2, 4, 3, 56, 56), dtype=torch.uint8)
+    assert again.labels == ["a", "b", "c"]
+    torch.testing.assert_close(again(video), model(video))
+
+    tiny = VideoClassifier("tiny_r2plus1d", num_classes=2, data={"num_frames": 4, "crop_size": 32})
+    export(tiny, tmp_path / "pt2", "torch_export")
+    with pytest.raises(FileNotFoundError, match="format=torch_export export.*torch.export.load"):
+        load_exported(tmp_path / "pt2")
+
+
 def test_embed_writes_pooled_features_and_index(demo_root: Path, tmp_path: Path) -> None:
     """`flashvid embed folder=...`: one row per video of the head's input; the head applied to a row gives the
     video's logits (so the rows are the pooled features), and index.csv names each row's file and class."""

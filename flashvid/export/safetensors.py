@@ -64,7 +64,8 @@ def write_config(model: Any, out: Path, **extra: Any) -> Path:
 
 def load_exported(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
                   cls: type | None = None) -> Any:
-    """Rebuild the exported :class:`~flashvid.VideoClassifier` from ``directory`` (tensors only: no pickle).
+    """Rebuild the exported :class:`~flashvid.VideoClassifier` from ``directory`` (tensors only: no pickle):
+    a ``format=safetensors`` export, or a ``format=hf`` one (its weights are the transformers model's).
 
     ``cls``: the class it was exported from when that is a subclass (``flashvid_config.json`` records which).
     """
@@ -73,6 +74,11 @@ def load_exported(directory: str | os.PathLike, map_location: str | torch.device
     from ..classifier import VideoClassifier, check_class
 
     d = Path(directory)
+    kind = json.loads((d / CONFIG).read_text()).get("exported_as") if (d / CONFIG).is_file() else None
+    if kind in ("onnx", "torch_export"):
+        how = "model.onnx with onnxruntime" if kind == "onnx" else "model.pt2 with torch.export.load"
+        raise FileNotFoundError(f"{str(d)!r} is a format={kind} export, a graph for other runtimes: load {how}; "
+                                "load_exported reads format=safetensors and format=hf exports")
     if not (d / CONFIG).is_file() or not (d / WEIGHTS).is_file():
         raise FileNotFoundError(f"{str(d)!r} is not a flashvid export: expected {WEIGHTS} and {CONFIG} in it "
                                 "(written by flashvid.export.export_model)")
@@ -81,9 +87,19 @@ def load_exported(directory: str | os.PathLike, map_location: str | torch.device
         raise ValueError(f"{d} was exported by a newer flashvid ({config.get('flashvid_version')}): upgrade flashvid")
     cls = VideoClassifier if cls is None else cls
     check_class(config.get("class"), cls, f"the export {str(d)!r}")
-    model = cls(backbone=config["backbone"], labels=config["labels"], pretrained=False,
-                backbone_kwargs=config.get("backbone_kwargs") or None, data=config["data"],
-                multi_label=bool(config.get("multi_label", False)), threshold=float(config.get("threshold", 0.5)),
+    common = dict(backbone=config["backbone"], labels=config["labels"], data=config["data"],
+                  multi_label=bool(config.get("multi_label", False)), threshold=float(config.get("threshold", 0.5)))
+    if kind == "hf":
+        # transformers' own files (its weight names and config.json): its from_pretrained reads them, classifier
+        # included, through the backbone's pretrained= path
+        try:
+            return cls(**common, pretrained=str(d)).to(map_location).eval()
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{str(d)!r} is a transformers export (format=hf) that does not load as "
+                             f"{config['backbone']!r} ({str(e).splitlines()[0][:200]}): load it with "
+                             f"transformers.pipeline('video-classification', model=DIR) or "
+                             "AutoModelForVideoClassification.from_pretrained(DIR)") from e
+    model = cls(**common, pretrained=False, backbone_kwargs=config.get("backbone_kwargs") or None,
                 architecture=config.get("architecture"))
     state = load_file(str(d / WEIGHTS), device=str(map_location))
     missing, unexpected = model.load_state_dict(state, strict=False)

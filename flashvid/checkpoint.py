@@ -130,15 +130,21 @@ def checkpoint_labels(path: str | os.PathLike) -> list[str] | None:
     return [str(x) for x in labels] if labels else None
 
 
-def require_training_checkpoint(ck: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """Refuse, with the fix, a file holding only weights (a ``state_dict``) where a Lightning checkpoint is needed."""
+def require_training_checkpoint(ck: Mapping[str, Any], path: str | os.PathLike, resume: bool = False) -> None:
+    """Refuse, with the fix, a file holding only weights (a ``state_dict``) where a Lightning checkpoint is needed;
+    ``resume``: also one without the training state (loops, step) a resume continues from."""
     if "state_dict" in ck and isinstance(ck["state_dict"], Mapping):
+        if resume and "pytorch-lightning_version" not in ck:
+            raise CorruptCheckpointError(
+                f"{str(path)!r} holds weights but no training state (not written by a training run), so ckpt_path= "
+                f"cannot resume from it: start a new training from its weights with model.pretrained={path}")
         return
     if ck and all(isinstance(v, torch.Tensor) for v in ck.values()):
         raise CorruptCheckpointError(
             f"{str(path)!r} holds only weights (a state_dict of {len(ck)} tensors), not a flashvid checkpoint with "
-            "the model's classes and settings: start training from it with flashvid train model.pretrained="
-            f"{path} (the backbone's weights are loaded, the head is new), or export it with flashvid.export")
+            "the model's classes and settings: start a new training from them with flashvid train "
+            f"model.pretrained={path} (the backbone's weights are loaded, the head is new); test and predict need "
+            "a checkpoint a training wrote (RUN/checkpoints/best.ckpt)")
     raise CorruptCheckpointError(
         f"{str(path)!r} is not a flashvid/Lightning checkpoint (it has no 'state_dict'; keys: "
         f"{', '.join(map(str, list(ck)[:8]))})")

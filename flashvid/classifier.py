@@ -99,6 +99,9 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
             cross-entropy, mAP (macro average precision) and F1 at ``threshold`` as metrics, checkpoints and early
             stopping by ``val/mAP``, and ``predict`` listing every class scoring at least ``threshold``.
         threshold: the multi-label decision threshold on a class's probability.
+        architecture: the backbone's exact architecture as checkpoints record it (:meth:`VideoBackbone.architecture`,
+            e.g. a transformers config's fields), for rebuilding a model whose architecture came from its
+            ``pretrained`` source (a ``flashvid pretrain`` encoder) without that source; with ``pretrained=False``.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         max_failed_fraction: float = 0.05,
         multi_label: bool = False,
         threshold: float = 0.5,
+        architecture: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if labels is not None:
@@ -138,6 +142,10 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         labels = labels or [str(i) for i in range(num_classes)]
         backbone_kwargs = dict(backbone_kwargs) if backbone_kwargs is not None else None
         data = dict(data) if data is not None else None
+        architecture = dict(architecture) if architecture is not None else None
+        if architecture and pretrained:
+            raise ValueError("architecture= rebuilds a trained model's backbone without its pretrained source: "
+                             "give it with pretrained=False")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if scheduler not in SCHEDULERS:
@@ -169,7 +177,7 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
 
         warm = is_flashvid_checkpoint(pretrained)  # a flashvid checkpoint: its backbone, a new head
         self.backbone: VideoBackbone = create_backbone(backbone, num_classes, False if warm else pretrained,
-                                                       **dict(backbone_kwargs or {}))
+                                                       **{**(backbone_kwargs or {}), **(architecture or {})})
         if drop_path_rate and self.backbone.spec.family == "torchvision":
             from .models.drop_path import set_stochastic_depth
 
@@ -542,13 +550,18 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         # Restoring a checkpoint loads its own weights: never re-download the pretrained ones.
         # hparams hold the arguments as given (labels may have been None): store the resolved ones, so
         # load_from_checkpoint rebuilds the same head and names.
+        # Without the pretrained source, the architecture it gave (a pretrain encoder's width, frames, size) is
+        # recorded, and the class: a subclass's head and hooks are rebuilt only by that class.
         checkpoint["hyper_parameters"] = {**checkpoint.get("hyper_parameters", {}), "pretrained": False,
                                           "compile": False, "labels": list(self.labels),
-                                          "num_classes": self.num_classes}
-        checkpoint["flashvid"] = {"labels": list(self.labels), "data_config": self.data_config.to_dict()}
+                                          "num_classes": self.num_classes,
+                                          "architecture": self.backbone.architecture()}
+        checkpoint["flashvid"] = {"labels": list(self.labels), "data_config": self.data_config.to_dict(),
+                                  "class": class_path(type(self))}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("flashvid", {})
+        check_class(saved.get("class"), type(self), "the checkpoint")
         # Before the weights load: a class mismatch is named here rather than as a head size mismatch (or, with the
         # same number of classes, not at all).
         if saved.get("labels") is not None:
@@ -713,6 +726,59 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
             bar.advance(files=len(done))
             for i in sorted(done):
                 yield i, done[i]
+
+
+def class_path(cls: type) -> str:
+    """``module.QualName`` of ``cls``: what a checkpoint records and ``model._target_=`` names."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def check_class(recorded: str | None, cls: type, source: str) -> None:
+    """Refuse to rebuild a subclass's model (its own head, hooks) as a plain :class:`VideoClassifier`.
+
+    A class is imported only when the user names it, never from what a file says: the fix names the option.
+    """
+    if recorded is None or cls is not VideoClassifier or recorded == class_path(VideoClassifier):
+        return
+    from .checkpoint import CheckpointError
+
+    raise CheckpointError(
+        f"{source} holds a {recorded} (a VideoClassifier subclass), which a plain VideoClassifier cannot rebuild: "
+        f"name the class, model._target_={recorded} on the command line (its module importable, e.g. on "
+        f"PYTHONPATH) or cls={recorded.rpartition('.')[2]} in Python (load_classifier, load_exported)")
+
+
+def load_classifier(path: str | os.PathLike, cls: type[VideoClassifier] | str | None = None,
+                    map_location: Any = "cpu") -> VideoClassifier:
+    """The model a flashvid checkpoint holds, rebuilt as it was trained, loaded with ``weights_only=True``.
+
+    ``cls``: the class it was trained with when that is a subclass (the class or its ``module.Name``); the
+    checkpoint records which one and refuses another. Class names come from the checkpoint's ``flashvid``
+    record when its hyperparameters lack them (checkpoints of flashvid 0.1.0 keep them only there).
+    Raises :class:`~flashvid.checkpoint.CheckpointError` (one line saying what to do) for a file that is no
+    training checkpoint, carries code, or needs ``cls``.
+    """
+    import importlib
+
+    from .checkpoint import CheckpointError, load_checkpoint, require_training_checkpoint
+
+    ck = load_checkpoint(path, mmap=True)
+    require_training_checkpoint(ck, path)
+    saved = ck.get("flashvid") or {}
+    if isinstance(cls, str):
+        module, _, name = cls.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise CheckpointError(f"cannot import the class {cls!r} to load {str(path)!r} with: {e}") from None
+    cls = VideoClassifier if cls is None else cls
+    if not (isinstance(cls, type) and issubclass(cls, VideoClassifier)):
+        raise CheckpointError(f"cls={cls!r} is not a VideoClassifier subclass: cannot load {str(path)!r} with it")
+    check_class(saved.get("class"), cls, repr(str(path)))
+    labels = saved.get("labels")
+    kwargs = {"labels": labels} if labels and "labels" not in (ck.get("hyper_parameters") or {}) else {}
+    del ck
+    return cls.load_from_checkpoint(path, map_location=map_location, weights_only=True, **kwargs)
 
 
 def warmup_then_decay(total: int, warmup: int, floor: float, shape: str = "cosine") -> Callable[[int], float]:

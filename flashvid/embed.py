@@ -108,7 +108,7 @@ def run_embed(cfg: "DictConfig") -> int:
     from omegaconf import OmegaConf
 
     from .commands.config import ConfigError
-    from .commands.runs import existing_checkpoint, load_classifier, write_json
+    from .commands.runs import existing_checkpoint, load_classifier, model_target, write_json
     from .data.sources import read_csv, scan_class_folders
 
     ckpt = existing_checkpoint(cfg.ckpt_path)
@@ -124,7 +124,7 @@ def run_embed(cfg: "DictConfig") -> int:
         samples, labels = scan_class_folders(cfg.folder, what="folder")
     else:
         samples, labels = read_csv(cfg.list_file, cfg.get("root"))
-    model = load_classifier(ckpt)
+    model = load_classifier(ckpt, model_target(cfg))
     features, kept, failures = embed_videos(model, samples, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                             num_clips=cfg.num_clips, num_crops=cfg.num_crops, decoder=cfg.decoder,
                                             device=cfg.device)

@@ -29,7 +29,8 @@ class WarmStartError(CheckpointError, ValueError):
 
 def is_flashvid_checkpoint(source: Any) -> bool:
     """True for a path to a Lightning/flashvid checkpoint file (``.ckpt``, or any file with a ``state_dict`` of
-    ``backbone.*`` weights), as opposed to a backbone's own weight file or a hub id."""
+    ``backbone.*`` weights) or a VideoClassifier's bare ``state_dict`` (``backbone.*`` tensors), as opposed to a
+    backbone's own weight file or a hub id."""
     if not isinstance(source, (str, os.PathLike)) or not Path(source).is_file():
         return False
     if Path(source).suffix == ".ckpt":
@@ -38,7 +39,7 @@ def is_flashvid_checkpoint(source: Any) -> bool:
         ck = load_checkpoint(source, mmap=True)
     except CheckpointError:
         return False
-    sd = ck.get("state_dict")
+    sd = ck.get("state_dict", ck)
     return isinstance(sd, dict) and any(str(k).startswith("backbone.") for k in sd)
 
 
@@ -51,26 +52,45 @@ def load_backbone_from_checkpoint(model: "VideoClassifier", source: str | os.Pat
         ck = load_checkpoint(source, mmap=True)
     except CheckpointError as e:
         raise WarmStartError(f"model.pretrained={source}: {e}") from None
-    state = ck.get("state_dict")
-    if not isinstance(state, dict):
-        raise WarmStartError(f"model.pretrained={source}: not a flashvid checkpoint (no state_dict)")
+    state = _model_state(ck)
+    if state is None:
+        raise WarmStartError(f"model.pretrained={source}: neither a flashvid checkpoint nor a state_dict (its keys: "
+                             f"{', '.join(map(str, list(ck)[:6]))})")
     head = _head_keys(model)
     own = model.state_dict()
     wanted = {k for k in own if k.startswith("backbone.") and k not in head}
     missing = sorted(wanted - set(state))
     shaped = sorted(k for k in wanted & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
     if missing or shaped:
-        old = (ck.get("hyper_parameters") or {}).get("backbone", "another backbone")
+        old = (ck.get("hyper_parameters") or {}).get("backbone")
+        unexpected = sorted(k for k in state if k not in own and k.startswith("backbone."))
+        counts = (f"{len(missing)} missing, {len(shaped)} of another shape, {len(unexpected)} unexpected, e.g. "
+                  f"{(missing + shaped)[0]}{f' / {unexpected[0]}' if unexpected else ''}")
+        if old is None:
+            raise WarmStartError(
+                f"model.pretrained={source}: its weights do not fit {model.backbone.spec.name!r} ({counts}): give "
+                f"a state_dict of that backbone's model or of a VideoClassifier of it, or choose its model.backbone")
         raise WarmStartError(
             f"model.pretrained={source}: that checkpoint is of {old!r}, whose weights do not fit "
-            f"{model.backbone.spec.name!r} ({len(missing)} missing, {len(shaped)} of another shape, e.g. "
-            f"{(missing + shaped)[0]}). Choose model.backbone={old} (or the model config of it)")
+            f"{model.backbone.spec.name!r} ({counts}). Choose model.backbone={old} (or the model config of it)")
     with torch.no_grad():
         for k in sorted(wanted):
             own[k].copy_(state[k])
     log.info("flashvid: backbone weights from %s (%d tensors); new %d-class head", source, len(wanted),
              model.num_classes)
     return sorted(head)
+
+
+def _model_state(ck: dict[str, Any]) -> dict[str, Any] | None:
+    """The VideoClassifier weights of a checkpoint, of a VideoClassifier's bare state_dict, or of the backbone
+    model's own state_dict (its keys then get the ``backbone.model.`` prefix); None for anything else."""
+    if isinstance(ck.get("state_dict"), dict):
+        return ck["state_dict"]
+    if not ck or not all(isinstance(v, torch.Tensor) for v in ck.values()):
+        return None
+    if any(str(k).startswith("backbone.") for k in ck):
+        return ck
+    return {f"backbone.model.{k}": v for k, v in ck.items()}
 
 
 def _head_keys(model: "VideoClassifier") -> set[str]:

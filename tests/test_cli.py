@@ -223,6 +223,60 @@ def test_command_line_mistakes(args: list[str], expected: list[str], tmp_path: P
     assert not list(tmp_path.iterdir())
 
 
+FOCAL = """
+from torch import nn
+
+from flashvid import VideoClassifier
+
+
+class FocalClassifier(VideoClassifier):
+    def configure_head(self, backbone):
+        backbone.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(backbone.head.in_features, self.num_classes))
+"""
+
+
+def test_a_subclass_checkpoint_is_read_back_as_its_class(demo_root: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """README "Subclassing": train with model._target_=<subclass> (its own head), then test, predict and export
+    read the checkpoint back when given that class; without it, one line naming the class and the option."""
+    from flashvid.cli import main
+
+    (tmp_path / "focalpkg.py").write_text(FOCAL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = "model._target_=focalpkg.FocalClassifier"
+    assert main(["train", *data_args(demo_root), "model=tiny", target, "trainer.max_epochs=1", "data.batch_size=8",
+                 "test_after_training=false", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+
+    test = ["test", f"ckpt_path={ckpt}", f"data.test_folder={demo_root / 'test'}"]
+    assert main([*test, f"hydra.run.dir={tmp_path / 'no-class'}"]) == 2
+    err = capsys.readouterr().err
+    assert "focalpkg.FocalClassifier" in err and "model._target_=focalpkg.FocalClassifier" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main([*test, target, f"hydra.run.dir={tmp_path / 'test'}"]) == 0
+    assert json.loads((tmp_path / "test" / "test_metrics.json").read_text())["num_videos"] == 8
+    assert main(["predict", f"ckpt_path={ckpt}", f"inputs=[{demo_root / 'test' / 'left'}]", target,
+                 f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    assert all(r["label"] in LABELS for r in json.loads((tmp_path / "preds.json").read_text()))
+    assert main(["export", f"ckpt_path={ckpt}", f"out={tmp_path / 'export'}", target,
+                 f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+
+    import torch
+
+    from flashvid.classifier import load_classifier
+    from flashvid.export import load_exported
+
+    model = load_classifier(ckpt, cls="focalpkg.FocalClassifier")
+    assert type(model).__name__ == "FocalClassifier" and isinstance(model.backbone.head, torch.nn.Sequential)
+    exported = load_exported(tmp_path / "export", cls=type(model))
+    video = torch.randint(0, 255, (1, 8, 3, 64, 64), dtype=torch.uint8)
+    torch.testing.assert_close(exported(video), model.eval()(video))
+    with pytest.raises(Exception, match="model._target_=focalpkg.FocalClassifier"):
+        load_exported(tmp_path / "export")
+
+
 def test_help_and_mistakes_answer_without_importing_torch(tmp_path: Path) -> None:
     """``--help``, ``train --help`` (groups and the composed config, with the overrides given) and a config mistake
     run in a fresh interpreter without importing torch, Lightning or transformers: they answer in well under a

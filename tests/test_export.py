@@ -155,6 +155,72 @@ def test_torch_export_program_and_a_clear_error_when_a_graph_cannot_be_traced(tm
         export(vmae, tmp_path / "bad", "onnx", crop_size=48)
 
 
+def _saved_checkpoint(path: Path, labels: list[str]) -> Path:
+    """A checkpoint file of an untrained tiny model (what load_classifier reads: weights and hyperparameters)."""
+    import lightning
+
+    from flashvid import VideoClassifier
+
+    model = VideoClassifier("tiny_r2plus1d", labels=labels, data={"num_frames": 4, "crop_size": 32})
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": lightning.__version__}, path)
+    return path
+
+
+def test_export_never_merges_into_a_used_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second export into the same out= is refused in one line, leaving the first intact (A's weights beside
+    B's class names once loaded as one model); overwrite=true replaces the whole set; out= a file: one line."""
+    from flashvid.cli import main
+    from flashvid.export import ExportError, export, load_exported
+
+    a = _saved_checkpoint(tmp_path / "a.ckpt", ["a1", "a2"])
+    b = _saved_checkpoint(tmp_path / "b.ckpt", ["b1", "b2", "b3"])
+    out = tmp_path / "out"
+    run = [*_hydra(tmp_path / "runs"), f"out={out}"]
+    assert main(["export", f"ckpt_path={a}", "format=torch_export", *run]) == 0
+    first = sorted(p.name for p in out.iterdir())
+    assert "model.pt2" in first
+    capsys.readouterr()
+
+    assert main(["export", f"ckpt_path={b}", "format=safetensors", *run]) == 2
+    err = capsys.readouterr().err
+    assert f"out={out} is not empty" in err and "overwrite=true" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == first
+    assert json.loads((out / "flashvid_config.json").read_text())["labels"] == ["a1", "a2"]
+
+    assert main(["export", f"ckpt_path={b}", "format=safetensors", "overwrite=true", *run]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "flashvid_config.json", "model.safetensors"]
+    assert load_exported(out).labels == ["b1", "b2", "b3"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+    capsys.readouterr()
+    assert main(["export", f"ckpt_path={b}", f"out={a}", *_hydra(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert f"out={a} is a file" in err and "Traceback" not in err
+    with pytest.raises(ExportError, match="is not empty"):
+        export(load_exported(out), out)
+
+
+def test_load_exported_reads_an_hf_export(tmp_path: Path) -> None:
+    """load_exported on a format=hf directory (the transformers model's weights, not flashvid's) rebuilds the
+    same model instead of failing on missing/unexpected keys; a graph export names what loads it."""
+    from flashvid import VideoClassifier
+    from flashvid.export import export, load_exported
+
+    torch.manual_seed(0)
+    model = VideoClassifier("videomae_small", labels=["a", "b", "c"], backbone_kwargs=TINY_VIDEOMAE).eval()
+    export(model, tmp_path / "hf", "hf")
+    again = load_exported(tmp_path / "hf")
+    video = torch.randint(0, 255, (2, 4, 3, 56, 56), dtype=torch.uint8)
+    assert again.labels == ["a", "b", "c"]
+    torch.testing.assert_close(again(video), model(video))
+
+    tiny = VideoClassifier("tiny_r2plus1d", num_classes=2, data={"num_frames": 4, "crop_size": 32})
+    export(tiny, tmp_path / "pt2", "torch_export")
+    with pytest.raises(FileNotFoundError, match="format=torch_export export.*torch.export.load"):
+        load_exported(tmp_path / "pt2")
+
+
 def test_embed_writes_pooled_features_and_index(demo_root: Path, tmp_path: Path) -> None:
     """`flashvid embed folder=...`: one row per video of the head's input; the head applied to a row gives the
     video's logits (so the rows are the pooled features), and index.csv names each row's file and class."""

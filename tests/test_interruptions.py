@@ -192,17 +192,51 @@ def test_full_disk_and_read_only_run_directory_messages(tmp_path) -> None:
     assert f"RO: cannot write in the run directory {ro / 'run'}" in out and "read-only" in out
 
 
-def test_weights_only_file_as_checkpoint_names_the_fix(tmp_path, capsys) -> None:
+def test_weights_only_file_as_checkpoint_names_the_fix(data, tmp_path, capsys) -> None:
     """A state_dict saved alone (not a training checkpoint) given to predict: one line pointing at
-    model.pretrained=, no traceback."""
+    model.pretrained=, no traceback; that advice works (the backbone's weights arrive, the head is new), and
+    `train ckpt_path=` it is the same one line instead of Lightning's KeyError."""
     from flashvid import VideoClassifier
     from flashvid.cli import main
 
-    sd = tmp_path / "weights.pt"
-    torch.save(VideoClassifier("tiny_r2plus1d", num_classes=2).state_dict(), sd)
-    rc = main(["predict", f"ckpt_path={sd}", f"inputs=[{sd}]", f"hydra.run.dir={tmp_path / 'p'}"])
+    old = VideoClassifier("tiny_r2plus1d", num_classes=3)
+    for name in ("weights.pt", "weights.ckpt"):
+        sd = tmp_path / name
+        torch.save(old.state_dict(), sd)
+        rc = main(["predict", f"ckpt_path={sd}", f"inputs=[{sd}]", f"hydra.run.dir={tmp_path / 'p'}"])
+        err = capsys.readouterr().err
+        assert rc == 2 and "holds only weights" in err and f"model.pretrained={sd}" in err and "Traceback" not in err
+
+        run = tmp_path / f"run-{name}"
+        args = [a for a in soak.train_args(data, run, workers=0) if "max_epochs" not in a] + ["trainer.max_steps=1"]
+        assert train_in_process(*args, f"ckpt_path={sd}") == 2
+        err = capsys.readouterr().err
+        assert "holds only weights" in err and f"model.pretrained={sd}" in err and len(err.strip().splitlines()) == 1
+
+        assert train_in_process(*args, f"model.pretrained={sd}") == 0
+        assert f"backbone weights from {sd}" in (run / "train.log").read_text()
+    new = VideoClassifier("tiny_r2plus1d", num_classes=2, pretrained=str(sd))
+    torch.testing.assert_close(new.backbone.model.blocks[0][0].weight, old.backbone.model.blocks[0][0].weight)
+
+
+def test_pretrained_file_carrying_code_is_refused_in_one_line(data, tmp_path, capsys) -> None:
+    """model.pretrained= a file whose pickle runs code: the same one-line refusal as ckpt_path=, exit 2, and the
+    code never runs (it was Hydra's 'Error executing job' with an UnpicklingError, exit 1)."""
+    from flashvid import VideoClassifier
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('pwned')",))
+
+    evil = tmp_path / "evil.pth"
+    torch.save({**VideoClassifier("tiny_r2plus1d", num_classes=2).backbone.model.state_dict(), "x": Payload()}, evil)
+    args = [a for a in soak.train_args(data, tmp_path / "run", workers=0) if "max_epochs" not in a]
+    assert train_in_process(*args, f"model.pretrained={evil}", "trainer.max_steps=1") == 2
     err = capsys.readouterr().err
-    assert rc == 2 and "holds only weights" in err and f"model.pretrained={sd}" in err and "Traceback" not in err
+    assert "refusing to load" in err and str(evil) in err and len(err.strip().splitlines()) == 1
+    assert not marker.exists()
 
 
 def test_unwritable_predict_output_fails_before_decoding(data, tmp_path, capsys) -> None:

@@ -140,6 +140,23 @@ def test_pretrain_then_finetune(pretrained: Path, demo_root: Path, tmp_path: Pat
     assert result["test"] is not None and 0.0 <= result["test"]["test/acc"] <= 1.0
     assert f"loaded {len(trained)} of {len(trained) + 4} tensors" in (run / "train.log").read_text()
 
+    # the fine-tuned checkpoint carries the encoder's architecture (not videomae_small's 384 x 16 x 224): test,
+    # predict and export read it back without RUN/encoder, and the export rebuilds the same model
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert main(["test", f"ckpt_path={ckpt}", f"data.test_folder={demo_root / 'test'}",
+                 f"hydra.run.dir={tmp_path / 'test'}"]) == 0
+    assert json.loads((tmp_path / "test" / "test_metrics.json").read_text())["num_videos"] == 8
+    assert main(["predict", f"ckpt_path={ckpt}", f"inputs=[{demo_root / 'test' / 'left'}]",
+                 f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    assert main(["export", f"ckpt_path={ckpt}", f"out={tmp_path / 'export'}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    from flashvid.classifier import load_classifier
+    from flashvid.export import load_exported
+
+    model = load_classifier(ckpt)
+    assert model.backbone.model.config.hidden_size == 32 and model.data_config.num_frames == 4
+    video = torch.randint(0, 255, (1, 4, 3, 32, 32), dtype=torch.uint8)
+    torch.testing.assert_close(load_exported(tmp_path / "export")(video), model.eval()(video))
+
 
 @pytest.mark.slow
 def test_pretrain_resumes_exactly_after_ctrl_c(pretrained: Path, demo_root: Path, tmp_path: Path) -> None:

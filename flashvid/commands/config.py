@@ -285,6 +285,7 @@ def build(node: Any, key: str, **kwargs: Any) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    from ..checkpoint import CheckpointError
     from ..models import PretrainedWeightsUnavailable
 
     try:
@@ -293,7 +294,7 @@ def build(node: Any, key: str, **kwargs: Any) -> Any:
         cause = e.__cause__
         if isinstance(cause, (PretrainedWeightsUnavailable, FileNotFoundError, NotADirectoryError)):
             raise cause from None
-        if isinstance(cause, (ValueError, TypeError, KeyError, ImportError, AttributeError)):
+        if isinstance(cause, (ValueError, TypeError, KeyError, ImportError, AttributeError, CheckpointError)):
             raise ConfigError(f"{key}: {cause}") from None
         raise
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .config import ConfigError
-from .runs import existing_checkpoint, load_classifier
+from .runs import existing_checkpoint, load_classifier, model_target
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -30,7 +30,7 @@ def run_predict(cfg: "DictConfig") -> int:
     _check_writable(Path(str(cfg.output)))  # before any decoding: results are never computed only to be lost
     try:
         options = parse_predict_options(cfg)  # output format, window/stride, progress: checked before loading
-        model = load_classifier(ckpt)
+        model = load_classifier(ckpt, model_target(cfg))
         results, path = predict_to_output(model, inputs, **options)
     except ValueError as e:  # e.g. a folder without videos, output=preds.txt
         raise ConfigError(str(e)) from None

@@ -91,19 +91,29 @@ def existing_checkpoint(path: Any) -> str:
     return str(p)
 
 
-def load_classifier(path: str) -> Any:
-    """``VideoClassifier.load_from_checkpoint`` on the CPU, with ``torch.load(weights_only=True)`` only: a checkpoint
-    whose pickle carries code is refused, never run. Class names come from the checkpoint's ``flashvid`` record
-    when its hyperparameters lack them (checkpoints of flashvid 0.1.0 keep them only there)."""
-    from ..checkpoint import CheckpointError, load_checkpoint, require_training_checkpoint
-    from ..classifier import VideoClassifier
+def model_target(cfg: "DictConfig") -> str | None:
+    """``model._target_``: the class to rebuild a checkpoint's model as (a VideoClassifier subclass)."""
+    node = cfg.get("model")
+    return str(node.get("_target_")) if node is not None and node.get("_target_") else None
 
+
+def load_classifier(path: str, target: str | None = None) -> Any:
+    """:func:`flashvid.classifier.load_classifier` on the CPU (``weights_only=True``: a checkpoint whose pickle
+    carries code is refused, never run), with ``target`` (``model._target_=``) the class to rebuild it as; its
+    failures as one-line :class:`ConfigError`s."""
+    from ..checkpoint import CheckpointError
+    from ..classifier import load_classifier as load
+
+    cls = None
+    if target:
+        from hydra.utils import get_object
+
+        try:
+            cls = get_object(str(target))
+        except Exception as e:  # noqa: BLE001  (ImportError, AttributeError...: a bad _target_)
+            raise ConfigError(f"model._target_={target}: cannot import it ({e}); put its module on "
+                              "PYTHONPATH") from None
     try:
-        ck = load_checkpoint(path, mmap=True)
-        require_training_checkpoint(ck, path)
+        return load(path, cls=cls)
     except CheckpointError as e:
         raise ConfigError(str(e)) from None
-    labels = (ck.get("flashvid") or {}).get("labels")
-    kwargs = {"labels": labels} if labels and "labels" not in (ck.get("hyper_parameters") or {}) else {}
-    del ck
-    return VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True, **kwargs)

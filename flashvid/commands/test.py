@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .config import ConfigError, build, validate
-from .runs import align_labels, build_callbacks, existing_checkpoint, floats, load_classifier, output_dir, write_json
+from .runs import (
+    align_labels,
+    build_callbacks,
+    existing_checkpoint,
+    floats,
+    load_classifier,
+    model_target,
+    output_dir,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -16,7 +25,7 @@ def run_test(cfg: "DictConfig") -> dict[str, Any]:
     """Video-level accuracy of a checkpoint; views per video: data.num_clips x data.num_crops."""
     ckpt = existing_checkpoint(cfg.ckpt_path)
     validate(cfg, ["data", "trainer", "callbacks"])
-    model = load_classifier(ckpt)
+    model = load_classifier(ckpt, model_target(cfg))
     dm = build(cfg.data, "data")
     if "test" not in dm.samples:
         raise ConfigError("no test videos: set data.test_folder=PATH (data=folders) or data.test_file=LIST "

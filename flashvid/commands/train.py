@@ -64,8 +64,9 @@ def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
     ckpt_path = resume_checkpoint(cfg, out)
     if ckpt_path:  # before Lightning loads it: a readable checkpoint of the data's classes, else the fix in one line
         from ..callbacks import check_labels
-        from ..checkpoint import checkpoint_labels
+        from ..checkpoint import checkpoint_labels, load_checkpoint, require_training_checkpoint
 
+        require_training_checkpoint(load_checkpoint(ckpt_path, mmap=True), ckpt_path, resume=True)
         check_labels(checkpoint_labels(ckpt_path), dm.labels, f"the checkpoint {ckpt_path}", checkpoint=ckpt_path)
     log.info("flashvid train: %s on %d classes, %d train / %d val videos -> %s%s", cfg.model.backbone,
              len(dm.labels), len(dm.samples["train"]), len(dm.samples.get("val", [])), out,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -37,8 +38,14 @@ class ExportError(ValueError):
     """The model cannot be exported in the asked format; the message says why and what to use instead."""
 
 
-def export(model: Any, directory: str | os.PathLike, format: str = "safetensors", **options: Any) -> dict[str, Any]:
+def export(model: Any, directory: str | os.PathLike, format: str = "safetensors", overwrite: bool = False,
+           **options: Any) -> dict[str, Any]:
     """Write ``model`` to ``directory`` in ``format``; returns what was written (paths, parity checks, seconds).
+
+    ``directory`` must be new or empty: the files of two exports side by side would load as one model (one's
+    weights, the other's class names). ``overwrite=True`` replaces a non-empty one as a whole. Either way the
+    files are written into a hidden sibling folder first and moved into place when complete, so a failed export
+    leaves no partial directory (and the previous one intact).
 
     ``options`` go to the format's exporter: ``card`` (a mapping of run facts for the model card, ``hf``);
     ``num_frames``/``crop_size``/``batch_size``/``dynamic_batch``/``check``/``atol`` (``onnx``, ``torch_export``).
@@ -46,8 +53,47 @@ def export(model: Any, directory: str | os.PathLike, format: str = "safetensors"
     out = Path(directory)
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
-    out.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
+    check_export_directory(out, overwrite)
+    staging = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        report = _export(model.eval(), staging, format, **options)
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report["directory"] = str(out)
+    return report
+
+
+def check_export_directory(out: Path, overwrite: bool = False) -> None:
+    """Refuse, saying what to do, an ``out=`` that is a file, or a non-empty folder unless ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"out={out} is a file, not a folder: choose a new folder for the export")
+    if out.is_dir() and not overwrite:
+        entries = sorted(p.name for p in out.iterdir())
+        if entries:
+            raise ExportError(
+                f"out={out} is not empty ({', '.join(entries[:4])}{', ...' if len(entries) > 4 else ''}): "
+                "another export's files beside this one's would load as one model. Choose a new folder, or "
+                "overwrite=true to replace it as a whole")
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Move the complete export ``staging`` to ``out``, replacing what was there as a whole."""
+    old = out.parent / f".{out.name}.{os.getpid()}.old"
+    if out.is_dir():
+        os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except OSError:
+        if old.is_dir():
+            os.replace(old, out)  # the previous export stays
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _export(model: Any, out: Path, format: str, **options: Any) -> dict[str, Any]:
     if format == "safetensors":
         if options:
             raise ExportError(f"format=safetensors takes no options, got {sorted(options)}")
@@ -93,13 +139,13 @@ def run_export(cfg: "DictConfig") -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from ..commands.config import ConfigError
-    from ..commands.runs import existing_checkpoint, load_classifier, write_json
+    from ..commands.runs import existing_checkpoint, load_classifier, model_target, write_json
 
     ckpt = existing_checkpoint(cfg.ckpt_path)
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not an export format: choose one of {', '.join(FORMATS)}")
-    model = load_classifier(ckpt)
+    model = load_classifier(ckpt, model_target(cfg))
     options: dict[str, Any] = {}
     if fmt == "hf":
         options["card"] = run_facts(ckpt)
@@ -107,7 +153,8 @@ def run_export(cfg: "DictConfig") -> dict[str, Any]:
         raw: Mapping[str, Any] = OmegaConf.to_container(cfg.get("graph") or {}, resolve=True)  # type: ignore[assignment]
         options = {k: v for k, v in raw.items() if v is not None}
     try:
-        report = export(model, cfg.out, fmt, **options)
+        check_export_directory(Path(cfg.out), bool(cfg.get("overwrite", False)))  # before loading the model
+        report = export(model, cfg.out, fmt, overwrite=bool(cfg.get("overwrite", False)), **options)
     except ExportError as e:
         raise ConfigError(str(e)) from None
     report["checkpoint"] = ckpt

@@ -37,6 +37,7 @@ def model_config(model: Any) -> dict[str, Any]:
     """What rebuilding or feeding ``model`` needs: backbone, class names, clip settings, multi-label or not."""
     from .. import __version__
     from ..checkpoint import to_safe
+    from ..classifier import class_path
 
     h = model.hparams
     return {
@@ -44,6 +45,8 @@ def model_config(model: Any) -> dict[str, Any]:
         "flashvid_version": __version__,
         "backbone": h.backbone,
         "backbone_kwargs": to_safe(dict(h.get("backbone_kwargs") or {})),
+        "architecture": to_safe(model.backbone.architecture()),
+        "class": class_path(type(model)),
         "labels": list(model.labels),
         "num_classes": model.num_classes,
         "multi_label": bool(getattr(model, "multi_label", False)),
@@ -59,23 +62,45 @@ def write_config(model: Any, out: Path, **extra: Any) -> Path:
     return path
 
 
-def load_exported(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """Rebuild the exported :class:`~flashvid.VideoClassifier` from ``directory`` (tensors only: no pickle)."""
+def load_exported(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
+                  cls: type | None = None) -> Any:
+    """Rebuild the exported :class:`~flashvid.VideoClassifier` from ``directory`` (tensors only: no pickle):
+    a ``format=safetensors`` export, or a ``format=hf`` one (its weights are the transformers model's).
+
+    ``cls``: the class it was exported from when that is a subclass (``flashvid_config.json`` records which).
+    """
     from safetensors.torch import load_file
 
-    from ..classifier import VideoClassifier
+    from ..classifier import VideoClassifier, check_class
 
     d = Path(directory)
+    kind = json.loads((d / CONFIG).read_text()).get("exported_as") if (d / CONFIG).is_file() else None
+    if kind in ("onnx", "torch_export"):
+        how = "model.onnx with onnxruntime" if kind == "onnx" else "model.pt2 with torch.export.load"
+        raise FileNotFoundError(f"{str(d)!r} is a format={kind} export, a graph for other runtimes: load {how}; "
+                                "load_exported reads format=safetensors and format=hf exports")
     if not (d / CONFIG).is_file() or not (d / WEIGHTS).is_file():
         raise FileNotFoundError(f"{str(d)!r} is not a flashvid export: expected {WEIGHTS} and {CONFIG} in it "
                                 "(written by flashvid.export.export_model)")
     config = json.loads((d / CONFIG).read_text())
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{d} was exported by a newer flashvid ({config.get('flashvid_version')}): upgrade flashvid")
-    model = VideoClassifier(backbone=config["backbone"], labels=config["labels"], pretrained=False,
-                            backbone_kwargs=config.get("backbone_kwargs") or None, data=config["data"],
-                            multi_label=bool(config.get("multi_label", False)),
-                            threshold=float(config.get("threshold", 0.5)))
+    cls = VideoClassifier if cls is None else cls
+    check_class(config.get("class"), cls, f"the export {str(d)!r}")
+    common = dict(backbone=config["backbone"], labels=config["labels"], data=config["data"],
+                  multi_label=bool(config.get("multi_label", False)), threshold=float(config.get("threshold", 0.5)))
+    if kind == "hf":
+        # transformers' own files (its weight names and config.json): its from_pretrained reads them, classifier
+        # included, through the backbone's pretrained= path
+        try:
+            return cls(**common, pretrained=str(d)).to(map_location).eval()
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{str(d)!r} is a transformers export (format=hf) that does not load as "
+                             f"{config['backbone']!r} ({str(e).splitlines()[0][:200]}): load it with "
+                             f"transformers.pipeline('video-classification', model=DIR) or "
+                             "AutoModelForVideoClassification.from_pretrained(DIR)") from e
+    model = cls(**common, pretrained=False, backbone_kwargs=config.get("backbone_kwargs") or None,
+                architecture=config.get("architecture"))
     state = load_file(str(d / WEIGHTS), device=str(map_location))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .registry import BackboneSpec, VideoBackbone, register_backbone
+from .registry import BackboneSpec, VideoBackbone, load_weights_file, register_backbone
 
 
 def _stem(cout: int) -> nn.Sequential:
@@ -61,5 +61,5 @@ def tiny_r2plus1d(spec: BackboneSpec, num_classes: int, pretrained: bool | str =
         raise ValueError("tiny_r2plus1d has no published weights: pass pretrained=False or a checkpoint path")
     model = TinyR2Plus1D(num_classes, **kwargs)
     if isinstance(pretrained, str):
-        model.load_state_dict(torch.load(pretrained, map_location="cpu", weights_only=True))
+        load_weights_file(model, pretrained, spec.name)
     return VideoBackbone(model, spec, model.fc, [*model.blocks, model.fc])

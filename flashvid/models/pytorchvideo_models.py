@@ -48,7 +48,9 @@ def _load_weights(model: nn.Module, spec: BackboneSpec, pretrained: bool | str) 
     if isinstance(pretrained, str):
         if not os.path.isfile(pretrained):
             raise FileNotFoundError(f"pretrained={pretrained!r}: no such checkpoint file for {spec.name}")
-        ckpt = torch.load(pretrained, map_location="cpu", weights_only=True)
+        from ..checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(pretrained)  # weights_only; a pickle carrying code is refused in one line
         source = pretrained
     else:
         url = spec.weights

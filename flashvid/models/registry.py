@@ -106,6 +106,11 @@ class VideoBackbone(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.model(self.to_model_input(video))
 
+    def architecture(self) -> dict[str, Any] | None:
+        """What rebuilds this exact model beyond the registry entry and ``backbone_kwargs``, as plain JSON-able
+        data (checkpoints record it); None when those two already decide it."""
+        return None
+
     def stage_index_of_parameters(self) -> dict[str, int]:
         """Parameter name -> stage index (parameters outside every stage, like position embeddings, get 0)."""
         owner: dict[int, int] = {}
@@ -190,6 +195,24 @@ def replace_linear(parent: nn.Module, attr: str, num_classes: int) -> nn.Linear:
         nn.init.zeros_(new.bias)
     setattr(parent, attr, new)
     return new
+
+
+def load_weights_file(model: nn.Module, path: str, name: str) -> None:
+    """Load a state_dict file of ``model`` itself (``pretrained=PATH``) with flashvid's safe loader (a pickle
+    carrying code is refused); weights that do not fit are one ``ValueError`` naming a few of them."""
+    from ..checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        problem = "" if not (missing or unexpected) else (
+            f"{len(missing)} of the model's weights missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+            f"(e.g. {unexpected[:2]})")
+    except RuntimeError as e:  # shapes differ
+        problem = str(e).strip().splitlines()[-1].strip()
+    if problem:
+        raise ValueError(f"pretrained={path}: not a state_dict of the {name} model ({problem}). It takes that "
+                         "model's own weights, or a flashvid checkpoint / VideoClassifier state_dict")
 
 
 def offline_error(name: str, source: str, err: BaseException, how: str) -> PretrainedWeightsUnavailable:

@@ -13,6 +13,7 @@ from .registry import (
     IMAGENET_STD,
     BackboneSpec,
     VideoBackbone,
+    load_weights_file,
     offline_error,
     register_backbone,
     replace_linear,
@@ -47,7 +48,7 @@ def _build(spec: BackboneSpec, pretrained: bool | str, **kwargs: Any) -> nn.Modu
     if isinstance(pretrained, str):
         if not os.path.isfile(pretrained):
             raise FileNotFoundError(f"pretrained={pretrained!r}: no such checkpoint file for {spec.name}")
-        model.load_state_dict(torch.load(pretrained, map_location="cpu", weights_only=True))
+        load_weights_file(model, pretrained, spec.name)
     return model
 
 

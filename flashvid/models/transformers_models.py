@@ -74,6 +74,16 @@ class HFVideoBackbone(VideoBackbone):
     def forward(self, video):  # transformers' video models take (B, T, C, H, W) pixel_values
         return self.model(pixel_values=video).logits
 
+    def architecture(self) -> dict[str, Any]:
+        """The model config's own fields (width, depth, frames, image size...): weights loaded from a
+        ``pretrained=`` directory (a ``flashvid pretrain`` encoder) may have another architecture than the
+        registry entry, and a checkpoint must rebuild it without that directory. The generic
+        ``PretrainedConfig`` fields (labels, dtype, version) are left out."""
+        import transformers
+
+        generic = set(transformers.PretrainedConfig().to_dict())
+        return {k: v for k, v in self.model.config.to_dict().items() if k not in generic}
+
 
 def hub_unreachable(timeout: float = 3.0) -> OSError | None:
     """Why the Hugging Face hub cannot be reached (None when it can, or when a proxy decides).

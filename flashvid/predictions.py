@@ -250,11 +250,26 @@ def parse_progress(value: Any) -> bool | None:
     raise ValueError(f"progress={value!r}: use auto (a bar on a terminal only), true or false")
 
 
+class PredictionsNotSaved(OSError):
+    """Writing the predictions failed (a full disk...): every prediction was still made and is in ``results``
+    (input order), for the caller to show or keep."""
+
+    def __init__(self, path: Path, error: OSError, results: list[dict[str, Any]]):
+        super().__init__(error.errno, f"cannot write {path}: {error.strerror or error}")
+        self.path, self.results = path, results
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, timeline_png: bool = False,
                       progress: bool | None = None, **predict_kwargs: Any) -> tuple[list[dict[str, Any]], Path]:
     """``model.iter_predict(inputs, ...)`` written to ``output`` as results come (format by extension, checked
     first), with timeline pictures in ``<output stem>_timelines/`` when asked; returns the results in input order
-    and the path written."""
+    and the path written.
+
+    A write that fails (``OSError``: a full disk) stops the writing, not the predicting: every file is still
+    classified, then :class:`PredictionsNotSaved` carries the results and the first error."""
     # an unknown extension fails here, before any decoding
     writer = PredictionWriter(output, timeline=predict_kwargs.get("window") is not None)
     pictures = Path(output).parent / f"{Path(output).stem}_timelines" if timeline_png else None
@@ -262,16 +277,30 @@ def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, timeli
         writer.close()
         raise ValueError("timeline_png=true draws timelines: give window=SECONDS (and stride=SECONDS)")
     done: list[tuple[int, dict[str, Any]]] = []
-    with writer:
+    failure: OSError | None = None
+    try:
         for i, r in model.iter_predict(inputs, progress=progress, **predict_kwargs):
-            if pictures is not None and not r.get("error"):
-                from .timeline import timeline_png as draw
-                from .timeline import timeline_png_path
-
-                r["timeline_png"] = str(draw(r, timeline_png_path(pictures, r["path"], i)))
-            writer.write(r, i)
             done.append((i, r))
-    return [r for _, r in sorted(done, key=lambda x: x[0])], writer.path
+            if failure is not None:
+                continue
+            try:
+                if pictures is not None and not r.get("error"):
+                    from .timeline import timeline_png as draw
+                    from .timeline import timeline_png_path
+
+                    r["timeline_png"] = str(draw(r, timeline_png_path(pictures, r["path"], i)))
+                writer.write(r, i)
+            except OSError as e:
+                failure = e
+    finally:
+        try:
+            writer.close()
+        except OSError as e:  # the JSON written at the end, or a buffer flushed on closing
+            failure = failure or e
+    results = [r for _, r in sorted(done, key=lambda x: x[0])]
+    if failure is not None:
+        raise PredictionsNotSaved(writer.path, failure, results)
+    return results, writer.path
 
 
 def parse_predict_options(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ progress bar.
 - ``.json``: one list, in input order, written at the end;
 - ``.jsonl``: one object per line, appended and flushed as each file finishes (for large runs: a crash keeps what
   was done, and ``tail -f`` shows progress);
-- ``.csv``: one row per file (``path,label,score,top_k,error``), or with timelines one row per window
+- ``.csv``: one row per file (``path,label,score,top_k,error``; a multi-label model's adds ``labels``, the classes
+  at or above the threshold, before ``error``), or with timelines one row per window
   (``path,start,end,label,score,top_k,error``) plus ``<name>.segments.csv`` with the merged segments.
 
 ``top_k`` in CSV cells is ``label:score`` pairs joined by ``|``; :func:`load_predictions` reads any of the three
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 FORMATS: tuple[str, ...] = (".json", ".jsonl", ".csv")
 VIDEO_COLUMNS = ("path", "label", "score", "top_k", "error")
+MULTI_LABEL_COLUMNS = ("path", "label", "score", "top_k", "labels", "error")
 WINDOW_COLUMNS = ("path", "start", "end", "label", "score", "top_k", "error")
 SEGMENT_COLUMNS = ("path", "start", "end", "label", "score", "windows")
 
@@ -68,6 +70,7 @@ class PredictionWriter:
         that is not an error decides."""
         self.format = output_format(path)
         self._timeline = timeline
+        self._multi_label: bool | None = None  # CSV: a labels column; the first result that is not an error decides
         self._early_errors: list[Mapping[str, Any]] = []
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,17 +93,19 @@ class PredictionWriter:
             self._write_csv(result)
 
     def _write_csv(self, r: Mapping[str, Any]) -> None:
-        if self._timeline is None:
+        if self._timeline is None or self._multi_label is None:
             if r.get("error"):  # an error row looks the same either way: wait for a result that tells
                 self._early_errors.append(r)
                 return
-            self._timeline = "windows" in r
+            self._timeline = "windows" in r if self._timeline is None else self._timeline
+            self._multi_label = not self._timeline and "labels" in r
         if self._rows is None:
             self._open_csv()
         if not self._timeline and not r.get("error"):
-            self._rows.writerow([r["path"], r["label"], f"{r['score']:.6g}", _top_k_cell(r["top_k"]), ""])
+            labels = [_top_k_cell(r["labels"])] if self._multi_label else []
+            self._rows.writerow([r["path"], r["label"], f"{r['score']:.6g}", _top_k_cell(r["top_k"]), *labels, ""])
         elif not self._timeline:
-            self._rows.writerow([r["path"], "", "", "", r["error"]])
+            self._rows.writerow([r["path"], "", "", "", *([""] if self._multi_label else []), r["error"]])
         elif r.get("error"):
             self._rows.writerow([r["path"], "", "", "", "", "", r["error"]])
         else:
@@ -122,7 +127,8 @@ class PredictionWriter:
         """The header, then the errors that arrived before the kind of results was known."""
         self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115  (as above)
         self._rows = csv.writer(self._file)
-        self._rows.writerow(WINDOW_COLUMNS if self._timeline else VIDEO_COLUMNS)
+        self._rows.writerow(WINDOW_COLUMNS if self._timeline else
+                            MULTI_LABEL_COLUMNS if self._multi_label else VIDEO_COLUMNS)
         held, self._early_errors = self._early_errors, []
         for e in held:
             self._write_csv(e)
@@ -132,7 +138,7 @@ class PredictionWriter:
             ordered = [r for _, r in sorted(self._held, key=lambda x: x[0])]
             self.path.write_text(json.dumps(ordered, indent=2))
         elif self.format == ".csv" and self._rows is None:  # only errors, or nothing: still a valid file
-            self._timeline = bool(self._timeline)
+            self._timeline, self._multi_label = bool(self._timeline), bool(self._multi_label)
             self._open_csv()
         for f in (self._file, self._segments_file):
             if f is not None:
@@ -168,7 +174,9 @@ def load_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
         rows = list(csv.DictReader(f))
     if not rows or "start" not in rows[0]:
         return [{"path": r["path"], "label": r["label"] or None, "score": float(r["score"]) if r["score"] else None,
-                 "top_k": _parse_top_k(r["top_k"]), **({"error": r["error"]} if r["error"] else {})} for r in rows]
+                 "top_k": _parse_top_k(r["top_k"]),
+                 **({"labels": _parse_top_k(r["labels"])} if "labels" in r and not r["error"] else {}),
+                 **({"error": r["error"]} if r["error"] else {})} for r in rows]
     videos: dict[str, dict[str, Any]] = {}
     for r in rows:
         v = videos.setdefault(r["path"], {"path": r["path"], "windows": []})

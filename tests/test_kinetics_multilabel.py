@@ -136,6 +136,18 @@ def test_multi_label_trains_with_bce_and_reports_map(multi_label_lists: tuple[Pa
         assert [x["label"] for x in p["labels"]] == [dm.labels[int(i)] for i in row.argsort(descending=True)
                                                      if row[i] >= 0.5]
 
+    # predict's CSV keeps the thresholded label set (it used to drop it), also after an unreadable file first
+    from flashvid.predictions import load_predictions, save_predictions
+
+    results = [loaded.predict([tmp_path / "missing.mp4"])[0], *preds]
+    csv_file = save_predictions(results, tmp_path / "preds.csv")
+    assert csv_file.read_text().splitlines()[0] == "path,label,score,top_k,labels,error"
+    back = load_predictions(csv_file)
+    assert back[0]["error"] and "labels" not in back[0]
+    for b, p in zip(back[1:], preds, strict=True):
+        assert [x["label"] for x in b["labels"]] == [x["label"] for x in p["labels"]]
+        assert [x["score"] for x in b["labels"]] == pytest.approx([x["score"] for x in p["labels"]], rel=1e-5)
+
 
 def test_doctor_counts_a_multi_label_video_in_each_of_its_classes(multi_label_lists: tuple[Path, Path],
                                                                   demo_root: Path) -> None:

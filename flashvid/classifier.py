@@ -8,7 +8,7 @@ Extension points for subclasses (each covered by a test):
   pooled features) and returns ``num_classes`` logits.
 - ``compute_loss(logits, labels)``: add or change the training loss (mixup, focal, distillation...).
 - ``build_metrics(num_classes)``: return a ``MetricCollection`` of extra metrics over (probabilities, integer
-  labels), logged as ``val/<name>`` and ``test/<name>``.
+  labels; a multi-label model's: multi-hot targets), logged as ``val/<name>`` and ``test/<name>``.
 - ``configure_optimizers``: as in any LightningModule; :meth:`parameter_groups` gives weight-decay and
   layer-decay aware groups to reuse.
 """

@@ -8,7 +8,7 @@ Extension points for subclasses (each covered by a test):
   pooled features) and returns ``num_classes`` logits.
 - ``compute_loss(logits, labels)``: add or change the training loss (mixup, focal, distillation...).
 - ``build_metrics(num_classes)``: return a ``MetricCollection`` of extra metrics over (probabilities, integer
-  labels), logged as ``val/<name>`` and ``test/<name>``.
+  labels; a multi-label model's: multi-hot targets), logged as ``val/<name>`` and ``test/<name>``.
 - ``configure_optimizers``: as in any LightningModule; :meth:`parameter_groups` gives weight-decay and
   layer-decay aware groups to reuse.
 """
@@ -32,6 +32,7 @@ from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassRecall,
     MultilabelAveragePrecision,
+    MultilabelExactMatch,
     MultilabelF1Score,
 )
 
@@ -82,7 +83,9 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         learning_rate, optimizer, weight_decay, scheduler, warmup_ratio: AdamW with warmup + cosine by default.
         label_smoothing: cross-entropy label smoothing (applied to mixup/CutMix soft targets too).
         class_weights: ``"auto"`` weighs the loss by inverse class frequency in the training data
-            (``n / (k * count)``), or one weight per class; ``None`` for none.
+            (``n / (k * count)``), or one weight per class; ``None`` for none. Multi-label: each class's
+            positive weight (``pos_weight`` of binary cross-entropy); ``"auto"`` is negatives / positives among
+            the training videos (1 for a class without positives).
         drop_path_rate: stochastic depth for backbones that have it (VideoMAE, TimeSformer, MViT, Swin3D; rising
             linearly over the depth where the model does so); an error for backbones without it.
         ema_decay: keep an exponential moving average of the weights (e.g. 0.999): validated, checkpointed and
@@ -96,8 +99,9 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         channels_last: channels-last-3d memory format for conv backbones on GPU.
         max_failed_fraction: fail the run when more than this share of files cannot be decoded.
         multi_label: several classes per video (``path,a;b`` list files): a sigmoid per class and binary
-            cross-entropy, mAP (macro average precision) and F1 at ``threshold`` as metrics, checkpoints and early
-            stopping by ``val/mAP``, and ``predict`` listing every class scoring at least ``threshold``.
+            cross-entropy, mAP (macro average precision), F1 at ``threshold`` (``f1`` macro, ``f1_micro``) and
+            subset accuracy (``subset_acc``: every class right) as metrics, checkpoints and early stopping by
+            ``val/mAP``, and ``predict`` listing every class scoring at least ``threshold``.
         threshold: the multi-label decision threshold on a class's probability.
         architecture: the backbone's exact architecture as checkpoints record it (:meth:`VideoBackbone.architecture`,
             e.g. a transformers config's fields), for rebuilding a model whose architecture came from its
@@ -195,9 +199,11 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         # so ranks with unequal numbers of videos (3 and 2) reported a loss 25% too high.
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         # per-class accuracy (recall), kept out of the logged collection: k values per epoch would flood the logs;
-        # read it from per_class_accuracy (written to metrics.json / test_metrics.json by the command line)
-        self.val_per_class = MulticlassAccuracy(num_classes, top_k=1, average="none")
-        self.test_per_class = MulticlassAccuracy(num_classes, top_k=1, average="none")
+        # read it from per_class_accuracy (written to metrics.json / test_metrics.json by the command line).
+        # Single-label only: a metric never updated warns "compute before update" (multi-label per-class AP and F1
+        # are in flashvid test's report)
+        self.val_per_class = None if self.multi_label else MulticlassAccuracy(num_classes, top_k=1, average="none")
+        self.test_per_class = None if self.multi_label else MulticlassAccuracy(num_classes, top_k=1, average="none")
         self.per_class_accuracy: dict[str, dict[str, float]] = {}
         # a plain attribute, not a buffer: the EMA callback pairs the model's buffers with its copy's by position
         self.class_weight: torch.Tensor | None = None if class_weights is None or class_weights == "auto" \
@@ -247,11 +253,14 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         in the mAP average (torchmetrics' convention, with a warning): evaluate on splits that hold every class."""
         k = self.num_classes
         metrics: dict[str, Any] = {"mAP": MultilabelAveragePrecision(k, average="macro"),
-                                   "f1": MultilabelF1Score(k, threshold=self.threshold, average="macro")}
+                                   "f1": MultilabelF1Score(k, threshold=self.threshold, average="macro"),
+                                   "f1_micro": MultilabelF1Score(k, threshold=self.threshold, average="micro"),
+                                   "subset_acc": MultilabelExactMatch(k, threshold=self.threshold)}
         extra = self.build_metrics(k)
         if extra is not None:
             metrics.update(dict(extra.items()))
-        return MetricCollection(metrics, prefix=f"{prefix}/")
+        # compute_groups=False: as for single-label, metrics must not be merged by equal states after one batch
+        return MetricCollection(metrics, prefix=f"{prefix}/", compute_groups=False)
 
     def _set_hf_labels(self) -> None:
         config = getattr(self.backbone.model, "config", None)
@@ -316,11 +325,11 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
 
         ``labels`` are integer class ids ``(B,)`` or soft targets ``(B, num_classes)`` (mixup/CutMix), which
         ``F.cross_entropy`` takes as class probabilities. A multi-label model uses binary cross-entropy per class
-        on multi-hot targets.
+        on multi-hot targets, ``class_weights`` as each class's positive weight.
         """
-        if self.multi_label:
-            return F.binary_cross_entropy_with_logits(logits.float(), self._targets(labels))
         weight = None if self.class_weight is None else self.class_weight.to(logits.device)
+        if self.multi_label:
+            return F.binary_cross_entropy_with_logits(logits.float(), self._targets(labels), pos_weight=weight)
         smoothing = self.hparams.label_smoothing
         if weight is not None and labels.is_floating_point():
             # F.cross_entropy divides weighted probability targets by the batch size but weighted class ids by
@@ -357,7 +366,6 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
 
     def _eval_step(self, batch: Mapping[str, Any], metrics: MetricCollection, prefix: str) -> torch.Tensor | None:
         """Update ``metrics`` with the batch's video-level probabilities (views averaged) and return them."""
-        per_class = self.val_per_class if prefix == "val" else self.test_per_class
         self._account(batch)
         if batch["video"] is None:
             return None
@@ -365,10 +373,11 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         out = self(video)
         if self.multi_label:
             targets = self._targets(labels)
-            metrics.update(out.float().sigmoid(), targets.long())
+            probs = out.float().sigmoid()
+            metrics.update(probs, targets.long())
             loss = F.binary_cross_entropy_with_logits(out.float(), targets)
             getattr(self, f"{prefix}_loss").update(loss.detach(), weight=len(labels))
-            return None
+            return probs
         if video.dim() == 6:  # out holds log of view-averaged probabilities
             loss = F.nll_loss(out, labels)
             probs = out.exp()
@@ -376,6 +385,8 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
             loss = F.cross_entropy(out.float(), labels)
             probs = out.float().softmax(-1)
         metrics.update(probs, labels)
+        per_class = self.val_per_class if prefix == "val" else self.test_per_class
+        assert per_class is not None  # single-label
         per_class.update(probs, labels)
         getattr(self, f"{prefix}_loss").update(loss.detach(), weight=len(labels))
         return probs
@@ -409,13 +420,13 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         self._store_per_class("val", self.val_per_class)
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any] | None:
-        """Returns each video's probabilities with its label and path, once per video (what
-        :class:`flashvid.reports.TestReport` collects)."""
+        """Returns each video's probabilities with its label (multi-label: its multi-hot row) and path, once per
+        video (what :class:`flashvid.reports.TestReport` collects)."""
         probs = self._eval_step(batch, self.test_metrics, "test")
         if probs is None:
             return None
-        return {"probs": probs.detach(), "label": batch["label"], "path": list(batch["path"]),
-                "index": batch["index"]}
+        label = self._targets(batch["label"]) if self.multi_label else batch["label"]
+        return {"probs": probs.detach(), "label": label, "path": list(batch["path"]), "index": batch["index"]}
 
     def on_test_epoch_end(self) -> None:
         self._log_eval("test", prog_bar=False)
@@ -437,8 +448,10 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         metrics.reset()
         loss.reset()
 
-    def _store_per_class(self, prefix: str, metric: MulticlassAccuracy) -> None:
+    def _store_per_class(self, prefix: str, metric: MulticlassAccuracy | None) -> None:
         """Per-class accuracy of the classes present in the split (a class without videos has no accuracy)."""
+        if metric is None:  # multi-label
+            return
         seen = (metric.tp + metric.fn) > 0
         acc = metric.compute()
         self.per_class_accuracy[prefix] = {self.labels[i]: float(acc[i]) for i in range(self.num_classes)
@@ -532,12 +545,24 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         return [EMA(self.hparams.ema_decay)]
 
     def _auto_class_weights(self) -> None:
-        """``class_weights="auto"``: inverse frequency of the classes among the training videos."""
+        """``class_weights="auto"``: inverse frequency of the classes among the training videos; multi-label:
+        each class's negatives / positives (binary cross-entropy's ``pos_weight``)."""
         datamodule = getattr(self.trainer, "datamodule", None)
         train = getattr(datamodule, "samples", {}).get("train") if datamodule is not None else None
         if not train:
             raise ValueError("class_weights='auto' needs the training videos: train with a VideoClassificationData "
                              "datamodule, or pass one weight per class")
+        if self.multi_label:
+            hot = torch.zeros(len(train), self.num_classes)
+            for i, s in enumerate(train):
+                hot[i, list(s.label) if isinstance(s.label, tuple) else [s.label]] = 1.0
+            positives = hot.sum(0)
+            weights = (len(train) - positives) / positives.clamp(min=1)
+            weights[positives == 0] = 1.0  # no positive to weigh
+            self.class_weight = weights
+            log.info("flashvid: positive weights (negatives / positives): %s",
+                     ", ".join(f"{n}={w:.2f}" for n, w in zip(self.labels, weights.tolist())))
+            return
         counts = torch.bincount(torch.tensor([s.label for s in train]), minlength=self.num_classes).float()
         weights = counts.sum() / (self.num_classes * counts.clamp(min=1))
         weights[counts == 0] = 0.0  # a class with no training video contributes no loss (doctor warns about it)

@@ -6,7 +6,8 @@ progress bar.
 - ``.json``: one list, in input order, written at the end;
 - ``.jsonl``: one object per line, appended and flushed as each file finishes (for large runs: a crash keeps what
   was done, and ``tail -f`` shows progress);
-- ``.csv``: one row per file (``path,label,score,top_k,error``), or with timelines one row per window
+- ``.csv``: one row per file (``path,label,score,top_k,error``; a multi-label model's adds ``labels``, the classes
+  at or above the threshold, before ``error``), or with timelines one row per window
   (``path,start,end,label,score,top_k,error``) plus ``<name>.segments.csv`` with the merged segments.
 
 ``top_k`` in CSV cells is ``label:score`` pairs joined by ``|``; :func:`load_predictions` reads any of the three
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 FORMATS: tuple[str, ...] = (".json", ".jsonl", ".csv")
 VIDEO_COLUMNS = ("path", "label", "score", "top_k", "error")
+MULTI_LABEL_COLUMNS = ("path", "label", "score", "top_k", "labels", "error")
 WINDOW_COLUMNS = ("path", "start", "end", "label", "score", "top_k", "error")
 SEGMENT_COLUMNS = ("path", "start", "end", "label", "score", "windows")
 
@@ -68,6 +70,7 @@ class PredictionWriter:
         that is not an error decides."""
         self.format = output_format(path)
         self._timeline = timeline
+        self._multi_label: bool | None = None  # CSV: a labels column; the first result that is not an error decides
         self._early_errors: list[Mapping[str, Any]] = []
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,17 +93,19 @@ class PredictionWriter:
             self._write_csv(result)
 
     def _write_csv(self, r: Mapping[str, Any]) -> None:
-        if self._timeline is None:
+        if self._timeline is None or self._multi_label is None:
             if r.get("error"):  # an error row looks the same either way: wait for a result that tells
                 self._early_errors.append(r)
                 return
-            self._timeline = "windows" in r
+            self._timeline = "windows" in r if self._timeline is None else self._timeline
+            self._multi_label = not self._timeline and "labels" in r
         if self._rows is None:
             self._open_csv()
         if not self._timeline and not r.get("error"):
-            self._rows.writerow([r["path"], r["label"], f"{r['score']:.6g}", _top_k_cell(r["top_k"]), ""])
+            labels = [_top_k_cell(r["labels"])] if self._multi_label else []
+            self._rows.writerow([r["path"], r["label"], f"{r['score']:.6g}", _top_k_cell(r["top_k"]), *labels, ""])
         elif not self._timeline:
-            self._rows.writerow([r["path"], "", "", "", r["error"]])
+            self._rows.writerow([r["path"], "", "", "", *([""] if self._multi_label else []), r["error"]])
         elif r.get("error"):
             self._rows.writerow([r["path"], "", "", "", "", "", r["error"]])
         else:
@@ -122,7 +127,8 @@ class PredictionWriter:
         """The header, then the errors that arrived before the kind of results was known."""
         self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115  (as above)
         self._rows = csv.writer(self._file)
-        self._rows.writerow(WINDOW_COLUMNS if self._timeline else VIDEO_COLUMNS)
+        self._rows.writerow(WINDOW_COLUMNS if self._timeline else
+                            MULTI_LABEL_COLUMNS if self._multi_label else VIDEO_COLUMNS)
         held, self._early_errors = self._early_errors, []
         for e in held:
             self._write_csv(e)
@@ -132,7 +138,7 @@ class PredictionWriter:
             ordered = [r for _, r in sorted(self._held, key=lambda x: x[0])]
             self.path.write_text(json.dumps(ordered, indent=2))
         elif self.format == ".csv" and self._rows is None:  # only errors, or nothing: still a valid file
-            self._timeline = bool(self._timeline)
+            self._timeline, self._multi_label = bool(self._timeline), bool(self._multi_label)
             self._open_csv()
         for f in (self._file, self._segments_file):
             if f is not None:
@@ -168,7 +174,9 @@ def load_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
         rows = list(csv.DictReader(f))
     if not rows or "start" not in rows[0]:
         return [{"path": r["path"], "label": r["label"] or None, "score": float(r["score"]) if r["score"] else None,
-                 "top_k": _parse_top_k(r["top_k"]), **({"error": r["error"]} if r["error"] else {})} for r in rows]
+                 "top_k": _parse_top_k(r["top_k"]),
+                 **({"labels": _parse_top_k(r["labels"])} if "labels" in r and not r["error"] else {}),
+                 **({"error": r["error"]} if r["error"] else {})} for r in rows]
     videos: dict[str, dict[str, Any]] = {}
     for r in rows:
         v = videos.setdefault(r["path"], {"path": r["path"], "windows": []})
@@ -250,11 +258,26 @@ def parse_progress(value: Any) -> bool | None:
     raise ValueError(f"progress={value!r}: use auto (a bar on a terminal only), true or false")
 
 
+class PredictionsNotSaved(OSError):
+    """Writing the predictions failed (a full disk...): every prediction was still made and is in ``results``
+    (input order), for the caller to show or keep."""
+
+    def __init__(self, path: Path, error: OSError, results: list[dict[str, Any]]):
+        super().__init__(error.errno, f"cannot write {path}: {error.strerror or error}")
+        self.path, self.results = path, results
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, timeline_png: bool = False,
                       progress: bool | None = None, **predict_kwargs: Any) -> tuple[list[dict[str, Any]], Path]:
     """``model.iter_predict(inputs, ...)`` written to ``output`` as results come (format by extension, checked
     first), with timeline pictures in ``<output stem>_timelines/`` when asked; returns the results in input order
-    and the path written."""
+    and the path written.
+
+    A write that fails (``OSError``: a full disk) stops the writing, not the predicting: every file is still
+    classified, then :class:`PredictionsNotSaved` carries the results and the first error."""
     # an unknown extension fails here, before any decoding
     writer = PredictionWriter(output, timeline=predict_kwargs.get("window") is not None)
     pictures = Path(output).parent / f"{Path(output).stem}_timelines" if timeline_png else None
@@ -262,16 +285,30 @@ def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, timeli
         writer.close()
         raise ValueError("timeline_png=true draws timelines: give window=SECONDS (and stride=SECONDS)")
     done: list[tuple[int, dict[str, Any]]] = []
-    with writer:
+    failure: OSError | None = None
+    try:
         for i, r in model.iter_predict(inputs, progress=progress, **predict_kwargs):
-            if pictures is not None and not r.get("error"):
-                from .timeline import timeline_png as draw
-                from .timeline import timeline_png_path
-
-                r["timeline_png"] = str(draw(r, timeline_png_path(pictures, r["path"], i)))
-            writer.write(r, i)
             done.append((i, r))
-    return [r for _, r in sorted(done, key=lambda x: x[0])], writer.path
+            if failure is not None:
+                continue
+            try:
+                if pictures is not None and not r.get("error"):
+                    from .timeline import timeline_png as draw
+                    from .timeline import timeline_png_path
+
+                    r["timeline_png"] = str(draw(r, timeline_png_path(pictures, r["path"], i)))
+                writer.write(r, i)
+            except OSError as e:
+                failure = e
+    finally:
+        try:
+            writer.close()
+        except OSError as e:  # the JSON written at the end, or a buffer flushed on closing
+            failure = failure or e
+    results = [r for _, r in sorted(done, key=lambda x: x[0])]
+    if failure is not None:
+        raise PredictionsNotSaved(writer.path, failure, results)
+    return results, writer.path
 
 
 def parse_predict_options(cfg: Mapping[str, Any]) -> dict[str, Any]:

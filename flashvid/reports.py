@@ -11,6 +11,10 @@ curves.
 - ``per_class.json``: precision, recall, F1 and support per class, and the most confused pairs;
 - ``misclassified.png``: frames of a few misclassified videos with their true and predicted labels.
 
+A multi-label model's report (:func:`write_multilabel_test_report`) has ``predictions.csv`` with the true and
+predicted label sets and every class's probability, ``confusion_matrix.csv`` with each class's TP/FP/FN/TN,
+``per_class.json`` with each class's AP, precision, recall, F1 and support, and the contact sheet.
+
 Metrics come from torchmetrics, pictures from matplotlib (Agg canvas, imported only when drawing).
 """
 
@@ -43,7 +47,7 @@ class TestReport(L.Callback):
         self.out_dir = Path(out_dir)
         self.labels = list(labels) if labels is not None else None
         self.top_k, self.contact_sheet, self.decoder = top_k, contact_sheet, decoder
-        self.records: dict[str, tuple[torch.Tensor, int]] = {}
+        self.records: dict[str, tuple[torch.Tensor, int | torch.Tensor]] = {}
         self.summary: dict[str, Any] | None = None
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -54,9 +58,11 @@ class TestReport(L.Callback):
         if not isinstance(outputs, Mapping) or "probs" not in outputs:
             return
         probs = outputs["probs"].float().cpu()
-        for path, p, y in zip(outputs["path"], probs, outputs["label"].tolist()):
-            # keyed by path: a distributed sampler's padding repeats videos, and no video may count twice
-            self.records[str(path)] = (p, int(y))
+        labels = outputs["label"].cpu()
+        for path, p, y in zip(outputs["path"], probs, labels):
+            # keyed by path: a distributed sampler's padding repeats videos, and no video may count twice;
+            # the label: a class index, or a multi-label model's multi-hot row
+            self.records[str(path)] = (p, y if y.dim() else int(y))
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         records = self.records
@@ -66,8 +72,13 @@ class TestReport(L.Callback):
             records = {k: v for part in gathered for k, v in part.items()}
         if trainer.is_global_zero:
             labels = self.labels or list(pl_module.labels)
-            self.summary = write_test_report(records, labels, self.out_dir, self.top_k, self.contact_sheet,
-                                             self.decoder)
+            if getattr(pl_module, "multi_label", False):
+                self.summary = write_multilabel_test_report(records, labels, self.out_dir,
+                                                            float(getattr(pl_module, "threshold", 0.5)),
+                                                            self.contact_sheet, self.decoder)
+            else:
+                self.summary = write_test_report(records, labels, self.out_dir, self.top_k, self.contact_sheet,
+                                                 self.decoder)
 
 
 def write_test_report(records: Mapping[str, tuple[torch.Tensor, int]], labels: Sequence[str],
@@ -150,6 +161,85 @@ def write_test_report(records: Mapping[str, tuple[torch.Tensor, int]], labels: S
     return summary
 
 
+def write_multilabel_test_report(records: Mapping[str, tuple[torch.Tensor, Any]], labels: Sequence[str],
+                                 out_dir: str | os.PathLike, threshold: float = 0.5, contact_sheet: int = 6,
+                                 decoder: str = "auto") -> dict[str, Any]:
+    """The report files of a multi-label model for ``{path: (per-class probabilities, multi-hot targets)}``: a
+    video's predicted set is every class at or above ``threshold`` (as ``predict`` lists them)."""
+    from torchmetrics.classification import (
+        MultilabelAveragePrecision,
+        MultilabelConfusionMatrix,
+        MultilabelF1Score,
+        MultilabelPrecision,
+        MultilabelRecall,
+    )
+
+    from .data.sources import LABEL_SEPARATOR
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = sorted(records)
+    k = len(labels)
+    if not paths:
+        return {"num_videos": 0, "multi_label": True, "files": {}, "per_class": []}
+    probs = torch.stack([records[p][0] for p in paths])
+    target = torch.stack([torch.as_tensor(records[p][1]) for p in paths]).long()
+    pred = (probs >= threshold).long()
+    kw: dict[str, Any] = {"threshold": threshold, "average": None}
+    cm = MultilabelConfusionMatrix(k, threshold=threshold)(probs, target)  # (k, 2, 2): [[tn, fp], [fn, tp]]
+    precision = MultilabelPrecision(k, **kw)(probs, target)
+    recall = MultilabelRecall(k, **kw)(probs, target)
+    f1 = MultilabelF1Score(k, **kw)(probs, target)
+    support = target.sum(0)
+    # AP only for classes with a positive video: torchmetrics scores the others 0, with a warning
+    present = [c for c in range(k) if support[c] > 0]
+    ap = torch.full((k,), float("nan"))
+    if present:
+        ap[present] = MultilabelAveragePrecision(len(present), average=None)(probs[:, present],
+                                                                              target[:, present]).float()
+    per_class = [{"label": labels[c], "ap": None if c not in present else float(ap[c]),
+                  "precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]),
+                  "support": int(support[c]), "predicted": int(pred[:, c].sum()), "tp": int(cm[c, 1, 1]),
+                  "fp": int(cm[c, 0, 1]), "fn": int(cm[c, 1, 0]), "tn": int(cm[c, 0, 0])} for c in range(k)]
+
+    def names(row: torch.Tensor) -> str:
+        return LABEL_SEPARATOR.join(labels[c] for c in row.nonzero().flatten().tolist())
+
+    files: dict[str, str] = {}
+    exact = (pred == target).all(1)
+    with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "true", "predicted", "correct", *(f"prob:{name}" for name in labels)])
+        for n, p in enumerate(paths):
+            w.writerow([p, names(target[n]), names(pred[n]), int(exact[n]), *(f"{x:.6g}" for x in probs[n].tolist())])
+    files["predictions"] = str(out / "predictions.csv")
+    with open(out / "confusion_matrix.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["class", "tp", "fp", "fn", "tn"])
+        for c in per_class:
+            w.writerow([c["label"], c["tp"], c["fp"], c["fn"], c["tn"]])
+    files["confusion_matrix_csv"] = str(out / "confusion_matrix.csv")
+    summary: dict[str, Any] = {
+        "num_videos": len(paths), "num_classes": k, "multi_label": True, "threshold": threshold,
+        "subset_accuracy": float(exact.float().mean()),
+        "mean_ap_of_present_classes": float(ap[present].mean()) if present else None,
+        "per_class": per_class,
+    }
+    (out / "per_class.json").write_text(json.dumps(summary, indent=2))
+    files["per_class"] = str(out / "per_class.json")
+    wrong = [n for n in range(len(paths)) if not exact[n]]
+    wrong.sort(key=lambda n: -float((probs[n] - target[n]).abs().max()))  # the most confident mistakes first
+    if wrong and contact_sheet > 0:
+        try:
+            chosen = [(paths[n], names(target[n]) or "-", names(pred[n]) or "-", float(probs[n].max()))
+                      for n in wrong[:contact_sheet]]
+            files["misclassified_png"] = str(misclassified_sheet(chosen, out / "misclassified.png", decoder=decoder))
+        except ImportError as e:
+            log.warning("flashvid test: no pictures (%s); the CSV and JSON files are complete", e)
+    summary["files"] = files
+    return summary
+
+
 def confusion_matrix_png(cm: torch.Tensor, labels: Sequence[str], path: str | os.PathLike) -> Path:
     """Rows normalised by the true class's videos (a class with none stays empty); counts in the cells."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -222,14 +312,16 @@ def print_test_details(summary: Mapping[str, Any]) -> None:
 
     con = Console(soft_wrap=True)
     table = Table(title="per class", title_justify="left")
-    for col in ("class", "precision", "recall", "F1", "support"):
+    multi = bool(summary.get("multi_label"))
+    for col in ("class", *(("AP",) if multi else ()), "precision", "recall", "F1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for c in summary["per_class"]:
         if c["support"] or c["predicted"]:
-            table.add_row(c["label"], f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}",
+            ap = ("-" if c["ap"] is None else f"{c['ap']:.3f}",) if multi else ()
+            table.add_row(c["label"], *ap, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}",
                           str(c["support"]))
     con.print(table)
-    if summary["confused_pairs"]:
+    if summary.get("confused_pairs"):
         con.print("most confused (true -> predicted): " + ", ".join(
             f"{p['true']} -> {p['predicted']} ({p['count']})" for p in summary["confused_pairs"][:5]))
     for path in summary["files"].values():

@@ -207,6 +207,9 @@ def test_unknown_backbone_is_a_clear_error(demo_root: Path, tmp_path: Path) -> N
     (["test", "ckpt_pth=x.ckpt"], ["unknown key 'ckpt_pth'", "Did you mean ckpt_path?"]),
     (["predict", "inputs=[a.mp4]", "top=3"], ["unknown key 'top'", "top_k"]),
     (["train", "data=csv", "data.train_folder=x"], ["unknown key 'data.train_folder'", "train_file"]),
+    (["train", "data=demo", "data.generate={videos_per_class:3}"],
+     ["data.generate={videos_per_class:3}: 'data.generate' has no key 'videos_per_class'",
+      "++data.generate={videos_per_class:3}", "+data.generate.videos_per_class=VALUE"]),
     (["trian"], ["unknown command 'trian'. Did you mean 'train'?"]),
     ([], ["usage: flashvid <command>"]),
 ])
@@ -335,6 +338,21 @@ def test_help_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     finally:
         os.close(write)
     assert proc.stderr == "" and proc.returncode == 141, proc.stderr
+
+
+def test_backbone_kwargs_mapping_override_builds_the_backbone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``model.backbone_kwargs={width:8}`` (no ``+``) used to fail "Key 'width' is not in struct", with Hydra
+    suggesting a ``+`` form that fails too: it reaches the backbone's builder."""
+    from flashvid.cli import main
+    from flashvid.commands.config import _compose, build, config_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "model=tiny", "model.backbone_kwargs={width:8}", "--cfg", "job"]) == 0
+    assert "width: 8" in capsys.readouterr().out
+    cfg = _compose(config_dir(), "train", ["model=tiny", "model.backbone_kwargs={width:8}"])
+    model = build(cfg.model, "model", labels=["a", "b"])
+    assert model.backbone.head.in_features == 8 * 8  # the tiny net's last stage is 8 x width wide
 
 
 def test_typo_in_a_config_file_is_caught(tmp_path: Path) -> None:

@@ -112,6 +112,26 @@ def test_main_instantiates_the_hydra_data_config(corpus, tmp_path) -> None:
     assert json.loads(out.read_text())["ok"] is True
 
 
+def test_main_reports_a_data_option_error_in_one_line(tmp_path, capsys) -> None:
+    """A val_split that cannot split (every class one recording group) used to print Hydra's multi-line
+    "Error in call to target" wrapper: now the datamodule's own message, which names the fix, on one line."""
+    from omegaconf import OmegaConf
+
+    from flashvid.doctor import main
+
+    data = make_clean_dataset(tmp_path / "d", train_per_class=2, val_per_class=0)
+    cfg = OmegaConf.create({
+        "data": {"_target_": "flashvid.data.VideoClassificationData.from_folders",
+                 "train_folder": str(data / "train"), "val_split": 0.5, "group_pattern": "_train_",
+                 "num_workers": 0},
+        "doctor": {"progress": False},
+    })
+    assert main(cfg) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flashvid doctor: error: val_split found no group to hold out") and "\n" not in err
+    assert "group_pattern=None" in err and "Error in call to target" not in err
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
                     reason="needs root and setpriv to drop the file-permission override")
 def test_unreadable_file_is_reported_when_permissions_apply(tmp_path) -> None:

@@ -258,6 +258,24 @@ def test_predict_cli_timelines_jsonl_progress_and_bad_extension(left_right: Simp
     assert not (tmp_path / "p.txt").exists()
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (writes fail: no space left)")
+@pytest.mark.parametrize("ext", [".jsonl", ".json"])
+def test_predict_on_a_full_disk_prints_the_results_then_one_line(left_right: SimpleNamespace, tmp_path: Path,
+                                                                 capfd: pytest.CaptureFixture[str], ext: str) -> None:
+    """``output=`` on a full disk (a link to /dev/full: every write fails with ENOSPC, as on a full file system)
+    used to end in an OSError traceback, the results shown nowhere: now the table, then one line naming the path."""
+    files = sorted((left_right.root / "test" / "left").iterdir())[:2]
+    out = tmp_path / f"pred{ext}"
+    out.symlink_to("/dev/full")
+    proc = flashvid(capfd, "predict", f"ckpt_path={left_right.ckpt}", f"inputs=[{files[0]},{files[1]}]",
+                    f"output={out}", f"hydra.run.dir={tmp_path / 'p'}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"flashvid predict: error: cannot write {out}: No space left on device: free some space or choose another "
+        "output=PATH (the results are printed above)"]
+    assert all(f.name in proc.stdout for f in files) and "wrote" not in proc.stdout
+
+
 def test_progress_bar_on_request_only(left_right: SimpleNamespace, capfd: pytest.CaptureFixture[str]) -> None:
     files = sorted((left_right.root / "test" / "right").iterdir())
     left_right.model.predict(files)

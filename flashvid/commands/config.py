@@ -54,7 +54,7 @@ def precheck(cmd: str, conf: Path, args: Sequence[str]) -> None:
         raise ConfigError(str(e)) from None
     groups = {p.name for p in conf.iterdir() if p.is_dir()}
     compose_with: list[str] = []
-    keys: list[str] = []
+    keys: list[tuple[str, Any]] = []  # (key, the value when it is one mapping, else None)
     for o in overrides:
         key = o.key_or_group
         if o.is_hydra_override() or key == "hydra" or o.package is not None:
@@ -77,12 +77,15 @@ def precheck(cmd: str, conf: Path, args: Sequence[str]) -> None:
             if not o.is_sweep_override():
                 compose_with.append(o.input_line)
         else:
-            keys.append(key)
+            value = None if o.is_sweep_override() else o.value()
+            keys.append((key, value if isinstance(value, Mapping) else None))
     if not keys:
         return
     cfg = _compose(conf, cmd, compose_with)
-    for key in keys:
+    for key, mapping in keys:
         _check_key(cfg, key)
+        if mapping is not None:
+            _check_mapping(cfg, key, mapping)
 
 
 def command_help(cmd: str, conf: Path, args: Sequence[str]) -> str:
@@ -147,6 +150,21 @@ def _check_key(cfg: Any, key: str) -> None:
                 f" '{where}' has no sub-keys." if where else "")
             raise ConfigError(f"unknown key '{key}'.{hint}{listing} (To add a new key on purpose: +{key}=VALUE)")
         path.append(part)
+
+
+def _check_mapping(cfg: Any, key: str, mapping: Mapping[str, Any]) -> None:
+    """``key={a:1}`` onto a mapping without key ``a``: Hydra merges into it, fails "not in struct" and suggests
+    ``+key=...``, which fails too (the key exists); name the forms that work instead."""
+    from omegaconf import DictConfig, OmegaConf
+
+    node = OmegaConf.select(cfg, key, throw_on_missing=False)
+    if not isinstance(node, DictConfig):
+        return  # a null or plain value is replaced by the mapping: Hydra does that
+    new = sorted(str(k) for k in mapping if k not in node)
+    if new:
+        value = "{" + ",".join(f"{k}:{v}" for k, v in mapping.items()) + "}"
+        raise ConfigError(f"{key}={value}: '{key}' has no key {', '.join(repr(k) for k in new)} to set. Write "
+                          f"++{key}={value} to add keys to it, or +{key}.{new[0]}=VALUE for one")
 
 
 # ---------------------------------------------------------------------------------------------------- resolvers

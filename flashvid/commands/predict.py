@@ -21,24 +21,31 @@ def run_predict(cfg: "DictConfig") -> int:
     ckpt = existing_checkpoint(cfg.ckpt_path)
     from omegaconf import OmegaConf
 
-    from ..predictions import parse_predict_options, predict_to_output
+    from ..predictions import PredictionsNotSaved, parse_predict_options, predict_to_output
 
     raw = OmegaConf.to_container(cfg.inputs, resolve=True) if OmegaConf.is_config(cfg.inputs) else cfg.inputs
     inputs = [str(x) for x in (raw if isinstance(raw, list) else [raw])]
     if not inputs:
         raise ConfigError("inputs is empty: inputs=[clip.mp4,folder/]")
     _check_writable(Path(str(cfg.output)))  # before any decoding: results are never computed only to be lost
+    not_saved: PredictionsNotSaved | None = None
     try:
         options = parse_predict_options(cfg)  # output format, window/stride, progress: checked before loading
         model = load_classifier(ckpt, model_target(cfg))
-        results, path = predict_to_output(model, inputs, **options)
+        try:
+            results, path = predict_to_output(model, inputs, **options)
+        except PredictionsNotSaved as e:  # a full disk: the results are shown below, then the error
+            not_saved, results, path = e, e.results, e.path
     except ValueError as e:  # e.g. a folder without videos, output=preds.txt
         raise ConfigError(str(e)) from None
-    _print_predictions(results, path)
+    _print_predictions(results, None if not_saved else path)
     if options["window"] is not None:
         from ..timeline import print_segments
 
         print_segments(results)
+    if not_saved is not None:
+        raise ConfigError(f"{not_saved}: free some space or choose another output=PATH (the results are printed "
+                          "above)")
     failed = sum(r.get("error") is not None for r in results)
     if failed:
         print(f"flashvid predict: {failed} of {len(results)} files could not be decoded (their 'error' above)",
@@ -59,7 +66,8 @@ def _check_writable(path: Path) -> None:
                           "choose another output=PATH")
 
 
-def _print_predictions(results: Sequence[Mapping[str, Any]], path: Path) -> None:
+def _print_predictions(results: Sequence[Mapping[str, Any]], path: Path | None) -> None:
+    """The results table, then the file written (``path``; None when writing it failed)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -80,4 +88,5 @@ def _print_predictions(results: Sequence[Mapping[str, Any]], path: Path) -> None
     longest = max((len(os.path.relpath(os.path.abspath(r["path"]), common)) for r in results), default=0)
     con = Console(soft_wrap=False, width=None if sys.stdout.isatty() else max(120, longest + 75))
     con.print(table)
-    con.print(f"wrote {path}")
+    if path is not None:
+        con.print(f"wrote {path}")

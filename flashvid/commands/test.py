@@ -1,4 +1,5 @@
-"""``flashvid test``: video-level top-1 / top-5 / mean-class accuracy of a checkpoint (multi-view)."""
+"""``flashvid test``: video-level top-1 / top-5 / mean-class accuracy of a checkpoint (multi-view); a multi-label
+checkpoint's mAP, F1 (macro and micro) and subset accuracy."""
 
 from __future__ import annotations
 
@@ -46,12 +47,28 @@ def run_test(cfg: "DictConfig") -> dict[str, Any]:
         "loss": m.get("test/loss"), "metrics": m, "per_class_accuracy": model.per_class_accuracy.get("test", {}),
         "failed_files": model.failure_report(), "report": details.summary,
     }
+    if model.multi_label:
+        report.update({"multi_label": True, "threshold": model.threshold, "mAP": m.get("test/mAP"),
+                       "f1_macro": m.get("test/f1"), "f1_micro": m.get("test/f1_micro"),
+                       "subset_accuracy": m.get("test/subset_acc")})
     if trainer.is_global_zero:
         write_json(out / "test_metrics.json", report)
         _print_test_report(report, out)
         if details.summary:
             print_test_details(details.summary)
     return report
+
+
+def _metric_rows(r: Mapping[str, Any]) -> list[tuple[str, float | None]]:
+    """The metrics the model computed, named for people: accuracies, or a multi-label model's mAP and F1."""
+    if r.get("multi_label"):
+        return [("mAP (macro average precision)", r["mAP"]),
+                (f"F1 macro (threshold {r['threshold']:g})", r["f1_macro"]), ("F1 micro", r["f1_micro"]),
+                ("subset accuracy (every class right)", r["subset_accuracy"]),
+                ("loss", r["loss"])]
+    k = min(5, r["num_classes"])
+    return [("top-1 accuracy", r["top1"]), (f"top-{k} accuracy", r["top5"]),
+            ("mean class accuracy", r["mean_class_accuracy"]), ("loss", r["loss"])]
 
 
 def _print_test_report(r: Mapping[str, Any], out: Path) -> None:
@@ -63,9 +80,7 @@ def _print_test_report(r: Mapping[str, Any], out: Path) -> None:
                         f"crop(s) per video", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    k = min(5, r["num_classes"])
-    for name, value in (("top-1 accuracy", r["top1"]), (f"top-{k} accuracy", r["top5"]),
-                        ("mean class accuracy", r["mean_class_accuracy"]), ("loss", r["loss"])):
+    for name, value in _metric_rows(r):
         table.add_row(name, "n/a" if value is None else f"{value:.4f}")
     con = Console(soft_wrap=True)
     con.print(table)

@@ -126,7 +126,12 @@ def _print_train_summary(result: Mapping[str, Any], out: Path) -> None:
     con.print(f"[bold]flashvid train[/bold]: {result['epochs']} epochs, run directory {out}")
     if result.get("best_by") and result.get("best_score") is not None:
         con.print(f"  best {result['best_by']} {result['best_score']:.4f}: {result['best_checkpoint']}")
-    if result["test"]:
+    if result["test"] and "test/mAP" in result["test"]:  # multi-label
+        t = result["test"]
+        con.print(f"  test (best checkpoint): mAP {t['test/mAP']:.4f}  F1 macro {t.get('test/f1', float('nan')):.4f}  "
+                  f"F1 micro {t.get('test/f1_micro', float('nan')):.4f}  "
+                  f"subset accuracy {t.get('test/subset_acc', float('nan')):.4f}")
+    elif result["test"]:
         t = result["test"]
         con.print(f"  test (best checkpoint): top-1 {t.get('test/acc', float('nan')):.4f}  "
                   f"top-5 {t.get('test/acc5', float('nan')):.4f}  "

@@ -326,3 +326,45 @@ def test_copies_have_no_reference_b_frames(tmp_path: Path) -> None:
     assert b_frames > 0 and refs == frames_ - b_frames  # every B-frame skippable
     frames_, b_frames, refs = counts[""]
     assert refs > frames_ - b_frames  # without the option some B-frames are references
+
+
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_an_output_that_is_holds_or_lies_inside_a_source_is_refused_before_writing(data: Path, tmp_path: Path,
+                                                                                    capsys) -> None:
+    """`output=D` with D/train and D/val once replaced every source video in place, and `data=csv output=<root>`
+    the source train.csv: each overlap (a folder, a list file, a listed video's folder) is refused in one line,
+    and no source changes; a link inside the output leading into a source folder is refused too."""
+    train = _videos(data / "train")
+    (data / "train.csv").write_text("path,label\n" + "".join(f"{os.path.relpath(p, data)},{Path(p).parent.name}\n"
+                                                              for p in train))
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "flat.csv").write_text(f"{train[0]},a\n{train[1]},b\n")
+    before = _snapshot(data)
+    common = ["model=tiny", f"prepare.short_side={SHORT}", "prepare.workers=1", "prepare.progress=false",
+              f"hydra.run.dir={tmp_path / 'run'}", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    runs = {  # output -> the data options, and what the message names
+        "holds the source folder": [f"data.train_folder={data / 'train'}", f"data.val_folder={data / 'val'}",
+                                    f"output={data}"],
+        "is the source folder": [f"data.train_folder={data / 'train'}", f"output={data / 'train'}"],
+        "holds the source file": ["data=csv", f"data.train_file={data / 'train.csv'}", f"data.root={data}",
+                                  f"output={data}"],
+        "is inside the source folder": ["data=csv", f"data.train_file={lists / 'flat.csv'}",
+                                        f"output={Path(train[0]).parent / 'copy'}"],
+    }
+    for relation, options in runs.items():
+        assert main(["prepare", *options, *common]) == 2, relation
+        err = capsys.readouterr().err.strip()
+        assert relation in err and "choose an output folder outside the data" in err, err
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert _snapshot(data) == before and not (data / MANIFEST).exists()
+
+    out = tmp_path / "linked"  # its train/ is a link to the source split folder: the copies would land there
+    out.mkdir()
+    (out / "train").symlink_to(data / "train")
+    with pytest.raises(ValueError, match="leads into the source folder"):
+        prepare(out, train_folder=data / "train", short_side=SHORT, progress=False, workers=1)
+    assert _snapshot(data) == before and not (out / MANIFEST).exists()

@@ -368,3 +368,47 @@ def test_an_output_that_is_holds_or_lies_inside_a_source_is_refused_before_writi
     with pytest.raises(ValueError, match="leads into the source folder"):
         prepare(out, train_folder=data / "train", short_side=SHORT, progress=False, workers=1)
     assert _snapshot(data) == before and not (out / MANIFEST).exists()
+
+
+def test_a_second_prepare_into_a_busy_output_is_refused_at_once(tmp_path: Path, capsys) -> None:
+    """Two runs into one output: the second once deleted the first's temporary files and the first then reported
+    good files as unreadable. The output's OS lock (released by the kernel however the holder ends) refuses the
+    second at once, in one line naming the holder, before it touches anything."""
+    from flashvid.rundir import LOCK_FILE, RunDirectoryError
+
+    src = tmp_path / "src"
+    rng = np.random.default_rng(0)
+    n = 8
+    for i in range(n):
+        (src / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        write_video(src / f"c{i % 2}" / f"v{i}.mp4", rng.integers(0, 255, (40, 96, 128, 3), dtype=np.uint8), 30)
+    out = tmp_path / "out"
+    options = dict(train_folder=src, short_side=64, keyframe_interval=0.5, max_fps=None, progress=False)
+    first = get_context("fork").Process(target=prepare, args=(out,), kwargs=dict(options, workers=1))
+    first.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.is_alive():
+        try:
+            if (out / LOCK_FILE).read_text().strip() == str(first.pid):
+                break
+        except OSError:
+            pass
+        time.sleep(0.01)
+    with pytest.raises(RunDirectoryError, match=f"in use by another flashvid prepare \\(pid {first.pid}\\)"):
+        prepare(out, **options, workers=1)
+    first.join(60)
+    assert first.exitcode == 0
+    again = prepare(out, **options, workers=1)  # the first run's copies are all there and good
+    assert again.unchanged == n and not again.failed
+
+    from flashvid.data.prepare import PREPARE_BUSY, PREPARE_UNWRITABLE
+    from flashvid.rundir import locked_dir
+
+    tmp = out / "train" / "c0" / f"v0.mp4{TMP_MARK}-1.mp4"  # a running prepare's temporary file
+    tmp.write_bytes(b"partial")
+    with locked_dir(out, PREPARE_BUSY, PREPARE_UNWRITABLE):  # held as the first run holds it
+        code = main(["prepare", f"data.train_folder={src}", f"output={out}", "prepare.progress=false",
+                     f"hydra.run.dir={tmp_path / 'run'}", "hydra/job_logging=none", "hydra/hydra_logging=none"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"(pid {os.getpid()})" in err and "output=DIR" in err, err
+    assert tmp.read_bytes() == b"partial"

@@ -32,6 +32,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+from ..rundir import RunDirectoryError, locked_dir
 from .decoding import VideoDecodeError, _check_file, _reason, keyframe_interval, open_container
 from .sources import VideoSample, _inside
 
@@ -501,7 +502,19 @@ def prepare_samples(splits: Mapping[str, Sequence[VideoSample]], labels: Sequenc
     _check_output(output, sources)
     plan = _plan(splits, layout)
     _check_destinations(output, plan, sources)
-    output.mkdir(parents=True, exist_ok=True)
+    with locked_dir(output, busy=PREPARE_BUSY, unwritable=PREPARE_UNWRITABLE):  # before the stale files go
+        return _prepare_into(output, plan, splits, labels, layout, settings, workers, progress, force)
+
+
+PREPARE_BUSY = ("the output {dir} is in use by another flashvid prepare (pid {pid}): wait for it to end, or choose "
+                "another output=DIR")
+PREPARE_UNWRITABLE = "cannot write in the output {dir} ({reason}): choose a writable output=DIR"
+
+
+def _prepare_into(output: Path, plan: Mapping[str, tuple[Path, Path]], splits: Mapping[str, Sequence[VideoSample]],
+                  labels: Sequence[str], layout: _Layout, settings: PrepareSettings, workers: int | None,
+                  progress: bool, force: bool) -> PrepareReport:
+    """The run itself, under the output's lock: another prepare into ``output`` would delete our temporary files."""
     _remove_stale_tmp(output)
     manifest = _load_manifest(output)
     files: dict[str, Any] = manifest["files"]
@@ -737,7 +750,7 @@ def run_prepare(cfg: "DictConfig") -> int:
                           "flashvid prepare data.train_folder=videos/train output=videos_prepared")
     try:
         return _run(cfg, str(output))
-    except ValueError as e:  # settings out of range, no source given, a bad list file: one line, no traceback
+    except (ValueError, RunDirectoryError) as e:  # bad settings or source, a busy output: one line, no traceback
         raise ConfigError(str(e)) from None
 
 

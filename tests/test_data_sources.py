@@ -246,7 +246,8 @@ def test_from_csv_paths_outside_the_root_warn_or_are_refused(tmp_path, clip_file
     root = tmp_path / "videos"
     inside = _place(clip_files[0], root / "a/in.mp4")
     escaped = _place(clip_files[0], tmp_path / "secret/x.mp4")
-    (tmp_path / "train.csv").write_text(f"a/in.mp4,cat\n../secret/x.mp4,dog\n{escaped},dog\n")
+    other = _place(clip_files[0], tmp_path / "secret/y.mp4")  # a row naming x.mp4 again would be a duplicate
+    (tmp_path / "train.csv").write_text(f"a/in.mp4,cat\n../secret/x.mp4,dog\n{other},dog\n")
     with caplog.at_level(logging.WARNING, logger="flashvid"):
         dm = VideoClassificationData.from_csv(tmp_path / "train.csv", root=root, num_workers=0)
     assert len(dm.samples["train"]) == 3
@@ -261,6 +262,38 @@ def test_from_csv_paths_outside_the_root_warn_or_are_refused(tmp_path, clip_file
     with caplog.at_level(logging.WARNING, logger="flashvid"):
         dm = VideoClassificationData.from_csv(tmp_path / "abs.csv", allow_outside_root=False, num_workers=0)
     assert len(dm.samples["train"]) == 2 and "outside" not in caplog.text
+
+
+def test_from_csv_empty_labels_duplicate_rows_and_two_labels_for_one_video(tmp_path, clip_files, caplog, capsys):
+    """`x.mp4,` once made a class named '' (doctor: "class '' has no videos"); exact duplicate rows counted twice
+    without a word; one video under two labels went through training silently. Now: an empty label is a one-line
+    error naming the file and line; duplicates count once with a warning naming the file and how many (doctor lists
+    it); two labels for one video are refused, naming the file, the video and both labels, also by `flashvid train`."""
+    from flashvid.cli import main
+    from flashvid.doctor import diagnose_data
+
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        _place(clip_files[0], tmp_path / name)
+    (tmp_path / "empty.csv").write_text("path,label\na.mp4,cat\nb.mp4,\n")
+    with pytest.raises(ValueError, match=r"empty.csv:3: empty label in 'b.mp4,'"):
+        VideoClassificationData.from_csv(tmp_path / "empty.csv", num_workers=0)
+
+    (tmp_path / "dups.csv").write_text("a.mp4,cat\nb.mp4,dog\na.mp4,cat\n./b.mp4,dog\nc.mp4,dog\n")
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        dm = VideoClassificationData.from_csv(tmp_path / "dups.csv", num_workers=0)
+    assert _names(dm.samples["train"]) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert re.search(r"dups.csv: 2 duplicate row\(s\) .*counted once, e.g. 'a.mp4' \(lines 1 and 3\)", caplog.text)
+    report = diagnose_data(dm, progress=False, workers=1)
+    assert any("2 duplicate row(s)" in w for w in report.warnings), report.warnings
+
+    (tmp_path / "two.csv").write_text("a.mp4,cat\nb.mp4,dog\nc.mp4,dog\na.mp4,dog\n")
+    with pytest.raises(ValueError, match=r"two.csv:4: 'a.mp4' is listed under two labels, 'cat' \(line 1\) and "
+                                         r"'dog'.*'a.mp4,cat;dog'"):
+        VideoClassificationData.from_csv(tmp_path / "two.csv", num_workers=0)
+    code = main(["train", "data=csv", f"data.train_file={tmp_path / 'two.csv'}", "model=tiny",
+                 f"hydra.run.dir={tmp_path / 'run'}", "hydra/job_logging=none", "hydra/hydra_logging=none"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "two.csv:4" in err and "'cat'" in err and "'dog'" in err, err
 
 
 def test_from_csv_rejects_unknown_labels(tmp_path):

@@ -167,12 +167,15 @@ def _csv_fields(line: str) -> list[str]:
 
 
 def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, labels: Sequence[str] | None = None,
-             path_column: str = "path", label_column: str = "label") -> tuple[list[VideoSample], list[str]]:
+             path_column: str = "path", label_column: str = "label", notes: list[str] | None = None
+             ) -> tuple[list[VideoSample], list[str]]:
     """``path,label`` rows (header optional; comma, space or tab separated). Labels are names or indices.
 
     Read as ``utf-8-sig``, so the byte-order mark Excel and PowerShell write does not turn the header into a
     sample. A first row whose fields name the columns (``path_column``/``label_column`` or common names such as
-    ``video``, ``class``; any case) is a header, and its column order is used.
+    ``video``, ``class``; any case) is a header, and its column order is used. A row without a path or label, or
+    a video listed twice with different labels, is an error naming the line; exact duplicate rows count once, with
+    a warning (also appended to ``notes``).
     """
     csv_path = Path(path)
     if not csv_path.is_file():
@@ -185,7 +188,7 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
     except UnicodeDecodeError as e:
         raise ValueError(f"list file {str(csv_path)!r} is not UTF-8 text ({e.reason} at byte {e.start}): save it "
                          "as UTF-8") from None
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str, int]] = []  # path, label, line number
     cols = (0, 1)
     first = True
     for i, line in enumerate(text.splitlines()):
@@ -205,16 +208,22 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
                 continue
         if len(parts) <= max(cols):
             raise ValueError(f"{csv_path}:{i + 1}: expected 'path,label', got {line!r}")
-        rows.append((parts[cols[0]], parts[cols[1]]))
-    if any(LABEL_SEPARATOR in lab for _, lab in rows):
-        return read_multi_label_rows(csv_path, base, rows, labels)
-    names = [lab for _, lab in rows]
+        p, lab = parts[cols[0]], parts[cols[1]]
+        if not p or not lab:
+            raise ValueError(f"{csv_path}:{i + 1}: empty {'path' if not p else 'label'} in {line.strip()!r}: "
+                             "every row needs a video and its class (path,label)")
+        rows.append((p, lab, i + 1))
+    multi = any(LABEL_SEPARATOR in lab for _, lab, _ in rows)
+    pairs = _unique_rows(csv_path, base, rows, multi, notes)
+    if multi:
+        return read_multi_label_rows(csv_path, base, pairs, labels)
+    names = [lab for _, lab in pairs]
     numeric = all(re.fullmatch(r"-?\d+", n) for n in names)
     if labels is None:
         labels = [str(i) for i in range(max(int(n) for n in names) + 1)] if numeric and names else sorted(set(names))
     label2id = {name: i for i, name in enumerate(labels)}
     samples = []
-    for p, lab in rows:
+    for p, lab in pairs:
         if lab in label2id:
             idx = label2id[lab]
         elif numeric and 0 <= int(lab) < len(labels):
@@ -226,6 +235,40 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
     if not samples:
         raise ValueError(f"list file {str(csv_path)!r} has no rows")
     return samples, list(labels)
+
+
+def _unique_rows(csv_path: Path, base: Path, rows: Sequence[tuple[str, str, int]], multi: bool,
+                 notes: list[str] | None) -> list[tuple[str, str]]:
+    """``(path, label)`` rows with exact duplicates dropped (warned); one video under two labels is refused: training
+    would be told both answers for one input."""
+    def key(lab: str) -> str:  # a multi-label cell is a set of classes: "a;b" = "b; a"
+        return LABEL_SEPARATOR.join(sorted({x.strip() for x in lab.split(LABEL_SEPARATOR) if x.strip()})) \
+            if multi else lab
+
+    seen: dict[str, tuple[str, int]] = {}  # normalised path -> (label, line)
+    out: list[tuple[str, str]] = []
+    dropped: list[tuple[str, int, int]] = []
+    for p, lab, line in rows:
+        full = os.path.normpath(p if os.path.isabs(p) else str(base / p))
+        first = seen.get(full)
+        if first is None:
+            seen[full] = (key(lab), line)
+            out.append((p, lab))
+        elif first[0] == key(lab):
+            dropped.append((p, first[1], line))
+        else:
+            both = LABEL_SEPARATOR.join(sorted({*first[0].split(LABEL_SEPARATOR), *key(lab).split(LABEL_SEPARATOR)}))
+            raise ValueError(f"{csv_path}:{line}: {p!r} is listed under two labels, {first[0]!r} (line {first[1]}) "
+                             f"and {key(lab)!r}: keep the one right row, or for several classes per video write one "
+                             f"row '{p},{both}' and train with model.multi_label=true")
+    if dropped:
+        p, a, b = dropped[0]
+        message = (f"{csv_path}: {len(dropped)} duplicate row(s) (same video, same label) counted once, e.g. {p!r} "
+                   f"(lines {a} and {b})")
+        log.warning("flashvid: %s", message)
+        if notes is not None:
+            notes.append(message)
+    return out
 
 
 def outside_root(samples: Sequence[VideoSample], root: str | os.PathLike) -> list[str]:

@@ -178,6 +178,79 @@ def test_links_to_files_and_outside_folders_count_each_video_once(tmp_path, clip
                                                                            "single.mp4"]
 
 
+def _ramp(n: int = 30) -> "np.ndarray":
+    """Frame i is flat gray 40 + 4i: a decoded frame's level says which frame it is."""
+    import numpy as np
+
+    return np.stack([np.full((48, 64, 3), 40 + 4 * i, np.uint8) for i in range(n)])
+
+
+def _encode(path: Path, frames, codec: str = "libx264", **options: str) -> Path:
+    """Encode with every frame's timestamp set (container chosen by the extension)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=15)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.options = options
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            frame.pts = i
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    return path
+
+
+def _levels(path: str, decoder: str, indices: list[int]) -> list[int]:
+    from flashvid.data.decoding import open_video
+
+    return [round((float(f.float().mean()) - 40) / 4) for f in open_video(path, decoder).frames_at(indices)]
+
+
+def test_other_ffmpeg_containers_are_read_and_skipped_files_are_named(tmp_path, caplog):
+    """.3gp/.flv/.wmv were silently ignored: now listed, and both readers return the right frames from them.
+    Other files in a class folder are named in one line (count, examples), doctor lists it too. MPEG-TS (.ts, .mts,
+    .m2ts), where both readers' seeks land on wrong frames, is named with the fix: `flashvid prepare` reads it start
+    to end and writes an MP4 whose frames both readers return exactly."""
+    from flashvid.data.decoding import torchcodec_status
+    from flashvid.data.prepare import prepare
+    from flashvid.doctor import diagnose_data
+
+    decoders = ["pyav"] + (["torchcodec"] if torchcodec_status()[0] else [])
+    frames = _ramp()
+    root = tmp_path / "train"
+    _encode(root / "a/clip.mp4", frames)
+    _encode(root / "a/phone.3gp", frames)
+    _encode(root / "b/web.flv", frames, "flv")
+    _encode(root / "b/old.wmv", frames, "wmv2")
+    # as camcorders and broadcast write it: H.264 with B-frames, a keyframe every 10 frames
+    _encode(root / "b/camcorder.ts", frames, g="10", bf="2", preset="veryfast")
+    (root / "a/notes.txt").write_text("not a video")
+    (root / "b/thumb.jpg").write_bytes(b"\xff\xd8\xff")
+    (root / "b/.DS_Store").write_bytes(b"\0")  # hidden: skipped without a word
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        dm = VideoClassificationData.from_folders(root, num_workers=0)
+    assert _names(dm.samples["train"]) == ["clip.mp4", "old.wmv", "phone.3gp", "web.flv"]
+    for s in dm.samples["train"]:
+        for decoder in decoders:
+            assert _levels(s.path, decoder, [0, 10, 17, 29]) == [0, 10, 17, 29], (s.path, decoder)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("skipped 2 file(s) that are not videos (e.g. a/notes.txt, b/thumb.jpg)" in m for m in lines), lines
+    assert any("skipped 1 MPEG-TS file(s) (e.g. b/camcorder.ts)" in m and "flashvid prepare" in m for m in lines)
+    assert not any(".DS_Store" in m for m in lines)
+    report = diagnose_data(dm, progress=False, workers=1)
+    assert sum("skipped" in w for w in report.warnings) == 2, report.warnings
+
+    out = tmp_path / "prepared"
+    rep = prepare(out, train_folder=root, short_side=64, keyframe_interval=0.5, max_fps=None, progress=False,
+                  workers=1)
+    ts = next(f for f in rep.files if f["src"].endswith("camcorder.ts"))
+    assert ts["action"] == "converted" and ts["dst"] == "train/b/camcorder.mp4", ts  # small, yet converted
+    for decoder in decoders:
+        assert _levels(str(out / ts["dst"]), decoder, [0, 10, 17, 29]) == [0, 10, 17, 29], decoder
+
+
 # ---------------------------------------------------------------------------------------------------- CSV files
 def test_from_csv_with_label_names_and_relative_paths(tmp_path, clip_files):
     mp4, avi = clip_files

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from ..rundir import RunDirectoryError, locked_dir
 from .decoding import VideoDecodeError, _check_file, _reason, keyframe_interval, open_container
-from .sources import VideoSample, _inside
+from .sources import SEQUENTIAL_ONLY_EXTENSIONS, VideoSample, _inside
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -350,7 +350,9 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         rotation = 0
         small = min(w, h) <= s.short_side
         short_gop = gop is not None and gop / fps <= s.keep_max_gop
-        if small and short_gop:  # whatever its rate: a clip of it already decodes in milliseconds (UCF101: 8 ms)
+        seekable = Path(src).suffix.lower() not in SEQUENTIAL_ONLY_EXTENSIONS  # MPEG-TS: always converted
+        # whatever its rate: a clip of it already decodes in milliseconds (UCF101: 8 ms)
+        if small and short_gop and seekable:
             _keep(src, keep_dst)
             return {"action": "kept", "dst": keep_dst, "in": info, "out": {**info}}
 
@@ -674,7 +676,7 @@ def prepare(output: str | os.PathLike, *, train_folder: str | os.PathLike | None
 
 def _source(train_folder, val_folder, test_folder, train_file, val_file, test_file, root, annotations_dir, fold,
             labels) -> tuple[dict[str, list[VideoSample]], list[str], _Layout]:
-    from .sources import read_csv, read_ucf101_split, scan_class_folders
+    from .sources import VIDEO_EXTENSIONS, read_csv, read_ucf101_split, scan_class_folders
 
     folders = {k: v for k, v in (("train", train_folder), ("val", val_folder), ("test", test_folder)) if v}
     lists = {k: v for k, v in (("train", train_file), ("val", val_file), ("test", test_file)) if v}
@@ -684,7 +686,8 @@ def _source(train_folder, val_folder, test_folder, train_file, val_file, test_fi
     splits: dict[str, list[VideoSample]] = {}
     if folders:
         for split, f in folders.items():
-            splits[split], labels = scan_class_folders(f, labels, what=f"{split}_folder")
+            splits[split], labels = scan_class_folders(f, labels, what=f"{split}_folder",
+                                                       extensions=VIDEO_EXTENSIONS | SEQUENTIAL_ONLY_EXTENSIONS)
         return splits, list(labels or []), _Layout("folders", {k: Path(v) for k, v in folders.items()},
                                                    inputs=tuple(Path(v) for v in folders.values()))
     if lists:

@@ -178,6 +178,79 @@ def test_links_to_files_and_outside_folders_count_each_video_once(tmp_path, clip
                                                                            "single.mp4"]
 
 
+def _ramp(n: int = 30) -> "np.ndarray":
+    """Frame i is flat gray 40 + 4i: a decoded frame's level says which frame it is."""
+    import numpy as np
+
+    return np.stack([np.full((48, 64, 3), 40 + 4 * i, np.uint8) for i in range(n)])
+
+
+def _encode(path: Path, frames, codec: str = "libx264", **options: str) -> Path:
+    """Encode with every frame's timestamp set (container chosen by the extension)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=15)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.options = options
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            frame.pts = i
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    return path
+
+
+def _levels(path: str, decoder: str, indices: list[int]) -> list[int]:
+    from flashvid.data.decoding import open_video
+
+    return [round((float(f.float().mean()) - 40) / 4) for f in open_video(path, decoder).frames_at(indices)]
+
+
+def test_other_ffmpeg_containers_are_read_and_skipped_files_are_named(tmp_path, caplog):
+    """.3gp/.flv/.wmv were silently ignored: now listed, and both readers return the right frames from them.
+    Other files in a class folder are named in one line (count, examples), doctor lists it too. MPEG-TS (.ts, .mts,
+    .m2ts), where both readers' seeks land on wrong frames, is named with the fix: `flashvid prepare` reads it start
+    to end and writes an MP4 whose frames both readers return exactly."""
+    from flashvid.data.decoding import torchcodec_status
+    from flashvid.data.prepare import prepare
+    from flashvid.doctor import diagnose_data
+
+    decoders = ["pyav"] + (["torchcodec"] if torchcodec_status()[0] else [])
+    frames = _ramp()
+    root = tmp_path / "train"
+    _encode(root / "a/clip.mp4", frames)
+    _encode(root / "a/phone.3gp", frames)
+    _encode(root / "b/web.flv", frames, "flv")
+    _encode(root / "b/old.wmv", frames, "wmv2")
+    # as camcorders and broadcast write it: H.264 with B-frames, a keyframe every 10 frames
+    _encode(root / "b/camcorder.ts", frames, g="10", bf="2", preset="veryfast")
+    (root / "a/notes.txt").write_text("not a video")
+    (root / "b/thumb.jpg").write_bytes(b"\xff\xd8\xff")
+    (root / "b/.DS_Store").write_bytes(b"\0")  # hidden: skipped without a word
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        dm = VideoClassificationData.from_folders(root, num_workers=0)
+    assert _names(dm.samples["train"]) == ["clip.mp4", "old.wmv", "phone.3gp", "web.flv"]
+    for s in dm.samples["train"]:
+        for decoder in decoders:
+            assert _levels(s.path, decoder, [0, 10, 17, 29]) == [0, 10, 17, 29], (s.path, decoder)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("skipped 2 file(s) that are not videos (e.g. a/notes.txt, b/thumb.jpg)" in m for m in lines), lines
+    assert any("skipped 1 MPEG-TS file(s) (e.g. b/camcorder.ts)" in m and "flashvid prepare" in m for m in lines)
+    assert not any(".DS_Store" in m for m in lines)
+    report = diagnose_data(dm, progress=False, workers=1)
+    assert sum("skipped" in w for w in report.warnings) == 2, report.warnings
+
+    out = tmp_path / "prepared"
+    rep = prepare(out, train_folder=root, short_side=64, keyframe_interval=0.5, max_fps=None, progress=False,
+                  workers=1)
+    ts = next(f for f in rep.files if f["src"].endswith("camcorder.ts"))
+    assert ts["action"] == "converted" and ts["dst"] == "train/b/camcorder.mp4", ts  # small, yet converted
+    for decoder in decoders:
+        assert _levels(str(out / ts["dst"]), decoder, [0, 10, 17, 29]) == [0, 10, 17, 29], decoder
+
+
 # ---------------------------------------------------------------------------------------------------- CSV files
 def test_from_csv_with_label_names_and_relative_paths(tmp_path, clip_files):
     mp4, avi = clip_files
@@ -246,7 +319,8 @@ def test_from_csv_paths_outside_the_root_warn_or_are_refused(tmp_path, clip_file
     root = tmp_path / "videos"
     inside = _place(clip_files[0], root / "a/in.mp4")
     escaped = _place(clip_files[0], tmp_path / "secret/x.mp4")
-    (tmp_path / "train.csv").write_text(f"a/in.mp4,cat\n../secret/x.mp4,dog\n{escaped},dog\n")
+    other = _place(clip_files[0], tmp_path / "secret/y.mp4")  # a row naming x.mp4 again would be a duplicate
+    (tmp_path / "train.csv").write_text(f"a/in.mp4,cat\n../secret/x.mp4,dog\n{other},dog\n")
     with caplog.at_level(logging.WARNING, logger="flashvid"):
         dm = VideoClassificationData.from_csv(tmp_path / "train.csv", root=root, num_workers=0)
     assert len(dm.samples["train"]) == 3
@@ -261,6 +335,38 @@ def test_from_csv_paths_outside_the_root_warn_or_are_refused(tmp_path, clip_file
     with caplog.at_level(logging.WARNING, logger="flashvid"):
         dm = VideoClassificationData.from_csv(tmp_path / "abs.csv", allow_outside_root=False, num_workers=0)
     assert len(dm.samples["train"]) == 2 and "outside" not in caplog.text
+
+
+def test_from_csv_empty_labels_duplicate_rows_and_two_labels_for_one_video(tmp_path, clip_files, caplog, capsys):
+    """`x.mp4,` once made a class named '' (doctor: "class '' has no videos"); exact duplicate rows counted twice
+    without a word; one video under two labels went through training silently. Now: an empty label is a one-line
+    error naming the file and line; duplicates count once with a warning naming the file and how many (doctor lists
+    it); two labels for one video are refused, naming the file, the video and both labels, also by `flashvid train`."""
+    from flashvid.cli import main
+    from flashvid.doctor import diagnose_data
+
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        _place(clip_files[0], tmp_path / name)
+    (tmp_path / "empty.csv").write_text("path,label\na.mp4,cat\nb.mp4,\n")
+    with pytest.raises(ValueError, match=r"empty.csv:3: empty label in 'b.mp4,'"):
+        VideoClassificationData.from_csv(tmp_path / "empty.csv", num_workers=0)
+
+    (tmp_path / "dups.csv").write_text("a.mp4,cat\nb.mp4,dog\na.mp4,cat\n./b.mp4,dog\nc.mp4,dog\n")
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        dm = VideoClassificationData.from_csv(tmp_path / "dups.csv", num_workers=0)
+    assert _names(dm.samples["train"]) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert re.search(r"dups.csv: 2 duplicate row\(s\) .*counted once, e.g. 'a.mp4' \(lines 1 and 3\)", caplog.text)
+    report = diagnose_data(dm, progress=False, workers=1)
+    assert any("2 duplicate row(s)" in w for w in report.warnings), report.warnings
+
+    (tmp_path / "two.csv").write_text("a.mp4,cat\nb.mp4,dog\nc.mp4,dog\na.mp4,dog\n")
+    with pytest.raises(ValueError, match=r"two.csv:4: 'a.mp4' is listed under two labels, 'cat' \(line 1\) and "
+                                         r"'dog'.*'a.mp4,cat;dog'"):
+        VideoClassificationData.from_csv(tmp_path / "two.csv", num_workers=0)
+    code = main(["train", "data=csv", f"data.train_file={tmp_path / 'two.csv'}", "model=tiny",
+                 f"hydra.run.dir={tmp_path / 'run'}", "hydra/job_logging=none", "hydra/hydra_logging=none"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "two.csv:4" in err and "'cat'" in err and "'dog'" in err, err
 
 
 def test_from_csv_rejects_unknown_labels(tmp_path):

@@ -326,3 +326,89 @@ def test_copies_have_no_reference_b_frames(tmp_path: Path) -> None:
     assert b_frames > 0 and refs == frames_ - b_frames  # every B-frame skippable
     frames_, b_frames, refs = counts[""]
     assert refs > frames_ - b_frames  # without the option some B-frames are references
+
+
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_an_output_that_is_holds_or_lies_inside_a_source_is_refused_before_writing(data: Path, tmp_path: Path,
+                                                                                    capsys) -> None:
+    """`output=D` with D/train and D/val once replaced every source video in place, and `data=csv output=<root>`
+    the source train.csv: each overlap (a folder, a list file, a listed video's folder) is refused in one line,
+    and no source changes; a link inside the output leading into a source folder is refused too."""
+    train = _videos(data / "train")
+    (data / "train.csv").write_text("path,label\n" + "".join(f"{os.path.relpath(p, data)},{Path(p).parent.name}\n"
+                                                              for p in train))
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "flat.csv").write_text(f"{train[0]},a\n{train[1]},b\n")
+    before = _snapshot(data)
+    common = ["model=tiny", f"prepare.short_side={SHORT}", "prepare.workers=1", "prepare.progress=false",
+              f"hydra.run.dir={tmp_path / 'run'}", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    runs = {  # output -> the data options, and what the message names
+        "holds the source folder": [f"data.train_folder={data / 'train'}", f"data.val_folder={data / 'val'}",
+                                    f"output={data}"],
+        "is the source folder": [f"data.train_folder={data / 'train'}", f"output={data / 'train'}"],
+        "holds the source file": ["data=csv", f"data.train_file={data / 'train.csv'}", f"data.root={data}",
+                                  f"output={data}"],
+        "is inside the source folder": ["data=csv", f"data.train_file={lists / 'flat.csv'}",
+                                        f"output={Path(train[0]).parent / 'copy'}"],
+    }
+    for relation, options in runs.items():
+        assert main(["prepare", *options, *common]) == 2, relation
+        err = capsys.readouterr().err.strip()
+        assert relation in err and "choose an output folder outside the data" in err, err
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert _snapshot(data) == before and not (data / MANIFEST).exists()
+
+    out = tmp_path / "linked"  # its train/ is a link to the source split folder: the copies would land there
+    out.mkdir()
+    (out / "train").symlink_to(data / "train")
+    with pytest.raises(ValueError, match="leads into the source folder"):
+        prepare(out, train_folder=data / "train", short_side=SHORT, progress=False, workers=1)
+    assert _snapshot(data) == before and not (out / MANIFEST).exists()
+
+
+def test_a_second_prepare_into_a_busy_output_is_refused_at_once(tmp_path: Path, capsys) -> None:
+    """Two runs into one output: the second once deleted the first's temporary files and the first then reported
+    good files as unreadable. The output's OS lock (released by the kernel however the holder ends) refuses the
+    second at once, in one line naming the holder, before it touches anything."""
+    from flashvid.rundir import LOCK_FILE, RunDirectoryError
+
+    src = tmp_path / "src"
+    rng = np.random.default_rng(0)
+    n = 8
+    for i in range(n):
+        (src / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        write_video(src / f"c{i % 2}" / f"v{i}.mp4", rng.integers(0, 255, (40, 96, 128, 3), dtype=np.uint8), 30)
+    out = tmp_path / "out"
+    options = dict(train_folder=src, short_side=64, keyframe_interval=0.5, max_fps=None, progress=False)
+    first = get_context("fork").Process(target=prepare, args=(out,), kwargs=dict(options, workers=1))
+    first.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.is_alive():
+        try:
+            if (out / LOCK_FILE).read_text().strip() == str(first.pid):
+                break
+        except OSError:
+            pass
+        time.sleep(0.01)
+    with pytest.raises(RunDirectoryError, match=f"in use by another flashvid prepare \\(pid {first.pid}\\)"):
+        prepare(out, **options, workers=1)
+    first.join(60)
+    assert first.exitcode == 0
+    again = prepare(out, **options, workers=1)  # the first run's copies are all there and good
+    assert again.unchanged == n and not again.failed
+
+    from flashvid.data.prepare import PREPARE_BUSY, PREPARE_UNWRITABLE
+    from flashvid.rundir import locked_dir
+
+    tmp = out / "train" / "c0" / f"v0.mp4{TMP_MARK}-1.mp4"  # a running prepare's temporary file
+    tmp.write_bytes(b"partial")
+    with locked_dir(out, PREPARE_BUSY, PREPARE_UNWRITABLE):  # held as the first run holds it
+        code = main(["prepare", f"data.train_folder={src}", f"output={out}", "prepare.progress=false",
+                     f"hydra.run.dir={tmp_path / 'run'}", "hydra/job_logging=none", "hydra/hydra_logging=none"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"(pid {os.getpid()})" in err and "output=DIR" in err, err
+    assert tmp.read_bytes() == b"partial"

@@ -268,7 +268,7 @@ class VideoClassificationData(L.LightningDataModule):
         notes: list[str] = []
         for split, f in (("train", train_file), ("val", val_file), ("test", test_file)):
             if f is not None:
-                splits[split], labels = read_csv(f, root, labels)
+                splits[split], labels = read_csv(f, root, labels, notes=notes)
                 note = check_outside_root(splits[split], root, f"{split} list {str(f)!r}", allow_outside_root)
                 if note:
                     notes.append(note)

@@ -32,8 +32,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+from ..rundir import RunDirectoryError, locked_dir
 from .decoding import VideoDecodeError, _check_file, _reason, keyframe_interval, open_container
-from .sources import VideoSample
+from .sources import SEQUENTIAL_ONLY_EXTENSIONS, VideoSample, _inside
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -152,6 +153,74 @@ class _Layout:
     kind: str  # folders | csv | ucf101
     roots: dict[str, Path]  # split -> the folder its paths are relative to
     fold: int = 1
+    inputs: tuple[Path, ...] = ()  # what the source was read from: split folders, list files, data.root, ...
+
+
+@dataclass
+class _Sources:
+    """Real paths of everything ``prepare`` reads; nothing it writes may land on or among them."""
+
+    given: list[str]  # the source options, in order: split folders, list files, data.root, annotations_dir
+    files: set[str]  # list files and videos
+    folders: set[str]  # split folders, data.root, annotation folders and every listed video's folder
+
+
+def _sources(splits: Mapping[str, Sequence[VideoSample]], layout: _Layout) -> _Sources:
+    given = [os.path.realpath(p) for p in layout.inputs]
+    files = {p for p in given if not os.path.isdir(p)}
+    folders = {p for p in given if os.path.isdir(p)}
+    parents: dict[str, str] = {}  # one realpath per folder, not per file (300k files share a few folders)
+    for samples in splits.values():
+        for s in samples:
+            path = os.path.abspath(s.path)
+            folder, name = os.path.split(path)
+            real_folder = parents.get(folder)
+            if real_folder is None:
+                real_folder = parents[folder] = os.path.realpath(folder)
+                folders.add(real_folder)
+            files.add(os.path.join(real_folder, name))
+            if os.path.islink(path):  # a linked video: its target is a source too
+                target = os.path.realpath(path)
+                files.add(target)
+                folders.add(os.path.dirname(target))
+    return _Sources(given, files, folders)
+
+
+def _check_output(output: Path, sources: _Sources) -> None:
+    """Refuse an output that is, holds or lies inside a source (before anything is written): the copies would
+    replace the source videos or list files, or be listed among them. The source options are named first."""
+    out = os.path.realpath(output)
+    fix = "choose an output folder outside the data (outside every split folder, list file and video folder)"
+    for src in [*sources.given, *sorted(sources.files), *sorted(sources.folders)]:
+        what = "folder" if src in sources.folders else "file"
+        if _inside(src, out):
+            relation = "is" if src == out else "holds"
+            raise ValueError(f"output {out!r} {relation} the source {what} {src!r}: prepare would write over the "
+                             f"sources; {fix}")
+        if what == "folder" and _inside(out, src):
+            raise ValueError(f"output {out!r} is inside the source folder {src!r}: its copies would be mixed with "
+                             f"(or listed as) the source videos; {fix}")
+
+
+def _check_destinations(output: Path, plan: Mapping[str, tuple[Path, Path]], sources: _Sources) -> None:
+    """The last guard, after :func:`_check_output`: no write path resolves (through a link inside the output) onto
+    a source file or into a source folder."""
+    parents: dict[Path, str] = {}
+    for rels in plan.values():
+        for rel in rels:
+            parent = (output / rel).parent
+            real_parent = parents.get(parent)
+            if real_parent is None:
+                real_parent = parents[parent] = os.path.realpath(parent)
+                inside = next((d for d in sources.folders if _inside(real_parent, d)), None)
+                if inside is not None:
+                    raise ValueError(f"{parent} leads into the source folder {inside!r} (a link inside the "
+                                     f"output?): prepare would write among the sources; remove the link or choose "
+                                     "another output")
+            real = os.path.join(real_parent, rel.name)
+            if real in sources.files:
+                raise ValueError(f"{output / rel} is the source file {real!r} (a link inside the output?): "
+                                 "prepare would write over it; remove the link or choose another output")
 
 
 def _rel_under(path: str, root: Path) -> Path:
@@ -242,6 +311,10 @@ def convert_file(src: str, conv_dst: str, keep_dst: str, settings: PrepareSettin
                  ) -> dict[str, Any]:
     """Re-encode (or keep) one file; never raises: a failure comes back as ``{"action": "failed", "reason"}``."""
     t0 = time.perf_counter()
+    real = os.path.realpath(src)
+    if real in (os.path.realpath(conv_dst), os.path.realpath(keep_dst)):  # last guard: never write over a source
+        return {"action": "failed", "reason": f"its copy would overwrite the source {real}; choose another output",
+                "seconds": 0.0}
     try:
         out = _convert(src, conv_dst, keep_dst, settings, threads)
     except VideoDecodeError as e:
@@ -277,7 +350,9 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         rotation = 0
         small = min(w, h) <= s.short_side
         short_gop = gop is not None and gop / fps <= s.keep_max_gop
-        if small and short_gop:  # whatever its rate: a clip of it already decodes in milliseconds (UCF101: 8 ms)
+        seekable = Path(src).suffix.lower() not in SEQUENTIAL_ONLY_EXTENSIONS  # MPEG-TS: always converted
+        # whatever its rate: a clip of it already decodes in milliseconds (UCF101: 8 ms)
+        if small and short_gop and seekable:
             _keep(src, keep_dst)
             return {"action": "kept", "dst": keep_dst, "in": info, "out": {**info}}
 
@@ -425,15 +500,24 @@ def prepare_samples(splits: Mapping[str, Sequence[VideoSample]], labels: Sequenc
     """Convert every sample of ``splits`` into ``output`` (see the module docstring); the report says what ran."""
     settings = settings or PrepareSettings()
     output = Path(output).expanduser().resolve()
-    if layout.kind == "folders":
-        for root in layout.roots.values():
-            r = Path(root).expanduser().resolve()
-            if output == r or r in output.parents:
-                raise ValueError(f"output {str(output)!r} is inside the source folder {str(r)!r}: its copies would be "
-                                 "listed as videos of that folder; choose an output outside it")
-    output.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp(output)
+    sources = _sources(splits, layout)
+    _check_output(output, sources)
     plan = _plan(splits, layout)
+    _check_destinations(output, plan, sources)
+    with locked_dir(output, busy=PREPARE_BUSY, unwritable=PREPARE_UNWRITABLE):  # before the stale files go
+        return _prepare_into(output, plan, splits, labels, layout, settings, workers, progress, force)
+
+
+PREPARE_BUSY = ("the output {dir} is in use by another flashvid prepare (pid {pid}): wait for it to end, or choose "
+                "another output=DIR")
+PREPARE_UNWRITABLE = "cannot write in the output {dir} ({reason}): choose a writable output=DIR"
+
+
+def _prepare_into(output: Path, plan: Mapping[str, tuple[Path, Path]], splits: Mapping[str, Sequence[VideoSample]],
+                  labels: Sequence[str], layout: _Layout, settings: PrepareSettings, workers: int | None,
+                  progress: bool, force: bool) -> PrepareReport:
+    """The run itself, under the output's lock: another prepare into ``output`` would delete our temporary files."""
+    _remove_stale_tmp(output)
     manifest = _load_manifest(output)
     files: dict[str, Any] = manifest["files"]
     skey = settings.key()
@@ -592,7 +676,7 @@ def prepare(output: str | os.PathLike, *, train_folder: str | os.PathLike | None
 
 def _source(train_folder, val_folder, test_folder, train_file, val_file, test_file, root, annotations_dir, fold,
             labels) -> tuple[dict[str, list[VideoSample]], list[str], _Layout]:
-    from .sources import read_csv, read_ucf101_split, scan_class_folders
+    from .sources import VIDEO_EXTENSIONS, read_csv, read_ucf101_split, scan_class_folders
 
     folders = {k: v for k, v in (("train", train_folder), ("val", val_folder), ("test", test_folder)) if v}
     lists = {k: v for k, v in (("train", train_file), ("val", val_file), ("test", test_file)) if v}
@@ -602,20 +686,23 @@ def _source(train_folder, val_folder, test_folder, train_file, val_file, test_fi
     splits: dict[str, list[VideoSample]] = {}
     if folders:
         for split, f in folders.items():
-            splits[split], labels = scan_class_folders(f, labels, what=f"{split}_folder")
-        return splits, list(labels or []), _Layout("folders", {k: Path(v) for k, v in folders.items()})
+            splits[split], labels = scan_class_folders(f, labels, what=f"{split}_folder",
+                                                       extensions=VIDEO_EXTENSIONS | SEQUENTIAL_ONLY_EXTENSIONS)
+        return splits, list(labels or []), _Layout("folders", {k: Path(v) for k, v in folders.items()},
+                                                   inputs=tuple(Path(v) for v in folders.values()))
     if lists:
         roots = {}
         for split, f in lists.items():
             splits[split], labels = read_csv(f, root, labels)
             roots[split] = Path(root) if root is not None else Path(f).parent
         common = Path(os.path.commonpath([str(p.resolve()) for p in roots.values()]))
-        return splits, list(labels or []), _Layout("csv", {k: common for k in roots})
+        inputs = tuple(Path(p) for p in [*lists.values(), *([root] if root is not None else [])])
+        return splits, list(labels or []), _Layout("csv", {k: common for k in roots}, inputs=inputs)
     if root is None:
         raise ValueError("UCF101 needs root (the class folders) and annotations_dir")
     train, test, labels = read_ucf101_split(root, annotations_dir, fold)
     return {"train": train, "test": test}, labels, _Layout("ucf101", {"train": Path(root), "test": Path(root)},
-                                                           fold)
+                                                           fold, inputs=(Path(root), Path(annotations_dir)))
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -666,7 +753,7 @@ def run_prepare(cfg: "DictConfig") -> int:
                           "flashvid prepare data.train_folder=videos/train output=videos_prepared")
     try:
         return _run(cfg, str(output))
-    except ValueError as e:  # settings out of range, no source given, a bad list file: one line, no traceback
+    except (ValueError, RunDirectoryError) as e:  # bad settings or source, a busy output: one line, no traceback
         raise ConfigError(str(e)) from None
 
 

@@ -19,7 +19,12 @@ from typing import Iterable, Sequence
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"})
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg",
+                                               ".3gp", ".3g2", ".flv", ".wmv", ".asf"})
+# MPEG-TS (broadcast, AVCHD camcorders): both readers' seeks land on the wrong frames in it (measured: with B-frames,
+# frame 0 comes back as frame 10, the last frames not at all), so training does not read it; `flashvid prepare`,
+# which decodes each file from start to end, converts it to MP4
+SEQUENTIAL_ONLY_EXTENSIONS: frozenset[str] = frozenset({".ts", ".mts", ".m2ts", ".m2t"})
 UCF101_GROUP_PATTERN = r"_g(\d+)_"
 
 
@@ -38,9 +43,35 @@ class VideoSample:
         return os.path.basename(self.path)
 
 
-def is_video_file(path: str | os.PathLike) -> bool:
+def is_video_file(path: str | os.PathLike, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> bool:
     p = Path(path)
-    return p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+    return p.suffix.lower() in extensions and not p.name.startswith(".")
+
+
+def note_skipped(folder: str | os.PathLike, skipped: Sequence[str], notes: list[str] | None = None) -> None:
+    """One warning line per kind for the files of ``folder`` that are not listed (also appended to ``notes``):
+    how many, and a few example names. MPEG-TS gets its own line: `flashvid prepare` converts it."""
+    ts = [p for p in skipped if Path(p).suffix.lower() in SEQUENTIAL_ONLY_EXTENSIONS]
+    other = [p for p in skipped if p not in set(ts)]
+    messages = []
+    if ts:
+        messages.append(
+            f"{folder}: skipped {len(ts)} MPEG-TS file(s) ({_examples(ts, folder)}): the decoders cannot seek in them "
+            "to exact frames; convert them once with `flashvid prepare <these data options> output=DIR` (it reads "
+            "them start to end and writes MP4) and train on DIR")
+    if other:
+        messages.append(
+            f"{folder}: skipped {len(other)} file(s) that are not videos ({_examples(other, folder)}); videos are "
+            f"{' '.join(sorted(VIDEO_EXTENSIONS))}: rename a video whose extension is wrong")
+    for message in messages:
+        log.warning("flashvid: %s", message)
+        if notes is not None:
+            notes.append(message)
+
+
+def _examples(paths: Sequence[str], folder: str | os.PathLike, n: int = 3) -> str:
+    shown = ", ".join(os.path.relpath(p, folder) for p in paths[:n])
+    return f"e.g. {shown}" + (f" and {len(paths) - n} more" if len(paths) > n else "")
 
 
 def _require_dir(folder: str | os.PathLike, what: str) -> Path:
@@ -58,8 +89,10 @@ def _inside(path: str, parent: str) -> bool:
 
 
 def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = None,
-                notes: list[str] | None = None) -> list[str]:
-    """Video files under ``folder`` (recursively, sorted), skipping hidden entries and non-videos.
+                notes: list[str] | None = None, skipped: list[str] | None = None,
+                extensions: frozenset[str] = VIDEO_EXTENSIONS) -> list[str]:
+    """Video files under ``folder`` (recursively, sorted), skipping hidden entries and non-videos (files with
+    another extension are appended to ``skipped`` when given, for :func:`note_skipped`).
 
     A directory named like a video (``x.mp4/``) is listed too, so that it is reported as unreadable rather
     than silently dropped. Symlinks are followed with care (``os.walk(followlinks=True)`` multiplied files and
@@ -95,10 +128,12 @@ def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = No
             except OSError:
                 is_dir = False
             if not is_dir:
-                if is_video_file(entry.name):  # files, broken links and link loops (reported at decode time)
+                if is_video_file(entry.name, extensions):  # files, broken links and loops (reported at decode time)
                     out.append(entry.path)
+                elif skipped is not None:
+                    skipped.append(entry.path)
                 continue
-            if is_video_file(entry.name):
+            if is_video_file(entry.name, extensions):
                 out.append(entry.path)  # a directory named like a video: reported as unreadable
                 continue
             target = os.path.realpath(entry.path)
@@ -130,9 +165,11 @@ def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = No
 
 
 def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None = None,
-                       what: str = "folder", notes: list[str] | None = None) -> tuple[list[VideoSample], list[str]]:
+                       what: str = "folder", notes: list[str] | None = None,
+                       extensions: frozenset[str] = VIDEO_EXTENSIONS) -> tuple[list[VideoSample], list[str]]:
     """``folder/<class>/**/<video>`` into samples; ``labels`` fixes the class list (e.g. the train split's).
-    Symlinks that were not followed are appended to ``notes`` (see :func:`list_videos`)."""
+    Symlinks that were not followed, and files of the class folders that were skipped (not videos, or MPEG-TS),
+    are logged and appended to ``notes`` (see :func:`list_videos`, :func:`note_skipped`)."""
     root = _require_dir(folder, what)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if labels is None:
@@ -145,7 +182,10 @@ def scan_class_folders(folder: str | os.PathLike, labels: Sequence[str] | None =
                 f"Known classes: {list(labels)}"
             )
     label2id = {name: i for i, name in enumerate(labels)}
-    samples = [VideoSample(p, label2id[c]) for c in classes for p in list_videos(root / c, within=root, notes=notes)]
+    skipped: list[str] = []
+    samples = [VideoSample(p, label2id[c]) for c in classes
+               for p in list_videos(root / c, within=root, notes=notes, skipped=skipped, extensions=extensions)]
+    note_skipped(root, skipped, notes)
     if not samples:
         raise ValueError(
             f"{what} {str(root)!r} has no videos: expected <class>/<video> with extensions "
@@ -167,12 +207,15 @@ def _csv_fields(line: str) -> list[str]:
 
 
 def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, labels: Sequence[str] | None = None,
-             path_column: str = "path", label_column: str = "label") -> tuple[list[VideoSample], list[str]]:
+             path_column: str = "path", label_column: str = "label", notes: list[str] | None = None
+             ) -> tuple[list[VideoSample], list[str]]:
     """``path,label`` rows (header optional; comma, space or tab separated). Labels are names or indices.
 
     Read as ``utf-8-sig``, so the byte-order mark Excel and PowerShell write does not turn the header into a
     sample. A first row whose fields name the columns (``path_column``/``label_column`` or common names such as
-    ``video``, ``class``; any case) is a header, and its column order is used.
+    ``video``, ``class``; any case) is a header, and its column order is used. A row without a path or label, or
+    a video listed twice with different labels, is an error naming the line; exact duplicate rows count once, with
+    a warning (also appended to ``notes``).
     """
     csv_path = Path(path)
     if not csv_path.is_file():
@@ -185,7 +228,7 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
     except UnicodeDecodeError as e:
         raise ValueError(f"list file {str(csv_path)!r} is not UTF-8 text ({e.reason} at byte {e.start}): save it "
                          "as UTF-8") from None
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str, int]] = []  # path, label, line number
     cols = (0, 1)
     first = True
     for i, line in enumerate(text.splitlines()):
@@ -205,16 +248,22 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
                 continue
         if len(parts) <= max(cols):
             raise ValueError(f"{csv_path}:{i + 1}: expected 'path,label', got {line!r}")
-        rows.append((parts[cols[0]], parts[cols[1]]))
-    if any(LABEL_SEPARATOR in lab for _, lab in rows):
-        return read_multi_label_rows(csv_path, base, rows, labels)
-    names = [lab for _, lab in rows]
+        p, lab = parts[cols[0]], parts[cols[1]]
+        if not p or not lab:
+            raise ValueError(f"{csv_path}:{i + 1}: empty {'path' if not p else 'label'} in {line.strip()!r}: "
+                             "every row needs a video and its class (path,label)")
+        rows.append((p, lab, i + 1))
+    multi = any(LABEL_SEPARATOR in lab for _, lab, _ in rows)
+    pairs = _unique_rows(csv_path, base, rows, multi, notes)
+    if multi:
+        return read_multi_label_rows(csv_path, base, pairs, labels)
+    names = [lab for _, lab in pairs]
     numeric = all(re.fullmatch(r"-?\d+", n) for n in names)
     if labels is None:
         labels = [str(i) for i in range(max(int(n) for n in names) + 1)] if numeric and names else sorted(set(names))
     label2id = {name: i for i, name in enumerate(labels)}
     samples = []
-    for p, lab in rows:
+    for p, lab in pairs:
         if lab in label2id:
             idx = label2id[lab]
         elif numeric and 0 <= int(lab) < len(labels):
@@ -226,6 +275,40 @@ def read_csv(path: str | os.PathLike, root: str | os.PathLike | None = None, lab
     if not samples:
         raise ValueError(f"list file {str(csv_path)!r} has no rows")
     return samples, list(labels)
+
+
+def _unique_rows(csv_path: Path, base: Path, rows: Sequence[tuple[str, str, int]], multi: bool,
+                 notes: list[str] | None) -> list[tuple[str, str]]:
+    """``(path, label)`` rows with exact duplicates dropped (warned); one video under two labels is refused: training
+    would be told both answers for one input."""
+    def key(lab: str) -> str:  # a multi-label cell is a set of classes: "a;b" = "b; a"
+        return LABEL_SEPARATOR.join(sorted({x.strip() for x in lab.split(LABEL_SEPARATOR) if x.strip()})) \
+            if multi else lab
+
+    seen: dict[str, tuple[str, int]] = {}  # normalised path -> (label, line)
+    out: list[tuple[str, str]] = []
+    dropped: list[tuple[str, int, int]] = []
+    for p, lab, line in rows:
+        full = os.path.normpath(p if os.path.isabs(p) else str(base / p))
+        first = seen.get(full)
+        if first is None:
+            seen[full] = (key(lab), line)
+            out.append((p, lab))
+        elif first[0] == key(lab):
+            dropped.append((p, first[1], line))
+        else:
+            both = LABEL_SEPARATOR.join(sorted({*first[0].split(LABEL_SEPARATOR), *key(lab).split(LABEL_SEPARATOR)}))
+            raise ValueError(f"{csv_path}:{line}: {p!r} is listed under two labels, {first[0]!r} (line {first[1]}) "
+                             f"and {key(lab)!r}: keep the one right row, or for several classes per video write one "
+                             f"row '{p},{both}' and train with model.multi_label=true")
+    if dropped:
+        p, a, b = dropped[0]
+        message = (f"{csv_path}: {len(dropped)} duplicate row(s) (same video, same label) counted once, e.g. {p!r} "
+                   f"(lines {a} and {b})")
+        log.warning("flashvid: %s", message)
+        if notes is not None:
+            notes.append(message)
+    return out
 
 
 def outside_root(samples: Sequence[VideoSample], root: str | os.PathLike) -> list[str]:
@@ -425,7 +508,9 @@ def collect_paths(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     for item in inputs:
         p = Path(item).expanduser()
         if p.is_dir() and not is_video_file(p):
-            found = list_videos(p)
+            skipped: list[str] = []
+            found = list_videos(p, skipped=skipped)
+            note_skipped(p, skipped)
             if not found:
                 raise ValueError(f"folder {str(p)!r} has no video files")
             out.extend(VideoSample(f) for f in found)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 import os
 import sys
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 # Re-exported: the names tests, configs (``_target_: flashvid.cli.demo_data``), scripts and command modules written
@@ -132,9 +134,39 @@ def _fail(prog: str, message: str) -> int:
     return USAGE_ERROR
 
 
+# Deprecations inside third-party code that a flashvid user cannot act on (the fix is upstream's), by message
+THIRD_PARTY_DEPRECATIONS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning 2.6's _pytree on torch 2.14
+    r"'saved_variables' is deprecated",  # pytorchvideo's Swish (X3D)
+)
+# Loggers that report their own progress at INFO level (the ONNX exporter: a dozen lines per export)
+CHATTY_LOGGERS = ("onnx_ir", "onnxscript")
+
+
+class _LightningPrintsItsOwn(logging.Filter):
+    """Lightning adds a console handler to its ``lightning`` logger when imported, and its records also reach
+    Hydra's console handler on the root logger: every line twice. This drops them from the root's console (the
+    run's log file keeps them) whenever Lightning's own handler is there to print them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("lightning") and logging.getLogger("lightning").handlers)
+
+
+def quiet_console() -> None:
+    """One console line per log record, and no third-party warning or chatter a user cannot act on."""
+    for pattern in THIRD_PARTY_DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for h in logging.getLogger().handlers:
+        if type(h) is logging.StreamHandler and not any(isinstance(f, _LightningPrintsItsOwn) for f in h.filters):
+            h.addFilter(_LightningPrintsItsOwn())
+
+
 def _task(cmd: str, argv: list[str]) -> Callable[["DictConfig"], None]:
     def task(cfg: "DictConfig") -> None:
         sys.argv = argv
+        quiet_console()
         try:
             _state["result"] = handler(cmd)(cfg)
         except Exception as e:  # noqa: BLE001  (user errors become one line; anything else keeps its traceback)

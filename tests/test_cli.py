@@ -47,9 +47,19 @@ def trained(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``flashvid train`` with overrides: tiny model, 2 epochs, batch 4, into a chosen run directory."""
     work = tmp_path_factory.mktemp("cli")
     run = work / "run"
-    ok(flashvid("train", *data_args(demo_root), "model=tiny", "trainer.max_epochs=2", "data.batch_size=4",
-                "model.learning_rate=3e-3", f"hydra.run.dir={run}", cwd=work))
+    proc = ok(flashvid("train", *data_args(demo_root), "model=tiny", "trainer.max_epochs=2", "data.batch_size=4",
+                       "model.learning_rate=3e-3", f"hydra.run.dir={run}", cwd=work))
+    (work / "console.txt").write_text(proc.stdout + proc.stderr)
     return run
+
+
+@pytest.mark.slow
+def test_train_prints_each_line_once_and_no_third_party_warning(trained: Path) -> None:
+    """Lightning's lines came twice (its own handler and Hydra's), with its LeafSpec deprecation on torch 2.14."""
+    console = (trained.parent / "console.txt").read_text()
+    lines = [line for line in console.splitlines() if "Seed set to" in line or "GPU available" in line]
+    assert len(lines) == 2, console[-3000:]
+    assert "Warning" not in console and "deprecated" not in console, console[-3000:]
 
 
 @pytest.mark.slow

@@ -119,8 +119,7 @@ class VideoClipDataset(Dataset):
         if self.clips_per_video == 1 and not self.keyframe_aligned:
             return self.sampling.clips(info.num_frames, info.fps, self.clip_mode, self.num_clips, rng)
         keys = keyframe_indices(path) if self.keyframe_aligned else None
-        starts = self.sampling.repeated_starts(info.num_frames, info.fps, self.clips_per_video, rng, keys)
-        return [self.sampling.indices(s, info.fps, info.num_frames) for s in starts]
+        return self.sampling.repeated_clips(info.num_frames, info.fps, self.clips_per_video, rng, keys)
 
     def load(self, path: str, rng: random.Random | None = None) -> torch.Tensor:
         """The clip(s) of one file: ``(T, C, H, W)``, or ``(V, T, C, H, W)`` when there are several views.

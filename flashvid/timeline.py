@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .data.decoding import FPS_RANGE, VideoDecodeError, VideoInfo, open_video
+from .data.decoding import FPS_RANGE, VideoDecodeError, VideoInfo, check_clip_size, decode_short_side, open_video
 from .data.sampling import ClipSampling
 from .data.sources import VideoSample
 
@@ -142,6 +142,9 @@ class WindowStream(IterableDataset):
         try:
             info = reader.info
             windows = plan_windows(info, self.sampling, self.window, self.stride, self.clips_per_window)
+            # frames much larger than the transform's short side are scaled down while decoding
+            short = decode_short_side(info, DECODE_CHUNK, getattr(self.transform, "decode_short_side", None))
+            check_clip_size(path, info, DECODE_CHUNK, short)
             carried: dict[int, torch.Tensor] = {}  # transformed frames the next batch still needs
             n = self.sampling.num_frames
             for b in range(0, len(windows), self.batch_size):
@@ -154,7 +157,7 @@ class WindowStream(IterableDataset):
                 # docs/benchmarks.md)
                 for c in range(0, len(missing), DECODE_CHUNK):
                     part = missing[c:c + DECODE_CHUNK]
-                    frames.update(zip(part, self.transform(reader.frames_at(part)).unbind(0), strict=True))
+                    frames.update(zip(part, self.transform(reader.frames_at(part, short)).unbind(0), strict=True))
                 clips = torch.stack([torch.stack([frames[j] for j in w.indices]) for w in chunk])
                 if self.clips_per_window > 1:
                     clips = clips.unflatten(1, (self.clips_per_window, n))

@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .data.decoding import (
     VideoDecodeError,
     check_clip_size,
+    decode_short_side,
     keyframe_interval,
     open_container,
     open_video,
@@ -260,16 +261,17 @@ def backwards_timestamps(path: str) -> str | None:
 
 
 def probe_file(path: str, split: str = "", label: str | None = None, decoder: str = "auto",
-               clip_frames: int | None = None) -> FileProbe:
+               clip_frames: int | None = None, clip_short_side: int | None = None) -> FileProbe:
     """Open ``path`` and decode its first, middle and last frames; never raises for a bad file. With
-    ``clip_frames``, a file whose clips training would refuse as too large (pixel guard) is unreadable here too."""
+    ``clip_frames``, a file whose clips training would refuse as too large (memory guard; frames reduced to
+    ``clip_short_side`` while decoding as training does) is unreadable here too."""
     probe = FileProbe(path=path, split=split, label=label, ok=False)
     try:
         reader = open_video(path, decoder)
         try:
             info = reader.info
             if clip_frames:
-                check_clip_size(path, info, clip_frames)
+                check_clip_size(path, info, clip_frames, decode_short_side(info, clip_frames, clip_short_side))
             n = info.num_frames
             shape = None
             for i in sorted({0, n // 2, n - 1}):
@@ -302,7 +304,7 @@ def probe_file(path: str, split: str = "", label: str | None = None, decoder: st
 
 
 def _probe_all(jobs: list[tuple[str, str, str | None]], decoder: str, workers: int, progress: bool,
-               clip_frames: int | None = None) -> list[FileProbe]:
+               clip_frames: int | None = None, clip_short_side: int | None = None) -> list[FileProbe]:
     results: list[FileProbe | None] = [None] * len(jobs)
     if progress:
         from rich.console import Console
@@ -313,7 +315,8 @@ def _probe_all(jobs: list[tuple[str, str, str | None]], decoder: str, workers: i
     else:
         bar = None
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(probe_file, p, s, c, decoder, clip_frames): i for i, (p, s, c) in enumerate(jobs)}
+        futures = {pool.submit(probe_file, p, s, c, decoder, clip_frames, clip_short_side): i
+                   for i, (p, s, c) in enumerate(jobs)}
         if bar is not None:
             bar.start()
             task = bar.add_task("probe", total=len(jobs))
@@ -343,6 +346,7 @@ def diagnose(
     max_failed_fraction: float = 0.05,
     root: str | os.PathLike | None = None,
     clip_frames: int | None = None,
+    clip_short_side: int | None = None,
 ) -> DoctorReport:
     """Probe every sample of every split and check that the data can train.
 
@@ -354,7 +358,7 @@ def diagnose(
     decoder_name = resolve_decoder(decoder)
     jobs = [(s.path, split, label_name(s.label, labels)) for split, samples in splits.items() for s in samples]
     workers = workers if workers is not None else min(8, (os.cpu_count() or 1) * 2)
-    files = _probe_all(jobs, decoder_name, workers, progress, clip_frames)
+    files = _probe_all(jobs, decoder_name, workers, progress, clip_frames, clip_short_side)
     if root is None:
         paths = [os.path.dirname(os.path.abspath(p)) for p, _, _ in jobs]
         root = os.path.commonpath(paths) if paths else None
@@ -508,7 +512,8 @@ def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:
     samples = {k: v for k, v in datamodule.samples.items() if k != "predict"}
     kwargs.setdefault("decoder", getattr(datamodule, "decoder", "auto"))
     config = getattr(datamodule, "data_config", None)
-    kwargs.setdefault("clip_frames", getattr(config, "num_frames", None))  # the pixel guard's clip length
+    kwargs.setdefault("clip_frames", getattr(config, "num_frames", None))  # the memory guard's clip length
+    kwargs.setdefault("clip_short_side", getattr(config, "short_side", None))  # and decoded size
     report = diagnose(samples, datamodule.labels, **kwargs)
     report.warnings[:0] = list(getattr(datamodule, "source_warnings", []))  # e.g. list paths outside data.root
     return report

@@ -318,6 +318,11 @@ def parse_predict_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     stride = cfg.get("stride")
     if window is None and (stride is not None or cfg.get("timeline_png")):
         raise ValueError("stride= and timeline_png= need window=SECONDS (the length of each classified window)")
+    if window is not None:
+        from .timeline import check_window_options
+
+        check_window_options(float(window), None if stride is None else float(stride),
+                             int(cfg.get("clips_per_window", 1)))
     return {"output": str(cfg["output"]), "timeline_png": bool(cfg.get("timeline_png", False)),
             "progress": parse_progress(cfg.get("progress", "auto")), "top_k": int(cfg["top_k"]),
             "batch_size": int(cfg["batch_size"]), "num_workers": int(cfg["num_workers"]),

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .data.decoding import VideoDecodeError, VideoInfo, open_video
+from .data.decoding import FPS_RANGE, VideoDecodeError, VideoInfo, check_clip_size, decode_short_side, open_video
 from .data.sampling import ClipSampling
 from .data.sources import VideoSample
 
@@ -37,6 +37,30 @@ if TYPE_CHECKING:
 
 
 DECODE_CHUNK = 16  # full-resolution frames decoded at once
+# Windows per file: a day of video at one window a second passes. Each window's result is kept until its file
+# ends, and a sub-frame stride (stride=0.000001: 1.6 M windows of one 1.6 s file) ran 90 s at 1.2 GB.
+MAX_WINDOWS = 100_000
+
+
+class WindowPlanError(ValueError):
+    """A window/stride that one file cannot be cut into (sub-frame stride, too many windows); the message says
+    the fix. The file is reported with it, like an unreadable one, and the other files go on."""
+
+
+def check_window_options(window: float, stride: float | None, clips_per_window: int = 1) -> None:
+    """Refuse, before any file is opened, window settings that no video can use (one line naming the fix)."""
+    if not window > 0:  # also NaN
+        raise ValueError(f"window={window:g}: the length of each classified window must be > 0 seconds, e.g. window=2")
+    if stride is not None and not stride > 0:
+        raise ValueError(f"stride={stride:g}: the time between window starts must be > 0 seconds, e.g. "
+                         f"stride={window / 2:g} (leave it out for stride=window)")
+    fastest = 1 / FPS_RANGE[1]
+    if stride is not None and stride < fastest:
+        raise ValueError(f"stride={stride:g} s is shorter than one frame at any frame rate flashvid reads "
+                         f"({fastest:g} s at {FPS_RANGE[1]:g} fps): windows would repeat the same frames; use at "
+                         "least one frame of your videos (stride=0.04 at 25 fps)")
+    if clips_per_window < 1:
+        raise ValueError(f"clips_per_window={clips_per_window}: must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -54,15 +78,24 @@ class Window:
 
 def plan_windows(info: VideoInfo, sampling: ClipSampling, window: float, stride: float,
                  clips_per_window: int = 1) -> list[Window]:
-    """The windows of a video: one every ``stride`` seconds, and one ending at the video's end."""
-    if window <= 0 or stride <= 0:
-        raise ValueError(f"window and stride must be > 0 seconds, got window={window}, stride={stride}")
-    if clips_per_window < 1:
-        raise ValueError(f"clips_per_window must be >= 1, got {clips_per_window}")
+    """The windows of a video: one every ``stride`` seconds, and one ending at the video's end.
+
+    Raises :class:`WindowPlanError` for a stride shorter than one of the video's frames (windows that repeat the
+    same frames) and for more than :data:`MAX_WINDOWS` windows, before any frame is decoded.
+    """
+    check_window_options(window, stride, clips_per_window)
     fps, total = info.fps, info.num_frames
     duration = total / fps
+    if stride * fps < 1 - 1e-6:
+        raise WindowPlanError(f"stride={stride:g} s is shorter than one frame of this {fps:.4g} fps video "
+                              f"({1 / fps:.4g} s): windows would repeat the same frames; use stride>={1 / fps:.4g}")
     window = min(window, duration)
-    starts = [k * stride for k in range(math.floor((duration - window) / stride + 1e-9) + 1)]
+    count = math.floor((duration - window) / stride + 1e-9) + 1
+    if count > MAX_WINDOWS:
+        raise WindowPlanError(f"window={window:g} s every stride={stride:g} s makes {count} windows of this "
+                              f"{duration:.1f} s video, over the limit of {MAX_WINDOWS} per file: use "
+                              f"stride>={duration / MAX_WINDOWS:.3g}")
+    starts = [k * stride for k in range(count)]
     if starts[-1] + window < duration - 1e-6:
         starts.append(duration - window)
     span = sampling.span(fps)
@@ -99,6 +132,8 @@ class WindowStream(IterableDataset):
                 yield from self._file(i, path)
             except VideoDecodeError as e:
                 yield {"file": i, "path": path, "error": e.reason}
+            except WindowPlanError as e:
+                yield {"file": i, "path": path, "error": str(e)}
             except Exception as e:  # noqa: BLE001  (one odd file must not stop the others)
                 yield {"file": i, "path": path, "error": f"{type(e).__name__}: {e}"}
 
@@ -107,6 +142,9 @@ class WindowStream(IterableDataset):
         try:
             info = reader.info
             windows = plan_windows(info, self.sampling, self.window, self.stride, self.clips_per_window)
+            # frames much larger than the transform's short side are scaled down while decoding
+            short = decode_short_side(info, DECODE_CHUNK, getattr(self.transform, "decode_short_side", None))
+            check_clip_size(path, info, DECODE_CHUNK, short)
             carried: dict[int, torch.Tensor] = {}  # transformed frames the next batch still needs
             n = self.sampling.num_frames
             for b in range(0, len(windows), self.batch_size):
@@ -119,7 +157,7 @@ class WindowStream(IterableDataset):
                 # docs/benchmarks.md)
                 for c in range(0, len(missing), DECODE_CHUNK):
                     part = missing[c:c + DECODE_CHUNK]
-                    frames.update(zip(part, self.transform(reader.frames_at(part)).unbind(0), strict=True))
+                    frames.update(zip(part, self.transform(reader.frames_at(part, short)).unbind(0), strict=True))
                 clips = torch.stack([torch.stack([frames[j] for j in w.indices]) for w in chunk])
                 if self.clips_per_window > 1:
                     clips = clips.unflatten(1, (self.clips_per_window, n))
@@ -166,6 +204,7 @@ def iter_timelines(model: VideoClassifier, samples: Sequence[VideoSample], windo
                    num_workers: int = 0, decoder: str = "auto", device: torch.device | None = None,
                    on_windows: Callable[[int], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(input index, result)`` per file as each file finishes (files on different workers may interleave)."""
+    check_window_options(window, stride, clips_per_window)
     stride = window if stride is None else stride
     cfg = model.data_config
     # without workers, one file at a time is decoded in this process: let FFmpeg use its threads (0 = auto);

@@ -276,11 +276,34 @@ def test_a_small_file_of_huge_frames_is_refused_before_decoding(odd_streams, dec
     assert isinstance(out, DecodeFailure), out
     assert out.path == str(path)
     assert "frames are 8192x8192" in out.reason and "per-clip limit" in out.reason and "scale=" in out.reason
+    # 8 frames were exactly at the old pixel limit and passed, peaking at 4.2 GB: the guard is on memory now
+    eight = VideoClipDataset([VideoSample(str(path), 0)], ClipSampling(num_frames=8, sampling_rate=2), None,
+                             "center", decoder=decoder)[0]
+    assert isinstance(eight, DecodeFailure) and "GB, over the 2.0 GB per-clip limit" in eight.reason, eight
     if decoder == "pyav":  # flashvid doctor says the same before training
         from flashvid.doctor import probe_file
 
         probe = probe_file(str(path), "train", "left", decoder, clip_frames=16)
         assert not probe.ok and probe.reason == out.reason
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_huge_frames_are_scaled_down_while_decoding_when_the_transform_needs_little(odd_streams, decoder) -> None:
+    """The same 8192x8192 file with the evaluation transform (short side 37): frames come out of the decoder at
+    that short side (an 8-frame clip at full size peaked at 4.2 GB, now 1.2 GB: scripts/peak_clip_rss.py), so the
+    clip is decoded instead of refused; the doctor, told the clip's size, agrees."""
+    from flashvid.data import ClipSampling, VideoClipDataset, VideoSample
+    from flashvid.data.transforms import ShortSideCenterCrop
+    from flashvid.doctor import probe_file
+
+    path = odd_streams["huge"]
+    ds = VideoClipDataset([VideoSample(str(path), 0)], ClipSampling(num_frames=16, sampling_rate=2),
+                          ShortSideCenterCrop(32, 37), "center", decoder=decoder)
+    item = ds[0]
+    assert isinstance(item, dict), item
+    assert item["video"].shape == (16, 3, 32, 32)
+    assert abs(item["video"].float().mean().item() - 90) < 2  # the flat grey, not padding or black
+    assert probe_file(str(path), "train", "left", decoder, clip_frames=16, clip_short_side=37).ok
 
 
 def test_timestamps_that_go_backwards_are_named_by_the_doctor(odd_streams) -> None:

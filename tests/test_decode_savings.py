@@ -115,9 +115,11 @@ def test_threaded_decoding_returns_the_same_frames(long_gop: Path, reader) -> No
     two.close()
 
 
-def test_keyframe_aligned_clips_start_on_keyframes(tmp_path: Path) -> None:
-    path = tmp_path / "short_gop.mp4"
-    with av.open(str(path), "w") as c:  # a keyframe every 10 frames
+@pytest.fixture(scope="module")
+def short_gop(tmp_path_factory) -> Path:
+    """Numbered frames with a keyframe every 10 frames."""
+    path = tmp_path_factory.mktemp("short_gop") / "short_gop.mp4"
+    with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=30)
         s.width, s.height, s.pix_fmt = 128, 64, "yuv420p"
         s.options = {"x264-params": "keyint=10:min-keyint=10:scenecut=0"}
@@ -126,6 +128,11 @@ def test_keyframe_aligned_clips_start_on_keyframes(tmp_path: Path) -> None:
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
+    return path
+
+
+def test_keyframe_aligned_clips_start_on_keyframes(short_gop: Path) -> None:
+    path = short_gop
     keys = keyframe_indices(str(path))
     assert keys == tuple(range(0, N, 10))
     sampling = ClipSampling(4, 4)  # stride 4 at 30 fps: a 16-frame span
@@ -137,6 +144,27 @@ def test_keyframe_aligned_clips_start_on_keyframes(tmp_path: Path) -> None:
         assert first in keys
         starts.add(first)
     assert len(starts) > 1  # several keyframes are used, not only the first
+
+
+@pytest.mark.parametrize("mode", ["clips_per_video", "keyframe_aligned"])
+def test_rate_jitter_varies_the_stride_in_every_sampling_mode(short_gop: Path, mode: str) -> None:
+    """``rate_jitter`` used to apply only to single, unaligned clips: with two clips per video strides were always
+    4, so the small_data recipe never jittered. Each clip now draws its own stride, from the item's seeded rng."""
+    sampling = ClipSampling(4, 4, target_fps=None, rate_jitter=2.0)  # strides in [2, 8]
+    kw = {"clips_per_video": 2} if mode == "clips_per_video" else {"keyframe_aligned": True}
+    ds = VideoClipDataset([VideoSample(str(short_gop), 0)], sampling, decoder="pyav", seed=5, **kw)
+    strides = set()
+    for epoch in range(8):
+        video = ds[(0, epoch)]["video"]
+        assert torch.equal(video, ds[(0, epoch)]["video"])  # deterministic per (seed, epoch, index)
+        for clip in video if video.dim() == 5 else [video]:
+            numbers = frame_numbers(clip)
+            gaps = {b - a for a, b in zip(numbers, numbers[1:])}
+            assert max(gaps) - min(gaps) <= 1 and 2 <= min(gaps) and max(gaps) <= 8, numbers  # one stride per clip
+            strides.add(numbers[1] - numbers[0])
+            if mode == "keyframe_aligned":
+                assert numbers[0] % 10 == 0  # still on a keyframe
+    assert len(strides) >= 3, strides
 
 
 T, CROP = 4, 32
@@ -173,10 +201,14 @@ def test_clips_per_video_batches_hold_n_clips_per_video_and_keep_the_epoch(demo_
         VideoClassificationData.from_folders(demo_root / "train", clips_per_video=0)
 
 
+JITTER = {"rate_jitter": 1.5}
+
+
 def test_clips_per_video_is_deterministic_across_workers_and_resumes(demo_root: Path) -> None:
+    """With rate jitter on: each clip's stride is drawn from the item's seeded rng too."""
     runs = {}
     for workers in (0, 2):
-        dm = _dm(demo_root, clips_per_video=2, num_workers=workers, seed=9)
+        dm = _dm(demo_root, clips_per_video=2, num_workers=workers, seed=9, augmentation=JITTER)
         loader = dm.train_dataloader()
         loader.sampler.set_epoch(1)
         runs[workers] = _batches(loader)
@@ -185,13 +217,13 @@ def test_clips_per_video_is_deterministic_across_workers_and_resumes(demo_root: 
         assert torch.equal(a["index"], b["index"]) and torch.equal(a["video"], b["video"])
 
     # exact resume: a loader restored from the state after 2 batches yields the rest of the epoch unchanged
-    dm = _dm(demo_root, clips_per_video=2, seed=9)
+    dm = _dm(demo_root, clips_per_video=2, seed=9, augmentation=JITTER)
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(1)
     it = iter(loader)
     next(it), next(it)
     state = loader.state_dict()
-    fresh = _dm(demo_root, clips_per_video=2, seed=9).train_dataloader()
+    fresh = _dm(demo_root, clips_per_video=2, seed=9, augmentation=JITTER).train_dataloader()
     fresh.load_state_dict(state)
     fresh.sampler.set_epoch(1)
     rest = _batches(fresh)

@@ -372,3 +372,59 @@ def test_decoders_agree_on_real_clips(realclips):
             a.close()
             b.close()
         assert diff.max() < 2.0, f"{f}: per-frame mean abs difference {diff.tolist()}"
+
+
+@pytest.fixture(scope="module")
+def tall(tmp_path_factory) -> Path:
+    """A tall 1154x2050 (w x h) H.264 file of 4 frames of smooth waves (periods of 18-30 pixels once reduced): far
+    larger than a 37-pixel short side needs."""
+    h, w = 2050, 1154
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = np.stack([np.stack([127 + 100 * np.sin((x + 40 * i) / 90), 127 + 100 * np.cos(y / 120),
+                                 127 + 100 * np.sin((x + y) / 150)], axis=-1) for i in range(4)]).astype(np.uint8)
+    path = tmp_path_factory.mktemp("tall") / "tall.mp4"
+    write_video(path, frames, 15)
+    return path
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = (a.float() - b.float()).pow(2).mean().item()
+    return 10 * np.log10(255**2 / max(mse, 1e-9))
+
+
+def test_large_frames_are_scaled_down_while_decoding(tall, decoder) -> None:
+    """Both readers hand out frames already at the asked short side (the size ``resize_short_side`` makes), close
+    to a resize of the full decode; the dataset asks for it when the source is over REDUCE_RATIO times what the
+    transform needs, and the clip matches the full decode's through the same transform."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from flashvid.data.decoding import REDUCE_RATIO, decode_short_side
+    from flashvid.data.transforms import ShortSideCenterCrop, resize_short_side
+
+    reader = open_video(tall, decoder)
+    try:
+        info = reader.info
+        full = reader.frames_at([0, 3])
+        small = reader.frames_at([0, 3], short_side=37)
+        again = reader.frames_at([1], short_side=None)  # full size again on request
+    finally:
+        reader.close()
+    assert full.shape == (2, 3, 2050, 1154) and again.shape == (1, 3, 2050, 1154)
+    reference = resize_short_side(full, 37)
+    assert small.shape == reference.shape == (2, 3, 66, 37)
+    assert _psnr(small, reference) > 30, _psnr(small, reference)
+    assert _psnr(small, TF.resize(full, [66, 37], antialias=True)) > 30
+
+    assert decode_short_side(info, 4, 37) == 37 and 1154 > REDUCE_RATIO * 37
+    assert decode_short_side(info, 4, 256) is None  # a normal-size source for a 256 short side: untouched
+    transform = ShortSideCenterCrop(32, 37)
+    ds = VideoClipDataset([VideoSample(str(tall), 0)], ClipSampling(4, 1, target_fps=None), transform, "center",
+                          decoder=decoder)
+    clip = ds[0]["video"]
+    assert clip.shape == (4, 3, 32, 32)
+    reader = open_video(tall, decoder)
+    try:
+        # the centre crop lands within half a pixel of the full decode's (whole pixels at either scale)
+        assert _psnr(clip, transform(reader.frames_at([0, 1, 2, 3]))) > 25
+    finally:
+        reader.close()

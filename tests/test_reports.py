@@ -276,6 +276,49 @@ def test_predict_on_a_full_disk_prints_the_results_then_one_line(left_right: Sim
     assert all(f.name in proc.stdout for f in files) and "wrote" not in proc.stdout
 
 
+@pytest.mark.parametrize("bad", ["window=0", "window=-1", "stride=0", "stride=-0.4", "stride=0.000001"])
+def test_predict_cli_refuses_window_settings_no_video_can_use(left_right: SimpleNamespace, tmp_path: Path,
+                                                              capfd: pytest.CaptureFixture[str], bad: str) -> None:
+    """Non-positive values used to reach every file ("could not be decoded", rc 3) and stride=0.000001 ran 90 s at
+    1.2 GB on a 1.6 s file: now one line naming the option and the fix, before the checkpoint is loaded."""
+    video = tmp_path / "switch.mp4"
+    _switching_video(video, half=12)
+    opts = {"window": "0.8", "stride": "0.4"}
+    key, value = bad.split("=")
+    opts[key] = value
+    out = tmp_path / "pred.json"
+    proc = flashvid(capfd, "predict", f"ckpt_path={left_right.ckpt}", f"inputs=[{video}]",
+                    *(f"{k}={v}" for k, v in opts.items()), f"output={out}", f"hydra.run.dir={tmp_path / 'p'}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    [line] = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert f"error: {key}={float(value):g}" in line, line
+    assert "> 0 seconds" in line or "use at least one frame" in line, line
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_timeline_refuses_a_sub_frame_stride_and_too_many_windows_per_file(left_right: SimpleNamespace,
+                                                                          tmp_path: Path) -> None:
+    """A stride shorter than one frame of a file (15 fps here) only repeats frames, and a stride that cuts a file
+    into more than MAX_WINDOWS windows holds them all until the file ends: that file is reported with the numbers
+    and the fix (the other files go on), before any frame is decoded."""
+    video = tmp_path / "switch.mp4"
+    _switching_video(video, half=12)
+    [refused] = left_right.model.predict([video], window=0.8, stride=0.05, top_k=2)
+    assert refused["error"].startswith("stride=0.05 s is shorter than one frame of this 15 fps video (0.06667 s)")
+    assert "use stride>=0.06667" in refused["error"] and not refused.get("windows")
+    fine = left_right.model.predict([video], window=0.8, stride=1 / 15, top_k=2)[0]  # exactly one frame: allowed
+    assert not fine.get("error") and len(fine["windows"]) > 10
+    from flashvid.data.decoding import VideoInfo
+    from flashvid.timeline import MAX_WINDOWS, WindowPlanError, plan_windows
+
+    sampling = left_right.model.data_config.sampling
+    two_days = VideoInfo(num_frames=30 * 3600 * 48, fps=30.0, width=64, height=64)
+    with pytest.raises(WindowPlanError, match=rf"172800 windows .* over the limit of {MAX_WINDOWS} per file: use "
+                                              r"stride>=1\.73"):
+        plan_windows(two_days, sampling, 1.0, 1.0)
+    assert len(plan_windows(two_days, sampling, 2.0, 2.0)) == 86400
+
+
 def test_progress_bar_on_request_only(left_right: SimpleNamespace, capfd: pytest.CaptureFixture[str]) -> None:
     files = sorted((left_right.root / "test" / "right").iterdir())
     left_right.model.predict(files)

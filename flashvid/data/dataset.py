@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence, cast
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .decoding import VideoDecodeError, check_clip_size, keyframe_indices, open_video
+from .decoding import VideoDecodeError, check_clip_size, decode_short_side, keyframe_indices, open_video
 from .sampling import ClipMode, ClipSampling
 from .sources import VideoSample
 
@@ -119,23 +119,26 @@ class VideoClipDataset(Dataset):
         if self.clips_per_video == 1 and not self.keyframe_aligned:
             return self.sampling.clips(info.num_frames, info.fps, self.clip_mode, self.num_clips, rng)
         keys = keyframe_indices(path) if self.keyframe_aligned else None
-        starts = self.sampling.repeated_starts(info.num_frames, info.fps, self.clips_per_video, rng, keys)
-        return [self.sampling.indices(s, info.fps, info.num_frames) for s in starts]
+        return self.sampling.repeated_clips(info.num_frames, info.fps, self.clips_per_video, rng, keys)
 
     def load(self, path: str, rng: random.Random | None = None) -> torch.Tensor:
         """The clip(s) of one file: ``(T, C, H, W)``, or ``(V, T, C, H, W)`` when there are several views.
 
         Only the frames the clips need are decoded, so memory is bounded by ``num_frames`` x frame size whatever
-        the file's length. With ``rng`` the random transforms draw from it too (through a private seeding of
-        ``random``), so a sample's crop depends on (seed, epoch, index) alone, as its clip start does.
+        the file's length, and frames much larger than the transform's ``decode_short_side`` are scaled down while
+        decoding (:func:`~flashvid.data.decoding.decode_short_side`). With ``rng`` the random transforms draw from it
+        too (through a private seeding of ``random``), so a sample's crop depends on (seed, epoch, index) alone, as
+        its clip start does.
         """
         reader = open_video(path, self.decoder, num_threads=self.decode_threads)
         try:
             info = reader.info
             clips = self._clips(path, info, rng)
             flat = [i for clip in clips for i in clip]
-            check_clip_size(path, info, self.sampling.num_frames)  # per clip (views multiply it by choice)
-            frames = reader.frames_at(flat)
+            needed = getattr(self.transform, "decode_short_side", None)  # None: a transform of unknown size
+            short = decode_short_side(info, self.sampling.num_frames, needed)
+            check_clip_size(path, info, self.sampling.num_frames, short)  # per clip (views multiply it by choice)
+            frames = reader.frames_at(flat, short)
         finally:
             reader.close()
         views: list[torch.Tensor] = []

@@ -59,8 +59,10 @@ class VideoInfo:
 class VideoReader(Protocol):
     info: VideoInfo
 
-    def frames_at(self, indices: Sequence[int]) -> torch.Tensor:
-        """uint8 RGB frames ``(len(indices), 3, H, W)``; indices past the end repeat the last frame."""
+    def frames_at(self, indices: Sequence[int], short_side: int | None = None) -> torch.Tensor:
+        """uint8 RGB frames ``(len(indices), 3, H, W)``; indices past the end repeat the last frame. With
+        ``short_side``, frames are scaled while decoding so their short side is that (they never exist at full
+        size in memory)."""
 
     def close(self) -> None: ...
 
@@ -129,18 +131,56 @@ def _sampling_fps(path: str, header_fps: float, num_frames: int, duration: float
     return fps
 
 
-MAX_CLIP_PIXELS = 2**29  # 537 Mpx per clip (1.6 GB as RGB): 64 frames of 4K pass, 16 of 8192x8192 do not
+MAX_CLIP_BYTES = 2**31  # 2 GiB: what one loader worker may hold for one clip (workers x prefetch clips at once)
+# Frames are scaled down while decoding when their short side is over this many times the short side the clip
+# pipeline resizes to (or when the clip would not fit otherwise): 4K for a 256 short side, never 1080p, whose
+# pixels (and results) stay those of the full decode and torchvision's resize.
+REDUCE_RATIO = 8
+DECODER_FRAMES = 6  # full-size YUV 4:2:0 frames inside the decoder (the frame, its references): measured 3.5-5.4
+# for one 8192x8192 clip (PyAV, torchcodec), see scripts/peak_clip_rss.py
 
 
-def check_clip_size(path: str, info: VideoInfo, num_frames: int, limit: int = MAX_CLIP_PIXELS) -> None:
-    """Refuse, before decoding, a clip whose frames would not fit in memory: a few kilobytes of file can declare
-    8192x8192 frames, and a worker decoding 16 of them needs 3 GB."""
-    pixels = info.width * info.height * num_frames
-    if pixels > limit:
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """``(width, height)`` with the short side ``short_side``: the rounding of ``transforms.resize_short_side``, so
+    a frame decoded at this size needs no further resize there."""
+    if height <= width:
+        return max(short_side, round(width * short_side / height)), short_side
+    return short_side, max(short_side, round(height * short_side / width))
+
+
+def decode_short_side(info: VideoInfo, num_frames: int, needed: int | None) -> int | None:
+    """The short side to decode a clip's frames at, or None for the source's own size.
+
+    ``needed`` is the short side the clip's transform resizes to (None: unknown, frames stay as they are). Frames
+    are reduced to it when the source's short side is over :data:`REDUCE_RATIO` times it, or when full-size
+    frames would not fit in :data:`MAX_CLIP_BYTES`; a normal-size source decodes as before.
+    """
+    if not needed or min(info.width, info.height) <= needed:
+        return None
+    if min(info.width, info.height) > REDUCE_RATIO * needed or clip_bytes(info, num_frames) > MAX_CLIP_BYTES:
+        return needed
+    return None
+
+
+def clip_bytes(info: VideoInfo, num_frames: int, short_side: int | None = None) -> int:
+    """Memory one clip's decode needs: its RGB frames twice (as decoded, then stacked into the clip) at the
+    decoded size, and a few full-size frames inside the decoder (those never shrink)."""
+    w, h = scaled_size(info.width, info.height, short_side) if short_side else (info.width, info.height)
+    return 2 * num_frames * w * h * 3 + DECODER_FRAMES * info.width * info.height * 3 // 2
+
+
+def check_clip_size(path: str, info: VideoInfo, num_frames: int, short_side: int | None = None,
+                    limit: int = MAX_CLIP_BYTES) -> None:
+    """Refuse, before decoding, a clip whose decode would not fit in ``limit`` bytes (frames decoded with their
+    short side ``short_side``, or at full size): a few kilobytes of file can declare 8192x8192 frames, and a
+    worker decoding 8 of them at full size peaked at 4 GB."""
+    need = clip_bytes(info, num_frames, short_side)
+    if need > limit:
+        at = f" decoded at short side {short_side}" if short_side else ""
         raise VideoDecodeError(
-            path, f"frames are {info.width}x{info.height}: a clip of {num_frames} frames is {pixels / 1e6:.0f} Mpx "
-                  f"({pixels * 3 / 2**30:.1f} GB as RGB), over the {limit / 1e6:.0f} Mpx per-clip limit; downscale "
-                  "it (ffmpeg -i IN -vf scale=-2:1080 OUT) or remove it")
+            path, f"frames are {info.width}x{info.height}: a clip of {num_frames} frames{at} needs "
+                  f"{need / 2**30:.1f} GB, over the {limit / 2**30:.1f} GB per-clip limit; downscale it "
+                  "(ffmpeg -i IN -vf scale=-2:1080 OUT) or remove it")
 
 
 def _largest(streams: Sequence[tuple[int, int, int, bool]], default: int) -> int:
@@ -163,6 +203,8 @@ class TorchCodecReader:
         _check_file(self.path)
         self._num_threads = num_threads
         self._stream_index: int | None = None
+        self._seek_mode = "approximate"
+        self._size: tuple[int, int] | None = None  # (height, width) the decoder resizes to; None: full size
         self._decoder = self._open("approximate")
         self._pick_stream()
         meta = self._decoder.metadata
@@ -183,11 +225,13 @@ class TorchCodecReader:
 
     def _open(self, seek_mode: str):
         from torchcodec.decoders import VideoDecoder
+        from torchcodec.transforms import Resize
 
+        self._seek_mode = seek_mode
         try:
             return VideoDecoder(
                 self.path, seek_mode=seek_mode, dimension_order="NCHW", num_ffmpeg_threads=self._num_threads,
-                stream_index=self._stream_index,
+                stream_index=self._stream_index, transforms=[Resize(self._size)] if self._size else None,
             )
         except Exception as e:  # torchcodec raises ValueError/RuntimeError with FFmpeg's text
             raise VideoDecodeError(self.path, _reason(e, self.path)) from e
@@ -215,8 +259,20 @@ class TorchCodecReader:
             _note_once(self.path, "stream", "flashvid: %s has %d video streams: using stream %d (%dx%d), the "
                        "largest, as ffmpeg does", self.path, len(videos), chosen, w, h, level=logging.INFO)
 
-    def frames_at(self, indices: Sequence[int]) -> torch.Tensor:
+    def _resize_to(self, short_side: int | None) -> None:
+        """Reopen the decoder with FFmpeg scaling its frames to ``short_side`` (or back to full size) when that
+        changed: torchcodec takes its transforms at construction."""
+        size = None
+        if short_side and min(self.info.width, self.info.height) > short_side:  # never enlarged
+            w, h = scaled_size(self.info.width, self.info.height, short_side)
+            size = (h, w)
+        if size != self._size:
+            self._size = size
+            self._decoder = self._open(self._seek_mode)
+
+    def frames_at(self, indices: Sequence[int], short_side: int | None = None) -> torch.Tensor:
         wanted = _clamp(indices, self.info.num_frames)
+        self._resize_to(short_side)
         try:
             return self._decoder.get_frames_at(wanted).data
         except Exception as first:
@@ -262,15 +318,17 @@ class _BestEffortTimestamp:
         return dts
 
 
-def _upright_rgb(frame: Any, reformatter: Any) -> torch.Tensor:
+def _upright_rgb(frame: Any, reformatter: Any, short_side: int | None = None) -> torch.Tensor:
     """A decoded PyAV frame as uint8 ``(H, W, 3)`` RGB, turned by its display matrix (phone videos) as torchcodec
-    turns it.
+    turns it; with ``short_side``, scaled to it in the same swscale call (no full-size RGB frame is made).
 
     ``reformatter`` is one ``VideoReformatter`` per reader: ``frame.to_ndarray(format="rgb24")`` builds a new
     swscale context for every frame, which measured 1.6 ms per 456x256 frame against 0.16 ms with a shared one
     (a third of a prepared clip's decode cost).
     """
-    rgb = torch.from_numpy(reformatter.reformat(frame, format="rgb24").to_ndarray())
+    shrink = short_side and min(frame.width, frame.height) > short_side  # never enlarged
+    w, h = scaled_size(frame.width, frame.height, short_side) if shrink else (None, None)
+    rgb = torch.from_numpy(reformatter.reformat(frame, width=w, height=h, format="rgb24").to_ndarray())
     turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
     return torch.rot90(rgb, turns, dims=(0, 1)) if turns else rgb
 
@@ -421,11 +479,11 @@ class PyAVReader:
         """The frame index a pts shows at: one formula for packets (what to skip) and frames (what to keep)."""
         return int(round(float((pts - self._start) * self._time_base) * self._tick))
 
-    def frames_at(self, indices: Sequence[int]) -> torch.Tensor:
+    def frames_at(self, indices: Sequence[int], short_side: int | None = None) -> torch.Tensor:
         wanted = _clamp(indices, self.info.num_frames)
         targets = sorted(set(wanted))
         if not self._tick:
-            return self._frames_in_order(wanted)
+            return self._frames_in_order(wanted, short_side)
         first_time = targets[0] / self._tick
         got: dict[int, torch.Tensor] = {}
         last = None
@@ -438,7 +496,7 @@ class PyAVReader:
                 idx = self._index_of(frame, clock)
                 if idx < targets[pos] and idx >= 0:
                     continue
-                last = rgb = _upright_rgb(frame, self._rgb)
+                last = rgb = _upright_rgb(frame, self._rgb, short_side)
                 while pos < len(targets) and (idx >= targets[pos] or idx < 0):
                     got[targets[pos]] = rgb
                     pos += 1
@@ -453,7 +511,7 @@ class PyAVReader:
             got.setdefault(t, last)
         return _stack_nchw([got[i] for i in wanted])
 
-    def _frames_in_order(self, wanted: list[int]) -> torch.Tensor:
+    def _frames_in_order(self, wanted: list[int], short_side: int | None = None) -> torch.Tensor:
         """No frame rate to place timestamps with: decode from the start and count frames (slow, rare)."""
         targets = set(wanted)
         got: dict[int, torch.Tensor] = {}
@@ -462,7 +520,7 @@ class PyAVReader:
             self._container.seek(0)
             for n, frame in enumerate(self._container.decode(self._stream)):
                 if n in targets:
-                    got[n] = last = _upright_rgb(frame, self._rgb)
+                    got[n] = last = _upright_rgb(frame, self._rgb, short_side)
                 if n >= max(targets):
                     break
         except Exception as e:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 ClipMode = Literal["random", "center", "uniform"]
 
@@ -73,17 +73,20 @@ class ClipSampling:
         raise ValueError(f"unknown clip mode {mode!r}: choose random, center or uniform")
 
     def repeated_starts(self, total: int, fps: float, n: int, rng: random.Random | None = None,
-                        keyframes: Sequence[int] | None = None) -> list[float]:
+                        keyframes: Sequence[int] | None = None, scales: Sequence[float] | None = None
+                        ) -> list[float]:
         """``n`` random training clip starts that share one decoded span.
 
-        The span is at most two clips long: a random window start, then ``n`` starts drawn within one clip length
-        of it, so one seek and one pass of decoding serve every clip (``clips_per_video``). With ``keyframes``
-        (the file's keyframe indices) the window starts on a random keyframe, so no frame before the clip is
-        decoded; clip starts can then only fall in the first clip length after a keyframe (``keyframe_aligned``).
+        The span is a random window start, then ``n`` starts drawn within one clip length of it, so one seek and
+        one pass of decoding serve every clip (``clips_per_video``): at most two clip lengths, or one plus the
+        longest jittered clip given ``scales`` (each clip's stride factor, see :meth:`repeated_clips`). With
+        ``keyframes`` (the file's keyframe indices) the window starts on a random keyframe, so no frame before the
+        clip is decoded; clip starts can then only fall in the first clip length after a keyframe
+        (``keyframe_aligned``).
         """
         rng = rng or random
         span = self.span(fps)
-        room = max(total - span, 0.0)
+        room = max(total - span * max(scales or [1.0]), 0.0)  # the longest clip still ends inside the video
         if keyframes:
             usable = [k for k in keyframes if k <= room] or [0]
             w0 = float(rng.choice(usable))
@@ -93,11 +96,27 @@ class ClipSampling:
             return [w0]
         return [min(w0 + rng.uniform(0.0, span), room) for _ in range(n)]
 
+    def repeated_clips(self, total: int, fps: float, n: int, rng: random.Random | None = None,
+                       keyframes: Sequence[int] | None = None) -> list[list[int]]:
+        """``n`` random training clips from one decoded span (:meth:`repeated_starts`), each with its own
+        ``rate_jitter`` stride, as :meth:`clips` gives a single random clip."""
+        r = rng or random
+        scales = [self._jitter(r) for _ in range(n)]
+        starts = self.repeated_starts(total, fps, n, rng, keyframes, scales)
+        return [self.indices(s, fps, total, k) for s, k in zip(starts, scales)]
+
+    def _jitter(self, rng: Any) -> float:  # a random.Random, or the random module itself
+        """A clip's stride factor, log-uniform in ``[1 / rate_jitter, rate_jitter]``; 1 (nothing drawn) when off."""
+        if self.rate_jitter <= 1.0:
+            return 1.0
+        bound = math.log(self.rate_jitter)
+        return math.exp(rng.uniform(-bound, bound))
+
     def clips(self, total: int, fps: float, mode: ClipMode, num_clips: int = 1,
               rng: random.Random | None = None) -> list[list[int]]:
         if mode == "random" and self.rate_jitter > 1.0:
             r = rng or random
-            scale = math.exp(r.uniform(-math.log(self.rate_jitter), math.log(self.rate_jitter)))
+            scale = self._jitter(r)
             room = max(total - self.span(fps) * scale, 0.0)
             return [self.indices(r.uniform(0.0, room), fps, total, scale)]
         return [self.indices(s, fps, total) for s in self.clip_starts(total, fps, mode, num_clips, rng)]

@@ -66,6 +66,11 @@ class RandomShortSideCrop:
     def __init__(self, crop_size: int, min_size: int, max_size: int | None = None):
         self.crop_size, self.min_size, self.max_size = crop_size, min_size, max_size or min_size
 
+    @property
+    def decode_short_side(self) -> int:
+        """The largest short side this resizes to: decoders may hand over much larger frames already that small."""
+        return self.max_size
+
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         short_side = random.randint(self.min_size, self.max_size)
         if short_side < self.crop_size:  # the crop is larger than the resized frame: resize, pad, crop
@@ -87,6 +92,11 @@ class ShortSideCenterCrop:
 
     def __init__(self, crop_size: int, resize_size: int):
         self.crop_size, self.resize_size = crop_size, resize_size
+
+    @property
+    def decode_short_side(self) -> int:
+        """The short side this resizes to: decoders may hand over much larger frames already that small."""
+        return self.resize_size
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         if self.resize_size < self.crop_size:
@@ -115,6 +125,11 @@ class MultiCrop:
     def __init__(self, crop_size: int, num_crops: int = 3, resize_size: int | None = None):
         self.crop_size, self.num_crops = crop_size, num_crops
         self.resize_size = resize_size or crop_size
+
+    @property
+    def decode_short_side(self) -> int:
+        """The short side this resizes to: decoders may hand over much larger frames already that small."""
+        return self.resize_size
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         s = self.crop_size

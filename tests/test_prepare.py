@@ -193,18 +193,20 @@ def test_list_files_and_ucf101_layouts(data: Path, tmp_path: Path) -> None:
 
 
 def test_doctor_suggests_prepare_for_long_gop_files(data: Path, tmp_path: Path) -> None:
-    """The demo MP4s hold one keyframe in 16 frames (~1 s): fine. Files with keyframes 4 s apart get the hint;
-    their prepared copy does not."""
+    """The demo MP4s hold one keyframe in 16 frames (~1 s): fine. 480x320 files with one keyframe in 10 s (a lead-in
+    of up to 23 Mpx before a clip) get the hint; their prepared copy does not."""
     from flashvid.doctor import diagnose
 
     long = tmp_path / "long"
-    rng = np.random.default_rng(1)
+    frames = np.full((150, 320, 480, 3), 40, np.uint8)
+    for i in range(len(frames)):  # a bar sweeping right: cheap to encode, a different picture every frame
+        frames[i, :, : (i + 1) * 480 // len(frames)] = 220
     for c in ("a", "b"):
         (long / c).mkdir(parents=True)
-        write_video(long / c / "v.mp4", rng.integers(0, 255, (60, 48, 64, 3), dtype=np.uint8), 15)
+        write_video(long / c / "v.mp4", frames, 15)
     dm = VideoClassificationData.from_folders(long)
     report = diagnose({"train": dm.samples["train"]}, dm.labels, progress=False)
-    assert [f.keyframe_interval for f in report.files] == [60, 60]
+    assert [f.keyframe_interval for f in report.files] == [150, 150]
     assert any("flashvid prepare" in w for w in report.warnings)
     prepare(tmp_path / "p", train_folder=long, short_side=32, progress=False, workers=1)
     dm = VideoClassificationData.from_folders(tmp_path / "p" / "train")

@@ -185,9 +185,9 @@ def test_timeline_streams_a_long_video_in_bounded_memory(left_right: SimpleNames
         reader = real_open(path, decoder, num_threads)
         frames_at = reader.frames_at
 
-        def record(indices):
+        def record(indices, *args, **kwargs):
             asked.append(list(indices))
-            return frames_at(indices)
+            return frames_at(indices, *args, **kwargs)
 
         reader.frames_at = record
         return reader

@@ -57,10 +57,12 @@ def unknown_backbone(name: str, names: list[str]) -> ValueError:
 
 
 def registry_catalog() -> list[dict[str, Any]]:
-    """The catalog as the registry gives it now (imports every family module)."""
+    """The built-in entries as the registry gives them now (imports every family module; entries that user code
+    registered are left out)."""
     from .registry import get_backbone_spec, list_backbones
 
-    return [get_backbone_spec(n).summary() for n in list_backbones()]
+    specs = [get_backbone_spec(n) for n in list_backbones()]
+    return [s.summary() for s in specs if s.builder.__module__.startswith(f"{__package__}.")]
 
 
 def write_catalog(path: Path = CATALOG_FILE) -> None:

@@ -29,6 +29,7 @@ from .commands.config import (  # noqa: F401
     build,
     check_arguments,
     check_backbone,
+    check_run_dir,
     clip_overrides,
     command_help,
     config_dir,
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "--help" in rest or "-h" in rest:
             print(command_help(cmd, conf, rest))
             return 0
+        check_run_dir(cmd, conf, rest)
     except ConfigError as e:
         return _fail(f"flashvid {cmd}", str(e))
 
@@ -145,11 +147,13 @@ def user_error_message(e: BaseException) -> str | None:
 
     from .failures import TooManyFailedFiles
     from .models import PretrainedWeightsUnavailable
+    from .rundir import RunDirectoryError
 
     if isinstance(e, InstantiationException):  # a failure inside a constructor that build() did not explain
         return None
     if isinstance(e, (ConfigError, FileNotFoundError, NotADirectoryError, ModuleNotFoundError,
-                      PretrainedWeightsUnavailable, TooManyFailedFiles, OmegaConfBaseException, HydraException)):
+                      PretrainedWeightsUnavailable, TooManyFailedFiles, RunDirectoryError, OmegaConfBaseException,
+                      HydraException)):
         return str(e).strip()
     return None
 

@@ -20,24 +20,35 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 
 class _HistoryWriter(ExperimentWriter):
-    """Lightning's writer, keeping the rows of the steps before ``keep_before`` of an existing ``metrics.csv``."""
+    """Lightning's writer, except that an existing ``metrics.csv`` is not deleted at once (Lightning creates the
+    writer before a checkpoint is restored): :meth:`keep_history_before` keeps its rows of the earlier steps, else
+    the first write replaces it, as Lightning's does."""
 
-    def __init__(self, log_dir: str, keep_before: int | None):
-        self.keep_before = keep_before
+    def __init__(self, log_dir: str):
+        self._old_file = False
         super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
-        if self.keep_before is None or not self._fs.isfile(self.metrics_file_path):
-            super()._check_log_dir_exists()
+        self._old_file = self._fs.isfile(self.metrics_file_path)
+
+    def keep_history_before(self, step: int) -> None:
+        if not self._old_file:
             return
+        self._old_file = False
         with self._fs.open(self.metrics_file_path, "r", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) < self.keep_before]
+            rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) < step]
         # the header an uninterrupted run has at this point: the keys these rows hold
         self.metrics_keys = sorted({k for r in rows for k, v in r.items() if k is not None and v not in ("", None)})
         with self._fs.open(self.metrics_file_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.metrics_keys, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
+
+    def save(self) -> None:
+        if self._old_file and self.metrics:  # a new run: the old file goes (Lightning's behaviour)
+            self._fs.rm_file(self.metrics_file_path)
+            self._old_file = False
+        super().save()
 
 
 class CSVLogger(LightningCSVLogger):
@@ -48,10 +59,11 @@ class CSVLogger(LightningCSVLogger):
         self._keep_before: int | None = None
 
     def keep_history_before(self, step: int) -> None:
-        """Resuming at global step ``step``: keep the existing rows of the steps before it, drop the later ones."""
-        if self._experiment is not None:
-            raise RuntimeError("keep_history_before must be called before the logger writes anything")
+        """Resuming at global step ``step``: keep the existing rows of the steps before it, drop the later ones.
+        Call it before anything is logged."""
         self._keep_before = int(step)
+        if isinstance(self._experiment, _HistoryWriter):  # None on ranks other than 0
+            self._experiment.keep_history_before(self._keep_before)
 
     @property
     @rank_zero_experiment
@@ -59,5 +71,7 @@ class CSVLogger(LightningCSVLogger):
         if self._experiment is not None:
             return self._experiment  # type: ignore[return-value]
         self._fs.makedirs(self.root_dir, exist_ok=True)
-        self._experiment = _HistoryWriter(self.log_dir, self._keep_before)
+        self._experiment = _HistoryWriter(self.log_dir)
+        if self._keep_before is not None:
+            self._experiment.keep_history_before(self._keep_before)
         return self._experiment

@@ -37,6 +37,9 @@ class _HistoryWriter(ExperimentWriter):
         self._old_file = False
         with self._fs.open(self.metrics_file_path, "r", newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) < step]
+        if not rows:
+            self._fs.rm_file(self.metrics_file_path)
+            return
         # the header an uninterrupted run has at this point: the keys these rows hold
         self.metrics_keys = sorted({k for r in rows for k, v in r.items() if k is not None and v not in ("", None)})
         with self._fs.open(self.metrics_file_path, "w", newline="") as f:

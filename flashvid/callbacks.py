@@ -27,7 +27,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from .checkpoint import LAST
@@ -211,6 +211,11 @@ class GracefulShutdown(Callback):
         signum = self._pending_signal(trainer)
         if signum is None or (epoch_ends_here(trainer) and not max_steps_reached(trainer)):
             return  # the epoch's last step: stop after its validation, at the epoch-end checkpoint
+        for cb in trainer.callbacks:  # an EMA later in the list has not taken this step in yet (it takes each once)
+            if isinstance(cb, WeightAveraging):
+                cb.on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        # what Lightning logs right after this hook: the resumed run starts at the next step and never logs it
+        trainer._logger_connector.update_train_step_metrics()
         self._stop(trainer, signum, self._save(trainer))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -195,23 +196,36 @@ def test_unwritable_run_directory_is_one_line_before_hydra_writes(data, tmp_path
                                "system") and "hydra.run.dir=PATH" in line
 
 
+class InterruptAt(Callback):
+    """Send this process a SIGINT (a user's Ctrl-C) after training step ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 @pytest.fixture(scope="module")
 def ema_reference(data, tmp_path_factory) -> Path:
-    """An uninterrupted run with an EMA of the weights and mixup (no loader worker, 3 epochs)."""
+    """An uninterrupted run with an EMA of the weights and mixup (one loader worker, as the soak; 3 epochs)."""
     run = tmp_path_factory.mktemp("ema-ref") / "run"
-    assert train_in_process(*soak.train_args(data, run, workers=0, ema=0.9, mixup=0.8)) == 0
+    assert train_in_process(*soak.train_args(data, run, workers=1, ema=0.9, mixup=0.8)) == 0
     return run
 
 
 @pytest.mark.slow
 def test_resumes_with_ema_keep_the_final_metrics_and_the_csv_history(data, ema_reference, tmp_path) -> None:
-    """Issues 20.4 and 20.5, with EMA and mixup: a run stopped mid-epoch and resumed ends with the uninterrupted
-    run's weights, metrics.json and metrics.csv (the CSV logger deleted the history before the resumed step); a
+    """Issues 20.4 and 20.5, with EMA and mixup: a run stopped by Ctrl-C mid-epoch and resumed ends with the
+    uninterrupted run's weights, metrics.json and metrics.csv (the CSV logger deleted the history before the
+    resumed step; the Ctrl-C checkpoint missed its step in the EMA and its step's CSV row); a
     resume of the finished run (as after a kill after its last checkpoint) keeps its metrics.json (it validated
     the raw weights instead of the EMA's and dropped train/loss, train/acc and lr) and its metrics.csv."""
     reference = soak.outcome(ema_reference)
-    args = soak.train_args(data, tmp_path / "run", workers=0, ema=0.9, mixup=0.8)
-    assert train_in_process(*[a for a in args if "max_epochs" not in a], "trainer.max_steps=4") == 0
+    args = soak.train_args(data, tmp_path / "run", workers=1, ema=0.9, mixup=0.8)
+    stop = ["+callbacks.stop._target_=test_interruptions.InterruptAt", "+callbacks.stop.step=4"]
+    assert train_in_process(*args, *stop) == 130  # Ctrl-C in epoch 2: last.ckpt at step 4
     assert train_in_process(*args, "resume=true") == 0
     assert soak.compare(soak.outcome(tmp_path / "run"), reference) == []
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from .checkpoint import LAST
@@ -119,6 +119,7 @@ class FailureReport(Callback):
             self._pending = None
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.on_train_start(trainer, pl_module)  # a resume with nothing left to train never started training
         self.write(trainer, pl_module, "finished")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -210,6 +211,11 @@ class GracefulShutdown(Callback):
         signum = self._pending_signal(trainer)
         if signum is None or (epoch_ends_here(trainer) and not max_steps_reached(trainer)):
             return  # the epoch's last step: stop after its validation, at the epoch-end checkpoint
+        for cb in trainer.callbacks:  # an EMA later in the list has not taken this step in yet (it takes each once)
+            if isinstance(cb, WeightAveraging):
+                cb.on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        # what Lightning logs right after this hook: the resumed run starts at the next step and never logs it
+        trainer._logger_connector.update_train_step_metrics()
         self._stop(trainer, signum, self._save(trainer))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -357,6 +363,7 @@ class ExactResume(Callback):
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
+        self._metrics: dict[str, float] = {}
         self._trainer: L.Trainer | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -370,6 +377,8 @@ class ExactResume(Callback):
         loader = self._train_loader()
         if loader is not None:
             state["train_loader"] = loader.state_dict()
+        if self._trainer is not None:
+            state["callback_metrics"] = {str(k): float(v) for k, v in self._trainer.callback_metrics.items()}
         return state
 
     def _train_loader(self) -> Any:
@@ -381,15 +390,29 @@ class ExactResume(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = dict(state_dict) if state_dict else None
+        self._metrics = dict((state_dict or {}).get("callback_metrics") or {})
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         follow_moved_run_dir(trainer, checkpoint)
+        from .loggers import CSVLogger
+
+        for logger in trainer.loggers:  # before anything is logged: the history up to the checkpoint is kept
+            if isinstance(logger, CSVLogger):
+                logger.keep_history_before(int(checkpoint.get("global_step", 0)))
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A resume of a run that had nothing left to train (killed after its last checkpoint) skips the training
+        # loop, so nothing is logged: its final metrics are the checkpoint's, as the uninterrupted run's were.
+        metrics, self._metrics = self._metrics, {}
+        for key, value in metrics.items():
+            trainer.callback_metrics.setdefault(key, torch.tensor(value))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After the sanity check (which Lightning runs with the RNG states isolated) and before the first batch is
         # drawn. Building a loader's iterator takes no number from the global RNGs (ResumableDataLoader has its
         # own generator), so nothing else runs between here and the next step, as in the uninterrupted run.
+        self._metrics = {}  # training runs: it logs its own
         if not self._pending:
             return
         s, self._pending = self._pending, None

@@ -582,7 +582,7 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
                                           "num_classes": self.num_classes,
                                           "architecture": self.backbone.architecture()}
         checkpoint["flashvid"] = {"labels": list(self.labels), "data_config": self.data_config.to_dict(),
-                                  "class": class_path(type(self))}
+                                  "class": class_path(type(self)), "per_class_accuracy": self.per_class_accuracy}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("flashvid", {})
@@ -597,6 +597,10 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         # the ones rebuilt from the backbone entry and hyperparameters.
         if "data_config" in saved:
             self._set_data_config(DataConfig.from_dict(saved["data_config"]))
+        # the last evaluations' per-class accuracy, for a resumed run that evaluates nothing more (a finished one);
+        # never over this model's own
+        for split, accuracy in (saved.get("per_class_accuracy") or {}).items():
+            self.per_class_accuracy.setdefault(split, dict(accuracy))
 
     def _set_data_config(self, config: DataConfig) -> None:
         self.data_config = config

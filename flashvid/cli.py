@@ -31,6 +31,7 @@ from .commands.config import (  # noqa: F401
     build,
     check_arguments,
     check_backbone,
+    check_run_dir,
     clip_overrides,
     command_help,
     config_dir,
@@ -92,6 +93,7 @@ def _main(args: list[str]) -> int:
         if "--help" in rest or "-h" in rest:
             print(command_help(cmd, conf, rest))
             return 0
+        check_run_dir(cmd, conf, rest)
     except ConfigError as e:
         return _fail(f"flashvid {cmd}", str(e))
 
@@ -194,6 +196,8 @@ def user_error_message(e: BaseException) -> str | None:
     from hydra.errors import HydraException, InstantiationException
     from omegaconf.errors import OmegaConfBaseException
 
+    from .rundir import RunDirectoryError
+
     if isinstance(e, InstantiationException):  # a failure inside a constructor that build() did not explain
         return None
     # errors of modules that import torch: looked up only when imported (then they can have been raised), so a
@@ -202,7 +206,7 @@ def user_error_message(e: BaseException) -> str | None:
         ("flashvid.failures", "TooManyFailedFiles"), ("flashvid.models.registry", "PretrainedWeightsUnavailable"))
         if module in sys.modules)
     if isinstance(e, (ConfigError, FileNotFoundError, NotADirectoryError, ModuleNotFoundError,
-                      OmegaConfBaseException, HydraException, *heavy)):
+                      RunDirectoryError, OmegaConfBaseException, HydraException, *heavy)):
         return str(e).strip()
     return None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 
@@ -36,4 +37,18 @@ class EMA(WeightAveraging):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), e.g. 0.999, got {decay}")
         self.decay = decay
+        self._train_ended = False
         super().__init__(avg_fn=ema_avg_fn(decay), use_buffers=True, **kwargs)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._train_ended = False
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._train_ended = True
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A resume of a finished run (killed after its last checkpoint) skips the training loop and so
+        # on_train_end: the model would keep the raw weights, and the final validation and test would see them.
+        if not self._train_ended and self._average_model is not None:
+            self._copy_average_to_current(pl_module)

@@ -334,19 +334,32 @@ def pretraining_data(data_cfg: "DictConfig", videos: Any = None) -> VideoClassif
 # ---------------------------------------------------------------------------------------------------- command
 def run_pretrain(cfg: "DictConfig") -> dict[str, Any]:
     """``flashvid pretrain``: fit the masked autoencoder, then write ``RUN/encoder`` and ``RUN/metrics.json``."""
+    from contextlib import nullcontext
+
     from omegaconf import OmegaConf
 
-    from .callbacks import robust_callbacks
-    from .checkpoint import checkpoint_plugins
-    from .commands.config import build, clip_overrides, validate
-    from .commands.runs import build_callbacks, floats, is_rank_zero, output_dir, write_json
-    from .commands.train import resume_checkpoint
+    from .commands.config import validate
+    from .commands.runs import is_rank_zero, output_dir
+    from .rundir import claim_run_dir, hydra_own_files, locked_run_dir
 
     validate(cfg, ["data", "model", "trainer", "callbacks", "logger"])
     out = output_dir()
-    if is_rank_zero():
-        out.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    # one process per run directory, and never a new run over a finished or killed one (as flashvid train)
+    with locked_run_dir(out) if is_rank_zero() else nullcontext(out):
+        if is_rank_zero():
+            claim_run_dir(out, resume=bool(cfg.get("resume", False)) or cfg.get("ckpt_path") == "last",
+                          overwrite=bool(cfg.get("overwrite", False)), ignore=hydra_own_files())
+            OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+        return _pretrain(cfg, out)
+
+
+def _pretrain(cfg: "DictConfig", out: Path) -> dict[str, Any]:
+    from .callbacks import robust_callbacks
+    from .checkpoint import checkpoint_plugins
+    from .commands.config import build, clip_overrides
+    from .commands.runs import build_callbacks, floats, write_json
+    from .commands.train import resume_checkpoint
+
     L.seed_everything(cfg.seed, workers=True)
     dm = pretraining_data(cfg.data, cfg.get("videos"))
     model = build(cfg.model, "model", data=clip_overrides(cfg.data))

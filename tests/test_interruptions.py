@@ -8,6 +8,7 @@ run with an uninterrupted one: same validation metrics, same weights. The driver
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -113,6 +115,128 @@ def test_second_train_on_a_locked_run_directory_fails_at_once(data, tmp_path, ca
     err = capsys.readouterr().err
     assert rc == 2 and f"the run directory {run} is in use by another flashvid train (pid {os.getpid()})" in err
     assert not (run / "config.yaml").exists() and not (run / "checkpoints").exists()
+
+
+def test_new_run_over_a_previous_run_is_refused_and_overwrite_starts_over(data, tmp_path, capsys) -> None:
+    """Issue 20.2: a train without resume=true in the directory of a finished or killed run stopped its checkpoints
+    and metrics being replaced (global_step 2 -> 1); it is refused in one line naming resume=true and
+    overwrite=true. overwrite=true deletes the old outputs first (nothing merged); a directory holding only what a
+    start writes (Hydra's folder and log, config.yaml) is not a previous run."""
+    run = tmp_path / "run"
+    args = [a for a in soak.train_args(data, run, workers=0) if "max_epochs" not in a]
+    assert train_in_process(*args, "trainer.max_steps=2") == 0
+    last, metrics = run / "checkpoints" / "last.ckpt", run / "metrics.json"
+    before = (last.read_bytes(), metrics.read_text())
+    capsys.readouterr()
+    assert train_in_process(*args, "trainer.max_steps=1") == 2
+    err = capsys.readouterr().err
+    assert f"the run directory {run} holds a previous run (checkpoints/, csv/" in err and "Traceback" not in err
+    assert "resume=true" in err and "overwrite=true" in err and len(err.strip().splitlines()) == 1
+    assert (last.read_bytes(), metrics.read_text()) == before
+    assert train_in_process(*args, "trainer.max_steps=1", "resume=true", "overwrite=true") == 2
+    assert "choose one" in capsys.readouterr().err
+
+    (run / "notes-of-the-old-run.txt").write_text("old")
+    assert train_in_process(*args, "trainer.max_steps=1", "overwrite=true") == 0
+    assert json.loads(metrics.read_text())["global_step"] == 1
+    assert torch.load(last, weights_only=True)["global_step"] == 1
+    assert not (run / "notes-of-the-old-run.txt").exists()
+    rows = list(csv.DictReader((run / "csv" / "metrics.csv").open()))
+    assert len([r for r in rows if r.get("train/loss")]) == 1  # the new run's one step only
+
+    fresh = tmp_path / "started-before"  # what a start that failed on a config mistake leaves
+    (fresh / ".hydra").mkdir(parents=True)
+    (fresh / "train.log").write_text("an earlier start\n")
+    (fresh / "config.yaml").write_text("seed: 1\n")
+    fresh_args = [a if not a.startswith("hydra.run.dir") else f"hydra.run.dir={fresh}" for a in args]
+    assert train_in_process(*fresh_args, "trainer.max_steps=1") == 0
+
+
+RO_CHILD = r"""
+set -e
+mount -t tmpfs -o size=4m tmpfs {ro}
+mkdir -p {ro}/run/.hydra {ro}/run/checkpoints
+echo "an earlier run" > {ro}/run/train.log
+mount -o remount,ro {ro}
+set +e
+{python} -m flashvid train {args} hydra.run.dir={ro}/new; echo "RC $?"
+{python} -m flashvid train {args} hydra.run.dir={ro}/run resume=true; echo "RC $?"
+"""
+
+
+def test_unwritable_run_directory_is_one_line_before_hydra_writes(data, tmp_path, capsys) -> None:
+    """Issue 20.14a: a run directory that cannot be written gave a raw OSError (new run) or Hydra's "Unable to
+    configure handler 'file'" (resume): one line naming the directory and hydra.run.dir=, before Hydra writes.
+    As root chmod does not stop writes, so: a path below a regular file (works as root), and, where a user
+    namespace can mount one, a real read-only tmpfs for both a new run and a resume."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    run = blocker / "run"
+    args = [a for a in soak.train_args(data, run, workers=0) if not a.startswith("hydra.run.dir")]
+    assert train_in_process(*args, f"hydra.run.dir={run}") == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"flashvid train: error: cannot write in the run directory {run} ({blocker} is a file, "
+                           "not a folder). Choose a writable one with hydra.run.dir=PATH (to resume a run from a "
+                           "read-only copy, copy it first)")
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux) for a read-only mount")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = RO_CHILD.format(ro=ro, python=sys.executable, args=" ".join(args))
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300,
+                          env=soak.env())
+    if proc.returncode != 0 and "mount" in proc.stderr:
+        pytest.skip(f"cannot mount a read-only tmpfs in a user namespace here: {proc.stderr.strip()}")
+    assert proc.stdout.split() == ["RC", "2", "RC", "2"], proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in proc.stderr
+    for line, where in zip(lines, (ro / "new", ro / "run")):
+        assert line.startswith(f"flashvid train: error: cannot write in the run directory {where} (read-only file "
+                               "system") and "hydra.run.dir=PATH" in line
+
+
+class InterruptAt(Callback):
+    """Send this process a SIGINT (a user's Ctrl-C) after training step ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.fixture(scope="module")
+def ema_reference(data, tmp_path_factory) -> Path:
+    """An uninterrupted run with an EMA of the weights and mixup (one loader worker, as the soak; 3 epochs)."""
+    run = tmp_path_factory.mktemp("ema-ref") / "run"
+    assert train_in_process(*soak.train_args(data, run, workers=1, ema=0.9, mixup=0.8)) == 0
+    return run
+
+
+@pytest.mark.slow
+def test_resumes_with_ema_keep_the_final_metrics_and_the_csv_history(data, ema_reference, tmp_path) -> None:
+    """Issues 20.4 and 20.5, with EMA and mixup: a run stopped by Ctrl-C mid-epoch and resumed ends with the
+    uninterrupted run's weights, metrics.json and metrics.csv (the CSV logger deleted the history before the
+    resumed step; the Ctrl-C checkpoint missed its step in the EMA and its step's CSV row); a
+    resume of the finished run (as after a kill after its last checkpoint) keeps its metrics.json (it validated
+    the raw weights instead of the EMA's and dropped train/loss, train/acc and lr) and its metrics.csv."""
+    reference = soak.outcome(ema_reference)
+    args = soak.train_args(data, tmp_path / "run", workers=1, ema=0.9, mixup=0.8)
+    stop = ["+callbacks.stop._target_=test_interruptions.InterruptAt", "+callbacks.stop.step=4"]
+    assert train_in_process(*args, *stop) == 130  # Ctrl-C in epoch 2: last.ckpt at step 4
+    assert train_in_process(*args, "resume=true") == 0
+    assert soak.compare(soak.outcome(tmp_path / "run"), reference) == []
+
+    finished = tmp_path / "finished"
+    shutil.copytree(ema_reference, finished)
+    (finished / "metrics.json").unlink()
+    finished_args = [a if not a.startswith("hydra.run.dir") else f"hydra.run.dir={finished}" for a in args]
+    assert train_in_process(*finished_args, "resume=true") == 0
+    got = soak.outcome(finished)
+    assert {"train/loss", "train/acc", "val/acc"} <= set(got["final"])
+    assert soak.compare(got, reference) == []
 
 
 @pytest.mark.slow

@@ -171,3 +171,17 @@ def test_pretrain_resumes_exactly_after_ctrl_c(pretrained: Path, demo_root: Path
     resumed = load_file(run / "encoder" / "model.safetensors")
     reference = load_file(pretrained / "encoder" / "model.safetensors")
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+
+
+def test_pretrain_over_a_previous_run_is_refused(demo_root: Path, tmp_path: Path, capsys) -> None:
+    """Issue 20.2 for pretrain: without resume=true, a run directory holding a run is refused in one line before
+    anything is built or written, as in flashvid train."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"an earlier run's checkpoint")
+    assert main(pretrain_args(demo_root, run)) == 2
+    err = capsys.readouterr().err
+    assert f"the run directory {run} holds a previous run (checkpoints/)" in err and "overwrite=true" in err
+    assert "Traceback" not in err
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"an earlier run's checkpoint"
+    assert not (run / "config.yaml").exists()

@@ -88,6 +88,40 @@ def precheck(cmd: str, conf: Path, args: Sequence[str]) -> None:
             _check_mapping(cfg, key, mapping)
 
 
+def check_run_dir(cmd: str, conf: Path, args: Sequence[str]) -> None:
+    """The run directory (``hydra.run.dir``, or ``hydra.sweep.dir`` with ``-m``) can be written, checked before
+    Hydra creates it and opens its log file there (its own failure is a traceback)."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    from ..rundir import RunDirectoryError, check_writable
+
+    ns = get_args_parser().parse_args(list(args))
+    if ns.cfg or ns.help or ns.hydra_help or ns.info or ns.shell_completion or ns.config_dir or ns.config_path \
+            or ns.config_name or ns.experimental_rerun:
+        return  # nothing is written, or configs from elsewhere
+    key = "hydra.sweep.dir" if ns.multirun else "hydra.run.dir"
+    try:
+        given = [o for o in OverridesParser.create().parse_overrides(ns.overrides) if o.key_or_group == key]
+    except HydraException as e:
+        raise ConfigError(str(e)) from None
+    if given:
+        value: Any = given[-1].get_value_element_as_str()
+    else:  # the command's default, unresolved
+        value = OmegaConf.to_container(OmegaConf.load(conf / f"{cmd}.yaml"), resolve=False)
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+    if not isinstance(value, str):
+        return
+    static = str(value).split("${", 1)[0]  # a folder named by the time (or SLURM) below a fixed one
+    try:
+        check_writable(static or ".")
+    except RunDirectoryError as e:
+        raise ConfigError(str(e)) from None
+
+
 def command_help(cmd: str, conf: Path, args: Sequence[str]) -> str:
     """``flashvid <cmd> --help``: the command's groups and its composed config (with the overrides given).
 

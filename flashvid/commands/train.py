@@ -26,11 +26,13 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
 
     from ..callbacks import ClassMismatchError
     from ..checkpoint import CheckpointError, remove_stale_temporaries
-    from ..rundir import RunDirectoryError, locked_run_dir
+    from ..rundir import RunDirectoryError, claim_run_dir, hydra_own_files, locked_run_dir
 
     try:  # one training process per run directory (rank 0 holds the lock for all ranks)
         with locked_run_dir(out) if is_rank_zero() else nullcontext(out):
-            if is_rank_zero():
+            if is_rank_zero():  # a new run never silently replaces a finished or killed one
+                claim_run_dir(out, resume=continues_run(cfg), overwrite=bool(cfg.get("overwrite", False)),
+                              ignore=hydra_own_files())
                 remove_stale_temporaries(out / "checkpoints")
                 OmegaConf.save(cfg, out / "config.yaml", resolve=True)
             return _train(cfg, out)
@@ -105,17 +107,23 @@ def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
     return result
 
 
+def continues_run(cfg: "DictConfig") -> bool:
+    """``resume=true`` or ``ckpt_path=last``: the run continues the one in its run directory."""
+    return bool(cfg.get("resume", False)) or cfg.get("ckpt_path") == "last"
+
+
 def resume_checkpoint(cfg: "DictConfig", out: Path) -> str | None:
     """``resume=true`` or ``ckpt_path=last``: the run directory's last checkpoint; any other ``ckpt_path`` as is."""
     path = cfg.get("ckpt_path")
-    if not cfg.get("resume", False) and path != "last":
+    if not continues_run(cfg):
         return str(existing_checkpoint(path)) if path else None
     from ..checkpoint import find_resume_checkpoint
 
     found = find_resume_checkpoint(out)
     if found is None:
         raise ConfigError(f"resume=true but {out} holds no checkpoint: pass the interrupted run's directory, "
-                          f"e.g. hydra.run.dir=runs/train/NAME resume=true")
+                          f"e.g. hydra.run.dir=runs/train/NAME resume=true (or start over in {out} with "
+                          "overwrite=true)")
     return str(found)
 
 

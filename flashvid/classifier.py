@@ -235,11 +235,10 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         k = self.num_classes
         if self.multi_label:
             return self._multi_label_metrics(prefix)
-        metrics: dict[str, Any] = {
-            "acc": MulticlassAccuracy(k, top_k=1, average="micro"),
-            "acc5": MulticlassAccuracy(k, top_k=min(5, k), average="micro"),
-            "mean_class_acc": MeanClassAccuracy(k),
-        }
+        metrics: dict[str, Any] = {"acc": MulticlassAccuracy(k, top_k=1, average="micro")}
+        if k > 5:  # with 5 classes or fewer the top 5 hold every class: acc5 would always be 1
+            metrics["acc5"] = MulticlassAccuracy(k, top_k=5, average="micro")
+        metrics["mean_class_acc"] = MeanClassAccuracy(k)
         extra = self.build_metrics(k)
         if extra is not None:
             metrics.update(dict(extra.items()))

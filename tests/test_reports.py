@@ -128,6 +128,9 @@ def test_test_report_files_agree_with_the_metrics(left_right: SimpleNamespace, t
     for name in ("predictions.csv", "confusion_matrix.png", "per_class.json", "misclassified.png"):
         assert name in proc.stdout  # the summary names every file
     assert "precision" in proc.stdout and ("left -> right" in proc.stdout or "right -> left" in proc.stdout)
+    # 2 classes: no top-k accuracy row ("top-5 1.0000", later "top-2") nor key, only what the model computed
+    assert "top-1 accuracy" in proc.stdout and "top-5" not in proc.stdout and "top-2" not in proc.stdout
+    assert "top5" not in r and not any("acc5" in k for k in r["metrics"])
 
 
 def _switching_video(path: Path, half: int = 24) -> float:

@@ -133,8 +133,8 @@ def _print_train_summary(result: Mapping[str, Any], out: Path) -> None:
                   f"subset accuracy {t.get('test/subset_acc', float('nan')):.4f}")
     elif result["test"]:
         t = result["test"]
-        con.print(f"  test (best checkpoint): top-1 {t.get('test/acc', float('nan')):.4f}  "
-                  f"top-5 {t.get('test/acc5', float('nan')):.4f}  "
+        top5 = f"top-5 {t['test/acc5']:.4f}  " if "test/acc5" in t else ""  # only over 5 classes
+        con.print(f"  test (best checkpoint): top-1 {t.get('test/acc', float('nan')):.4f}  {top5}"
                   f"mean class {t.get('test/mean_class_acc', float('nan')):.4f}")
     con.print(f"  metrics: {out / 'metrics.json'}")
     if result.get("curves"):

@@ -170,6 +170,34 @@ def test_timeline_changes_label_at_the_switch(left_right: SimpleNamespace, tmp_p
     assert w > 2 * h
 
 
+def test_timeline_picture_labels_fit_their_segments() -> None:
+    """Labels of short segments were drawn at full width and overlapped their neighbours: each drawn label now lies
+    inside its own segment (shortened with an ellipsis, or left out when not even one letter fits)."""
+    from flashvid.timeline import timeline_figure
+
+    spans = [(0.0, 0.15, "counterclockwise"), (0.15, 0.3, "clockwise"), (0.3, 0.9, "counterclockwise"),
+             (0.9, 6.0, "counterclockwise"), (6.0, 10.0, "left")]
+    windows = [{"start": a, "end": b, "label": name, "score": 0.9,
+                "top_k": [{"label": name, "score": 0.9}, {"label": "right", "score": 0.1}]} for a, b, name in spans]
+    result = {"path": "long.mp4", "duration": 10.0, "window": 1.0, "stride": 1.0, "threshold": 0.5,
+              "windows": windows, "segments": [{"start": a, "end": b, "label": name, "score": 0.9, "windows": 1}
+                                               for a, b, name in spans]}
+    fig = timeline_figure(result)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    bar = fig.axes[1]
+    drawn = [(t.get_text(), t.get_window_extent(renderer)) for t in bar.texts]
+    assert ("counterclockwise" in [name for name, _ in drawn]) and ("left" in [name for name, _ in drawn])
+    for name, box in drawn:
+        x = bar.transData.inverted().transform(((box.x0 + box.x1) / 2, 0))[0]
+        start, end, full = next(s for s in spans if s[0] <= x <= s[1])
+        x0, x1 = (bar.transData.transform((t, 0))[0] for t in (start, end))
+        assert x0 <= box.x0 and box.x1 <= x1, (name, box, start, end)  # inside its segment: no overlap
+        assert name == full or (name.endswith("…") and full.startswith(name[:-1]))
+    boxes = sorted(box.x0 for _, box in drawn)
+    assert len(boxes) < len(spans)  # the 0.15 s segments cannot hold a letter
+
+
 def test_timeline_streams_a_long_video_in_bounded_memory(left_right: SimpleNamespace, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows over a longer file: each decode asks for frames in increasing order, never one frame twice, and

@@ -79,6 +79,30 @@ def test_training_curves_from_the_csv_log(left_right: SimpleNamespace, tmp_path:
     assert not (tmp_path / "none").exists()
 
 
+def test_training_curves_of_a_run_shorter_than_log_every_n_steps(demo_root: Path, tmp_path: Path) -> None:
+    """A run of 4 steps with log_every_n_steps=50 logged no training loss or learning rate, and curves.png had
+    neither: the epoch mean of the loss and the learning rate at each epoch start are logged too."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    from flashvid import Trainer, VideoClassificationData, VideoClassifier
+    from flashvid.callbacks import LearningRateMonitor
+    from flashvid.reports import training_curves
+
+    dm = VideoClassificationData.from_folders(demo_root / "train", batch_size=4, num_workers=0,
+                                              num_frames=4, crop_size=32)
+    model = VideoClassifier("tiny_r2plus1d", labels=dm.labels)
+    trainer = Trainer(max_epochs=2, limit_train_batches=2, logger=CSVLogger(tmp_path, name="csv", version=""),
+                      log_every_n_steps=50, callbacks=[LearningRateMonitor(logging_interval="step")],
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    assert training_curves(trainer, tmp_path) == tmp_path / "curves.png"
+    with open(tmp_path / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    logged = {k for r in rows for k, v in r.items() if v not in ("", None)}
+    assert "train/loss_epoch" in logged and any(k.startswith("lr-") for k in logged), logged
+    assert sum(bool(r.get("train/loss_epoch")) for r in rows) == 2  # one per epoch
+
+
 def test_test_report_files_agree_with_the_metrics(left_right: SimpleNamespace, tmp_path: Path,
                                                   capfd: pytest.CaptureFixture[str]) -> None:
     """``flashvid test`` writes predictions, confusion matrix, per-class metrics and a contact sheet that agree

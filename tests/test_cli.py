@@ -86,6 +86,10 @@ def test_train_writes_run_directory(trained: Path) -> None:
     assert "acc5" not in (trained / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "top-1" in (trained.parent / "console.txt").read_text()
     assert "top-5" not in (trained.parent / "console.txt").read_text()
+    # one line saying which recipe parts were on, from the built objects
+    recipe = [line for line in (trained / "train.log").read_text().splitlines() if "flashvid train: recipe:" in line]
+    assert len(recipe) == 1 and "no mixup/CutMix" in recipe[0] and "no EMA" in recipe[0], recipe
+    assert "1 clip per video" in recipe[0] and "test views 1 clip(s) x 1 crop(s)" in recipe[0], recipe
     assert m["failed_files"]["num_seen"] >= 24 and m["failed_files"]["num_failed"] == 0
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch import callbacks as lightning_callbacks
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -554,3 +555,17 @@ def robust_callbacks(run_dir: str | os.PathLike | None = None, checkpoint_every_
         # save_top_k=0: only last.ckpt, no second copy of the same weights under a step name
         callbacks.append(LastCheckpoint(ckpt_dir, checkpoint_every_n_steps))
     return callbacks
+
+
+class LearningRateMonitor(lightning_callbacks.LearningRateMonitor):
+    """Lightning's, logging the learning rates at each epoch start as well: with ``logging_interval="step"`` they
+    reach the loggers every ``log_every_n_steps`` only, so a shorter run had no learning-rate curve."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if self.logging_interval != "step":
+            super().on_train_epoch_start(trainer, *args, **kwargs)
+            return
+        stats = self._extract_stats(trainer, "any")
+        if stats:
+            for logger in trainer.loggers:
+                logger.log_metrics(stats, step=trainer.fit_loop.epoch_loop._batches_that_stepped)

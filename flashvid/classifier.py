@@ -235,11 +235,10 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         k = self.num_classes
         if self.multi_label:
             return self._multi_label_metrics(prefix)
-        metrics: dict[str, Any] = {
-            "acc": MulticlassAccuracy(k, top_k=1, average="micro"),
-            "acc5": MulticlassAccuracy(k, top_k=min(5, k), average="micro"),
-            "mean_class_acc": MeanClassAccuracy(k),
-        }
+        metrics: dict[str, Any] = {"acc": MulticlassAccuracy(k, top_k=1, average="micro")}
+        if k > 5:  # with 5 classes or fewer the top 5 hold every class: acc5 would always be 1
+            metrics["acc5"] = MulticlassAccuracy(k, top_k=5, average="micro")
+        metrics["mean_class_acc"] = MeanClassAccuracy(k)
         extra = self.build_metrics(k)
         if extra is not None:
             metrics.update(dict(extra.items()))
@@ -359,6 +358,9 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         loss = self.compute_loss(logits, batch.get("target", batch["label"]))
         n = len(batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        # the epoch's mean too: per-step values reach the loggers every log_every_n_steps only, so a shorter run
+        # had no training loss in metrics.csv and curves.png
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=n)
         # against the integer labels even when the loss saw mixed targets (then it measures the dominant clip)
         if not self.multi_label:  # a multi-label model reports mAP at evaluation, no training accuracy
             self.log("train/acc", (logits.detach().argmax(-1) == batch["label"]).float().mean(), batch_size=n)

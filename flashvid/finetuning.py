@@ -45,14 +45,16 @@ def _body(pl_module: L.LightningModule) -> list[nn.Module]:
 
 
 def _unfreeze(pl_module: L.LightningModule, modules: list[nn.Module], optimizer: Any, train_bn: bool,
-              lr_scale: float = 0.1) -> None:
-    """Make ``modules`` trainable and add them to ``optimizer`` at ``lr_scale`` of the learning rate.
+              lr_scale: float = 0.1) -> int:
+    """Make ``modules`` trainable and add them to ``optimizer`` at ``lr_scale`` of the learning rate; returns how
+    many parameter values (elements) were frozen before, for the log line.
 
     Unlike ``BaseFinetuning.unfreeze_and_add_param_group``, the new groups keep the module's weight-decay split
     (none on biases and norms) and layer-decay scales, and carry ``initial_lr`` so the LR schedule drives them.
     """
     if not modules:
-        return
+        return 0
+    frozen = {id(p): p.numel() for m in modules for p in m.parameters() if not p.requires_grad}
     BaseFinetuning.make_trainable(modules)
     if not train_bn:
         for m in BaseFinetuning.flatten_modules(modules):
@@ -67,6 +69,13 @@ def _unfreeze(pl_module: L.LightningModule, modules: list[nn.Module], optimizer:
                   if id(p) not in held]
         if params:
             optimizer.add_param_group({"params": params, "lr": optimizer.param_groups[0]["lr"] * lr_scale})
+    return sum(n for m in modules for p in m.parameters() if p.requires_grad and (n := frozen.pop(id(p), 0)))
+
+
+def _log_unfreeze(epoch: int, what: str, count: int, lr_scale: float = 0.1) -> None:
+    """One INFO line per unfreeze event: when, what and how much joined the training (else invisible in a log)."""
+    log.info("flashvid finetune: epoch %d: unfroze %s (%s parameters), at %g x the learning rate", epoch, what,
+             f"{count:,}", lr_scale)
 
 
 class NoFreeze(Callback):
@@ -105,8 +114,8 @@ class FreezeUnfreeze(Freeze):
 
     def finetune_function(self, pl_module: L.LightningModule, epoch: int, optimizer: Any) -> None:
         if epoch == self.unfreeze_epoch:
-            _unfreeze(pl_module, [pl_module.backbone], optimizer, self.train_bn)
-            log.info("flashvid finetune: epoch %d, backbone unfrozen", epoch)
+            _log_unfreeze(epoch, "the whole backbone",
+                          _unfreeze(pl_module, [pl_module.backbone], optimizer, self.train_bn))
 
 
 class UnfreezeMilestones(Freeze):
@@ -122,11 +131,11 @@ class UnfreezeMilestones(Freeze):
         body = _body(pl_module)
         split = max(len(body) - self.num_layers, 0)
         if epoch == self.milestones[0]:
-            _unfreeze(pl_module, body[split:], optimizer, self.train_bn)
-            log.info("flashvid finetune: epoch %d, last %d stages unfrozen", epoch, len(body) - split)
+            count = _unfreeze(pl_module, body[split:], optimizer, self.train_bn)
+            _log_unfreeze(epoch, f"the last {len(body) - split} of {len(body)} stages", count)
         elif epoch == self.milestones[1]:
-            _unfreeze(pl_module, [pl_module.backbone], optimizer, self.train_bn)
-            log.info("flashvid finetune: epoch %d, all stages unfrozen", epoch)
+            count = _unfreeze(pl_module, [pl_module.backbone], optimizer, self.train_bn)
+            _log_unfreeze(epoch, f"the remaining {split} of {len(body)} stages", count)
 
 
 class LayerDecay(Callback):

@@ -33,6 +33,8 @@ from .data.sampling import ClipSampling
 from .data.sources import VideoSample
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from .classifier import VideoClassifier
 
 
@@ -250,6 +252,15 @@ def iter_timelines(model: VideoClassifier, samples: Sequence[VideoSample], windo
 def timeline_png(result: Mapping[str, Any], path: str | os.PathLike, max_classes: int = 6) -> Path:
     """A picture of one video's timeline: the probabilities of its leading classes per window, and the merged
     segments as a labelled bar beneath them."""
+    fig = timeline_figure(result, max_classes)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def timeline_figure(result: Mapping[str, Any], max_classes: int = 6) -> Figure:
+    """:func:`timeline_png`'s figure (Agg canvas), each segment's label fitted inside its segment."""
     from matplotlib.backends.backend_agg import (
         FigureCanvasAgg,  # lazy: only when a picture is asked for
     )
@@ -279,16 +290,29 @@ def timeline_png(result: Mapping[str, Any], path: str | os.PathLike, max_classes
                  fontsize=10)
     for seg in result["segments"]:
         bar.broken_barh([(seg["start"], seg["end"] - seg["start"])], (0, 1), color=colours.get(seg["label"], "0.5"))
-        bar.text((seg["start"] + seg["end"]) / 2, 0.5, seg["label"], ha="center", va="center", fontsize=8,
-                 clip_on=True)
     bar.set_yticks([])
     bar.set_ylabel("segments", rotation=0, ha="right", va="center")
     bar.set_xlim(0, result["duration"])
     bar.set_xlabel("time (s)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    fig.draw_without_rendering()  # the constrained layout places the axes: segment widths in pixels are final
+    renderer = fig.canvas.get_renderer()
+    for seg in result["segments"]:
+        _fitted_label(bar, seg["start"], seg["end"], seg["label"], renderer)
+    return fig
+
+
+def _fitted_label(ax: Any, start: float, end: float, label: str, renderer: Any, pad_px: float = 4.0) -> None:
+    """``label`` centred on the segment [start, end], shortened with an ellipsis until its drawn width fits the
+    segment's, or left out when not even its first letter does: labels of short segments overlapped."""
+    x0, x1 = (ax.transData.transform((t, 0.5))[0] for t in (start, end))
+    room = x1 - x0 - pad_px
+    text = ax.text((start + end) / 2, 0.5, label, ha="center", va="center", fontsize=8, clip_on=True)
+    candidates = [label] + [label[:n].rstrip() + "…" for n in range(len(label) - 1, 0, -1)]
+    for candidate in candidates:
+        text.set_text(candidate)
+        if text.get_window_extent(renderer).width <= room:
+            return
+    text.remove()
 
 
 def timeline_png_path(folder: str | os.PathLike, video_path: str, index: int) -> Path:

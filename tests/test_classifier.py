@@ -174,8 +174,9 @@ def test_multi_view_test_loop(demo_root: Path, tmp_path: Path):
     model.backbone.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
     metrics = make_trainer(tmp_path).test(model, datamodule=data, verbose=False)[0]
     assert sum(seen) == 6 * len(demo_files(demo_root))
-    assert {"test/loss", "test/acc", "test/acc5", "test/mean_class_acc"} <= set(metrics)
-    assert 0.0 <= metrics["test/acc"] <= 1.0 and metrics["test/acc5"] == 1.0  # 4 classes: top-5 holds them all
+    assert {"test/loss", "test/acc", "test/mean_class_acc"} <= set(metrics)
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert "test/acc5" not in metrics  # 4 classes: the top 5 hold them all, a top-5 accuracy would always be 1
 
 
 # ---------------------------------------------------------------------------------------------- failed files
@@ -252,19 +253,27 @@ def test_mean_class_accuracy_is_not_merged_with_top5_at_batch_size_1():
     mean_class_acc after a first update where their states agreed, so mean-class accuracy reported top-5."""
     from torchmetrics.classification import MulticlassAccuracy
 
-    model = VideoClassifier("tiny_r2plus1d", labels=["a", "b", "c"], data={"num_frames": 4, "crop_size": 32})
-    gen = torch.Generator().manual_seed(0)
+    model = VideoClassifier("tiny_r2plus1d", labels=list("abcdef"), data={"num_frames": 4, "crop_size": 32})
     labels = torch.tensor([0, 0, 0, 0, 1, 2])
-    probs = torch.rand(len(labels), 3, generator=gen).softmax(-1)
-    probs[:4] = torch.tensor([0.8, 0.15, 0.05])  # class 0 always right, the others always wrong
-    probs[4:] = torch.tensor([0.8, 0.15, 0.05])
+    # class 0 always right, the others always wrong (but in the top 5)
+    probs = torch.tensor([0.8, 0.1, 0.05, 0.03, 0.015, 0.005]).repeat(len(labels), 1)
     for p, y in zip(probs, labels, strict=True):
         model.val_metrics.update(p[None], y[None])
     got = model.val_metrics.compute()
-    top1 = MulticlassAccuracy(3, top_k=1, average="micro")(probs, labels)
-    macro = MulticlassAccuracy(3, top_k=1, average="macro")(probs, labels)
+    top1 = MulticlassAccuracy(6, top_k=1, average="micro")(probs, labels)
+    macro = MulticlassAccuracy(6, top_k=1, average="macro")(probs, labels)
     assert got["val/acc"] == pytest.approx(top1.item()) and got["val/mean_class_acc"] == pytest.approx(macro.item())
     assert got["val/mean_class_acc"] != pytest.approx(got["val/acc5"].item())
+
+
+@pytest.mark.parametrize("num_classes, has_top5", [(2, False), (5, False), (6, True)])
+def test_top5_accuracy_only_with_more_than_5_classes(num_classes: int, has_top5: bool):
+    """With 5 classes or fewer the top 5 hold every class: an acc5 of 1.0 in the logs and curves said nothing."""
+    model = VideoClassifier("tiny_r2plus1d", labels=[f"c{i}" for i in range(num_classes)],
+                            data={"num_frames": 4, "crop_size": 32})
+    for metrics, prefix in ((model.val_metrics, "val"), (model.test_metrics, "test")):
+        assert set(metrics.keys(keep_base=False)) == {f"{prefix}/acc", f"{prefix}/mean_class_acc",
+                                                      *([f"{prefix}/acc5"] if has_top5 else [])}
 
 
 def test_lightning_promotional_tips_are_not_printed(tmp_path: Path, caplog: pytest.LogCaptureFixture):

@@ -80,7 +80,16 @@ def test_train_writes_run_directory(trained: Path) -> None:
     # 8 validation videos, fewer than min_val_videos: best by val/loss (flashvid/validation_policy.py)
     assert m["best_by"] == "val/loss" and m["best_score"] > 0 and m["best_val_acc"] is None
     assert set(m["per_class_accuracy"]["test"]) == set(LABELS)
-    assert set(m["test"]) >= {"test/acc", "test/acc5", "test/mean_class_acc"}
+    assert set(m["test"]) >= {"test/acc", "test/mean_class_acc"}
+    # 4 classes: no top-5 accuracy (always 1) in the metrics, the logged columns or the summary
+    assert not any("acc5" in k for k in [*m["test"], *m["final"]])
+    assert "acc5" not in (trained / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "top-1" in (trained.parent / "console.txt").read_text()
+    assert "top-5" not in (trained.parent / "console.txt").read_text()
+    # one line saying which recipe parts were on, from the built objects
+    recipe = [line for line in (trained / "train.log").read_text().splitlines() if "flashvid train: recipe:" in line]
+    assert len(recipe) == 1 and "no mixup/CutMix" in recipe[0] and "no EMA" in recipe[0], recipe
+    assert "1 clip per video" in recipe[0] and "test views 1 clip(s) x 1 crop(s)" in recipe[0], recipe
     assert m["failed_files"]["num_seen"] >= 24 and m["failed_files"]["num_failed"] == 0
 
 
@@ -143,7 +152,8 @@ def test_test_reports_multiview_video_accuracy(trained: Path, demo_root: Path, t
                        "data.num_clips=2", "data.num_crops=3", f"hydra.run.dir={tmp_path / 'test'}", cwd=tmp_path))
     r = json.loads((tmp_path / "test" / "test_metrics.json").read_text())
     assert r["num_videos"] == 4 and r["views_per_video"] == {"num_clips": 2, "num_crops": 3}
-    assert 0.0 <= r["top1"] <= r["top5"] <= 1.0 and 0.0 <= r["mean_class_accuracy"] <= 1.0
+    assert 0.0 <= r["top1"] <= 1.0 and 0.0 <= r["mean_class_accuracy"] <= 1.0
+    assert "top5" not in r and "top-5" not in proc.stdout and "top-4" not in proc.stdout  # 4 classes
     assert r["num_classes"] == 4 and r["failed_files"]["num_failed"] == 0
     assert "top-1 accuracy" in proc.stdout and "2 clip(s) x 3 crop(s)" in proc.stdout
 

@@ -144,3 +144,24 @@ def test_model_settings_fill_in_unless_given_explicitly(demo_root):
     assert cfg.mean == MEAN and cfg.short_side == round(48 * 256 / 224)
     with pytest.raises(ValueError, match="unknown data settings"):
         DataConfig.from_dict({"num_frame": 8})
+
+
+@pytest.mark.parametrize("stage, workers, says", [("test", 1, "CPU testing with 1 decode worker:"),
+                                                  ("predict", 2, "CPU prediction with 2 decode workers:"),
+                                                  ("fit", 1, "CPU training with 1 decode worker:")])
+def test_cpu_core_sharing_log_names_the_stage(demo_root, caplog, stage: str, workers: int, says: str):
+    """``flashvid test`` said "CPU training with 1 decode workers": the line says what the stage does, in English."""
+    import logging
+    import os
+
+    dm = _dm(demo_root, num_workers=workers)
+    dm.trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(os.cpu_count() or 1, workers + 1))  # more threads than the workers leave room for
+    try:
+        with caplog.at_level(logging.INFO, logger="flashvid"):
+            dm.setup(stage)
+    finally:
+        torch.set_num_threads(threads)
+    lines = [r.getMessage() for r in caplog.records if "decode worker" in r.getMessage()]
+    assert len(lines) == 1 and says in lines[0], lines

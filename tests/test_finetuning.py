@@ -126,6 +126,25 @@ def test_unfrozen_groups_follow_the_schedule(strategy, demo_root: Path, tmp_path
     assert unfrozen_steps[-1][i_head] != unfrozen_steps[0][i_head]  # the schedule moved
 
 
+@pytest.mark.parametrize("strategy, events", [
+    (("freeze_unfreeze", 1), [(1, "the whole backbone", range(4))]),
+    (("unfreeze_milestones", ((1, 2), 2)), [(1, "the last 2 of 4 stages", range(2, 4)),
+                                            (2, "the remaining 2 of 4 stages", range(2))]),
+], ids=["freeze_unfreeze", "unfreeze_milestones"])
+def test_each_unfreeze_is_logged_once_with_its_parameters(strategy, events, demo_root: Path, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture):
+    """A log said nothing when the backbone joined: one INFO line per event, its epoch, stages and parameters."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="flashvid.finetuning"):
+        model, _ = fit(demo_root, tmp_path, strategy)
+    lines = [r.getMessage() for r in caplog.records if r.name == "flashvid.finetuning"]
+    stages = model.backbone.stages
+    assert lines == [f"flashvid finetune: epoch {epoch}: unfroze {what} "
+                     f"({sum(p.numel() for i in which for p in stages[i].parameters()):,} parameters), "
+                     "at 0.1 x the learning rate" for epoch, what, which in events]
+
+
 def test_resuming_after_the_unfreeze_keeps_training_the_backbone(demo_root: Path, tmp_path: Path):
     """Lightning restores the added groups on resume but not requires_grad: the body must not silently freeze."""
     fit(demo_root, tmp_path / "first", ("freeze_unfreeze", 1), epochs=2, save_checkpoint=True)

@@ -79,6 +79,30 @@ def test_training_curves_from_the_csv_log(left_right: SimpleNamespace, tmp_path:
     assert not (tmp_path / "none").exists()
 
 
+def test_training_curves_of_a_run_shorter_than_log_every_n_steps(demo_root: Path, tmp_path: Path) -> None:
+    """A run of 4 steps with log_every_n_steps=50 logged no training loss or learning rate, and curves.png had
+    neither: the epoch mean of the loss and the learning rate at each epoch start are logged too."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    from flashvid import Trainer, VideoClassificationData, VideoClassifier
+    from flashvid.callbacks import LearningRateMonitor
+    from flashvid.reports import training_curves
+
+    dm = VideoClassificationData.from_folders(demo_root / "train", batch_size=4, num_workers=0,
+                                              num_frames=4, crop_size=32)
+    model = VideoClassifier("tiny_r2plus1d", labels=dm.labels)
+    trainer = Trainer(max_epochs=2, limit_train_batches=2, logger=CSVLogger(tmp_path, name="csv", version=""),
+                      log_every_n_steps=50, callbacks=[LearningRateMonitor(logging_interval="step")],
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    assert training_curves(trainer, tmp_path) == tmp_path / "curves.png"
+    with open(tmp_path / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    logged = {k for r in rows for k, v in r.items() if v not in ("", None)}
+    assert "train/loss_epoch" in logged and any(k.startswith("lr-") for k in logged), logged
+    assert sum(bool(r.get("train/loss_epoch")) for r in rows) == 2  # one per epoch
+
+
 def test_test_report_files_agree_with_the_metrics(left_right: SimpleNamespace, tmp_path: Path,
                                                   capfd: pytest.CaptureFixture[str]) -> None:
     """``flashvid test`` writes predictions, confusion matrix, per-class metrics and a contact sheet that agree
@@ -128,6 +152,9 @@ def test_test_report_files_agree_with_the_metrics(left_right: SimpleNamespace, t
     for name in ("predictions.csv", "confusion_matrix.png", "per_class.json", "misclassified.png"):
         assert name in proc.stdout  # the summary names every file
     assert "precision" in proc.stdout and ("left -> right" in proc.stdout or "right -> left" in proc.stdout)
+    # 2 classes: no top-k accuracy row ("top-5 1.0000", later "top-2") nor key, only what the model computed
+    assert "top-1 accuracy" in proc.stdout and "top-5" not in proc.stdout and "top-2" not in proc.stdout
+    assert "top5" not in r and not any("acc5" in k for k in r["metrics"])
 
 
 def _switching_video(path: Path, half: int = 24) -> float:
@@ -165,6 +192,34 @@ def test_timeline_changes_label_at_the_switch(left_right: SimpleNamespace, tmp_p
 
     w, h = _png(timeline_png(r, tmp_path / "timeline.png"))
     assert w > 2 * h
+
+
+def test_timeline_picture_labels_fit_their_segments() -> None:
+    """Labels of short segments were drawn at full width and overlapped their neighbours: each drawn label now lies
+    inside its own segment (shortened with an ellipsis, or left out when not even one letter fits)."""
+    from flashvid.timeline import timeline_figure
+
+    spans = [(0.0, 0.15, "counterclockwise"), (0.15, 0.3, "clockwise"), (0.3, 0.9, "counterclockwise"),
+             (0.9, 6.0, "counterclockwise"), (6.0, 10.0, "left")]
+    windows = [{"start": a, "end": b, "label": name, "score": 0.9,
+                "top_k": [{"label": name, "score": 0.9}, {"label": "right", "score": 0.1}]} for a, b, name in spans]
+    result = {"path": "long.mp4", "duration": 10.0, "window": 1.0, "stride": 1.0, "threshold": 0.5,
+              "windows": windows, "segments": [{"start": a, "end": b, "label": name, "score": 0.9, "windows": 1}
+                                               for a, b, name in spans]}
+    fig = timeline_figure(result)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    bar = fig.axes[1]
+    drawn = [(t.get_text(), t.get_window_extent(renderer)) for t in bar.texts]
+    assert ("counterclockwise" in [name for name, _ in drawn]) and ("left" in [name for name, _ in drawn])
+    for name, box in drawn:
+        x = bar.transData.inverted().transform(((box.x0 + box.x1) / 2, 0))[0]
+        start, end, full = next(s for s in spans if s[0] <= x <= s[1])
+        x0, x1 = (bar.transData.transform((t, 0))[0] for t in (start, end))
+        assert x0 <= box.x0 and box.x1 <= x1, (name, box, start, end)  # inside its segment: no overlap
+        assert name == full or (name.endswith("…") and full.startswith(name[:-1]))
+    boxes = sorted(box.x0 for _, box in drawn)
+    assert len(boxes) < len(spans)  # the 0.15 s segments cannot hold a letter
 
 
 def test_timeline_streams_a_long_video_in_bounded_memory(left_right: SimpleNamespace, tmp_path: Path,

@@ -73,6 +73,7 @@ def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
     log.info("flashvid train: %s on %d classes, %d train / %d val videos -> %s%s", cfg.model.backbone,
              len(dm.labels), len(dm.samples["train"]), len(dm.samples.get("val", [])), out,
              f" (resuming from {ckpt_path})" if ckpt_path else "")
+    log.info("flashvid train: recipe: %s", recipe_summary(dm, model, strategy))
     trainer.finetune(model, datamodule=dm, strategy=strategy, ckpt_path=ckpt_path)
     if has_val and not any(str(k).startswith("val/") for k in trainer.callback_metrics):
         # no validation of the final weights happened (a resume of a run killed after its last checkpoint, with
@@ -112,6 +113,29 @@ def continues_run(cfg: "DictConfig") -> bool:
     return bool(cfg.get("resume", False)) or cfg.get("ckpt_path") == "last"
 
 
+def recipe_summary(dm: Any, model: Any, strategy: Any) -> str:
+    """Which recipe parts this run has on, read from the built datamodule, model and finetune strategy (not the
+    config), in one line: what a run did is then in its log."""
+    a = dm.augmentation
+    hp = model.hparams
+    parts = [f"crop scale {a.scale[0]:g}-{a.scale[1]:g}, hflip {a.hflip:g}"
+             + (f", color jitter {a.color_jitter:g}" if a.color_jitter else "")
+             + (f", rate jitter {a.rate_jitter:g}" if a.rate_jitter != 1 else "")]
+    mix = [f"mixup {a.mixup_alpha:g}"] * bool(a.mixup_alpha) + [f"CutMix {a.cutmix_alpha:g}"] * bool(a.cutmix_alpha)
+    parts.append(" + ".join(mix) if mix else "no mixup/CutMix")
+    parts.append(f"RandAugment {a.auto_augment}" if a.auto_augment else "no RandAugment")
+    parts.append(f"EMA {hp.ema_decay:g}" if hp.get("ema_decay") else "no EMA")
+    n = int(dm.clips_per_video)
+    parts.append(f"{n} clip{'s' if n != 1 else ''} per video")
+    weights = hp.get("class_weights")
+    parts.append("class weights " + ("auto" if weights == "auto" else "given") if weights is not None
+                 else "no class weights")
+    parts.append(f"label smoothing {hp.label_smoothing:g}" if hp.get("label_smoothing") else "no label smoothing")
+    parts.append(f"test views {dm.num_clips} clip(s) x {dm.num_crops} crop(s)")
+    parts.append(f"finetune {strategy if isinstance(strategy, str) else type(strategy).__name__}")
+    return "; ".join(parts)
+
+
 def resume_checkpoint(cfg: "DictConfig", out: Path) -> str | None:
     """``resume=true`` or ``ckpt_path=last``: the run directory's last checkpoint; any other ``ckpt_path`` as is."""
     path = cfg.get("ckpt_path")
@@ -141,8 +165,8 @@ def _print_train_summary(result: Mapping[str, Any], out: Path) -> None:
                   f"subset accuracy {t.get('test/subset_acc', float('nan')):.4f}")
     elif result["test"]:
         t = result["test"]
-        con.print(f"  test (best checkpoint): top-1 {t.get('test/acc', float('nan')):.4f}  "
-                  f"top-5 {t.get('test/acc5', float('nan')):.4f}  "
+        top5 = f"top-5 {t['test/acc5']:.4f}  " if "test/acc5" in t else ""  # only over 5 classes
+        con.print(f"  test (best checkpoint): top-1 {t.get('test/acc', float('nan')):.4f}  {top5}"
                   f"mean class {t.get('test/mean_class_acc', float('nan')):.4f}")
     con.print(f"  metrics: {out / 'metrics.json'}")
     if result.get("curves"):

@@ -44,6 +44,8 @@ from .transforms import BatchAugmentation, MultiCrop, RandomShortSideCrop, Short
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test", "predict")
+# what each Lightning stage is doing, for log lines ("CPU testing with 2 decode workers")
+STAGE_NAMES = {"fit": "training", "validate": "validation", "test": "testing", "predict": "prediction"}
 
 
 @dataclass
@@ -347,7 +349,7 @@ class VideoClassificationData(L.LightningDataModule):
         }
         modes = {"train": "random", "val": "center", "test": "uniform", "predict": "center"}
         decoder = resolve_decoder(self.decoder)  # once, here: forked workers inherit the choice and its log line
-        self._share_cpu_cores()
+        self._share_cpu_cores(stage)
         a = self.augmentation
         for split, samples in self.samples.items():
             clips = self.num_clips if split == "test" else 1
@@ -368,16 +370,17 @@ class VideoClassificationData(L.LightningDataModule):
         self._mix = mix if mix.active else None
 
     # ------------------------------------------------------------------ loaders
-    def _share_cpu_cores(self) -> None:
-        """Training on the CPU: decode workers and torch's compute threads split the cores. Oversubscribed (1 worker
-        plus torch's 2 threads on 2 cores) the demo trained several times slower."""
+    def _share_cpu_cores(self, stage: str | None = None) -> None:
+        """On the CPU, decode workers and torch's compute threads split the cores. Oversubscribed (1 worker plus
+        torch's 2 threads on 2 cores) the demo trained several times slower. The log line names the stage."""
         trainer = self.trainer
         if trainer is None or trainer.strategy.root_device.type != "cpu" or self.num_workers == 0:
             return
         threads = max(1, (os.cpu_count() or 1) // max(trainer.num_devices, 1) - self.num_workers)
         if torch.get_num_threads() > threads:
-            log.info("flashvid: CPU training with %d decode workers: torch compute threads %d -> %d",
-                     self.num_workers, torch.get_num_threads(), threads)
+            doing = STAGE_NAMES.get(stage or "", "running")
+            log.info("flashvid: CPU %s with %d decode worker%s: torch compute threads %d -> %d", doing,
+                     self.num_workers, "" if self.num_workers == 1 else "s", torch.get_num_threads(), threads)
             torch.set_num_threads(threads)
 
     @property

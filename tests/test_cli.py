@@ -37,6 +37,74 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
     return proc
 
 
+def flashvid_in_terminal(*args: str, cwd: Path, columns: int, timeout: float = 300) -> tuple[int, list[str]]:
+    """``flashvid ARGS`` on a pseudo terminal ``columns`` wide: the exit status and the screen's lines at the end
+    (stdout and stderr both, as a user sees them, cursor moves and line erasures applied)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "FLASHVID_DEBUG", "NO_COLOR")}
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+               PYTHONUNBUFFERED="1", COLUMNS=str(columns), LINES="50", TERM="xterm-256color")
+    main_fd, term_fd = pty.openpty()
+    fcntl.ioctl(term_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "flashvid", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=term_fd, stderr=term_fd)
+    os.close(term_fd)
+    raw, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([main_fd], [], [], 0.5)[0]:
+                try:
+                    data = os.read(main_fd, 1 << 16)
+                except OSError:  # EIO: the terminal's other side is closed, the command has exited
+                    break
+                if not data:
+                    break
+                raw += data
+            elif proc.poll() is not None:
+                break
+    finally:
+        os.close(main_fd)
+        if proc.poll() is None:
+            proc.kill()
+    return proc.wait(), terminal_screen(raw.decode("utf-8", "replace"), columns)
+
+
+def terminal_screen(raw: str, columns: int) -> list[str]:
+    """The lines a terminal ``columns`` wide shows after ``raw``: the control sequences rich's live display uses
+    (carriage return, erase line, cursor up) applied, colours dropped, long lines wrapped."""
+    import re
+
+    rows: list[list[str]] = [[]]
+    row = col = 0
+    for tok in re.findall(r"\x1b\[[0-9;?]*[A-Za-z]|\r|\n|[^\x1b\r\n]", raw):
+        if tok == "\r":
+            col = 0
+        elif tok == "\n":
+            row, col = row + 1, 0
+        elif tok.endswith("K"):  # erase to the end of the line
+            del rows[row][col:]
+        elif tok.endswith("A"):  # cursor up
+            row = max(0, row - int(tok[2:-1] or 1))
+        elif not tok.startswith("\x1b"):
+            if col >= columns:
+                row, col = row + 1, 0
+            while len(rows) <= row:
+                rows.append([])
+            line = rows[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = tok
+            col += 1
+        while len(rows) <= row:
+            rows.append([])
+    return ["".join(r).rstrip() for r in rows]
+
+
 def data_args(root: Path) -> list[str]:
     return [f"data.train_folder={root / 'train'}", f"data.val_folder={root / 'val'}",
             f"data.test_folder={root / 'test'}"]
@@ -60,6 +128,24 @@ def test_train_prints_each_line_once_and_no_third_party_warning(trained: Path) -
     lines = [line for line in console.splitlines() if "Seed set to" in line or "GPU available" in line]
     assert len(lines) == 2, console[-3000:]
     assert "Warning" not in console and "deprecated" not in console, console[-3000:]
+
+
+@pytest.mark.slow
+def test_train_in_a_terminal_keeps_log_lines_out_of_the_progress_bar(demo_root: Path, tmp_path: Path) -> None:
+    """Under a live rich progress bar, log records went straight to the terminal: into the bar's line, and the
+    bar, redrawn below them, stayed on screen twice. Each log line is now on its own line, the last epoch's bar
+    once."""
+    status, screen = flashvid_in_terminal(
+        "train", f"data.train_folder={demo_root / 'train'}", f"data.val_folder={demo_root / 'val'}", "model=tiny",
+        "trainer.max_epochs=1", "data.batch_size=8", "data.num_frames=4", "data.crop_size=32", "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, columns=100)
+    shown = "\n".join(screen)
+    assert status == 0, shown[-3000:]
+    bars = [line for line in screen if "━" in line]
+    assert len([line for line in bars if line.startswith("Epoch 0/0")]) == 1, shown[-3000:]
+    assert not [line for line in bars if "INFO" in line or "][" in line], shown[-3000:]  # no log text in a bar
+    stopped = [line for line in screen if "`Trainer.fit` stopped" in line]
+    assert len(stopped) == 1 and stopped[0].startswith("INFO: `Trainer.fit` stopped"), shown[-3000:]
 
 
 @pytest.mark.slow

@@ -258,6 +258,43 @@ def test_predict_prints_table_and_writes_json(trained: Path, demo_root: Path, tm
 
 
 @pytest.mark.slow
+def test_predict_table_fits_the_terminal(trained: Path, demo_root: Path, tmp_path: Path) -> None:
+    """At 80 and 120 columns (and in a pipe) each file is one table row within the width, long paths shortened in
+    the middle so the file name keeps its extension; the table folded file names mid-extension, at 80 every row."""
+    folder = tmp_path / "footage_from_the_parking_lot_cameras_recorded_in_the_summer_of_2024"
+    names = []
+    for i, video in enumerate(sorted((demo_root / "test" / "left").iterdir())[:2]):
+        name = f"camera_{i}_in_the_parking_lot/north_camera_left_turn_{i}{video.suffix}"
+        (folder / name).parent.mkdir(parents=True)
+        (folder / name).symlink_to(video)
+        names.append(name)
+    args = ["predict", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", f"inputs=[{folder}]",
+            f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'predict'}"]
+
+    def rows(screen: list[str], columns: int) -> list[str]:
+        shown = [line for line in screen if line[:1] and line[0] in "┏┃┡│└" or line.startswith("flashvid predict:")]
+        assert len(shown) > 5 and all(len(line) <= columns for line in shown), "\n".join(screen)
+        table = [line for line in screen if line.startswith("│")]
+        assert len(table) == len(names), "\n".join(screen)  # one row per file: nothing folded
+        return [line.split("│")[1].strip() for line in table]
+
+    for columns in (80, 120):
+        status, screen = flashvid_in_terminal(*args, cwd=tmp_path, columns=columns)
+        assert status == 0, "\n".join(screen)
+        for cell, name in zip(rows(screen, columns), names):
+            head, dots, tail = cell.partition("…")
+            assert cell == name if columns == 120 else (dots and name.startswith(head) and tail.endswith(
+                "/" + Path(name).name)), cell
+    env_columns = os.environ.pop("COLUMNS", None)
+    try:  # not a terminal: the fixed width
+        piped = ok(flashvid(*args, cwd=tmp_path)).stdout.splitlines()
+    finally:
+        if env_columns is not None:
+            os.environ["COLUMNS"] = env_columns
+    assert rows(piped, 120) == names
+
+
+@pytest.mark.slow
 def test_multirun_sweeps_two_values(demo_root: Path, tmp_path: Path) -> None:
     """``-m`` with two learning rates: two run directories, each with its own resolved config and metrics."""
     sweep = tmp_path / "sweep"

@@ -37,6 +37,74 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
     return proc
 
 
+def flashvid_in_terminal(*args: str, cwd: Path, columns: int, timeout: float = 300) -> tuple[int, list[str]]:
+    """``flashvid ARGS`` on a pseudo terminal ``columns`` wide: the exit status and the screen's lines at the end
+    (stdout and stderr both, as a user sees them, cursor moves and line erasures applied)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "FLASHVID_DEBUG", "NO_COLOR")}
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+               PYTHONUNBUFFERED="1", COLUMNS=str(columns), LINES="50", TERM="xterm-256color")
+    main_fd, term_fd = pty.openpty()
+    fcntl.ioctl(term_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "flashvid", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=term_fd, stderr=term_fd)
+    os.close(term_fd)
+    raw, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([main_fd], [], [], 0.5)[0]:
+                try:
+                    data = os.read(main_fd, 1 << 16)
+                except OSError:  # EIO: the terminal's other side is closed, the command has exited
+                    break
+                if not data:
+                    break
+                raw += data
+            elif proc.poll() is not None:
+                break
+    finally:
+        os.close(main_fd)
+        if proc.poll() is None:
+            proc.kill()
+    return proc.wait(), terminal_screen(raw.decode("utf-8", "replace"), columns)
+
+
+def terminal_screen(raw: str, columns: int) -> list[str]:
+    """The lines a terminal ``columns`` wide shows after ``raw``: the control sequences rich's live display uses
+    (carriage return, erase line, cursor up) applied, colours dropped, long lines wrapped."""
+    import re
+
+    rows: list[list[str]] = [[]]
+    row = col = 0
+    for tok in re.findall(r"\x1b\[[0-9;?]*[A-Za-z]|\r|\n|[^\x1b\r\n]", raw):
+        if tok == "\r":
+            col = 0
+        elif tok == "\n":
+            row, col = row + 1, 0
+        elif tok.endswith("K"):  # erase to the end of the line
+            del rows[row][col:]
+        elif tok.endswith("A"):  # cursor up
+            row = max(0, row - int(tok[2:-1] or 1))
+        elif not tok.startswith("\x1b"):
+            if col >= columns:
+                row, col = row + 1, 0
+            while len(rows) <= row:
+                rows.append([])
+            line = rows[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = tok
+            col += 1
+        while len(rows) <= row:
+            rows.append([])
+    return ["".join(r).rstrip() for r in rows]
+
+
 def data_args(root: Path) -> list[str]:
     return [f"data.train_folder={root / 'train'}", f"data.val_folder={root / 'val'}",
             f"data.test_folder={root / 'test'}"]
@@ -60,6 +128,24 @@ def test_train_prints_each_line_once_and_no_third_party_warning(trained: Path) -
     lines = [line for line in console.splitlines() if "Seed set to" in line or "GPU available" in line]
     assert len(lines) == 2, console[-3000:]
     assert "Warning" not in console and "deprecated" not in console, console[-3000:]
+
+
+@pytest.mark.slow
+def test_train_in_a_terminal_keeps_log_lines_out_of_the_progress_bar(demo_root: Path, tmp_path: Path) -> None:
+    """Under a live rich progress bar, log records went straight to the terminal: into the bar's line, and the
+    bar, redrawn below them, stayed on screen twice. Each log line is now on its own line, the last epoch's bar
+    once."""
+    status, screen = flashvid_in_terminal(
+        "train", f"data.train_folder={demo_root / 'train'}", f"data.val_folder={demo_root / 'val'}", "model=tiny",
+        "trainer.max_epochs=1", "data.batch_size=8", "data.num_frames=4", "data.crop_size=32", "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, columns=100)
+    shown = "\n".join(screen)
+    assert status == 0, shown[-3000:]
+    bars = [line for line in screen if "━" in line]
+    assert len([line for line in bars if line.startswith("Epoch 0/0")]) == 1, shown[-3000:]
+    assert not [line for line in bars if "INFO" in line or "][" in line], shown[-3000:]  # no log text in a bar
+    stopped = [line for line in screen if "`Trainer.fit` stopped" in line]
+    assert len(stopped) == 1 and stopped[0].startswith("INFO: `Trainer.fit` stopped"), shown[-3000:]
 
 
 @pytest.mark.slow
@@ -179,6 +265,43 @@ def test_predict_prints_table_and_writes_json(trained: Path, demo_root: Path, tm
     assert results[-1]["label"] is None and results[-1]["error"]
     assert "prediction" in proc.stdout and "unreadable" in proc.stdout
     assert f"left{os.sep}{sorted(folder.iterdir())[0].name}" in proc.stdout and f"right{os.sep}{one.name}" in proc.stdout
+
+
+@pytest.mark.slow
+def test_predict_table_fits_the_terminal(trained: Path, demo_root: Path, tmp_path: Path) -> None:
+    """At 80 and 120 columns (and in a pipe) each file is one table row within the width, long paths shortened in
+    the middle so the file name keeps its extension; the table folded file names mid-extension, at 80 every row."""
+    folder = tmp_path / "footage_from_the_parking_lot_cameras_recorded_in_the_summer_of_2024"
+    names = []
+    for i, video in enumerate(sorted((demo_root / "test" / "left").iterdir())[:2]):
+        name = f"camera_{i}_in_the_parking_lot/north_camera_left_turn_{i}{video.suffix}"
+        (folder / name).parent.mkdir(parents=True)
+        (folder / name).symlink_to(video)
+        names.append(name)
+    args = ["predict", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", f"inputs=[{folder}]",
+            f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'predict'}"]
+
+    def rows(screen: list[str], columns: int) -> list[str]:
+        shown = [line for line in screen if line[:1] and line[0] in "┏┃┡│└" or line.startswith("flashvid predict:")]
+        assert len(shown) > 5 and all(len(line) <= columns for line in shown), "\n".join(screen)
+        table = [line for line in screen if line.startswith("│")]
+        assert len(table) == len(names), "\n".join(screen)  # one row per file: nothing folded
+        return [line.split("│")[1].strip() for line in table]
+
+    for columns in (80, 120):
+        status, screen = flashvid_in_terminal(*args, cwd=tmp_path, columns=columns)
+        assert status == 0, "\n".join(screen)
+        for cell, name in zip(rows(screen, columns), names):
+            head, dots, tail = cell.partition("…")
+            assert cell == name if columns == 120 else (dots and name.startswith(head) and tail.endswith(
+                "/" + Path(name).name)), cell
+    env_columns = os.environ.pop("COLUMNS", None)
+    try:  # not a terminal: the fixed width
+        piped = ok(flashvid(*args, cwd=tmp_path)).stdout.splitlines()
+    finally:
+        if env_columns is not None:
+            os.environ["COLUMNS"] = env_columns
+    assert rows(piped, 120) == names
 
 
 @pytest.mark.slow

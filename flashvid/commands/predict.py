@@ -66,27 +66,62 @@ def _check_writable(path: Path) -> None:
                           "choose another output=PATH")
 
 
+PIPED_WIDTH = 120  # the table's width when stdout is not a terminal (and COLUMNS is not set)
+TABLE_OVERHEAD = 13  # 4 columns: a border before each and after the last, one space of padding each side
+MIN_VIDEO_WIDTH = 30  # on a narrow terminal the video column keeps this much, runners-up the rest
+MIN_RUNNERS_WIDTH = 25  # "clockwise 0.30, left 0.10": runners-up shrinks below this only to keep MIN_VIDEO_WIDTH
+
+
+def shorten_path(path: str, width: int) -> str:
+    """``path`` in at most ``width`` characters: its start, "…", and the whole file name with its extension (the
+    file name's end when even that is too long), so a shortened path still names the file."""
+    if len(path) <= width:
+        return path
+    head, sep, name = path.rpartition(os.sep)
+    tail = sep + name
+    if width - len(tail) < 2:
+        return "…" + path[len(path) - width + 1:]
+    return path[:width - len(tail) - 1] + "…" + tail
+
+
 def _print_predictions(results: Sequence[Mapping[str, Any]], path: Path | None) -> None:
-    """The results table, then the file written (``path``; None when writing it failed)."""
+    """The results table, then the file written (``path``; None when writing it failed). The table fits the
+    terminal (``PIPED_WIDTH`` columns when stdout is not one): rows never fold; long paths lose their middle."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     # paths shown relative to the folder all inputs share (the JSON keeps them as given)
     parents = [os.path.dirname(os.path.abspath(r["path"])) for r in results]
     common = os.path.commonpath(parents) if parents else ""
-    table = Table(title=f"flashvid predict: {len(results)} video(s) in {common}", title_justify="left")
-    for col, kw in (("video", {"overflow": "fold"}), ("prediction", {}), ("score", {"justify": "right"}),
-                    ("runners-up", {})):
-        table.add_column(col, **kw)
-    for r in results:
-        shown = os.path.relpath(os.path.abspath(r["path"]), common) if common else r["path"]
+    shown = [os.path.relpath(os.path.abspath(r["path"]), common) if common else str(r["path"]) for r in results]
+    others = [str(r["error"])[:80] if r.get("error") else
+              ", ".join(f"{t['label']} {t['score']:.2f}" for t in r["top_k"][1:3]) for r in results]
+    # rich's own COLUMNS / terminal size on a terminal; a fixed width in a pipe unless COLUMNS asks for another
+    con = Console(soft_wrap=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+                  else PIPED_WIDTH)
+    prediction = max([len("prediction")] + [len(str(r["label"])) for r in results if not r.get("error")])
+    space = con.width - TABLE_OVERHEAD - prediction - len("score")
+    video = max([len("video")] + [len(s) for s in shown])
+    runners = max([len("runners-up")] + [len(o) for o in others])
+    if video + runners > space:  # too wide: the paths keep most of the room, runners-up what is left
+        keep = min(runners, MIN_RUNNERS_WIDTH)
+        video = min(video, max(space - keep, min(video, MIN_VIDEO_WIDTH), len("video")))
+        runners = max(space - video, len("runners-up"))
+        video = max(min(video, space - runners), len("video"))
+    header = f"flashvid predict: {len(results)} video(s) in "
+    table = Table()
+    table.add_column("video", no_wrap=True, max_width=video)
+    table.add_column("prediction", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("runners-up", no_wrap=True, overflow="ellipsis", max_width=runners)
+    for r, name, other in zip(results, shown, others):
+        # Text, not markup: a file name such as clip[1].mp4 is shown as it is
         if r.get("error"):
-            table.add_row(shown, "[red]unreadable[/]", "", str(r["error"])[:80])
-            continue
-        others = ", ".join(f"{t['label']} {t['score']:.2f}" for t in r["top_k"][1:3])
-        table.add_row(shown, str(r["label"]), f"{r['score']:.3f}", others)
-    longest = max((len(os.path.relpath(os.path.abspath(r["path"]), common)) for r in results), default=0)
-    con = Console(soft_wrap=False, width=None if sys.stdout.isatty() else max(120, longest + 75))
+            table.add_row(Text(shorten_path(name, video)), Text("unreadable", style="red"), "", Text(other))
+        else:
+            table.add_row(Text(shorten_path(name, video)), Text(str(r["label"])), f"{r['score']:.3f}", Text(other))
+    con.print(Text(header + shorten_path(common, max(con.width - len(header), 1)), style="italic"))
     con.print(table)
     if path is not None:
-        con.print(f"wrote {path}")
+        con.print(f"wrote {path}", soft_wrap=True)

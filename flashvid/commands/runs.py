@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TextIO
 
 from .config import ConfigError, build
 
@@ -81,7 +82,43 @@ def build_callbacks(cfg: "DictConfig", has_val: bool, has_logger: bool, only: st
         if "LearningRateMonitor" in target and not has_logger:
             continue
         out.append(build(node, f"callbacks.{name}", **kwargs))
+    if out:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        if any(isinstance(cb, RichProgressBar) for cb in out):
+            route_console_logs()
     return out
+
+
+class _CurrentStream:
+    """``sys.stdout`` / ``sys.stderr`` as they are at each write. While a rich live display (Lightning's
+    RichProgressBar) runs on a terminal, rich swaps them for proxies that print each line above the bars; a log
+    handler holding the original stream would write into the middle of the bars instead."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return self._stream().write(text)
+
+    def flush(self) -> None:
+        self._stream().flush()
+
+    def _stream(self) -> TextIO:
+        return getattr(sys, self.name) or getattr(sys, f"__{self.name}__")
+
+
+def route_console_logs() -> None:
+    """Point the console log handlers (Hydra's on the root logger, Lightning's on ``lightning``) at the current
+    ``sys.stdout`` / ``sys.stderr``, so that a log record printed while a rich progress bar is live goes through
+    rich's console (one line above the bars) instead of splitting a bar."""
+    for logger in (logging.getLogger(), logging.getLogger("lightning"), logging.getLogger("lightning.pytorch")):
+        for h in logger.handlers:
+            if type(h) is not logging.StreamHandler:  # a FileHandler (the run's log file) keeps its file
+                continue
+            for name in ("stdout", "stderr"):
+                if h.stream in (getattr(sys, name), getattr(sys, f"__{name}__")):
+                    h.setStream(_CurrentStream(name))  # type: ignore[arg-type]
 
 
 def existing_checkpoint(path: Any) -> str:

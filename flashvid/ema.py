@@ -52,3 +52,10 @@ class EMA(WeightAveraging):
         # on_train_end: the model would keep the raw weights, and the final validation and test would see them.
         if not self._train_ended and self._average_model is not None:
             self._copy_average_to_current(pl_module)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        # Outside fit (train's final test of best.ckpt, `flashvid test`) there is no average to restore: the
+        # checkpoint's state_dict already holds the EMA weights, which is what is evaluated. Lightning warns on every
+        # such load that the state "cannot be restored"; nothing is lost, so only a fit restores (and may warn).
+        if self._average_model is not None:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)

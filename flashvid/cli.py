@@ -217,10 +217,10 @@ HANDLERS: dict[str, str | Callable[["DictConfig"], Any]] = {
     "predict": "flashvid.commands.predict:run_predict",
     "backbones": "flashvid.commands.backbones:run_backbones",
     "doctor": "flashvid.commands.doctor:run_doctor",
-    "prepare": "flashvid.data.prepare:run_prepare",
-    "export": "flashvid.export:run_export",
-    "embed": "flashvid.embed:run_embed",
-    "pretrain": "flashvid.pretraining:run_pretrain",
+    "prepare": "flashvid.commands.prepare:run_prepare",
+    "export": "flashvid.commands.export:run_export",
+    "embed": "flashvid.commands.embed:run_embed",
+    "pretrain": "flashvid.commands.pretrain:run_pretrain",
 }
 
 

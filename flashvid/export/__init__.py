@@ -19,15 +19,12 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any
 
 from .safetensors import CONFIG, FORMAT_VERSION, WEIGHTS, export_model, load_exported, model_config, write_config
 
-if TYPE_CHECKING:
-    from omegaconf import DictConfig
-
 __all__ = ["CONFIG", "FORMAT_VERSION", "FORMATS", "WEIGHTS", "ExportError", "export", "export_model",
-           "load_exported", "model_config", "run_export", "write_config"]
+           "load_exported", "model_config", "run_facts", "write_config"]
 
 log = logging.getLogger(__name__)
 
@@ -132,35 +129,3 @@ def run_facts(ckpt_path: str | os.PathLike) -> dict[str, Any]:
         sources = {k: v for k, v in data.items() if k.endswith(("_folder", "_file")) or k in ("root",)}
         facts["data"] = {k: v for k, v in sources.items() if v is not None}
     return facts
-
-
-def run_export(cfg: "DictConfig") -> dict[str, Any]:
-    """``flashvid export ckpt_path=... format=hf|onnx|torch_export|safetensors out=DIR``."""
-    from omegaconf import OmegaConf
-
-    from ..commands.config import ConfigError
-    from ..commands.runs import existing_checkpoint, load_classifier, model_target, write_json
-
-    ckpt = existing_checkpoint(cfg.ckpt_path)
-    fmt = str(cfg.format)
-    if fmt not in FORMATS:
-        raise ConfigError(f"format={fmt} is not an export format: choose one of {', '.join(FORMATS)}")
-    model = load_classifier(ckpt, model_target(cfg))
-    options: dict[str, Any] = {}
-    if fmt == "hf":
-        options["card"] = run_facts(ckpt)
-    elif fmt in ("onnx", "torch_export"):
-        raw: Mapping[str, Any] = OmegaConf.to_container(cfg.get("graph") or {}, resolve=True)  # type: ignore[assignment]
-        options = {k: v for k, v in raw.items() if v is not None}
-    try:
-        check_export_directory(Path(cfg.out), bool(cfg.get("overwrite", False)))  # before loading the model
-        report = export(model, cfg.out, fmt, overwrite=bool(cfg.get("overwrite", False)), **options)
-    except ExportError as e:
-        raise ConfigError(str(e)) from None
-    report["checkpoint"] = ckpt
-    write_json(Path(cfg.out) / "export_report.json", report)
-    print(f"flashvid export: {fmt} -> {cfg.out}")
-    for key in ("max_abs_diff", "seconds"):
-        if key in report:
-            print(f"  {key}: {report[key]:.3g}")
-    return report

@@ -1,0 +1,59 @@
+"""``flashvid prepare <data options> output=DIR``: a training-friendly copy of a dataset
+(:mod:`flashvid.data.prepare`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..data.prepare import prepare, settings_for
+from ..rundir import RunDirectoryError
+from .config import ConfigError
+from .demo import ensure_demo_data
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def run_prepare(cfg: "DictConfig") -> int:
+    """``flashvid prepare <data options> output=DIR``: the handler the CLI calls; exit 0, or 1 if files failed."""
+    from omegaconf import OmegaConf
+
+    output = OmegaConf.select(cfg, "output", throw_on_missing=False)
+    if not output or output == "???":
+        raise ConfigError("prepare needs output=DIR (where the training-friendly copy goes), e.g. "
+                          "flashvid prepare data.train_folder=videos/train output=videos_prepared")
+    try:
+        return _run(cfg, str(output))
+    except (ValueError, RunDirectoryError) as e:  # bad settings or source, a busy output: one line, no traceback
+        raise ConfigError(str(e)) from None
+
+
+def _run(cfg: "DictConfig", output: str) -> int:
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    assert isinstance(data, dict)
+    target = str(data.get("_target_", ""))
+    opts = dict(cfg.get("prepare") or {})
+    workers = opts.pop("workers", None)
+    progress = bool(opts.pop("progress", True))
+    force = bool(opts.pop("force", False))
+    settings = settings_for(data, (cfg.get("model") or {}).get("backbone"), **opts)
+    if target.endswith("demo_data"):
+        ensure_demo_data(data.get("root", "demo_data"), **dict(data.get("generate") or {}))
+    if target.endswith("from_ucf101"):
+        src = dict(root=data.get("root"), annotations_dir=data.get("annotations_dir"), fold=data.get("fold", 1))
+    elif target.endswith("from_csv"):
+        src = dict(train_file=data.get("train_file"), val_file=data.get("val_file"),
+                   test_file=data.get("test_file"), root=data.get("root"), labels=data.get("labels"))
+    else:
+        src = dict(train_folder=data.get("train_folder"), val_folder=data.get("val_folder"),
+                   test_folder=data.get("test_folder"))
+    log.info("flashvid prepare: short side %d, keyframe every %.2f s, frame rate %s -> %s", settings.short_side,
+             settings.keyframe_interval, f"capped at {settings.max_fps:g}" if settings.max_fps else "kept", output)
+    report = prepare(output, settings=settings, workers=workers, progress=progress, force=force, **src)
+    print(report.format_text())
+    return 1 if report.failed else 0

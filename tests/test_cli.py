@@ -336,6 +336,7 @@ def test_unknown_backbone_is_a_clear_error(demo_root: Path, tmp_path: Path) -> N
                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "unknown backbone 'x3d_xxs'" in proc.stderr and "Did you mean x3d_xs" in proc.stderr
+    assert f"data.train_folder={tmp_path / 'nope'} does not exist" in proc.stderr
     assert "tiny_r2plus1d" in proc.stderr and "videomae_base" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "run" / "checkpoints").exists()
 
@@ -431,16 +432,17 @@ def test_help_and_mistakes_answer_without_importing_torch(tmp_path: Path) -> Non
     code = ("import sys; from flashvid.cli import main; codes = [main(a) for a in "
             "(['--help'], ['train', 'model=tiny', '--help'], ['train', 'model.learnin_rate=1'], "
             f"['backbones', 'pattern=x3d_*'], ['train', 'model=generic', 'model.backbone=x3d_xxs', "
-            f"'hydra.run.dir={run}'])]; "
+            f"'hydra.run.dir={run}'], ['train', 'data.train_folder={tmp_path / 'nope'}', 'hydra.run.dir={run}'])]; "
             "print('CODES', codes, 'HEAVY', sorted(set(sys.modules) & {'torch', 'lightning', 'transformers'}))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
-    assert "CODES [0, 0, 2, 0, 2] HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+    assert "CODES [0, 0, 2, 0, 2, 2] HEAVY []" in proc.stdout, proc.stdout + proc.stderr
     assert "model: c2d_r50, " in proc.stdout and "backbone: tiny_r2plus1d" in proc.stdout  # groups; model=tiny used
     assert "Did you mean model.learning_rate?" in proc.stderr
     assert "x3d_m" in proc.stdout  # the backbones table, from the catalog
     assert "unknown backbone 'x3d_xxs'" in proc.stderr and "Did you mean x3d_xs" in proc.stderr
+    assert f"data.train_folder={tmp_path / 'nope'} does not exist" in proc.stderr
     assert {p.name for p in tmp_path.iterdir()} <= {"run"} and not (run / "checkpoints").exists()
 
 

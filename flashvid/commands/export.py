@@ -24,11 +24,11 @@ def run_export(cfg: "DictConfig") -> dict[str, Any]:
         raise ConfigError(f"format={fmt} is not an export format: choose one of {', '.join(FORMATS)}")
     model = load_classifier(ckpt, model_target(cfg))
     options: dict[str, Any] = {}
-    if fmt == "hf":
+    if FORMATS[fmt].model_card:
         options["card"] = run_facts(ckpt)
-    elif fmt in ("onnx", "torch_export"):
+    if FORMATS[fmt].graph_options:
         raw: Mapping[str, Any] = OmegaConf.to_container(cfg.get("graph") or {}, resolve=True)  # type: ignore[assignment]
-        options = {k: v for k, v in raw.items() if v is not None}
+        options.update({k: v for k, v in raw.items() if v is not None})
     try:
         check_export_directory(Path(cfg.out), bool(cfg.get("overwrite", False)))  # before loading the model
         report = export(model, cfg.out, fmt, overwrite=bool(cfg.get("overwrite", False)), **options)

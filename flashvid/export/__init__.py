@@ -21,18 +21,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .formats import FORMATS, ExportError, ExportFormat, register_format
 from .safetensors import CONFIG, FORMAT_VERSION, WEIGHTS, export_model, load_exported, model_config, write_config
 
-__all__ = ["CONFIG", "FORMAT_VERSION", "FORMATS", "WEIGHTS", "ExportError", "export", "export_model",
-           "load_exported", "model_config", "run_facts", "write_config"]
+__all__ = ["CONFIG", "FORMAT_VERSION", "FORMATS", "WEIGHTS", "ExportError", "ExportFormat", "export", "export_model",
+           "load_exported", "model_config", "register_format", "run_facts", "write_config"]
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("safetensors", "hf", "onnx", "torch_export")
 
-
-class ExportError(ValueError):
-    """The model cannot be exported in the asked format; the message says why and what to use instead."""
 
 
 def export(model: Any, directory: str | os.PathLike, format: str = "safetensors", overwrite: bool = False,
@@ -55,7 +52,7 @@ def export(model: Any, directory: str | os.PathLike, format: str = "safetensors"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        report = _export(model.eval(), staging, format, **options)
+        report = FORMATS[format].run(model.eval(), staging, **options)
         _swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -88,25 +85,6 @@ def _swap_in(staging: Path, out: Path) -> None:
             os.replace(old, out)  # the previous export stays
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _export(model: Any, out: Path, format: str, **options: Any) -> dict[str, Any]:
-    if format == "safetensors":
-        if options:
-            raise ExportError(f"format=safetensors takes no options, got {sorted(options)}")
-        export_model(model, out)
-        return {"format": format, "directory": str(out), "files": [WEIGHTS, CONFIG]}
-    if format == "hf":
-        from .hf import export_hf
-
-        return export_hf(model, out, **options)
-    if format == "onnx":
-        from .onnx import export_onnx
-
-        return export_onnx(model, out, **options)
-    from .torch_export import export_program
-
-    return export_program(model, out, **options)
 
 
 def run_facts(ckpt_path: str | os.PathLike) -> dict[str, Any]:

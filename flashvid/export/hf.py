@@ -31,7 +31,7 @@ PROCESSORS = {  # model_type -> (image processor, video processor) classes in tr
 
 def export_hf(model: Any, out: Path, card: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Save ``model``'s transformers model, processor configs and a model card (README.md) into ``out``."""
-    from . import ExportError
+    from .formats import ExportError
 
     backbone = model.backbone
     hf_model = backbone.model

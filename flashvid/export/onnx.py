@@ -22,7 +22,7 @@ def export_onnx(model: Any, out: Path, num_frames: int | None = None, crop_size:
                 batch_size: int = 2, dynamic_batch: bool = True, check: bool = True, atol: float = 1e-3,
                 opset: int | None = None) -> dict[str, Any]:
     """Write ``out/model.onnx`` (input ``video``, output ``logits``) and ``flashvid_config.json``."""
-    from . import ExportError
+    from .formats import ExportError
 
     try:
         import onnx  # noqa: F401  (the exporter imports them lazily, failing mid-export otherwise)

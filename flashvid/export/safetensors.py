@@ -18,6 +18,16 @@ CONFIG = "flashvid_config.json"
 FORMAT_VERSION = 1
 
 
+def export_safetensors(model: Any, out: Path, **options: Any) -> dict[str, Any]:
+    """``format=safetensors``: :func:`export_model`, which takes no options."""
+    if options:
+        from .formats import ExportError
+
+        raise ExportError(f"format=safetensors takes no options, got {sorted(options)}")
+    export_model(model, out)
+    return {"format": "safetensors", "directory": str(out), "files": [WEIGHTS, CONFIG]}
+
+
 def export_model(model: Any, directory: str | os.PathLike) -> Path:
     """Write ``model`` (a :class:`~flashvid.VideoClassifier`) to ``directory``; returns the directory."""
     from safetensors.torch import save_file

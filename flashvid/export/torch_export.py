@@ -18,7 +18,7 @@ def export_program(model: Any, out: Path, num_frames: int | None = None, crop_si
                    batch_size: int = 2, dynamic_batch: bool = True, check: bool = True, atol: float = 1e-4,
                    opset: int | None = None) -> dict[str, Any]:
     """Write ``out/model.pt2`` and ``flashvid_config.json``; ``opset`` is accepted for symmetry and unused."""
-    from . import ExportError
+    from .formats import ExportError
 
     module = GraphModule(model.backbone).eval()
     x = example_input(model, max(batch_size, 2) if dynamic_batch else batch_size, num_frames, crop_size)

@@ -650,3 +650,21 @@ def test_wheel_package_list_is_complete() -> None:
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "flashvid").rglob("__init__.py")}
     assert found | {"flashvid.conf"} == listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"
+
+
+def test_the_library_never_imports_the_command_line() -> None:
+    """Layer 4 (cli.py, commands/) sits on top: no module below it imports it, at module level or inside a function
+    (scripts/import_graph.py reads the imports; docs/architecture.md draws the layers)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("import_graph", REPO / "scripts" / "import_graph.py")
+    assert spec and spec.loader
+    graph = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(graph)
+    edges = graph.graph()
+    command_line = {room for room in set(edges) | {b for bs in edges.values() for b in bs}
+                    if room == "cli" or room.split(".")[0] == "commands"}
+    assert command_line >= {"cli", "commands.train", "commands.prepare", "commands.pretrain"}
+    upward = sorted((a, b) for a, bs in edges.items() for b in bs
+                    if b in command_line and a not in command_line and a != "__main__")
+    assert upward == [], upward

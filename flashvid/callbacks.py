@@ -27,7 +27,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch import callbacks as lightning_callbacks
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -550,22 +549,25 @@ def robust_callbacks(run_dir: str | os.PathLike | None = None, checkpoint_every_
     Use with ``Trainer(plugins=flashvid.checkpoint.checkpoint_plugins())``.
     """
     ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
-    callbacks: list[Callback] = [FailureReport(run_dir), ExactResume(), LabelCheck(), GracefulShutdown(ckpt_dir)]
+    callbacks: list[Callback] = [FailureReport(run_dir), ExactResume(), LabelCheck(), GracefulShutdown(ckpt_dir),
+                                 ShortEpochLogging()]
     if model_checkpoint:
         # save_top_k=0: only last.ckpt, no second copy of the same weights under a step name
         callbacks.append(LastCheckpoint(ckpt_dir, checkpoint_every_n_steps))
     return callbacks
 
 
-class LearningRateMonitor(lightning_callbacks.LearningRateMonitor):
-    """Lightning's, logging the learning rates at each epoch start as well: with ``logging_interval="step"`` they
-    reach the loggers every ``log_every_n_steps`` only, so a shorter run had no learning-rate curve."""
+class ShortEpochLogging(Callback):
+    """Log every step when an epoch has fewer steps than ``log_every_n_steps``.
 
-    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
-        if self.logging_interval != "step":
-            super().on_train_epoch_start(trainer, *args, **kwargs)
-            return
-        stats = self._extract_stats(trainer, "any")
-        if stats:
-            for logger in trainer.loggers:
-                logger.log_metrics(stats, step=trainer.fit_loop.epoch_loop._batches_that_stepped)
+    Lightning sends per-step values (the training loss, the learning rate) to the loggers every N steps only, so a
+    run of short epochs (a small data set: a few steps each, for hundreds of epochs) had no training loss or
+    learning rate in metrics.csv and curves.png. Decided from the epoch's length alone, so a resumed run logs the
+    same steps as an uninterrupted one (an epoch mean or an extra epoch-start row would not survive a mid-epoch
+    resume exactly).
+    """
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        steps = trainer.num_training_batches
+        if isinstance(steps, int) and 0 < steps < trainer.log_every_n_steps:
+            trainer.log_every_n_steps = 1

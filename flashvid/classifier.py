@@ -358,9 +358,6 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         loss = self.compute_loss(logits, batch.get("target", batch["label"]))
         n = len(batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        # the epoch's mean too: per-step values reach the loggers every log_every_n_steps only, so a shorter run
-        # had no training loss in metrics.csv and curves.png
-        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=n)
         # against the integer labels even when the loss saw mixed targets (then it measures the dominant clip)
         if not self.multi_label:  # a multi-label model reports mAP at evaluation, no training accuracy
             self.log("train/acc", (logits.detach().argmax(-1) == batch["label"]).float().mean(), batch_size=n)

@@ -367,7 +367,7 @@ def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike
             xs.append(float(step))
             ys.append(float(value))
     panels = {
-        "loss": sorted(k for k in series if k.endswith(("loss", "loss_epoch"))),  # per step and per epoch
+        "loss": sorted(k for k in series if k.endswith("loss")),
         "accuracy": sorted(k for k in series if "acc" in k),
         "learning rate": sorted(k for k in series if k.startswith("lr")),
     }

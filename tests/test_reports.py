@@ -80,27 +80,28 @@ def test_training_curves_from_the_csv_log(left_right: SimpleNamespace, tmp_path:
 
 
 def test_training_curves_of_a_run_shorter_than_log_every_n_steps(demo_root: Path, tmp_path: Path) -> None:
-    """A run of 4 steps with log_every_n_steps=50 logged no training loss or learning rate, and curves.png had
-    neither: the epoch mean of the loss and the learning rate at each epoch start are logged too."""
+    """A run of 2-step epochs with log_every_n_steps=50 logged no training loss or learning rate, and curves.png
+    had neither: with epochs shorter than the interval every step is logged."""
+    from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import CSVLogger
 
     from flashvid import Trainer, VideoClassificationData, VideoClassifier
-    from flashvid.callbacks import LearningRateMonitor
+    from flashvid.callbacks import ShortEpochLogging
     from flashvid.reports import training_curves
 
     dm = VideoClassificationData.from_folders(demo_root / "train", batch_size=4, num_workers=0,
                                               num_frames=4, crop_size=32)
     model = VideoClassifier("tiny_r2plus1d", labels=dm.labels)
     trainer = Trainer(max_epochs=2, limit_train_batches=2, logger=CSVLogger(tmp_path, name="csv", version=""),
-                      log_every_n_steps=50, callbacks=[LearningRateMonitor(logging_interval="step")],
+                      log_every_n_steps=50, callbacks=[LearningRateMonitor(logging_interval="step"),
+                                                       ShortEpochLogging()],
                       enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, datamodule=dm)
     assert training_curves(trainer, tmp_path) == tmp_path / "curves.png"
     with open(tmp_path / "csv" / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    logged = {k for r in rows for k, v in r.items() if v not in ("", None)}
-    assert "train/loss_epoch" in logged and any(k.startswith("lr-") for k in logged), logged
-    assert sum(bool(r.get("train/loss_epoch")) for r in rows) == 2  # one per epoch
+    assert sum(bool(r.get("train/loss")) for r in rows) == 4  # every step of both epochs
+    assert sum(any(k.startswith("lr-") and v for k, v in r.items()) for r in rows) == 4
 
 
 def test_test_report_files_agree_with_the_metrics(left_right: SimpleNamespace, tmp_path: Path,

@@ -30,18 +30,18 @@ from torchmetrics.classification import MulticlassAccuracy
 from . import _compat  # noqa: F401
 from .checkpoint import check_class, class_path
 from .data.datamodule import DataConfig
-from .data.dataset import multi_hot
 from .data.transforms import BatchAugmentation
 from .failures import DecodeFailureAccounting
 from .failures import TooManyFailedFiles as TooManyFailedFiles  # re-exported: it was defined here
 from .inference import Inputs, PredictOptions, Predictor, probabilities
+from .losses import auto_class_weights, multi_hot_targets, weighted_cross_entropy
 from .metrics import evaluation_metrics
 from .models import VideoBackbone, create_backbone
+from .optim import OPTIMIZERS, add_param_groups, build_optimizer, parameter_groups
 from .schedules import GroupAwareLambdaLR, warmup_then_decay
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "linear", "constant")
 
 
@@ -277,25 +277,10 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         weight = None if self.class_weight is None else self.class_weight.to(logits.device)
         if self.multi_label:
             return F.binary_cross_entropy_with_logits(logits.float(), self._targets(labels), pos_weight=weight)
-        smoothing = self.hparams.label_smoothing
-        if weight is not None and labels.is_floating_point():
-            # F.cross_entropy divides weighted probability targets by the batch size but weighted class ids by
-            # the sum of their weights: normalise soft targets by their weight too, so the loss of a batch has
-            # the same scale mixed or not (and equals the integer-label loss for one-hot targets)
-            q = labels.float()
-            smoothed = q * (1 - smoothing) + smoothing / q.shape[-1]
-            nll = -(smoothed * weight * logits.float().log_softmax(-1)).sum()
-            return nll / (q * weight).sum().clamp(min=1e-12)
-        return F.cross_entropy(logits.float(), labels.float() if labels.is_floating_point() else labels,
-                               weight=weight, label_smoothing=smoothing)
+        return weighted_cross_entropy(logits, labels, weight, self.hparams.label_smoothing)
 
     def _targets(self, labels: torch.Tensor) -> torch.Tensor:
-        """Multi-hot float targets, from the datamodule's multi-hot rows or collate's padded class indices."""
-        if labels.is_floating_point():
-            return labels.float()
-        if labels.dim() == 1:
-            labels = labels.unsqueeze(1)
-        return multi_hot(labels, self.num_classes)
+        return multi_hot_targets(labels, self.num_classes)
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
@@ -424,32 +409,14 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         ``modules`` restricts the groups to those modules' parameters (what a finetune strategy unfreezes), with
         the same per-stage scales and weight decay as the initial groups.
         """
-        decay = self.layer_decay
-        stage_of = self.backbone.stage_index_of_parameters()
-        last = len(self.backbone.stages) - 1
-        wanted = None if modules is None else {id(p) for m in modules for p in m.parameters()}
-        groups: dict[tuple[float, float], list[nn.Parameter]] = {}
-        for name, p in self.backbone.named_parameters():
-            if not p.requires_grad or (wanted is not None and id(p) not in wanted):
-                continue
-            scale = decay ** (last - stage_of[name]) if decay else 1.0
-            wd = 0.0 if p.ndim <= 1 or name.endswith(".bias") or "pos" in name.split(".")[-1] else weight_decay
-            groups.setdefault((scale, wd), []).append(p)
-        return [{"params": ps, "lr": lr * s, "weight_decay": wd, "lr_scale": s}
-                for (s, wd), ps in sorted(groups.items(), key=lambda kv: kv[0])]
+        return parameter_groups(self.backbone, lr, weight_decay, self.layer_decay, modules)
 
     def configure_optimizers(self) -> Any:
         h = self.hparams
         groups = self.parameter_groups(h.learning_rate, h.weight_decay)
         if not groups:
             raise RuntimeError("no trainable parameters: the finetune strategy froze everything")
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        if h.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=h.learning_rate, momentum=0.9, nesterov=True)
-        elif h.optimizer == "adam":
-            opt = torch.optim.Adam(groups, lr=h.learning_rate, **fused)
-        else:
-            opt = torch.optim.AdamW(groups, lr=h.learning_rate, betas=(0.9, 0.999), **fused)
+        opt = build_optimizer(h.optimizer, groups, h.learning_rate, fused=self.device.type == "cuda")
         if h.scheduler == "constant" and not h.warmup_ratio:
             return opt
         total = max(int(self.trainer.estimated_stepping_batches), 1)
@@ -465,20 +432,7 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         The finetune strategies call this when they unfreeze stages.
         """
         h = self.hparams
-        held = {id(p) for g in optimizer.param_groups for p in g["params"]}
-        # the schedule's current factor, read off the first group so new groups start where the others are
-        first = optimizer.param_groups[0]
-        factor = first["lr"] / first["initial_lr"] if first.get("initial_lr") else 1.0
-        added = []
-        for group in self.parameter_groups(h.learning_rate * lr_scale, h.weight_decay, modules):
-            group["params"] = [p for p in group["params"] if id(p) not in held]
-            if not group["params"]:
-                continue
-            group["initial_lr"] = group["lr"]
-            group["lr"] = group["initial_lr"] * factor
-            optimizer.add_param_group(group)
-            added.append(group)
-        return added
+        return add_param_groups(optimizer, self.parameter_groups(h.learning_rate * lr_scale, h.weight_decay, modules))
 
     def configure_callbacks(self) -> list[L.Callback]:
         """The EMA of the weights when ``ema_decay`` is set (a callback, so it is checkpointed with the run)."""
@@ -489,30 +443,13 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         return [EMA(self.hparams.ema_decay)]
 
     def _auto_class_weights(self) -> None:
-        """``class_weights="auto"``: inverse frequency of the classes among the training videos; multi-label:
-        each class's negatives / positives (binary cross-entropy's ``pos_weight``)."""
+        """``class_weights="auto"``: from the training videos of the trainer's datamodule."""
         datamodule = getattr(self.trainer, "datamodule", None)
         train = getattr(datamodule, "samples", {}).get("train") if datamodule is not None else None
         if not train:
             raise ValueError("class_weights='auto' needs the training videos: train with a VideoClassificationData "
                              "datamodule, or pass one weight per class")
-        if self.multi_label:
-            hot = torch.zeros(len(train), self.num_classes)
-            for i, s in enumerate(train):
-                hot[i, list(s.label) if isinstance(s.label, tuple) else [s.label]] = 1.0
-            positives = hot.sum(0)
-            weights = (len(train) - positives) / positives.clamp(min=1)
-            weights[positives == 0] = 1.0  # no positive to weigh
-            self.class_weight = weights
-            log.info("flashvid: positive weights (negatives / positives): %s",
-                     ", ".join(f"{n}={w:.2f}" for n, w in zip(self.labels, weights.tolist())))
-            return
-        counts = torch.bincount(torch.tensor([s.label for s in train]), minlength=self.num_classes).float()
-        weights = counts.sum() / (self.num_classes * counts.clamp(min=1))
-        weights[counts == 0] = 0.0  # a class with no training video contributes no loss (doctor warns about it)
-        self.class_weight = weights
-        log.info("flashvid: class weights (inverse frequency): %s",
-                 ", ".join(f"{n}={w:.2f}" for n, w in zip(self.labels, weights.tolist())))
+        self.class_weight = auto_class_weights(train, self.num_classes, self.multi_label, self.labels)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

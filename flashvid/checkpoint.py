@@ -253,3 +253,24 @@ def find_resume_checkpoint(folder: str | os.PathLike) -> Path | None:
     found = [p for d in (folder / "checkpoints", folder) if d.is_dir() for p in d.glob("*.ckpt")
              if not p.name.startswith(".")]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+BASE_CLASS = "flashvid.classifier.VideoClassifier"  # what class_path(VideoClassifier) gives
+
+
+def class_path(cls: type) -> str:
+    """``module.QualName`` of ``cls``: what a checkpoint records and ``model._target_=`` names."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def check_class(recorded: str | None, cls: type, source: str) -> None:
+    """Refuse to rebuild a subclass's model (its own head, hooks) as a plain :class:`VideoClassifier`.
+
+    A class is imported only when the user names it, never from what a file says: the fix names the option.
+    """
+    if recorded is None or class_path(cls) != BASE_CLASS or recorded == BASE_CLASS:
+        return
+    raise CheckpointError(
+        f"{source} holds a {recorded} (a VideoClassifier subclass), which a plain VideoClassifier cannot rebuild: "
+        f"name the class, model._target_={recorded} on the command line (its module importable, e.g. on "
+        f"PYTHONPATH) or cls={recorded.rpartition('.')[2]} in Python (load_classifier, load_exported)")

@@ -16,11 +16,8 @@ Extension points for subclasses (each covered by a test):
 from __future__ import annotations
 
 import logging
-import math
-import os
 import warnings
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -28,47 +25,24 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.aggregation import MeanMetric
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassRecall,
-    MultilabelAveragePrecision,
-    MultilabelExactMatch,
-    MultilabelF1Score,
-)
+from torchmetrics.classification import MulticlassAccuracy
 
 from . import _compat  # noqa: F401
+from .checkpoint import check_class, class_path
 from .data.datamodule import DataConfig
-from .data.dataset import VideoClipDataset, collate_clips, multi_hot
-from .data.sources import collect_paths
 from .data.transforms import BatchAugmentation
 from .failures import DecodeFailureAccounting
 from .failures import TooManyFailedFiles as TooManyFailedFiles  # re-exported: it was defined here
+from .inference import Inputs, PredictOptions, Predictor, probabilities
+from .losses import auto_class_weights, multi_hot_targets, weighted_cross_entropy
+from .metrics import evaluation_metrics
 from .models import VideoBackbone, create_backbone
+from .optim import OPTIMIZERS, add_param_groups, build_optimizer, parameter_groups
+from .schedules import GroupAwareLambdaLR, warmup_then_decay
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "linear", "constant")
-
-
-class MeanClassAccuracy(MulticlassRecall):
-    """The mean of the per-class recalls over the classes that have videos in the evaluated split.
-
-    torchmetrics' macro accuracy also averages in a class that has no videos but was predicted (its recall 0), so a
-    test folder holding a subset of the classes scored lower than its classes' recalls say (2 classes recalled at
-    0.5 and 1.0, a third predicted once: 0.5 instead of 0.75).
-    """
-
-    def __init__(self, num_classes: int, **kwargs: Any):
-        super().__init__(num_classes, average=None, **kwargs)
-
-    def compute(self) -> torch.Tensor:
-        tp, _, _, fn = self._final_state()
-        support = tp + fn
-        present = support > 0
-        if not present.any():
-            return torch.tensor(0.0, device=tp.device)
-        return (tp[present].float() / support[present]).mean()
 
 
 class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
@@ -232,34 +206,8 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         return None
 
     def _metrics(self, prefix: str) -> MetricCollection:
-        k = self.num_classes
-        if self.multi_label:
-            return self._multi_label_metrics(prefix)
-        metrics: dict[str, Any] = {"acc": MulticlassAccuracy(k, top_k=1, average="micro")}
-        if k > 5:  # with 5 classes or fewer the top 5 hold every class: acc5 would always be 1
-            metrics["acc5"] = MulticlassAccuracy(k, top_k=5, average="micro")
-        metrics["mean_class_acc"] = MeanClassAccuracy(k)
-        extra = self.build_metrics(k)
-        if extra is not None:
-            metrics.update(dict(extra.items()))
-        # compute_groups=False: torchmetrics merges metrics whose states are equal after the first update into one
-        # group, and top-5 (always right with 2 classes) and macro accuracy can agree on a batch of one video, after
-        # which mean_class_acc silently reported acc5. Three small states are cheap to update separately.
-        return MetricCollection(metrics, prefix=f"{prefix}/", compute_groups=False)
-
-    def _multi_label_metrics(self, prefix: str) -> MetricCollection:
-        """Over (sigmoid probabilities, multi-hot targets). A class with no positive video in the split scores 0
-        in the mAP average (torchmetrics' convention, with a warning): evaluate on splits that hold every class."""
-        k = self.num_classes
-        metrics: dict[str, Any] = {"mAP": MultilabelAveragePrecision(k, average="macro"),
-                                   "f1": MultilabelF1Score(k, threshold=self.threshold, average="macro"),
-                                   "f1_micro": MultilabelF1Score(k, threshold=self.threshold, average="micro"),
-                                   "subset_acc": MultilabelExactMatch(k, threshold=self.threshold)}
-        extra = self.build_metrics(k)
-        if extra is not None:
-            metrics.update(dict(extra.items()))
-        # compute_groups=False: as for single-label, metrics must not be merged by equal states after one batch
-        return MetricCollection(metrics, prefix=f"{prefix}/", compute_groups=False)
+        return evaluation_metrics(self.num_classes, prefix, self.multi_label, self.threshold,
+                                  self.build_metrics(self.num_classes))
 
     def _set_hf_labels(self) -> None:
         config = getattr(self.backbone.model, "config", None)
@@ -329,25 +277,10 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         weight = None if self.class_weight is None else self.class_weight.to(logits.device)
         if self.multi_label:
             return F.binary_cross_entropy_with_logits(logits.float(), self._targets(labels), pos_weight=weight)
-        smoothing = self.hparams.label_smoothing
-        if weight is not None and labels.is_floating_point():
-            # F.cross_entropy divides weighted probability targets by the batch size but weighted class ids by
-            # the sum of their weights: normalise soft targets by their weight too, so the loss of a batch has
-            # the same scale mixed or not (and equals the integer-label loss for one-hot targets)
-            q = labels.float()
-            smoothed = q * (1 - smoothing) + smoothing / q.shape[-1]
-            nll = -(smoothed * weight * logits.float().log_softmax(-1)).sum()
-            return nll / (q * weight).sum().clamp(min=1e-12)
-        return F.cross_entropy(logits.float(), labels.float() if labels.is_floating_point() else labels,
-                               weight=weight, label_smoothing=smoothing)
+        return weighted_cross_entropy(logits, labels, weight, self.hparams.label_smoothing)
 
     def _targets(self, labels: torch.Tensor) -> torch.Tensor:
-        """Multi-hot float targets, from the datamodule's multi-hot rows or collate's padded class indices."""
-        if labels.is_floating_point():
-            return labels.float()
-        if labels.dim() == 1:
-            labels = labels.unsqueeze(1)
-        return multi_hot(labels, self.num_classes)
+        return multi_hot_targets(labels, self.num_classes)
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
@@ -462,14 +395,8 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
 
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
         self._account(batch)
-        probs = None if batch["video"] is None else self._probabilities(batch["video"])
+        probs = None if batch["video"] is None else probabilities(self, batch["video"])
         return {"index": batch["index"], "probs": probs, "failed": batch.get("failed", [])}
-
-    def _probabilities(self, video: torch.Tensor) -> torch.Tensor:
-        out = self(video).float()
-        if self.multi_label:
-            return out.sigmoid()
-        return out.exp() if video.dim() == 6 else out.softmax(-1)
 
     # ------------------------------------------------------------------ optimisation
     def parameter_groups(self, lr: float, weight_decay: float,
@@ -479,32 +406,14 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         ``modules`` restricts the groups to those modules' parameters (what a finetune strategy unfreezes), with
         the same per-stage scales and weight decay as the initial groups.
         """
-        decay = self.layer_decay
-        stage_of = self.backbone.stage_index_of_parameters()
-        last = len(self.backbone.stages) - 1
-        wanted = None if modules is None else {id(p) for m in modules for p in m.parameters()}
-        groups: dict[tuple[float, float], list[nn.Parameter]] = {}
-        for name, p in self.backbone.named_parameters():
-            if not p.requires_grad or (wanted is not None and id(p) not in wanted):
-                continue
-            scale = decay ** (last - stage_of[name]) if decay else 1.0
-            wd = 0.0 if p.ndim <= 1 or name.endswith(".bias") or "pos" in name.split(".")[-1] else weight_decay
-            groups.setdefault((scale, wd), []).append(p)
-        return [{"params": ps, "lr": lr * s, "weight_decay": wd, "lr_scale": s}
-                for (s, wd), ps in sorted(groups.items(), key=lambda kv: kv[0])]
+        return parameter_groups(self.backbone, lr, weight_decay, self.layer_decay, modules)
 
     def configure_optimizers(self) -> Any:
         h = self.hparams
         groups = self.parameter_groups(h.learning_rate, h.weight_decay)
         if not groups:
             raise RuntimeError("no trainable parameters: the finetune strategy froze everything")
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        if h.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=h.learning_rate, momentum=0.9, nesterov=True)
-        elif h.optimizer == "adam":
-            opt = torch.optim.Adam(groups, lr=h.learning_rate, **fused)
-        else:
-            opt = torch.optim.AdamW(groups, lr=h.learning_rate, betas=(0.9, 0.999), **fused)
+        opt = build_optimizer(h.optimizer, groups, h.learning_rate, fused=self.device.type == "cuda")
         if h.scheduler == "constant" and not h.warmup_ratio:
             return opt
         total = max(int(self.trainer.estimated_stepping_batches), 1)
@@ -520,20 +429,7 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         The finetune strategies call this when they unfreeze stages.
         """
         h = self.hparams
-        held = {id(p) for g in optimizer.param_groups for p in g["params"]}
-        # the schedule's current factor, read off the first group so new groups start where the others are
-        first = optimizer.param_groups[0]
-        factor = first["lr"] / first["initial_lr"] if first.get("initial_lr") else 1.0
-        added = []
-        for group in self.parameter_groups(h.learning_rate * lr_scale, h.weight_decay, modules):
-            group["params"] = [p for p in group["params"] if id(p) not in held]
-            if not group["params"]:
-                continue
-            group["initial_lr"] = group["lr"]
-            group["lr"] = group["initial_lr"] * factor
-            optimizer.add_param_group(group)
-            added.append(group)
-        return added
+        return add_param_groups(optimizer, self.parameter_groups(h.learning_rate * lr_scale, h.weight_decay, modules))
 
     def configure_callbacks(self) -> list[L.Callback]:
         """The EMA of the weights when ``ema_decay`` is set (a callback, so it is checkpointed with the run)."""
@@ -544,30 +440,13 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         return [EMA(self.hparams.ema_decay)]
 
     def _auto_class_weights(self) -> None:
-        """``class_weights="auto"``: inverse frequency of the classes among the training videos; multi-label:
-        each class's negatives / positives (binary cross-entropy's ``pos_weight``)."""
+        """``class_weights="auto"``: from the training videos of the trainer's datamodule."""
         datamodule = getattr(self.trainer, "datamodule", None)
         train = getattr(datamodule, "samples", {}).get("train") if datamodule is not None else None
         if not train:
             raise ValueError("class_weights='auto' needs the training videos: train with a VideoClassificationData "
                              "datamodule, or pass one weight per class")
-        if self.multi_label:
-            hot = torch.zeros(len(train), self.num_classes)
-            for i, s in enumerate(train):
-                hot[i, list(s.label) if isinstance(s.label, tuple) else [s.label]] = 1.0
-            positives = hot.sum(0)
-            weights = (len(train) - positives) / positives.clamp(min=1)
-            weights[positives == 0] = 1.0  # no positive to weigh
-            self.class_weight = weights
-            log.info("flashvid: positive weights (negatives / positives): %s",
-                     ", ".join(f"{n}={w:.2f}" for n, w in zip(self.labels, weights.tolist())))
-            return
-        counts = torch.bincount(torch.tensor([s.label for s in train]), minlength=self.num_classes).float()
-        weights = counts.sum() / (self.num_classes * counts.clamp(min=1))
-        weights[counts == 0] = 0.0  # a class with no training video contributes no loss (doctor warns about it)
-        self.class_weight = weights
-        log.info("flashvid: class weights (inverse frequency): %s",
-                 ", ".join(f"{n}={w:.2f}" for n, w in zip(self.labels, weights.tolist())))
+        self.class_weight = auto_class_weights(train, self.num_classes, self.multi_label, self.labels)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -641,27 +520,15 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
                 cb.monitor = "val/mAP"
 
     # ------------------------------------------------------------------ inference on files
-    def predict(
-        self,
-        inputs: str | os.PathLike | Iterable[str | os.PathLike],
-        top_k: int = 5,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        num_clips: int = 1,
-        num_crops: int = 1,
-        decoder: str = "auto",
-        device: str | torch.device | None = None,
-        window: float | None = None,
-        stride: float | None = None,
-        threshold: float | None = None,
-        clips_per_window: int = 1,
-        progress: bool | None = False,
-    ) -> list[dict[str, Any]]:
+    def predict(self, inputs: Inputs, *args: Any, **options: Any) -> list[dict[str, Any]]:
         """Classify video files and/or folders (searched recursively), in input order.
 
-        Each result is ``{"path", "label", "score", "top_k": [{"label", "score"}, ...]}``; a file that cannot be
-        decoded gets ``{"path", "label": None, "score": None, "top_k": [], "error": reason}`` and never hides
-        the others' results. ``num_clips`` x ``num_crops`` views are averaged per file.
+        ``args``/``options``: :class:`~flashvid.inference.PredictOptions` fields (``top_k``, ``batch_size``,
+        ``num_workers``, ``num_clips``, ``num_crops``, ``decoder``, ``device``, ``window``, ``stride``,
+        ``threshold``, ``clips_per_window``, ``progress``). Each result is ``{"path", "label", "score", "top_k":
+        [{"label", "score"}, ...]}``; a file that cannot be decoded gets ``{"path", "label": None, "score": None,
+        "top_k": [], "error": reason}`` and never hides the others' results. ``num_clips`` x ``num_crops`` views
+        are averaged per file.
 
         ``window=SECONDS`` classifies every window of each video instead (a window every ``stride`` seconds,
         default ``window``; see :mod:`flashvid.timeline`): the result adds ``windows`` (per-window top-k),
@@ -670,197 +537,19 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         A multi-label model adds ``"labels"``: every class whose probability (sigmoid) is at least ``threshold``
         (default: the model's, which is also the timeline segments' cut), highest first, possibly none.
         """
-        results = sorted(self.iter_predict(inputs, top_k, batch_size, num_workers, num_clips, num_crops, decoder,
-                                           device, window, stride, threshold, clips_per_window, progress),
-                         key=lambda x: x[0])
-        return [r for _, r in results]
+        return Predictor(self, PredictOptions(*args, **options)).predict(inputs)
 
-    @torch.inference_mode()
-    def iter_predict(
-        self,
-        inputs: str | os.PathLike | Iterable[str | os.PathLike],
-        top_k: int = 5,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        num_clips: int = 1,
-        num_crops: int = 1,
-        decoder: str = "auto",
-        device: str | torch.device | None = None,
-        window: float | None = None,
-        stride: float | None = None,
-        threshold: float | None = None,
-        clips_per_window: int = 1,
-        progress: bool | None = False,
-    ) -> Iterator[tuple[int, dict[str, Any]]]:
+    def iter_predict(self, inputs: Inputs, *args: Any, **options: Any) -> Iterator[tuple[int, dict[str, Any]]]:
         """:meth:`predict`'s results as ``(input index, result)`` pairs, each as soon as its file is done (for
         streaming them to a file); the order is the input order except across workers with timelines."""
-        from .predictions import Progress
-
-        samples = collect_paths(inputs)
-        cut = self.threshold if threshold is None else float(threshold)
-        if window is not None and (num_clips != 1 or num_crops != 1):
-            raise ValueError("window= classifies each window from clips_per_window centre-cropped clips: leave "
-                             "num_clips and num_crops at 1")
-        if window is None and stride is not None:
-            raise ValueError("stride= needs window=SECONDS (the length of each classified window)")
-        device = torch.device(device) if device is not None else (
-            torch.device("cuda") if torch.cuda.is_available() else self.device)
-        was_training = self.training
-        self.eval().to(device)
-        try:
-            with Progress(len(samples), progress) as bar:
-                if window is not None:
-                    from .timeline import iter_timelines
-
-                    for i, r in iter_timelines(self, samples, float(window), None if stride is None else float(stride),
-                                               top_k, cut, clips_per_window, batch_size, num_workers, decoder,
-                                               device, on_windows=lambda n: bar.advance(windows=n)):
-                        bar.advance(files=1)
-                        yield i, r
-                    return
-                yield from self._iter_clip_predictions(samples, top_k, batch_size, num_workers, num_clips, num_crops,
-                                                       decoder, device, bar, cut)
-        finally:
-            self.train(was_training)
-
-    def _iter_clip_predictions(self, samples: Sequence[Any], top_k: int, batch_size: int, num_workers: int,
-                               num_clips: int, num_crops: int, decoder: str, device: torch.device,
-                               bar: Any, cut: float) -> Iterator[tuple[int, dict[str, Any]]]:
-        cfg = self.data_config
-        dataset = VideoClipDataset(samples, cfg.sampling, cfg.eval_transform(num_crops),
-                                   "uniform" if num_clips > 1 else "center", num_clips=num_clips, decoder=decoder)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                                             collate_fn=collate_clips, pin_memory=torch.cuda.is_available())
-        k = min(top_k, self.num_classes)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-        for batch in loader:
-            done: dict[int, dict[str, Any]] = {}
-            for f in batch["failed"]:
-                done[f["index"]] = {"path": f["path"], "label": None, "score": None, "top_k": [],
-                                    "error": f["reason"]}
-            if batch["video"] is not None:
-                with autocast:
-                    probs = self._probabilities(batch["video"].to(device, non_blocking=True)).float().cpu()
-                scores, ids = probs.topk(k, dim=-1)
-                for i, row_s, row_i in zip(batch["index"].tolist(), scores.tolist(), ids.tolist()):
-                    top = [{"label": self.labels[c], "score": s} for s, c in zip(row_s, row_i)]
-                    done[i] = {"path": samples[i].path, "label": top[0]["label"], "score": top[0]["score"],
-                               "top_k": top}
-                if self.multi_label:
-                    for i, row in zip(batch["index"].tolist(), probs, strict=True):
-                        above = (row >= cut).nonzero().flatten().tolist()
-                        done[i]["labels"] = sorted(({"label": self.labels[c], "score": float(row[c])} for c in above),
-                                                   key=lambda d: -d["score"])
-            bar.advance(files=len(done))
-            for i in sorted(done):
-                yield i, done[i]
+        return Predictor(self, PredictOptions(*args, **options)).iter_predict(inputs)
 
 
-def class_path(cls: type) -> str:
-    """``module.QualName`` of ``cls``: what a checkpoint records and ``model._target_=`` names."""
-    return f"{cls.__module__}.{cls.__qualname__}"
+def __getattr__(name: str) -> Any:
+    """``load_classifier`` lives in :mod:`flashvid.loading` (which imports this module); still importable from
+    here, where the README shows it."""
+    if name == "load_classifier":
+        from .loading import load_classifier
 
-
-def check_class(recorded: str | None, cls: type, source: str) -> None:
-    """Refuse to rebuild a subclass's model (its own head, hooks) as a plain :class:`VideoClassifier`.
-
-    A class is imported only when the user names it, never from what a file says: the fix names the option.
-    """
-    if recorded is None or cls is not VideoClassifier or recorded == class_path(VideoClassifier):
-        return
-    from .checkpoint import CheckpointError
-
-    raise CheckpointError(
-        f"{source} holds a {recorded} (a VideoClassifier subclass), which a plain VideoClassifier cannot rebuild: "
-        f"name the class, model._target_={recorded} on the command line (its module importable, e.g. on "
-        f"PYTHONPATH) or cls={recorded.rpartition('.')[2]} in Python (load_classifier, load_exported)")
-
-
-def load_classifier(path: str | os.PathLike, cls: type[VideoClassifier] | str | None = None,
-                    map_location: Any = "cpu") -> VideoClassifier:
-    """The model a flashvid checkpoint holds, rebuilt as it was trained, loaded with ``weights_only=True``.
-
-    ``cls``: the class it was trained with when that is a subclass (the class or its ``module.Name``); the
-    checkpoint records which one and refuses another. Class names come from the checkpoint's ``flashvid``
-    record when its hyperparameters lack them (checkpoints of flashvid 0.1.0 keep them only there).
-    Raises :class:`~flashvid.checkpoint.CheckpointError` (one line saying what to do) for a file that is no
-    training checkpoint, carries code, or needs ``cls``.
-    """
-    import importlib
-
-    from .checkpoint import CheckpointError, load_checkpoint, require_training_checkpoint
-
-    ck = load_checkpoint(path, mmap=True)
-    require_training_checkpoint(ck, path)
-    saved = ck.get("flashvid") or {}
-    if isinstance(cls, str):
-        module, _, name = cls.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError) as e:
-            raise CheckpointError(f"cannot import the class {cls!r} to load {str(path)!r} with: {e}") from None
-    cls = VideoClassifier if cls is None else cls
-    if not (isinstance(cls, type) and issubclass(cls, VideoClassifier)):
-        raise CheckpointError(f"cls={cls!r} is not a VideoClassifier subclass: cannot load {str(path)!r} with it")
-    check_class(saved.get("class"), cls, repr(str(path)))
-    labels = saved.get("labels")
-    kwargs = {"labels": labels} if labels and "labels" not in (ck.get("hyper_parameters") or {}) else {}
-    del ck
-    return cls.load_from_checkpoint(path, map_location=map_location, weights_only=True, **kwargs)
-
-
-def warmup_then_decay(total: int, warmup: int, floor: float, shape: str = "cosine") -> Callable[[int], float]:
-    """The LR multiplier of each step: linear warm-up over ``warmup`` steps, then ``constant``, ``linear`` or
-    ``cosine`` decay to ``floor`` at step ``total`` (per step, not per epoch, so short runs decay smoothly)."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if shape == "constant":
-            return 1.0
-        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-        if shape == "linear":
-            return floor + (1 - floor) * (1 - progress)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):
-    """``LambdaLR`` with one factor for every parameter group, including groups added after it was built.
-
-    Finetune strategies add the unfrozen backbone to the optimizer mid-training; a plain ``LambdaLR`` then fails
-    (``zip() argument 2 is shorter than argument 1``) or leaves the new groups unscheduled. A new group's base LR is
-    its ``initial_lr`` when set, else its current LR divided by the schedule's current factor.
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, factor: Any, last_epoch: int = -1):
-        self._factor = factor
-        super().__init__(optimizer, factor, last_epoch)
-
-    def _sync_groups(self) -> None:
-        groups = self.optimizer.param_groups
-        if len(self.base_lrs) < len(groups):
-            now = self._factor(max(self.last_epoch - 1, 0))
-            for group in groups[len(self.base_lrs):]:
-                if "initial_lr" not in group:
-                    group["initial_lr"] = group["lr"] / now if now > 0 else group["lr"]
-                self.base_lrs.append(group["initial_lr"])
-        while len(self.lr_lambdas) < len(groups):  # also after load_state_dict restored longer base_lrs
-            self.lr_lambdas.append(self._factor)
-
-    def get_lr(self) -> list[float]:  # type: ignore[override]  # torch: list[float | Tensor]
-        self._sync_groups()
-        return super().get_lr()  # type: ignore[return-value]
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state.pop("_factor", None)  # a closure: neither picklable nor needed (rebuilt by configure_optimizers)
-        return state
-
-
-def save_predictions(results: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
-    """``results`` to ``path`` in the format its extension names (.json, .jsonl, .csv; see flashvid.predictions)."""
-    from .predictions import save_predictions as save
-
-    return save(results, path)
+        return load_classifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,8 +18,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from .data.dataset import VideoClipDataset, collate_clips
 from .data.sources import VideoSample, collect_paths, label_name
+from .inference import PredictOptions, clip_loader, evaluating, resolve_device
 
 FEATURES = "features.npy"
 INDEX = "index.csv"
@@ -43,39 +43,35 @@ def embed_videos(model: Any, samples: Sequence[VideoSample] | str | os.PathLike 
                  ) -> tuple[np.ndarray, list[VideoSample], list[dict[str, str]]]:
     """Features ``(N, D)`` float32 of the decodable videos, their samples (in input order), and the failures.
 
-    ``samples`` are :class:`VideoSample` (labels kept) or files/folders (unlabelled, folders searched).
+    ``samples`` are :class:`VideoSample` (labels kept) or files/folders (unlabelled, folders searched). The
+    clips are read as :class:`~flashvid.inference.Predictor` reads them (``num_clips`` x ``num_crops`` views
+    averaged).
     """
     if not (isinstance(samples, Sequence) and samples and all(isinstance(s, VideoSample) for s in samples)):
         samples = collect_paths(samples)  # type: ignore[arg-type]
     samples = list(samples)  # type: ignore[arg-type]
-    cfg = model.data_config
-    dataset = VideoClipDataset(samples, cfg.sampling, cfg.eval_transform(num_crops),
-                               "uniform" if num_clips > 1 else "center", num_clips=num_clips, decoder=decoder)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                                         collate_fn=collate_clips)
-    device = torch.device(device) if device is not None else (
-        torch.device("cuda") if torch.cuda.is_available() else model.device)
-    was_training = model.training
-    model.eval().to(device)
+    options = PredictOptions(batch_size=batch_size, num_workers=num_workers, num_clips=num_clips,
+                             num_crops=num_crops, decoder=decoder, device=device)
+    device = resolve_device(model, device)
     hook = _HeadInput()
-    handle = model.backbone.head.register_forward_pre_hook(hook)
     features: dict[int, np.ndarray] = {}
     failures: list[dict[str, str]] = []
+    handle = model.backbone.head.register_forward_pre_hook(hook)
     try:
-        for batch in loader:
-            failures.extend({"path": f["path"], "error": f["reason"]} for f in batch["failed"])
-            if batch["video"] is None:
-                continue
-            video = batch["video"].to(device)
-            views = video.shape[1] if video.dim() == 6 else 1
-            model(video.flatten(0, 1) if video.dim() == 6 else video)
-            assert hook.value is not None, "the backbone's forward did not run its head"
-            feats = hook.value.view(video.shape[0], views, -1).mean(1).cpu().numpy()
-            for i, f in zip(batch["index"].tolist(), feats, strict=True):
-                features[i] = f
+        with evaluating(model, device):
+            for batch in clip_loader(model, samples, options):
+                failures.extend({"path": f["path"], "error": f["reason"]} for f in batch["failed"])
+                if batch["video"] is None:
+                    continue
+                video = batch["video"].to(device)
+                views = video.shape[1] if video.dim() == 6 else 1
+                model(video.flatten(0, 1) if video.dim() == 6 else video)
+                assert hook.value is not None, "the backbone's forward did not run its head"
+                feats = hook.value.view(video.shape[0], views, -1).mean(1).cpu().numpy()
+                for i, f in zip(batch["index"].tolist(), feats, strict=True):
+                    features[i] = f
     finally:
         handle.remove()
-        model.train(was_training)
     order = sorted(features)
     dim = next(iter(features.values())).shape[0] if features else 0
     matrix = np.stack([features[i] for i in order]).astype(np.float32) if order else np.zeros((0, dim), np.float32)

@@ -1,5 +1,4 @@
-"""Writing predictions where the user asked, in the format the extension names, as they come; and predict's
-progress bar.
+"""Writing predictions where the user asked, in the format the extension names, as they come.
 
 ``output=`` picks the format by extension, checked before anything is decoded:
 
@@ -19,14 +18,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self is 3.11+; flashvid supports 3.10
+    from typing_extensions import Self
+
+    from .inference import PredictOptions  # typing.Self is 3.11+; flashvid supports 3.10
 
 FORMATS: tuple[str, ...] = (".json", ".jsonl", ".csv")
 VIDEO_COLUMNS = ("path", "label", "score", "top_k", "error")
@@ -195,55 +194,6 @@ def load_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
     return list(videos.values())
 
 
-# ---------------------------------------------------------------------------------------------------- progress
-class Progress:
-    """A rich progress bar over files (files/s, windows/s with timelines, ETA), or nothing.
-
-    ``enabled=None`` shows it only when stderr is a terminal, so logs and pipes stay clean.
-    """
-
-    def __init__(self, total: int, enabled: bool | None = None, description: str = "predict"):
-        self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
-        self.total, self.description = total, description
-        self.files = self.windows = 0
-        self._bar: Any = None
-        self._start = time.perf_counter()
-
-    def __enter__(self) -> Self:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as RichProgress
-
-            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                     TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-            self._bar.start()
-            self._task = self._bar.add_task(self.description, total=self.total, rate="")
-        return self
-
-    def advance(self, files: int = 0, windows: int = 0) -> None:
-        self.files += files
-        self.windows += windows
-        if self._bar is None:
-            return
-        elapsed = max(time.perf_counter() - self._start, 1e-9)
-        rate = f"{self.files / elapsed:.1f} files/s"
-        if self.windows:
-            rate += f", {self.windows / elapsed:.1f} windows/s"
-        self._bar.update(self._task, advance=files, rate=rate)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
 def parse_progress(value: Any) -> bool | None:
     """``progress=auto|true|false`` from the command line: ``auto`` (or null) means only on a terminal."""
     if value is None or isinstance(value, bool):
@@ -270,24 +220,26 @@ class PredictionsNotSaved(OSError):
         return str(self.strerror)
 
 
-def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, timeline_png: bool = False,
-                      progress: bool | None = None, **predict_kwargs: Any) -> tuple[list[dict[str, Any]], Path]:
-    """``model.iter_predict(inputs, ...)`` written to ``output`` as results come (format by extension, checked
-    first), with timeline pictures in ``<output stem>_timelines/`` when asked; returns the results in input order
-    and the path written.
+def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, options: PredictOptions,
+                      timeline_png: bool = False) -> tuple[list[dict[str, Any]], Path]:
+    """``model``'s predictions on ``inputs`` (:class:`~flashvid.inference.Predictor` with ``options``) written to
+    ``output`` as results come (format by extension, checked first), with timeline pictures in
+    ``<output stem>_timelines/`` when asked; returns the results in input order and the path written.
 
     A write that fails (``OSError``: a full disk) stops the writing, not the predicting: every file is still
     classified, then :class:`PredictionsNotSaved` carries the results and the first error."""
+    from .inference import Predictor  # torch: only once something is predicted
+
     # an unknown extension fails here, before any decoding
-    writer = PredictionWriter(output, timeline=predict_kwargs.get("window") is not None)
+    writer = PredictionWriter(output, timeline=options.window is not None)
     pictures = Path(output).parent / f"{Path(output).stem}_timelines" if timeline_png else None
-    if timeline_png and predict_kwargs.get("window") is None:
+    if timeline_png and options.window is None:
         writer.close()
         raise ValueError("timeline_png=true draws timelines: give window=SECONDS (and stride=SECONDS)")
     done: list[tuple[int, dict[str, Any]]] = []
     failure: OSError | None = None
     try:
-        for i, r in model.iter_predict(inputs, progress=progress, **predict_kwargs):
+        for i, r in Predictor(model, options).iter_predict(inputs):
             done.append((i, r))
             if failure is not None:
                 continue
@@ -312,21 +264,19 @@ def predict_to_output(model: Any, inputs: Any, output: str | os.PathLike, timeli
 
 
 def parse_predict_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """``flashvid predict``'s config as :func:`predict_to_output` arguments, checked before anything is loaded."""
+    """``flashvid predict``'s config as :func:`predict_to_output` arguments (``output``, ``timeline_png``,
+    ``options``), checked before anything is loaded."""
     output_format(cfg["output"])
     window = cfg.get("window")
     stride = cfg.get("stride")
     if window is None and (stride is not None or cfg.get("timeline_png")):
         raise ValueError("stride= and timeline_png= need window=SECONDS (the length of each classified window)")
-    if window is not None:
-        from .timeline import check_window_options
+    from .inference import PredictOptions
 
-        check_window_options(float(window), None if stride is None else float(stride),
-                             int(cfg.get("clips_per_window", 1)))
-    return {"output": str(cfg["output"]), "timeline_png": bool(cfg.get("timeline_png", False)),
-            "progress": parse_progress(cfg.get("progress", "auto")), "top_k": int(cfg["top_k"]),
-            "batch_size": int(cfg["batch_size"]), "num_workers": int(cfg["num_workers"]),
-            "num_clips": int(cfg["num_clips"]), "num_crops": int(cfg["num_crops"]), "decoder": str(cfg["decoder"]),
-            "device": cfg.get("device"), "window": None if window is None else float(window),
-            "stride": None if stride is None else float(stride), "threshold": float(cfg.get("threshold", 0.5)),
-            "clips_per_window": int(cfg.get("clips_per_window", 1))}
+    options = PredictOptions(
+        top_k=int(cfg["top_k"]), batch_size=int(cfg["batch_size"]), num_workers=int(cfg["num_workers"]),
+        num_clips=int(cfg["num_clips"]), num_crops=int(cfg["num_crops"]), decoder=str(cfg["decoder"]),
+        device=cfg.get("device"), window=None if window is None else float(window),
+        stride=None if stride is None else float(stride), threshold=float(cfg.get("threshold", 0.5)),
+        clips_per_window=int(cfg.get("clips_per_window", 1)), progress=parse_progress(cfg.get("progress", "auto")))
+    return {"output": str(cfg["output"]), "timeline_png": bool(cfg.get("timeline_png", False)), "options": options}

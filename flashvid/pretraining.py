@@ -25,12 +25,12 @@ import lightning as L
 import torch
 from torch import nn
 
-from .classifier import warmup_then_decay
 from .data.datamodule import DataConfig, VideoClassificationData
 from .data.sources import collect_paths
 from .failures import DecodeFailureAccounting
 from .models import get_backbone_spec
 from .models.registry import IMAGENET_MEAN, IMAGENET_STD
+from .schedules import warmup_then_decay
 
 log = logging.getLogger(__name__)
 

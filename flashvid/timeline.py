@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
 from .data.decoding import FPS_RANGE, VideoDecodeError, VideoInfo, check_clip_size, decode_short_side, open_video
 from .data.sampling import ClipSampling
@@ -34,8 +34,6 @@ from .data.sources import VideoSample
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from .classifier import VideoClassifier
 
 
 DECODE_CHUNK = 16  # full-resolution frames decoded at once
@@ -199,53 +197,6 @@ def merge_segments(windows: Sequence[Mapping[str, Any]], threshold: float, durat
         run.append(k)
     close()
     return segments
-
-
-def iter_timelines(model: VideoClassifier, samples: Sequence[VideoSample], window: float, stride: float | None,
-                   top_k: int = 5, threshold: float = 0.5, clips_per_window: int = 1, batch_size: int = 8,
-                   num_workers: int = 0, decoder: str = "auto", device: torch.device | None = None,
-                   on_windows: Callable[[int], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(input index, result)`` per file as each file finishes (files on different workers may interleave)."""
-    check_window_options(window, stride, clips_per_window)
-    stride = window if stride is None else stride
-    cfg = model.data_config
-    # without workers, one file at a time is decoded in this process: let FFmpeg use its threads (0 = auto);
-    # with workers, each decodes its own file on one thread
-    dataset = WindowStream(samples, cfg.sampling, cfg.eval_transform(1), window, stride, clips_per_window,
-                           batch_size, decoder, decode_threads=0 if num_workers == 0 else 1)
-    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers,
-                        pin_memory=device is not None and device.type == "cuda")
-    device = device or model.device
-    k = min(top_k, model.num_classes)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    pending: dict[int, dict[str, Any]] = {}
-    for item in loader:
-        i = item["file"]
-        if "error" in item:
-            yield i, {"path": item["path"], "label": None, "score": None, "top_k": [], "error": item["error"]}
-            pending.pop(i, None)
-            continue
-        with autocast:
-            probs = model._probabilities(item["video"].to(device, non_blocking=True)).float().cpu()
-        state = pending.setdefault(i, {"windows": [], "sum": torch.zeros(model.num_classes), "info": item["info"]})
-        state["sum"] += probs.sum(0)
-        scores, ids = probs.topk(k, dim=-1)
-        for w, row_s, row_i in zip(item["windows"], scores.tolist(), ids.tolist()):
-            top = [{"label": model.labels[c], "score": s} for s, c in zip(row_s, row_i)]
-            state["windows"].append({"start": w.start, "end": w.end, "label": top[0]["label"],
-                                     "score": top[0]["score"], "top_k": top})
-        if on_windows is not None:
-            on_windows(len(item["windows"]))
-        if item["last"]:
-            state = pending.pop(i)
-            mean = state["sum"] / len(state["windows"])
-            s, c = mean.topk(k)
-            top = [{"label": model.labels[j], "score": v} for v, j in zip(s.tolist(), c.tolist())]
-            duration = state["info"]["duration"]
-            yield i, {"path": item["path"], "label": top[0]["label"], "score": top[0]["score"], "top_k": top,
-                      "duration": duration, "window": window, "stride": stride, "threshold": threshold,
-                      "windows": state["windows"],
-                      "segments": merge_segments(state["windows"], threshold, duration)}
 
 
 # ---------------------------------------------------------------------------------------------------- pictures

@@ -266,7 +266,7 @@ def test_timeline_streams_a_long_video_in_bounded_memory(left_right: SimpleNames
 def test_save_predictions_writes_the_format_its_extension_names(left_right: SimpleNamespace,
                                                                 tmp_path: Path) -> None:
     """``.csv`` used to be written as JSON: every format now round-trips, for files and for timelines."""
-    from flashvid.classifier import save_predictions
+    from flashvid.predictions import save_predictions
     from flashvid.predictions import load_predictions
 
     files = sorted((left_right.root / "test" / "left").iterdir())[:2] + [tmp_path / "missing.mp4"]
@@ -389,7 +389,7 @@ def test_mean_class_accuracy_averages_the_classes_in_the_split(tmp_path: Path) -
     """A test folder with a subset of the classes: a class with no videos that was predicted once used to enter
     the mean with recall 0 (torchmetrics' macro average): 0.5 instead of 0.75. The report's per-class recalls
     and the logged metric now agree."""
-    from flashvid.classifier import MeanClassAccuracy
+    from flashvid.metrics import MeanClassAccuracy
     from flashvid.reports import write_test_report
 
     target = torch.tensor([0, 0, 1, 1])

@@ -39,7 +39,7 @@ def run_predict(cfg: "DictConfig") -> int:
     except ValueError as e:  # e.g. a folder without videos, output=preds.txt
         raise ConfigError(str(e)) from None
     _print_predictions(results, None if not_saved else path)
-    if options["window"] is not None:
+    if options["options"].window is not None:
         from ..timeline import print_segments
 
         print_segments(results)

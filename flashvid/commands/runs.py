@@ -135,11 +135,11 @@ def model_target(cfg: "DictConfig") -> str | None:
 
 
 def load_classifier(path: str, target: str | None = None) -> Any:
-    """:func:`flashvid.classifier.load_classifier` on the CPU (``weights_only=True``: a checkpoint whose pickle
+    """:func:`flashvid.loading.load_classifier` on the CPU (``weights_only=True``: a checkpoint whose pickle
     carries code is refused, never run), with ``target`` (``model._target_=``) the class to rebuild it as; its
     failures as one-line :class:`ConfigError`s."""
     from ..checkpoint import CheckpointError
-    from ..classifier import load_classifier as load
+    from ..loading import load_classifier as load
 
     cls = None
     if target:

@@ -46,8 +46,7 @@ def export_model(model: Any, directory: str | os.PathLike) -> Path:
 def model_config(model: Any) -> dict[str, Any]:
     """What rebuilding or feeding ``model`` needs: backbone, class names, clip settings, multi-label or not."""
     from .. import __version__
-    from ..checkpoint import to_safe
-    from ..classifier import class_path
+    from ..checkpoint import class_path, to_safe
 
     h = model.hparams
     return {
@@ -81,7 +80,8 @@ def load_exported(directory: str | os.PathLike, map_location: str | torch.device
     """
     from safetensors.torch import load_file
 
-    from ..classifier import VideoClassifier, check_class
+    from ..checkpoint import check_class
+    from ..classifier import VideoClassifier
 
     d = Path(directory)
     kind = json.loads((d / CONFIG).read_text()).get("exported_as") if (d / CONFIG).is_file() else None

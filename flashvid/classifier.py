@@ -543,13 +543,3 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         """:meth:`predict`'s results as ``(input index, result)`` pairs, each as soon as its file is done (for
         streaming them to a file); the order is the input order except across workers with timelines."""
         return Predictor(self, PredictOptions(*args, **options)).iter_predict(inputs)
-
-
-def __getattr__(name: str) -> Any:
-    """``load_classifier`` lives in :mod:`flashvid.loading` (which imports this module); still importable from
-    here, where the README shows it."""
-    if name == "load_classifier":
-        from .loading import load_classifier
-
-        return load_classifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,5 @@
-"""The import structure of flashvid: rooms (modules, a package's files grouped by file), arrows (imports, at module
-level or inside functions) and the ones that run back up the layers of docs/architecture.md, and circles.
+"""The import structure of flashvid: rooms (modules), arrows (imports that run, at module level or inside functions;
+not those under ``if TYPE_CHECKING:``) and the ones that run back up the layers of docs/architecture.md, and circles.
 
     python scripts/import_graph.py            # counts, the arrows that run back up, the circles
     python scripts/import_graph.py --dot      # a Graphviz drawing on stdout
@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "_compat": 0, "data": 0, "rundir": 0, "failures": 0, "checkpoint": 0,  # checkpoint: the safe loader, atomic saves
     "models": 1,
     "classifier": 2, "finetuning": 2, "ema": 2, "validation_policy": 2, "trainer": 2,
-    "callbacks": 2, "warmstart": 2, "loggers": 2, "schedules": 2, "metrics": 2, "loading": 2,
+    "callbacks": 2, "warmstart": 2, "loggers": 2, "schedules": 2, "metrics": 2, "loading": 2, "losses": 2, "optim": 2,
     "inference": 3, "predictions": 3, "timeline": 3, "reports": 3, "export": 3, "embed": 3, "pretraining": 3,
     "doctor": 3,
     "commands": 4, "cli": 4, "__main__": 4, "__init__": 4,
@@ -56,7 +56,7 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     """The flashvid modules ``name`` imports (relative imports resolved), each as the longest known module name."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
@@ -72,6 +72,20 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
             if t and t != name and t.startswith("flashvid"):
                 found.add(t)
     return found
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under ``if TYPE_CHECKING:`` (annotations only: no import runs there)."""
+    out: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return out
 
 
 def graph() -> dict[str, set[str]]:

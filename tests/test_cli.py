@@ -412,7 +412,7 @@ def test_a_subclass_checkpoint_is_read_back_as_its_class(demo_root: Path, tmp_pa
 
     import torch
 
-    from flashvid.classifier import load_classifier
+    from flashvid.loading import load_classifier
     from flashvid.export import load_exported
 
     model = load_classifier(ckpt, cls="focalpkg.FocalClassifier")

@@ -149,7 +149,7 @@ def test_pretrain_then_finetune(pretrained: Path, demo_root: Path, tmp_path: Pat
     assert main(["predict", f"ckpt_path={ckpt}", f"inputs=[{demo_root / 'test' / 'left'}]",
                  f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'p'}"]) == 0
     assert main(["export", f"ckpt_path={ckpt}", f"out={tmp_path / 'export'}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
-    from flashvid.classifier import load_classifier
+    from flashvid.loading import load_classifier
     from flashvid.export import load_exported
 
     model = load_classifier(ckpt)

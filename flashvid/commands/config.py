@@ -7,7 +7,6 @@ Imports only the standard library at module level (Hydra and OmegaConf inside fu
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 import os
@@ -361,9 +360,11 @@ def check_backbone(name: Any) -> None:
         raise ConfigError(f"model.backbone: {e} (`flashvid backbones` lists them with their input needs)") from None
 
 
-def clip_overrides(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The clip settings set explicitly in the data config: the model records them so checkpoints carry them."""
-    from ..data import DataConfig
 
-    return {f.name: data_cfg[f.name] for f in dataclasses.fields(DataConfig)
-            if data_cfg.get(f.name) is not None}
+
+def clip_overrides(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The clip settings set explicitly in the data config: the model records them so checkpoints carry them
+    (:func:`flashvid.data.clip_config.clip_overrides`, imported when called: this module loads no torch)."""
+    from ..data.clip_config import clip_overrides as set_in
+
+    return set_in(data_cfg)

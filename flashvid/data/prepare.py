@@ -646,6 +646,12 @@ class _progress:
         self._bar.stop()
 
 
+# prepare's source keywords, named as the datamodule's constructors name them: a ``data`` config's values pass as
+# they are, and which are set decides the source
+SOURCE_ARGUMENTS = ("train_folder", "val_folder", "test_folder", "train_file", "val_file", "test_file", "root",
+                    "annotations_dir", "fold", "labels")
+
+
 def prepare(output: str | os.PathLike, *, train_folder: str | os.PathLike | None = None,
             val_folder: str | os.PathLike | None = None, test_folder: str | os.PathLike | None = None,
             train_file: str | os.PathLike | None = None, val_file: str | os.PathLike | None = None,

@@ -29,7 +29,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from . import _compat  # noqa: F401
 from .checkpoint import check_class, class_path
-from .data.datamodule import DataConfig
+from .data.clip_config import DataConfig, resolve_clip_config
 from .data.transforms import BatchAugmentation
 from .failures import DecodeFailureAccounting
 from .failures import TooManyFailedFiles as TooManyFailedFiles  # re-exported: it was defined here
@@ -161,7 +161,7 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
 
             set_stochastic_depth(self.backbone.model, drop_path_rate)
         self.configure_head(self.backbone)
-        self.data_config = DataConfig.from_dict({**self.backbone.spec.data.to_dict(), **dict(data or {})})
+        self.data_config = resolve_clip_config(self.backbone.spec.data, data)
         if warm:
             load_backbone_from_checkpoint(self, str(pretrained))
         self._set_hf_labels()
@@ -474,7 +474,7 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         # The clip settings the weights were trained with (the datamodule's explicit values included) win over
         # the ones rebuilt from the backbone entry and hyperparameters.
         if "data_config" in saved:
-            self._set_data_config(DataConfig.from_dict(saved["data_config"]))
+            self._set_data_config(resolve_clip_config(saved["data_config"]))
         # the last evaluations' per-class accuracy, for a resumed run that evaluates nothing more (a finished one);
         # never over this model's own
         for split, accuracy in (saved.get("per_class_accuracy") or {}).items():

@@ -25,7 +25,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from .data.datamodule import DataConfig, VideoClassificationData
+from .data.clip_config import DataConfig, resolve_clip_config
+from .data.datamodule import VideoClassificationData
 from .data.sources import collect_paths
 from .failures import DecodeFailureAccounting
 from .models import get_backbone_spec
@@ -145,8 +146,8 @@ class VideoMAEPretrainer(DecodeFailureAccounting, L.LightningModule):
         self.mask_shape = (c.num_frames // c.tubelet_size, (c.image_size // c.patch_size) ** 2)
         tube_mask(1, *self.mask_shape, mask_ratio)  # a ratio that hides nothing or everything fails now
         resize = None if spec.resize_size is None else round(spec.resize_size * c.image_size / spec.crop_size)
-        self.data_config = DataConfig.from_dict({**spec.to_dict(), "num_frames": c.num_frames,
-                                                 "crop_size": c.image_size, "resize_size": resize, **data})
+        self.data_config = resolve_clip_config(spec, {"num_frames": c.num_frames, "crop_size": c.image_size,
+                                                      "resize_size": resize, **data})
         self._check_normalisation()
         self._compiled = False
         if activation_checkpointing:

@@ -146,6 +146,28 @@ def test_model_settings_fill_in_unless_given_explicitly(demo_root):
         DataConfig.from_dict({"num_frame": 8})
 
 
+def test_one_resolver_gives_the_classifier_datamodule_and_prepare_the_same_clip_settings(demo_root):
+    """The backbone entry with the explicit settings on top, the same wherever the clip settings are merged."""
+    from flashvid import VideoClassifier
+    from flashvid.data import resolve_clip_config
+    from flashvid.data.prepare import model_data_config
+    from flashvid.models import get_backbone_spec
+
+    overrides = {"num_frames": 4, "crop_size": 32, "mean": [0.1, 0.2, 0.3]}
+    cfg = resolve_clip_config("tiny_r2plus1d", overrides)
+    spec = get_backbone_spec("tiny_r2plus1d").data
+    assert (cfg.num_frames, cfg.crop_size, cfg.mean) == (4, 32, (0.1, 0.2, 0.3))
+    assert (cfg.sampling_rate, cfg.std) == (spec.sampling_rate, spec.std)
+    assert VideoClassifier("tiny_r2plus1d", labels=["a", "b"], data=overrides).data_config == cfg
+    dm = _dm(demo_root, std=None, **overrides)
+    dm.configure_from_model(spec)
+    assert dm.data_config == cfg
+    assert model_data_config({"_target_": "x", "train_folder": "videos", **overrides, "std": None},
+                             "tiny_r2plus1d") == cfg
+    with pytest.raises(ValueError, match="unknown data settings"):
+        resolve_clip_config("tiny_r2plus1d", {"num_frame": 8})
+
+
 @pytest.mark.parametrize("stage, workers, says", [("test", 1, "CPU testing with 1 decode worker:"),
                                                   ("predict", 2, "CPU prediction with 2 decode workers:"),
                                                   ("fit", 1, "CPU training with 1 decode worker:")])

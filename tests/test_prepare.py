@@ -192,6 +192,25 @@ def test_list_files_and_ucf101_layouts(data: Path, tmp_path: Path) -> None:
         assert _stem_labels(dst, split) == _stem_labels(src, split)
 
 
+def project_csv_data(**kwargs) -> VideoClassificationData:
+    """A project's own data function over list files (data._target_=test_prepare.project_csv_data)."""
+    return VideoClassificationData.from_csv(**kwargs)
+
+
+def test_prepare_reads_the_source_keys_whatever_the_target_is_named(data: Path, tmp_path: Path) -> None:
+    """The source is chosen by the keys set (data.train_file here), not by the _target_'s name ending in from_csv:
+    a project's own list-file data function prepares too."""
+    rows = "".join(f"{os.path.relpath(p, data)},{Path(p).parent.name}\n" for p in _videos(data / "train")[:2])
+    (data / "two.csv").write_text(rows)
+    out = tmp_path / "out"
+    code = main(["prepare", "data=csv", "data._target_=test_prepare.project_csv_data",
+                 f"data.train_file={data / 'two.csv'}", f"output={out}", "model=tiny", f"prepare.short_side={SHORT}",
+                 "prepare.workers=1", "prepare.progress=false", f"hydra.run.dir={tmp_path / 'run'}",
+                 "hydra/job_logging=none", "hydra/hydra_logging=none"])
+    assert code == 0
+    assert len(VideoClassificationData.from_csv(out / "train.csv").samples["train"]) == 2
+
+
 def test_doctor_suggests_prepare_for_long_gop_files(data: Path, tmp_path: Path) -> None:
     """The demo MP4s hold one keyframe in 16 frames (~1 s): fine. 480x320 files with one keyframe in 10 s (a lead-in
     of up to 23 Mpx before a clip) get the hint; their prepared copy does not."""

@@ -7,7 +7,6 @@ Imports only the standard library at module level (Hydra and OmegaConf inside fu
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 import os
@@ -269,10 +268,10 @@ def accepted_arguments(target: str) -> set[str] | None:
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return names
     from ..data import VideoClassificationData
-    from .demo import demo_data
 
-    if obj is demo_data:
-        return names | accepted_arguments("flashvid.data.VideoClassificationData.from_folders")
+    forwards = getattr(obj, "forwards_kwargs_to", None)  # a data function passing **kwargs on (data=demo)
+    if isinstance(forwards, str):
+        return names | (accepted_arguments(forwards) or set())
     owner = getattr(obj, "__self__", None)
     if inspect.isclass(owner) and issubclass(owner, VideoClassificationData):
         return names | {n for n in inspect.signature(owner.__init__).parameters if n != "self"}
@@ -375,9 +374,11 @@ def check_backbone(name: Any) -> None:
         raise ConfigError(f"model.backbone: {e} (`flashvid backbones` lists them with their input needs)") from None
 
 
-def clip_overrides(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The clip settings set explicitly in the data config: the model records them so checkpoints carry them."""
-    from ..data import DataConfig
 
-    return {f.name: data_cfg[f.name] for f in dataclasses.fields(DataConfig)
-            if data_cfg.get(f.name) is not None}
+
+def clip_overrides(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The clip settings set explicitly in the data config: the model records them so checkpoints carry them
+    (:func:`flashvid.data.clip_config.clip_overrides`, imported when called: this module loads no torch)."""
+    from ..data.clip_config import clip_overrides as set_in
+
+    return set_in(data_cfg)

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from .config import ConfigError
+
 if TYPE_CHECKING:
     from ..data import VideoClassificationData
 
@@ -35,3 +37,22 @@ def demo_data(root: str = "demo_data", generate: Mapping[str, Any] | None = None
 
     ensure_demo_data(root, **dict(generate or {}))
     return VideoClassificationData.from_folders(**kwargs)
+
+
+demo_data.forwards_kwargs_to = "flashvid.data.VideoClassificationData.from_folders"  # type: ignore[attr-defined]
+
+
+def ensure_demo_source(data_cfg: Mapping[str, Any]) -> None:
+    """Write the demo videos when ``data_cfg`` (a resolved ``data`` config) is the demo's, for commands that read
+    its folders without building the datamodule (which would write them itself)."""
+    from hydra.utils import get_object
+
+    target = data_cfg.get("_target_")
+    if not isinstance(target, str):
+        return
+    try:
+        obj = get_object(target)
+    except Exception as e:  # noqa: BLE001  (ImportError, AttributeError...: a bad _target_)
+        raise ConfigError(f"data._target_: cannot import {target!r}: {e}") from None
+    if obj is demo_data:
+        ensure_demo_data(data_cfg.get("root", "demo_data"), **dict(data_cfg.get("generate") or {}))

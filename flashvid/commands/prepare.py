@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..data.prepare import prepare, settings_for
+from ..data.prepare import SOURCE_ARGUMENTS, prepare, settings_for
 from ..rundir import RunDirectoryError
 from .config import ConfigError
-from .demo import ensure_demo_data
+from .demo import ensure_demo_source
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -36,22 +36,15 @@ def _run(cfg: "DictConfig", output: str) -> int:
 
     data = OmegaConf.to_container(cfg.data, resolve=True)
     assert isinstance(data, dict)
-    target = str(data.get("_target_", ""))
     opts = dict(cfg.get("prepare") or {})
     workers = opts.pop("workers", None)
     progress = bool(opts.pop("progress", True))
     force = bool(opts.pop("force", False))
     settings = settings_for(data, (cfg.get("model") or {}).get("backbone"), **opts)
-    if target.endswith("demo_data"):
-        ensure_demo_data(data.get("root", "demo_data"), **dict(data.get("generate") or {}))
-    if target.endswith("from_ucf101"):
-        src = dict(root=data.get("root"), annotations_dir=data.get("annotations_dir"), fold=data.get("fold", 1))
-    elif target.endswith("from_csv"):
-        src = dict(train_file=data.get("train_file"), val_file=data.get("val_file"),
-                   test_file=data.get("test_file"), root=data.get("root"), labels=data.get("labels"))
-    else:
-        src = dict(train_folder=data.get("train_folder"), val_folder=data.get("val_folder"),
-                   test_folder=data.get("test_folder"))
+    ensure_demo_source(data)
+    # the source's own keys (folders, list files or UCF101's); prepare picks the source by which are set, as the
+    # datamodule's constructors do
+    src = {k: data[k] for k in SOURCE_ARGUMENTS if data.get(k) is not None}
     log.info("flashvid prepare: short side %d, keyframe every %.2f s, frame rate %s -> %s", settings.short_side,
              settings.keyframe_interval, f"capped at {settings.max_fps:g}" if settings.max_fps else "kept", output)
     report = prepare(output, settings=settings, workers=workers, progress=progress, force=force, **src)

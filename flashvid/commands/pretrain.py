@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, build, clip_overrides, validate
-from .demo import ensure_demo_data
+from .demo import ensure_demo_source
 from .runs import build_callbacks, floats, is_rank_zero, output_dir, write_json
 from .train import resume_checkpoint
 
@@ -36,10 +36,8 @@ def pretraining_data(data_cfg: "DictConfig", videos: Any = None) -> "VideoClassi
 
     node = OmegaConf.to_container(data_cfg, resolve=True)
     assert isinstance(node, dict)
-    target = str(node.get("_target_", ""))
     if videos is None and node.get("train_folder") is not None:
-        if target.endswith("demo_data"):
-            ensure_demo_data(node.get("root", "demo_data"), **dict(node.get("generate") or {}))
+        ensure_demo_source(node)
         videos = node["train_folder"]
     if videos is not None:
         takes = set(inspect.signature(VideoClassificationData.__init__).parameters) - {

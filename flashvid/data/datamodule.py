@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import lightning as L
@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .clip_augment import ClipAutoAugment
+from .clip_config import DataConfig, clip_overrides, resolve_clip_config
 from .dataset import (
     EpochShuffleSampler,
     ResumableDataLoader,
@@ -27,7 +28,6 @@ from .dataset import (
 )
 from .decoding import DECODERS, resolve_decoder
 from .mixing import ClipMix
-from .sampling import ClipSampling
 from .sources import (
     UCF101_GROUP_PATTERN,
     VideoSample,
@@ -39,59 +39,13 @@ from .sources import (
     read_ucf101_split,
     scan_class_folders,
 )
-from .transforms import BatchAugmentation, MultiCrop, RandomShortSideCrop, ShortSideCenterCrop
+from .transforms import BatchAugmentation, RandomShortSideCrop
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test", "predict")
 # what each Lightning stage is doing, for log lines ("CPU testing with 2 decode workers")
 STAGE_NAMES = {"fit": "training", "validate": "validation", "test": "testing", "predict": "prediction"}
-
-
-@dataclass
-class DataConfig:
-    """Everything about a clip that the model decides: sampled frames, spatial size and normalisation."""
-
-    num_frames: int = 16
-    sampling_rate: float = 4
-    clip_duration: float | None = None
-    target_fps: float | None = 30.0
-    crop_size: int = 224
-    resize_size: int | None = None  # short side before the crop; default crop_size * 256 / 224
-    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
-    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
-
-    @property
-    def short_side(self) -> int:
-        return self.resize_size or round(self.crop_size * 256 / 224)
-
-    def eval_transform(self, num_crops: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Evaluation's CPU transform: the centre crop, or ``num_crops`` crops along the long side (3-crop) at the
-        same scale."""
-        if num_crops > 1:
-            return MultiCrop(self.crop_size, num_crops, self.short_side)
-        return ShortSideCenterCrop(self.crop_size, self.short_side)
-
-    @property
-    def sampling(self) -> ClipSampling:
-        return ClipSampling(self.num_frames, self.sampling_rate, self.clip_duration, self.target_fps)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DataConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown data settings {sorted(unknown)}; valid: {sorted(names)}")
-        kw = dict(d)
-        for k in ("mean", "std"):
-            if k in kw:
-                kw[k] = tuple(float(v) for v in kw[k])
-        return cls(**kw)
 
 
 @dataclass
@@ -183,14 +137,10 @@ class VideoClassificationData(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self._num_workers = num_workers
-        self._overrides = {
-            k: v for k, v in dict(
-                num_frames=num_frames, sampling_rate=sampling_rate, clip_duration=clip_duration,
-                target_fps=target_fps, crop_size=crop_size, resize_size=resize_size,
-                mean=tuple(mean) if mean is not None else None, std=tuple(std) if std is not None else None,
-            ).items() if v is not None
-        }
-        self.data_config = DataConfig(**self._overrides)
+        self._overrides = clip_overrides(dict(
+            num_frames=num_frames, sampling_rate=sampling_rate, clip_duration=clip_duration, target_fps=target_fps,
+            crop_size=crop_size, resize_size=resize_size, mean=mean, std=std))
+        self.data_config = resolve_clip_config(None, self._overrides)
         self.num_clips, self.num_crops = num_clips, num_crops
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
@@ -329,9 +279,7 @@ class VideoClassificationData(L.LightningDataModule):
     # ------------------------------------------------------------------ configuration from the model
     def configure_from_model(self, model_data_config: DataConfig | Mapping[str, Any]) -> None:
         """Adopt the model's clip settings, keeping the values passed to this datamodule explicitly."""
-        base = model_data_config if isinstance(model_data_config, DataConfig) else DataConfig.from_dict(
-            model_data_config)
-        self.data_config = replace(base, **self._overrides)
+        self.data_config = resolve_clip_config(model_data_config, self._overrides)
 
     def setup(self, stage: str | None = None) -> None:
         model = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None

@@ -37,7 +37,7 @@ from .decoding import VideoDecodeError, _check_file, _reason, keyframe_interval,
 from .sources import SEQUENTIAL_ONLY_EXTENSIONS, VideoSample, _inside
 
 if TYPE_CHECKING:
-    from .datamodule import DataConfig
+    from .clip_config import DataConfig
     from .sampling import ClipSampling
 
 log = logging.getLogger(__name__)
@@ -646,6 +646,12 @@ class _progress:
         self._bar.stop()
 
 
+# prepare's source keywords, named as the datamodule's constructors name them: a ``data`` config's values pass as
+# they are, and which are set decides the source
+SOURCE_ARGUMENTS = ("train_folder", "val_folder", "test_folder", "train_file", "val_file", "test_file", "root",
+                    "annotations_dir", "fold", "labels")
+
+
 def prepare(output: str | os.PathLike, *, train_folder: str | os.PathLike | None = None,
             val_folder: str | os.PathLike | None = None, test_folder: str | os.PathLike | None = None,
             train_file: str | os.PathLike | None = None, val_file: str | os.PathLike | None = None,
@@ -706,17 +712,9 @@ def _source(train_folder, val_folder, test_folder, train_file, val_file, test_fi
 # ---------------------------------------------------------------------------------------------------- CLI
 def model_data_config(data_cfg: Mapping[str, Any], backbone: str | None) -> "DataConfig":
     """The clip settings training will use: the backbone's (or the defaults), with ``data.*`` overrides on top."""
-    from dataclasses import fields, replace
+    from .clip_config import clip_overrides, resolve_clip_config
 
-    from .datamodule import DataConfig
-
-    base = DataConfig()
-    if backbone:
-        from ..models import get_backbone_spec
-
-        base = get_backbone_spec(str(backbone)).data
-    names = {f.name for f in fields(DataConfig)} - {"mean", "std"}
-    return replace(base, **{k: v for k, v in data_cfg.items() if k in names and v is not None})
+    return resolve_clip_config(str(backbone) if backbone else None, clip_overrides(data_cfg))
 
 
 def default_short_side(data_cfg: Mapping[str, Any], backbone: str | None) -> int:

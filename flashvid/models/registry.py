@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal, Sequence
 import torch
 from torch import nn
 
-from ..data.datamodule import DataConfig
+from ..data.clip_config import DataConfig
 from .catalog import looks_like_hf_checkpoint, unknown_backbone
 
 Layout = Literal["BCTHW", "BTCHW"]

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..data.datamodule import DataConfig
+from ..data.clip_config import DataConfig
 from .registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,

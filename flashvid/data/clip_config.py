@@ -1,0 +1,87 @@
+"""Clip settings: :class:`DataConfig` and the one place they are merged.
+
+A clip's settings (frames, sampling rate, crop and resize size, mean/std) come from the backbone's registry entry,
+with the values a user set explicitly on top (``VideoClassifier(data=...)``, the datamodule's arguments,
+``data.*`` in the CLI). The classifier, the datamodule, ``prepare`` and checkpoint loading (``predict``) all call
+:func:`resolve_clip_config`, so they agree on what training and inference see. This module depends on nothing
+above the data helpers, so the backbone registry can import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Mapping
+
+import torch
+
+from .sampling import ClipSampling
+from .transforms import MultiCrop, ShortSideCenterCrop
+
+
+@dataclass
+class DataConfig:
+    """Everything about a clip that the model decides: sampled frames, spatial size and normalisation."""
+
+    num_frames: int = 16
+    sampling_rate: float = 4
+    clip_duration: float | None = None
+    target_fps: float | None = 30.0
+    crop_size: int = 224
+    resize_size: int | None = None  # short side before the crop; default crop_size * 256 / 224
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+
+    @property
+    def short_side(self) -> int:
+        return self.resize_size or round(self.crop_size * 256 / 224)
+
+    def eval_transform(self, num_crops: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Evaluation's CPU transform: the centre crop, or ``num_crops`` crops along the long side (3-crop) at the
+        same scale."""
+        if num_crops > 1:
+            return MultiCrop(self.crop_size, num_crops, self.short_side)
+        return ShortSideCenterCrop(self.crop_size, self.short_side)
+
+    @property
+    def sampling(self) -> ClipSampling:
+        return ClipSampling(self.num_frames, self.sampling_rate, self.clip_duration, self.target_fps)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DataConfig":
+        return resolve_clip_config(None, d)
+
+
+CLIP_SETTINGS = tuple(f.name for f in fields(DataConfig))
+
+
+def clip_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The clip settings set (not None) in ``settings``, a mapping that may hold other keys (a ``data`` config):
+    None means "the backbone's"."""
+    return {k: settings[k] for k in CLIP_SETTINGS if settings.get(k) is not None}
+
+
+def resolve_clip_config(base: DataConfig | Mapping[str, Any] | str | None,
+                        overrides: Mapping[str, Any] | None = None) -> DataConfig:
+    """The clip settings to use: ``base`` (a :class:`DataConfig`, its dict form, a backbone name whose registry
+    entry gives them, or None for the defaults) with ``overrides`` (clip settings set explicitly) on top.
+
+    Every key of ``overrides`` applies as given, None included: pass :func:`clip_overrides` of a mapping whose
+    None means "unset". Unknown keys fail, naming the valid ones.
+    """
+    if isinstance(base, str):
+        from ..models import get_backbone_spec  # the registry imports this module: look it up when asked
+
+        base = get_backbone_spec(base).data
+    merged = {**(base.to_dict() if isinstance(base, DataConfig) else dict(base or {})), **dict(overrides or {})}
+    unknown = set(merged) - set(CLIP_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown data settings {sorted(unknown)}; valid: {sorted(CLIP_SETTINGS)}")
+    for k in ("mean", "std"):
+        if merged.get(k) is not None:
+            merged[k] = tuple(float(v) for v in merged[k])
+    return DataConfig(**merged)

@@ -187,3 +187,23 @@ def test_cpu_core_sharing_log_names_the_stage(demo_root, caplog, stage: str, wor
         torch.set_num_threads(threads)
     lines = [r.getMessage() for r in caplog.records if "decode worker" in r.getMessage()]
     assert len(lines) == 1 and says in lines[0], lines
+
+
+def test_compute_threads_come_back_after_the_run(demo_root) -> None:
+    """Decode workers on the CPU take compute threads from torch for the run; they stayed taken afterwards, so a
+    later run in the same process (a notebook, the next test) computed on fewer threads, with other rounding, than
+    the same run alone (an exact-resume test failed only after other tests)."""
+    import os
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(os.cpu_count() or 1, 2))  # more than 1 decode worker leaves room for
+    try:
+        before = torch.get_num_threads()
+        dm = _dm(demo_root, num_workers=1)
+        dm.trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+        dm.setup("test")
+        assert torch.get_num_threads() < before  # the workers' share was taken for the run
+        dm.teardown("test")
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(threads)

@@ -137,6 +137,7 @@ class VideoClassificationData(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self._num_workers = num_workers
+        self._threads_before: int | None = None  # torch threads before _share_cpu_cores lowered them
         self._overrides = clip_overrides(dict(
             num_frames=num_frames, sampling_rate=sampling_rate, clip_duration=clip_duration, target_fps=target_fps,
             crop_size=crop_size, resize_size=resize_size, mean=mean, std=std))
@@ -329,7 +330,17 @@ class VideoClassificationData(L.LightningDataModule):
             doing = STAGE_NAMES.get(stage or "", "running")
             log.info("flashvid: CPU %s with %d decode worker%s: torch compute threads %d -> %d", doing,
                      self.num_workers, "" if self.num_workers == 1 else "s", torch.get_num_threads(), threads)
+            if self._threads_before is None:
+                self._threads_before = torch.get_num_threads()
             torch.set_num_threads(threads)
+
+    def teardown(self, stage: str | None = None) -> None:
+        """Give the process its compute threads back after fit, test or predict: a notebook, a test suite or a
+        sweep runs on in the same process, and later runs there (even ones without workers) would otherwise compute
+        on fewer threads, with other rounding, than the same run in a fresh process."""
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
 
     @property
     def num_workers(self) -> int:

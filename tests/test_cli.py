@@ -336,7 +336,6 @@ def test_unknown_backbone_is_a_clear_error(demo_root: Path, tmp_path: Path) -> N
                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "unknown backbone 'x3d_xxs'" in proc.stderr and "Did you mean x3d_xs" in proc.stderr
-    assert f"data.train_folder={tmp_path / 'nope'} does not exist" in proc.stderr
     assert "tiny_r2plus1d" in proc.stderr and "videomae_base" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "run" / "checkpoints").exists()
 

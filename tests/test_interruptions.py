@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -196,17 +195,6 @@ def test_unwritable_run_directory_is_one_line_before_hydra_writes(data, tmp_path
                                "system") and "hydra.run.dir=PATH" in line
 
 
-class InterruptAt(Callback):
-    """Send this process a SIGINT (a user's Ctrl-C) after training step ``step``."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 @pytest.fixture(scope="module")
 def ema_reference(data, tmp_path_factory) -> Path:
     """An uninterrupted run with an EMA of the weights and mixup (one loader worker, as the soak; 3 epochs)."""
@@ -224,7 +212,7 @@ def test_resumes_with_ema_keep_the_final_metrics_and_the_csv_history(data, ema_r
     the raw weights instead of the EMA's and dropped train/loss, train/acc and lr) and its metrics.csv."""
     reference = soak.outcome(ema_reference)
     args = soak.train_args(data, tmp_path / "run", workers=1, ema=0.9, mixup=0.8)
-    stop = ["+callbacks.stop._target_=test_interruptions.InterruptAt", "+callbacks.stop.step=4"]
+    stop = ["+callbacks.stop._target_=pace.InterruptAt", "+callbacks.stop.step=4"]
     assert train_in_process(*args, *stop) == 130  # Ctrl-C in epoch 2: last.ckpt at step 4
     assert train_in_process(*args, "resume=true") == 0
     assert soak.compare(soak.outcome(tmp_path / "run"), reference) == []

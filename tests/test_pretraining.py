@@ -10,13 +10,10 @@ moves in a few steps of a model this small. The mask tests check tube masking it
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from flashvid.cli import main
 from flashvid.pretraining import VideoMAEPretrainer, tube_mask
@@ -32,17 +29,6 @@ def pretrain_args(demo_root: Path, run: Path, *extra: str) -> list[str]:
             "model.norm_pix_loss=false", "model.repeated_sampling=2", f"trainer.max_epochs={EPOCHS}",
             "trainer.log_every_n_steps=1", "trainer.deterministic=true", "logger=csv", "callbacks=none", "seed=7",
             f"hydra.run.dir={run}", *extra]
-
-
-class InterruptAt(Callback):
-    """Send this process a SIGINT (a user's Ctrl-C) after training step ``step``."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +135,8 @@ def test_pretrain_then_finetune(pretrained: Path, demo_root: Path, tmp_path: Pat
     assert main(["predict", f"ckpt_path={ckpt}", f"inputs=[{demo_root / 'test' / 'left'}]",
                  f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'p'}"]) == 0
     assert main(["export", f"ckpt_path={ckpt}", f"out={tmp_path / 'export'}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
-    from flashvid.loading import load_classifier
     from flashvid.export import load_exported
+    from flashvid.loading import load_classifier
 
     model = load_classifier(ckpt)
     assert model.backbone.model.config.hidden_size == 32 and model.data_config.num_frames == 4
@@ -164,7 +150,7 @@ def test_pretrain_resumes_exactly_after_ctrl_c(pretrained: Path, demo_root: Path
     from safetensors.torch import load_file
 
     run = tmp_path / "run"
-    stop = ["+callbacks.stop._target_=test_pretraining.InterruptAt", "+callbacks.stop.step=5"]
+    stop = ["+callbacks.stop._target_=pace.InterruptAt", "+callbacks.stop.step=5"]
     assert main(pretrain_args(demo_root, run, *stop)) == 130
     assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "encoder").exists()
     assert main(pretrain_args(demo_root, run, "resume=true")) == 0

@@ -31,10 +31,12 @@ class RunDirectoryError(Exception):
     """The run directory cannot be used (busy, not writable, or holding another run); the message says what to do."""
 
 
+RUN_DIR_UNWRITABLE = ("cannot write in the run directory {dir} ({reason}). Choose a writable one with "
+                      "hydra.run.dir=PATH (to resume a run from a read-only copy, copy it first)")
+
+
 def _unwritable(run_dir: Path, reason: str) -> RunDirectoryError:
-    return RunDirectoryError(
-        f"cannot write in the run directory {run_dir} ({reason}). Choose a writable one with hydra.run.dir=PATH "
-        "(to resume a run from a read-only copy, copy it first)")
+    return RunDirectoryError(RUN_DIR_UNWRITABLE.format(dir=run_dir, reason=reason))
 
 
 def check_writable(run_dir: str | os.PathLike) -> None:
@@ -144,4 +146,4 @@ def locked_run_dir(run_dir: str | os.PathLike) -> AbstractContextManager[Path]:
         run_dir,
         busy="the run directory {dir} is in use by another flashvid train (pid {pid}): wait for it to end, or "
              "choose another directory with hydra.run.dir=PATH",
-        unwritable=str(_unwritable(Path("{dir}"), "{reason}: it is read-only or not yours")))
+        unwritable=RUN_DIR_UNWRITABLE.replace("{reason}", "{reason}: it is read-only or not yours"))

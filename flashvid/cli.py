@@ -40,6 +40,7 @@ from .commands.config import (  # noqa: F401
     validate,
 )
 from .commands.demo import DEMO_MARKER, demo_data, ensure_demo_data  # noqa: F401
+from .commands.model_configs import register_model_configs
 from .commands.runs import align_labels, is_rank_zero, load_classifier, output_dir, write_json  # noqa: F401
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def _main(args: list[str]) -> int:
     register_resolvers()
     try:
         conf = config_dir()
+        register_model_configs(conf)  # model=<backbone>: one option per registry entry (Hydra's ConfigStore)
         precheck(cmd, conf, rest)
         if "--help" in rest or "-h" in rest:
             print(command_help(cmd, conf, rest))

@@ -556,20 +556,43 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
-def test_model_configs_name_registered_backbones() -> None:
-    """Every model/<name>.yaml but generic selects a registry entry; the common ones exist."""
-    from flashvid.models import list_backbones
-
+def test_every_registry_entry_is_a_model_option() -> None:
+    """``model=<entry>`` for every backbone of the registry, generated from the catalog (no yaml per entry): generic's
+    keys, the entry's backbone, its weights when it has some, its family's defaults; the short name ``tiny`` too."""
     from omegaconf import OmegaConf
 
-    registered = set(list_backbones())
-    for name in options("model"):
-        if name == "generic":
-            continue
-        backbone = OmegaConf.load(CONF / "model" / f"{name}.yaml").backbone
-        assert backbone in registered, f"conf/model/{name}.yaml names unknown backbone {backbone!r}"
-    assert {"tiny", "x3d_xs", "videomae_base", "generic"} <= set(options("model"))
-    assert compose("train", ["model=videomae_base"]).model.learning_rate == 5e-5  # generic's keys + its own
+    from flashvid.commands.config import group_options
+    from flashvid.models import get_backbone_spec, list_backbones
+
+    generic = OmegaConf.load(CONF / "model" / "generic.yaml")
+    assert set(list_backbones()) | {"generic", "tiny"} <= set(group_options(CONF, "model"))
+    for name in list_backbones():
+        model = compose("train", [f"model={name}"]).model
+        assert set(model) == set(generic) and model.backbone == name, name
+        assert model.pretrained is (get_backbone_spec(name).weights is not None), name
+    assert compose("train", ["model=tiny"]).model.backbone == "tiny_r2plus1d"
+    assert compose("train", ["model=videomae_base"]).model.learning_rate == 5e-5  # the transformers family's rate
+    assert compose("train", ["model=x3d_xs"]).model.learning_rate == generic.learning_rate
+    for yaml in (CONF / "model").glob("*.yaml"):  # a yaml stays only for settings an entry's data does not give
+        assert yaml.stem not in list_backbones(), f"{yaml} repeats the generated model={yaml.stem}"
+
+
+def test_a_new_catalog_entry_needs_no_model_yaml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An entry added to the registry (and so to catalog.json) is a model option with nothing else to write; a yaml
+    of an entry's name is used instead of the generated option (Hydra refuses a name stored in both places)."""
+    from flashvid.commands import model_configs
+    from flashvid.models import catalog as catalog_module
+
+    known = catalog_module.catalog()
+    entry = {**known[0], "name": "vjepa2_vitl", "family": "transformers", "weights": "x/y"}
+    monkeypatch.setattr(catalog_module, "catalog", lambda: (*known, entry))
+    options = model_configs.model_configs()
+    assert options["vjepa2_vitl"] == {"defaults": ["generic", "_self_"], "backbone": "vjepa2_vitl",
+                                      "pretrained": True, "learning_rate": 5e-5}
+    assert model_configs.select_with("vjepa2_vitl") == "model=vjepa2_vitl"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "vjepa2_vitl.yaml").write_text("defaults: [generic, _self_]\nbackbone: vjepa2_vitl\n")
+    assert "vjepa2_vitl" not in model_configs.model_configs(tmp_path) and "x3d_xs" in options
 
 
 @pytest.mark.parametrize("group", ["data", "trainer", "finetune", "callbacks", "logger", "experiment"])

@@ -6,7 +6,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .config import ConfigError, config_dir
+from .config import ConfigError
+from .model_configs import select_with
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -14,8 +15,6 @@ if TYPE_CHECKING:
 
 def run_backbones(cfg: "DictConfig") -> list[dict[str, Any]]:
     """The registry as a table (or JSON): frames, sampling rate, crop, mean/std, layout, weights, config name."""
-    from omegaconf import OmegaConf
-
     from ..models.catalog import catalog_entries  # the registry as data: no torch import for a listing
 
     if cfg.format not in ("table", "json"):
@@ -25,13 +24,8 @@ def run_backbones(cfg: "DictConfig") -> list[dict[str, Any]]:
         families = sorted({e["family"] for e in catalog_entries()})
         raise ConfigError(f"no backbone matches pattern={cfg.pattern!r} family={cfg.family!r}. "
                           f"Families: {', '.join(families)}")
-    configs: dict[str, str] = {}
-    for f in sorted((config_dir() / "model").glob("*.yaml")):
-        backbone = OmegaConf.load(f).get("backbone")
-        if isinstance(backbone, str) and backbone not in configs:
-            configs[backbone] = f"model={f.stem}"
     for r in rows:
-        r["config"] = configs.get(r["name"], f"model=generic model.backbone={r['name']}")
+        r["config"] = select_with(r["name"])  # every entry is a model option (generated: model_configs.py)
     if cfg.format == "json":
         print(json.dumps(rows, indent=2))
         return rows

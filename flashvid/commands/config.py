@@ -31,7 +31,19 @@ def config_dir() -> Path:
 
 
 def group_options(conf: Path, group: str) -> list[str]:
-    return sorted(p.stem for p in (conf / group).glob("*.yaml") if not p.stem.startswith("_"))
+    """The options of ``group``: its yamls in ``conf/`` and the ones generated into Hydra's ConfigStore (``model``:
+    one per backbone registry entry, :mod:`.model_configs`)."""
+    from hydra.core.config_store import ConfigStore
+
+    from .model_configs import register_model_configs
+
+    register_model_configs(conf)
+    yamls = {p.stem for p in (conf / group).glob("*.yaml")}
+    try:
+        stored = {n.removesuffix(".yaml") for n in ConfigStore.instance().list(group)}
+    except OSError:  # ConfigStore.list raises IOError for a group it does not hold
+        stored = set()
+    return sorted(n for n in yamls | stored if not n.startswith("_"))
 
 
 def precheck(cmd: str, conf: Path, args: Sequence[str]) -> None:
@@ -52,6 +64,7 @@ def precheck(cmd: str, conf: Path, args: Sequence[str]) -> None:
     except HydraException as e:
         raise ConfigError(str(e)) from None
     groups = {p.name for p in conf.iterdir() if p.is_dir()}
+    options = {group: group_options(conf, group) for group in groups}
     compose_with: list[str] = []
     keys: list[tuple[str, Any]] = []  # (key, the value when it is one mapping, else None)
     for o in overrides:
@@ -65,11 +78,11 @@ def precheck(cmd: str, conf: Path, args: Sequence[str]) -> None:
             for v in values:
                 for option in (v.strip("[]").split(",") if v.startswith("[") else [v]):
                     option = option.strip()
-                    if option and option != "null" and not (conf / key / f"{option}.yaml").is_file():
-                        close = difflib.get_close_matches(option, group_options(conf, key), n=1)
+                    if option and option != "null" and option not in options[key]:
+                        close = difflib.get_close_matches(option, options[key], n=1)
                         hint = f" Did you mean {key}={close[0]}?" if close else ""
                         raise ConfigError(f"unknown option {key}={option}.{hint} "
-                                          f"Available in '{key}': {', '.join(group_options(conf, key))}")
+                                          f"Available in '{key}': {', '.join(options[key])}")
             first = values[0]
             compose_with.append(f"{'+' if o.is_add() else ''}{key}={first}")
         elif o.is_add() or o.is_force_add():
@@ -154,6 +167,9 @@ def _compose(conf: Path, cmd: str, overrides: list[str]) -> "DictConfig":
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
+    from .model_configs import register_model_configs
+
+    register_model_configs(conf)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name=cmd):

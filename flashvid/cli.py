@@ -39,7 +39,7 @@ from .commands.config import (  # noqa: F401
     register_resolvers,
     validate,
 )
-from .commands.demo import DEMO_MARKER, demo_data, ensure_demo_data  # noqa: F401
+from .commands.demo import demo_data  # noqa: F401
 from .commands.model_configs import register_model_configs
 from .commands.runs import align_labels, is_rank_zero, load_classifier, output_dir, write_json  # noqa: F401
 

@@ -300,6 +300,8 @@ def check_arguments(node: Any, key: str) -> None:
         target = node.get("_target_")
         if isinstance(target, str):
             accepted = accepted_arguments(target)
+            if accepted is not None and "source" in accepted and isinstance(node.get("source"), str):
+                accepted = accepted | source_arguments(node["source"], f"{key}.source")  # from_source: its reader's
             given = {str(k) for k in node if not str(k).startswith("_")}
             unknown = sorted(given - accepted) if accepted is not None else []
             if unknown:
@@ -315,6 +317,16 @@ def check_arguments(node: Any, key: str) -> None:
     elif isinstance(node, list):
         for i, v in enumerate(node):
             check_arguments(v, f"{key}.{i}")
+
+
+def source_arguments(name: str, key: str) -> set[str]:
+    """The arguments the data source ``name`` takes (its reader's); an unknown name lists the registered ones."""
+    from ..source_registry import get_source
+
+    try:
+        return get_source(name).arguments
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
 
 
 # Lightning loggers whose package is optional: one of the named packages must be installed
@@ -338,11 +350,15 @@ def check_logger_packages(loggers: Mapping[str, Any]) -> None:
 
 def check_data_paths(data: Mapping[str, Any]) -> None:
     """A data source path that does not exist fails now, in one line, before the argument check imports torch and
-    Lightning (seconds). A source that makes its data on demand (``generate:``, the demo) is left to do so."""
-    if "generate" in data:
-        return
-    for key in ("root", "annotations_dir", "train_folder", "val_folder", "test_folder", "train_file", "val_file",
-                "test_file"):
+    Lightning (seconds). Which keys are paths is the source's (:mod:`flashvid.source_registry`); a source that
+    writes its data on first use (the demo) has none to check."""
+    from ..source_registry import path_arguments
+
+    try:
+        keys = path_arguments(data)
+    except ValueError as e:  # an unknown data.source
+        raise ConfigError(f"data.source: {e}") from None
+    for key in keys:
         value = data.get(key)
         if isinstance(value, (str, os.PathLike)) and value and not os.path.exists(value):
             raise ConfigError(f"data.{key}={value} does not exist: check the path")

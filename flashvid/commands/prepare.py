@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..data.prepare import SOURCE_ARGUMENTS, prepare, settings_for
+from ..data.prepare import prepare, settings_for
 from ..rundir import RunDirectoryError
+from ..source_registry import configured_source
 from .config import ConfigError
-from .demo import ensure_demo_source
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -41,12 +41,10 @@ def _run(cfg: "DictConfig", output: str) -> int:
     progress = bool(opts.pop("progress", True))
     force = bool(opts.pop("force", False))
     settings = settings_for(data, (cfg.get("model") or {}).get("backbone"), **opts)
-    ensure_demo_source(data)
-    # the source's own keys (folders, list files or UCF101's); prepare picks the source by which are set, as the
-    # datamodule's constructors do
-    src = {k: data[k] for k in SOURCE_ARGUMENTS if data.get(k) is not None}
+    source, src = configured_source(data)  # data.source and its own keys (folders, list files, UCF101's ...)
     log.info("flashvid prepare: short side %d, keyframe every %.2f s, frame rate %s -> %s", settings.short_side,
              settings.keyframe_interval, f"capped at {settings.max_fps:g}" if settings.max_fps else "kept", output)
-    report = prepare(output, settings=settings, workers=workers, progress=progress, force=force, **src)
+    report = prepare(output, source=source, settings=settings, workers=workers, progress=progress, force=force,
+                     **src)
     print(report.format_text())
     return 1 if report.failed else 0

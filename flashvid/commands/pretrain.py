@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, build, clip_overrides, validate
-from .demo import ensure_demo_source
 from .runs import build_callbacks, floats, is_rank_zero, output_dir, write_json
 from .train import resume_checkpoint
 
@@ -33,11 +32,14 @@ def pretraining_data(data_cfg: "DictConfig", videos: Any = None) -> "VideoClassi
     from omegaconf import OmegaConf
 
     from ..data import VideoClassificationData
+    from ..source_registry import configured_source, get_source, read_source
 
     node = OmegaConf.to_container(data_cfg, resolve=True)
     assert isinstance(node, dict)
     if videos is None and node.get("train_folder") is not None:
-        ensure_demo_source(node)
+        source, arguments = configured_source(node)
+        if get_source(source).generates:  # reading it writes its videos (the demo's, on first use)
+            read_source(source, **arguments)
         videos = node["train_folder"]
     if videos is not None:
         takes = set(inspect.signature(VideoClassificationData.__init__).parameters) - {

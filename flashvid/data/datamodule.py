@@ -31,13 +31,8 @@ from .mixing import ClipMix
 from .sources import (
     UCF101_GROUP_PATTERN,
     VideoSample,
-    as_multi_label,
-    check_outside_root,
     collect_paths,
     group_split,
-    read_csv,
-    read_ucf101_split,
-    scan_class_folders,
 )
 from .transforms import BatchAugmentation, RandomShortSideCrop
 
@@ -171,6 +166,30 @@ class VideoClassificationData(L.LightningDataModule):
 
     # ------------------------------------------------------------------ sources
     @classmethod
+    def from_source(
+        cls,
+        source: str,
+        val_split: float | None = None,
+        group_pattern: str | None = UCF101_GROUP_PATTERN,
+        **kwargs: Any,
+    ) -> "VideoClassificationData":
+        """Any registered data source (:mod:`flashvid.source_registry`: ``folders``, ``csv``, ``ucf101``, ``demo``
+        ...): its reader takes the arguments it names, the datamodule the rest. Without a val split, ``val_split``
+        holds out whole recording groups (``group_pattern``) of the training split."""
+        from ..source_registry import get_source
+
+        own = get_source(source).arguments
+        read = get_source(source).read(**{k: kwargs.pop(k) for k in list(kwargs) if k in own})
+        splits = read.splits
+        if val_split and "train" in splits and "val" not in splits:
+            splits["train"], splits["val"] = group_split(splits["train"], val_split, group_pattern,
+                                                         kwargs.get("seed", 0))
+        dm = cls(splits.get("train"), splits.get("val"), splits.get("test"), splits.get("predict"), read.labels,
+                 **kwargs)
+        dm.source_warnings = read.notes  # e.g. symlinks not followed, list paths outside root: flashvid doctor
+        return dm
+
+    @classmethod
     def from_folders(
         cls,
         train_folder: str | os.PathLike | None = None,
@@ -182,21 +201,9 @@ class VideoClassificationData(L.LightningDataModule):
         **kwargs: Any,
     ) -> "VideoClassificationData":
         """``<split>/<class>/<video>`` folders. Without ``val_folder``, ``val_split`` holds out whole groups."""
-        labels = None
-        train = val = test = None
-        notes: list[str] = []
-        if train_folder is not None:
-            train, labels = scan_class_folders(train_folder, what="train_folder", notes=notes)
-        if val_folder is not None:
-            val, labels = scan_class_folders(val_folder, labels, what="val_folder", notes=notes)
-        if test_folder is not None:
-            test, labels = scan_class_folders(test_folder, labels, what="test_folder", notes=notes)
-        predict = collect_paths(predict_folder) if predict_folder is not None else None
-        if val_split and train is not None and val is None:
-            train, val = group_split(train, val_split, group_pattern, kwargs.get("seed", 0))
-        dm = cls(train, val, test, predict, labels, **kwargs)
-        dm.source_warnings = notes  # symlinks not followed: flashvid doctor lists them
-        return dm
+        return cls.from_source("folders", train_folder=train_folder, val_folder=val_folder, test_folder=test_folder,
+                               predict_folder=predict_folder, val_split=val_split, group_pattern=group_pattern,
+                               **kwargs)
 
     @classmethod
     def from_csv(
@@ -217,22 +224,9 @@ class VideoClassificationData(L.LightningDataModule):
         (kept in ``source_warnings`` for ``flashvid doctor``), or refused with ``allow_outside_root=False``.
         ``path,label1;label2`` rows make multi-label data (train with ``VideoClassifier(multi_label=True)``).
         """
-        splits: dict[str, list[VideoSample]] = {}
-        notes: list[str] = []
-        for split, f in (("train", train_file), ("val", val_file), ("test", test_file)):
-            if f is not None:
-                splits[split], labels = read_csv(f, root, labels, notes=notes)
-                note = check_outside_root(splits[split], root, f"{split} list {str(f)!r}", allow_outside_root)
-                if note:
-                    notes.append(note)
-        if any(isinstance(s.label, tuple) for samples in splits.values() for s in samples):
-            splits = {k: as_multi_label(v) for k, v in splits.items()}
-        if val_split and "train" in splits and "val" not in splits:
-            splits["train"], splits["val"] = group_split(splits["train"], val_split, group_pattern,
-                                                         kwargs.get("seed", 0))
-        dm = cls(splits.get("train"), splits.get("val"), splits.get("test"), None, labels, **kwargs)
-        dm.source_warnings = notes
-        return dm
+        return cls.from_source("csv", train_file=train_file, val_file=val_file, test_file=test_file, root=root,
+                               labels=labels, val_split=val_split, group_pattern=group_pattern,
+                               allow_outside_root=allow_outside_root, **kwargs)
 
     @classmethod
     def from_ucf101(
@@ -245,11 +239,8 @@ class VideoClassificationData(L.LightningDataModule):
     ) -> "VideoClassificationData":
         """The official UCF101 split: ``classInd.txt`` and ``trainlist0N``/``testlist0N``. Validation holds out
         whole ``_gNN_`` groups of the train list (the test list is the official test set)."""
-        train, test, labels = read_ucf101_split(root, annotations_dir, fold)
-        val = None
-        if val_split:
-            train, val = group_split(train, val_split, UCF101_GROUP_PATTERN, kwargs.get("seed", 0))
-        return cls(train, val, test, None, labels, **kwargs)
+        return cls.from_source("ucf101", root=root, annotations_dir=annotations_dir, fold=fold, val_split=val_split,
+                               group_pattern=UCF101_GROUP_PATTERN, **kwargs)
 
     @classmethod
     def from_paths(cls, paths: str | os.PathLike | Iterable[str | os.PathLike],

@@ -13,13 +13,18 @@ whole frame, so no disc can sit outside the view while the label depends on it.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import zlib
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: motion name -> (dx per frame in units of width, rotation in radians per frame, oscillation period in frames)
 MOTIONS: dict[str, tuple[float, float, float]] = {
@@ -171,3 +176,17 @@ def make_demo_sequence(path: str | Path, motions: Sequence[str] = ("left", "cloc
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_video(path, np.concatenate(parts), fps)
     return [(m, i * frames_each / fps, (i + 1) * frames_each / fps) for i, m in enumerate(motions)]
+
+
+DEMO_MARKER = ".flashvid-demo-complete"
+
+
+def ensure_demo_data(root: str | os.PathLike = "demo_data", **generate: Any) -> Path:
+    """Write the demo videos into ``root`` unless a complete set is there (a marker file, written last, says so)."""
+    root = Path(root)
+    if (root / DEMO_MARKER).is_file():
+        return root
+    log.info("flashvid: writing the demo videos into %s", root)
+    make_demo_dataset(root, **generate)
+    (root / DEMO_MARKER).write_text(json.dumps(generate, default=str) + "\n")
+    return root

@@ -16,6 +16,7 @@ and short-GOP is kept as it is (hard link, else copy): re-encoding it would only
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -646,67 +647,51 @@ class _progress:
         self._bar.stop()
 
 
-# prepare's source keywords, named as the datamodule's constructors name them: a ``data`` config's values pass as
-# they are, and which are set decides the source
-SOURCE_ARGUMENTS = ("train_folder", "val_folder", "test_folder", "train_file", "val_file", "test_file", "root",
-                    "annotations_dir", "fold", "labels")
-
-
-def prepare(output: str | os.PathLike, *, train_folder: str | os.PathLike | None = None,
-            val_folder: str | os.PathLike | None = None, test_folder: str | os.PathLike | None = None,
-            train_file: str | os.PathLike | None = None, val_file: str | os.PathLike | None = None,
-            test_file: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
-            annotations_dir: str | os.PathLike | None = None, fold: int = 1,
-            labels: Sequence[str] | None = None, settings: PrepareSettings | None = None,
+def prepare(output: str | os.PathLike, *, source: str | None = None, settings: PrepareSettings | None = None,
             backbone: str | None = None, workers: int | None = None, progress: bool = True, force: bool = False,
-            **settings_kwargs: Any) -> PrepareReport:
+            **options: Any) -> PrepareReport:
     """Convert a dataset into ``output`` once; see the module docstring.
 
-    The source is given as for :class:`~flashvid.VideoClassificationData`: class folders (``*_folder``), list
-    files (``*_file`` with ``root``) or UCF101 (``root`` + ``annotations_dir``). Settings: a
-    :class:`PrepareSettings`, or its fields as keywords (``short_side=256, keyframe_interval=1.0, max_fps=15``);
-    ``short_side`` and ``max_fps`` left out are sized for ``backbone``'s clips (default: 16 frames at stride 4 of
-    30 fps, 224 crops: short side 256, 15 fps), ``max_fps=None`` keeps the source's rate.
+    The source is a registered data source (:mod:`flashvid.source_registry`) with its arguments, as a ``data``
+    config gives them: ``source="csv", train_file=..., root=...``; without ``source``, the one its arguments tell:
+    class folders (``*_folder``), list files (``*_file`` with ``root``) or UCF101 (``root`` + ``annotations_dir``).
+    Settings: a :class:`PrepareSettings`, or its fields among the keywords (``short_side=256, keyframe_interval=1.0,
+    max_fps=15``); ``short_side`` and ``max_fps`` left out are sized for ``backbone``'s clips (default: 16 frames at
+    stride 4 of 30 fps, 224 crops: short side 256, 15 fps), ``max_fps=None`` keeps the source's rate.
     """
+    from ..source_registry import infer_source
+
+    fields = {f.name for f in dataclasses.fields(PrepareSettings)}
+    settings_kwargs = {k: options.pop(k) for k in list(options) if k in fields}
     if settings is None:
         settings = settings_for({}, backbone, **settings_kwargs)
     elif settings_kwargs or backbone:
         raise TypeError("pass settings=, or setting keywords and backbone=, not both")
-    splits, labels, layout = _source(train_folder, val_folder, test_folder, train_file, val_file, test_file, root,
-                                     annotations_dir, fold, labels)
+    splits, labels, layout = _source(source or infer_source(options), options)
     return prepare_samples(splits, labels, layout, output, settings, workers=workers, progress=progress,
                            force=force)
 
 
-def _source(train_folder, val_folder, test_folder, train_file, val_file, test_file, root, annotations_dir, fold,
-            labels) -> tuple[dict[str, list[VideoSample]], list[str], _Layout]:
-    from .sources import VIDEO_EXTENSIONS, read_csv, read_ucf101_split, scan_class_folders
+def _source(source: str, arguments: Mapping[str, Any]) -> tuple[dict[str, list[VideoSample]], list[str], _Layout]:
+    """The source's samples and the copy's layout: class folders and UCF101 keep theirs, any other source is written
+    as path,label lists."""
+    from ..source_registry import get_source, read_source
+    from .sources import VIDEO_EXTENSIONS
 
-    folders = {k: v for k, v in (("train", train_folder), ("val", val_folder), ("test", test_folder)) if v}
-    lists = {k: v for k, v in (("train", train_file), ("val", val_file), ("test", test_file)) if v}
-    if sum(bool(x) for x in (folders, lists, annotations_dir)) != 1:
-        raise ValueError("prepare needs one source: *_folder (class folders), *_file (list files) or "
-                         "root + annotations_dir (UCF101)")
-    splits: dict[str, list[VideoSample]] = {}
-    if folders:
-        for split, f in folders.items():
-            splits[split], labels = scan_class_folders(f, labels, what=f"{split}_folder",
-                                                       extensions=VIDEO_EXTENSIONS | SEQUENTIAL_ONLY_EXTENSIONS)
-        return splits, list(labels or []), _Layout("folders", {k: Path(v) for k, v in folders.items()},
-                                                   inputs=tuple(Path(v) for v in folders.values()))
-    if lists:
-        roots = {}
-        for split, f in lists.items():
-            splits[split], labels = read_csv(f, root, labels)
-            roots[split] = Path(root) if root is not None else Path(f).parent
-        common = Path(os.path.commonpath([str(p.resolve()) for p in roots.values()]))
-        inputs = tuple(Path(p) for p in [*lists.values(), *([root] if root is not None else [])])
-        return splits, list(labels or []), _Layout("csv", {k: common for k in roots}, inputs=inputs)
-    if root is None:
-        raise ValueError("UCF101 needs root (the class folders) and annotations_dir")
-    train, test, labels = read_ucf101_split(root, annotations_dir, fold)
-    return {"train": train, "test": test}, labels, _Layout("ucf101", {"train": Path(root), "test": Path(root)},
-                                                           fold, inputs=(Path(root), Path(annotations_dir)))
+    if "extensions" in get_source(source).arguments:  # MPEG-TS too: prepare converts it (training cannot seek in it)
+        arguments = {"extensions": VIDEO_EXTENSIONS | SEQUENTIAL_ONLY_EXTENSIONS, **arguments}
+    read = read_source(source, **arguments)
+    if not any(read.splits.values()):
+        raise ValueError(f"prepare: data source {source!r} gave no videos: set its paths (*_folder for class "
+                         "folders, *_file for list files, root + annotations_dir for UCF101)")
+    kind = read.layout if read.layout in ("folders", "ucf101") else "csv"
+    roots = read.roots
+    if kind == "csv":  # the copies go under videos/, relative to the folder every split's paths share
+        folders = [str(p.resolve()) for p in roots.values()] or \
+            [os.path.dirname(os.path.abspath(s.path)) for samples in read.splits.values() for s in samples]
+        common = Path(os.path.commonpath(folders))
+        roots = {split: common for split in read.splits}
+    return read.splits, read.labels, _Layout(kind, roots, int(arguments.get("fold", 1)), inputs=read.inputs)
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

@@ -654,7 +654,7 @@ def test_ucf101_videomae_recipe_matches_the_tutorial() -> None:
     assert cfg.model.backbone == "videomae_base" and cfg.model.pretrained == "MCG-NJU/videomae-base"
     assert (cfg.data.num_frames, cfg.data.sampling_rate, cfg.data.crop_size, cfg.data.batch_size) == (16, 4, 224, 8)
     assert (cfg.model.learning_rate, cfg.model.warmup_ratio, cfg.model.scheduler) == (5e-5, 0.1, "linear")
-    assert cfg.trainer.max_epochs == 4 and cfg.data._target_.endswith("from_ucf101")
+    assert cfg.trainer.max_epochs == 4 and cfg.data.source == "ucf101"
 
 
 def test_demo_recipe() -> None:
@@ -662,7 +662,7 @@ def test_demo_recipe() -> None:
     the defaults it overrides."""
     cfg = compose("train", ["experiment=demo"])
     plain = compose("train", ["data=demo", "model=tiny"])
-    assert cfg.model.backbone == "tiny_r2plus1d" and cfg.data._target_ == "flashvid.cli.demo_data"
+    assert cfg.model.backbone == "tiny_r2plus1d" and cfg.data.source == "demo"
     assert cfg.data.augmentation.hflip == 0.0 != plain.data.augmentation.hflip
     assert cfg.data.batch_size != plain.data.batch_size and cfg.trainer.max_epochs != plain.trainer.max_epochs
 

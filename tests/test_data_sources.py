@@ -498,3 +498,59 @@ def test_from_paths_refuses_a_folder_without_videos(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="no video files"):
         VideoClassificationData.from_paths(tmp_path)
+
+
+def test_a_new_source_is_one_reader_and_one_yaml(demo_root: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JSON list source, registered as conf/data/<name>.yaml would name it: the datamodule reads it
+    (``from_source``), the config check takes its keys and checks its paths, ``prepare`` copies it (as list files);
+    nothing else learns about it."""
+    import json
+
+    from flashvid import source_registry
+    from flashvid.commands.config import ConfigError, check_arguments, check_data_paths
+    from flashvid.data.prepare import prepare
+    from flashvid.data.sources import VideoSample
+    from flashvid.source_registry import SourceRead, register_source
+
+    monkeypatch.setattr(source_registry, "_SOURCES", dict(source_registry._SOURCES))
+
+    @register_source("json_list", paths=("train_json",))
+    def read_json_list(train_json: str) -> SourceRead:
+        rows = json.loads(Path(train_json).read_text())
+        labels = sorted({r["label"] for r in rows})
+        samples = [VideoSample(str(Path(train_json).parent / r["video"]), labels.index(r["label"])) for r in rows]
+        return SourceRead({"train": samples}, labels, inputs=(Path(train_json),))
+
+    videos = sorted(demo_root.glob("train/*/*.mp4"))[:6]
+    listing = tmp_path / "data" / "train.json"
+    listing.parent.mkdir()
+    for v in videos:
+        (listing.parent / v.name).symlink_to(v)
+    listing.write_text(json.dumps([{"video": v.name, "label": v.parent.name} for v in videos]))
+
+    node = {"_target_": "flashvid.VideoClassificationData.from_source", "source": "json_list",
+            "train_json": str(listing), "batch_size": 2, "val_split": 0.3, "group_pattern": None}
+    check_arguments(node, "data")
+    check_data_paths(node)
+    with pytest.raises(ConfigError, match=r"data\.train_json=.*missing.json does not exist"):
+        check_data_paths({**node, "train_json": str(tmp_path / "missing.json")})
+    dm = VideoClassificationData.from_source("json_list", train_json=listing, val_split=0.3, group_pattern=None)
+    assert dm.labels == sorted({v.parent.name for v in videos})
+    assert len(dm.samples["train"]) + len(dm.samples["val"]) == len(videos) and dm.samples["val"]
+    report = prepare(tmp_path / "copy", source="json_list", train_json=listing, short_side=32, progress=False,
+                     workers=1)
+    assert not report.failed and report.data_options.startswith("data=csv ")
+    copy = VideoClassificationData.from_csv(tmp_path / "copy" / "train.csv")
+    assert copy.labels == dm.labels and len(copy.samples["train"]) == len(videos)
+
+
+def test_the_demo_is_told_by_its_source_alone(tmp_path: Path) -> None:
+    """The demo's folders are written on first use, so their paths are not checked; which source writes its data is
+    the registry's to say, not a ``generate:`` key's."""
+    from flashvid.commands.config import ConfigError, check_data_paths
+
+    missing = str(tmp_path / "demo_data" / "train")
+    check_data_paths({"source": "demo", "root": str(tmp_path / "demo_data"), "train_folder": missing})
+    with pytest.raises(ConfigError, match="does not exist"):
+        check_data_paths({"source": "folders", "generate": {}, "train_folder": missing})

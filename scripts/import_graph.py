@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "flashvid"
 # room -> layer (0 bottom); a room not listed takes the layer of its package's entry, else of its prefix
 LAYERS: dict[str, int] = {
-    "_compat": 0, "data": 0, "source_registry": 0, "rundir": 0, "failures": 0, "checkpoint": 0,  # checkpoint: the safe loader, atomic saves
+    "_compat": 0, "data": 0, "source_registry": 0, "rundir": 0, "failures": 0,
+    "checkpoint": 0,  # checkpoint: the safe loader, atomic saves
     "models": 1,
     "classifier": 2, "finetuning": 2, "ema": 2, "validation_policy": 2, "trainer": 2,
     "callbacks": 2, "warmstart": 2, "loggers": 2, "schedules": 2, "metrics": 2, "loading": 2, "losses": 2, "optim": 2,

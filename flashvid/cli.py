@@ -1,7 +1,8 @@
 """The ``flashvid`` command: ``flashvid {train,test,predict,backbones,doctor} [group=option] [key=value] [-m]``.
 
 A thin dispatcher. Each subcommand is a Hydra app over ``conf/<command>.yaml`` and the groups beside it (data,
-model, trainer, finetune, callbacks, logger, experiment), so overrides, ``--cfg job`` and ``-m`` sweeps work as in
+model, trainer, finetune, callbacks, logger, experiment; the model group's options, one per backbone registry entry,
+are generated into Hydra's ConfigStore by :mod:`flashvid.commands.model_configs`), so overrides, ``--cfg job`` and ``-m`` sweeps work as in
 any Hydra app; its handler, ``run_<command>(cfg)``, lives in its own module (``flashvid/commands/<command>.py``)
 and is imported only when the command runs. Before that, the overrides and every ``_target_``'s arguments are
 checked (:mod:`flashvid.commands.config`), so a typo fails at once with the valid choices, a short message and exit

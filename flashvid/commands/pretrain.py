@@ -37,9 +37,10 @@ def pretraining_data(data_cfg: "DictConfig", videos: Any = None) -> "VideoClassi
     node = OmegaConf.to_container(data_cfg, resolve=True)
     assert isinstance(node, dict)
     if videos is None and node.get("train_folder") is not None:
-        source, arguments = configured_source(node)
-        if get_source(source).generates:  # reading it writes its videos (the demo's, on first use)
-            read_source(source, **arguments)
+        # a source that writes its videos on first use (the demo) writes them when read
+        if node.get("source") and get_source(str(node["source"])).generates:
+            name, arguments = configured_source(node)
+            read_source(name, **arguments)
         videos = node["train_folder"]
     if videos is not None:
         takes = set(inspect.signature(VideoClassificationData.__init__).parameters) - {

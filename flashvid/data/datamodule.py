@@ -27,6 +27,7 @@ from .dataset import (
     multi_hot,
 )
 from .decoding import DECODERS, resolve_decoder
+from .directions import flips_off_notice, mirrored_classes
 from .mixing import ClipMix
 from .sources import (
     UCF101_GROUP_PATTERN,
@@ -65,6 +66,7 @@ class Augmentation:
     mix_prob: float = 1.0  # share of batches mixed at all
     mix_switch_prob: float = 0.5  # with both on: share of mixed batches that use CutMix
     rate_jitter: float = 1.0  # training clips' stride scaled by a factor in [1/this, this] (1 = off)
+    flip_directions: bool = False  # keep hflip when class names mean left/right or a sense of rotation
 
     def __post_init__(self) -> None:  # bad settings fail when the config is built, not at the first batch
         if self.auto_augment:
@@ -156,7 +158,7 @@ class VideoClassificationData(L.LightningDataModule):
         self.transforms = dict(transforms or {})
         if isinstance(augmentation, Mapping):
             augmentation = Augmentation(**augmentation)
-        self.augmentation = augmentation or Augmentation()
+        self.augmentation = self._flips_for_classes(augmentation or Augmentation())
         self.seed = seed
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
@@ -168,6 +170,19 @@ class VideoClassificationData(L.LightningDataModule):
         self._gpu_eval: BatchAugmentation | None = None
         self._auto_augment: ClipAutoAugment | None = None
         self._mix: ClipMix | None = None
+
+    def _flips_for_classes(self, a: Augmentation) -> Augmentation:
+        """No horizontal flips when training classes name a direction a flip reverses (``swipe_left``), unless
+        ``flip_directions``; the one-line notice says so and how to force them (``flips_off_for`` lists the names)."""
+        self.flips_off_for: list[str] = []
+        if a.hflip <= 0 or a.flip_directions or not self.samples.get("train"):
+            return a
+        names = mirrored_classes(self.labels)
+        if not names:
+            return a
+        log.warning(flips_off_notice(names))
+        self.flips_off_for = names
+        return replace(a, hflip=0.0)
 
     # ------------------------------------------------------------------ sources
     @classmethod

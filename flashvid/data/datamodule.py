@@ -41,6 +41,7 @@ from .sources import (
     scan_class_folders,
 )
 from .transforms import BatchAugmentation, RandomShortSideCrop
+from .view_averaging import check_view_average
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class VideoClassificationData(L.LightningDataModule):
         std: Sequence[float] | None = None,
         num_clips: int = 1,
         num_crops: int = 1,
+        view_average: str = "prob",
         clips_per_video: int = 1,
         keyframe_aligned: bool = False,
         decode_threads: int = 1,
@@ -145,6 +147,8 @@ class VideoClassificationData(L.LightningDataModule):
             crop_size=crop_size, resize_size=resize_size, mean=mean, std=std))
         self.data_config = resolve_clip_config(None, self._overrides)
         self.num_clips, self.num_crops = num_clips, num_crops
+        # how the model combines the test views: set on the model at setup (flashvid.data.view_averaging)
+        self.view_average = check_view_average(view_average, "view_average (data.view_average)")
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
         if decode_threads < 1:
@@ -301,6 +305,7 @@ class VideoClassificationData(L.LightningDataModule):
         model = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
         if model is not None and getattr(model, "data_config", None) is not None:
             self.configure_from_model(model.data_config)
+            model.view_average = self.view_average
         cfg = self.data_config
         log.info("flashvid data: %s", cfg)
         sampling = cfg.sampling

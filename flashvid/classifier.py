@@ -31,6 +31,7 @@ from . import _compat  # noqa: F401
 from .checkpoint import check_class, class_path
 from .data.clip_config import DataConfig, resolve_clip_config
 from .data.transforms import BatchAugmentation
+from .data.view_averaging import average_views
 from .failures import DecodeFailureAccounting
 from .failures import TooManyFailedFiles as TooManyFailedFiles  # re-exported: it was defined here
 from .inference import Inputs, PredictOptions, Predictor, probabilities
@@ -81,6 +82,10 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
             e.g. a transformers config's fields), for rebuilding a model whose architecture came from its
             ``pretrained`` source (a ``flashvid pretrain`` encoder) without that source; with ``pretrained=False``.
     """
+
+    #: how test views are combined (flashvid.data.view_averaging): set by the datamodule's and PredictOptions'
+    #: ``view_average`` for the evaluation they run, not a trained property (checkpoints do not keep it)
+    view_average: str = "prob"
 
     def __init__(
         self,
@@ -236,16 +241,15 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         return self._normalize.to(video.device)(video)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """Logits for ``(B, T, C, H, W)`` clips, or view-averaged probabilities' logits for ``(B, V, T, C, H, W)``."""
+        """Logits for ``(B, T, C, H, W)`` clips; for ``(B, V, T, C, H, W)`` views, averaged as ``view_average`` says
+        (:func:`flashvid.data.view_averaging.average_views`: log-probabilities, or a multi-label model's logits)."""
         video = self.normalize(video)
         if self.hparams.channels_last and video.is_cuda and self.backbone.spec.layout == "BCTHW":
             video = video.transpose(1, 2).contiguous(memory_format=torch.channels_last_3d).transpose(1, 2)
         if video.dim() == 6:
             b, v = video.shape[:2]
-            logits = self._backbone_forward(video.flatten(0, 1)).float()
-            if self.multi_label:  # the logits of the view-averaged per-class probabilities
-                return torch.logit(logits.view(b, v, -1).sigmoid().mean(1), eps=1e-7)
-            return logits.view(b, v, -1).softmax(-1).mean(1).log()
+            logits = self._backbone_forward(video.flatten(0, 1))
+            return average_views(logits.view(b, v, -1), self.view_average, self.multi_label)
         return self._backbone_forward(video)
 
     def _backbone_forward(self, video: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,7 @@ from .data.decoding import (
     open_video,
     resolve_decoder,
 )
+from .data.directions import flips_off_warning, flips_on_warning, mirrored_classes
 from .data.sources import LABEL_SEPARATOR, UCF101_GROUP_PATTERN, VideoSample, group_of, label_name
 
 log = logging.getLogger(__name__)
@@ -516,7 +517,23 @@ def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:
     kwargs.setdefault("clip_short_side", getattr(config, "short_side", None))  # and decoded size
     report = diagnose(samples, datamodule.labels, **kwargs)
     report.warnings[:0] = list(getattr(datamodule, "source_warnings", []))  # e.g. list paths outside data.root
+    flips = flip_warning(datamodule)
+    if flips:
+        report.warnings.append(flips)
     return report
+
+
+def flip_warning(datamodule: Any) -> str | None:
+    """Class names that mean a direction (``swipe_left``): flips forced on contradict them; flips that training
+    turns off by itself are said too, so the augmentation a run will use is no surprise."""
+    augmentation = getattr(datamodule, "augmentation", None)
+    if augmentation is None or not datamodule.samples.get("train"):
+        return None
+    names = mirrored_classes(datamodule.labels)
+    if names and augmentation.hflip > 0:
+        return flips_on_warning(names, augmentation.hflip)
+    off = getattr(datamodule, "flips_off_for", [])
+    return flips_off_warning(off) if off else None
 
 
 # --------------------------------------------------------------------------------------------------- entry points

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from .data.dataset import VideoClipDataset, collate_clips
 from .data.sources import VideoSample, collect_paths
+from .data.view_averaging import check_view_average
 from .timeline import WindowStream, check_window_options, merge_segments
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ Inputs = str | os.PathLike | Iterable[str | os.PathLike]
 class PredictOptions:
     """How to classify files; the fields keep ``VideoClassifier.predict``'s positional order.
 
-    ``num_clips`` x ``num_crops`` views are averaged per file. ``window=SECONDS`` classifies every window instead
+    ``num_clips`` x ``num_crops`` views are averaged per file, their probabilities or logits (``view_average``,
+    :mod:`flashvid.data.view_averaging`). ``window=SECONDS`` classifies every window instead
     (one every ``stride`` seconds, default ``window``, each from ``clips_per_window`` centre-cropped clips).
     ``threshold``: the multi-label cut and the timeline segments' (None: the model's). ``device`` None: CUDA when
     available, else the model's. ``progress`` None: a bar only on a terminal.
@@ -53,9 +55,11 @@ class PredictOptions:
     threshold: float | None = None
     clips_per_window: int = 1
     progress: bool | None = False
+    view_average: str = "prob"
 
     def __post_init__(self) -> None:
         """Refuse settings no file can use before any file is opened."""
+        check_view_average(self.view_average)
         if self.window is not None and (self.num_clips != 1 or self.num_crops != 1):
             raise ValueError("window= classifies each window from clips_per_window centre-cropped clips: leave "
                              "num_clips and num_crops at 1")
@@ -83,14 +87,19 @@ def resolve_device(model: VideoClassifier, device: str | torch.device | None) ->
 
 
 @contextmanager
-def evaluating(model: torch.nn.Module, device: torch.device) -> Iterator[None]:
-    """``model`` in eval mode on ``device``; its training mode restored afterwards."""
-    was_training = model.training
+def evaluating(model: torch.nn.Module, device: torch.device, view_average: str | None = None) -> Iterator[None]:
+    """``model`` in eval mode on ``device`` (views averaged as ``view_average``, when given); its training mode
+    and view averaging restored afterwards."""
+    was_training, averaged = model.training, getattr(model, "view_average", None)
     model.eval().to(device)
+    if view_average is not None:
+        model.view_average = view_average
     try:
         yield
     finally:
         model.train(was_training)
+        if view_average is not None:
+            model.view_average = averaged
 
 
 def clip_loader(model: VideoClassifier, samples: Sequence[VideoSample], options: PredictOptions,
@@ -133,7 +142,8 @@ class Predictor:
         order is the input order except across workers with timelines."""
         samples = collect_paths(inputs)
         device = resolve_device(self.model, self.options.device)
-        with evaluating(self.model, device), Progress(len(samples), self.options.progress) as bar:
+        with evaluating(self.model, device, self.options.view_average), \
+                Progress(len(samples), self.options.progress) as bar:
             if self.options.window is not None:
                 yield from self._timelines(samples, device, bar)
             else:

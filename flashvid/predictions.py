@@ -278,5 +278,6 @@ def parse_predict_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
         num_clips=int(cfg["num_clips"]), num_crops=int(cfg["num_crops"]), decoder=str(cfg["decoder"]),
         device=cfg.get("device"), window=None if window is None else float(window),
         stride=None if stride is None else float(stride), threshold=float(cfg.get("threshold", 0.5)),
-        clips_per_window=int(cfg.get("clips_per_window", 1)), progress=parse_progress(cfg.get("progress", "auto")))
+        clips_per_window=int(cfg.get("clips_per_window", 1)), progress=parse_progress(cfg.get("progress", "auto")),
+        view_average=str(cfg.get("view_average", "prob")))
     return {"output": str(cfg["output"]), "timeline_png": bool(cfg.get("timeline_png", False)), "options": options}

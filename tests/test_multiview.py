@@ -114,3 +114,59 @@ def test_the_middle_crop_is_the_single_view():
         assert torch.equal(three[1], cfg.eval_transform(1)(video))
         if h != w:  # the outer crops sit at the ends of the long side
             assert not torch.equal(three[0], three[2])
+
+
+def test_views_of_an_encoded_portrait_video_cover_its_long_side_and_its_whole_length(tmp_path: Path):
+    """A real portrait file (64x112, 60 frames): green says the band (top 0, middle 128, bottom 255), red the
+    frame (4 levels per frame). The 3 crops land top/middle/bottom, and the 5 clips start at the centres of 5
+    equal segments, MMAction2's test sampling (``(arange(n) + 0.5) * (frames - span + 1) / n``, truncated), within
+    a frame plus the colour conversion's error (about half a frame): not ``[0 .. end]``, nor PySlowFast's
+    ``delta * i / n`` (0, 10.4, ... 41.6 here), which never reaches the last fifth of a video."""
+    from flashvid.data import ClipSampling, VideoClipDataset
+
+    frames = np.zeros((60, 112, 64, 3), dtype=np.uint8)
+    frames[..., 0] = (10 + 4 * np.arange(60))[:, None, None]
+    for band, level in enumerate((0, 128, 255)):
+        frames[:, band * 112 // 3 : (band + 1) * 112 // 3, :, 1] = level
+    write_video(tmp_path / "portrait.mp4", frames, fps=25)
+    sampling = ClipSampling(num_frames=4, sampling_rate=2, target_fps=None)
+    views = VideoClipDataset([VideoSample(str(tmp_path / "portrait.mp4"), 0)], sampling,
+                             DataConfig(crop_size=32, resize_size=40).eval_transform(3), "uniform", num_clips=5)[0]
+    views = views["video"].view(5, 3, 4, 3, 32, 32).float()  # clips x crops x (T, C, H, W)
+    centre_green = views[:, :, :, 1, 16, 16]
+    assert torch.allclose(centre_green, torch.tensor([0.0, 128.0, 255.0]).view(1, 3, 1).expand_as(centre_green),
+                          atol=12)
+    first_frame = (views[:, 1, 0, 0].mean((-1, -2)) - 10) / 4  # each clip's first frame, read from its red
+    span = sampling.span(25.0)
+    mmaction = (np.arange(5) + 0.5) * (60 - span + 1) / 5
+    assert np.allclose(first_frame.numpy(), np.floor(mmaction), atol=1.6), (first_frame, mmaction)
+
+
+@pytest.mark.parametrize("how", ["prob", "logit"])
+def test_view_average_combines_the_views_probabilities_or_logits(action_set, how: str):
+    """``view_average``: the mean of the views' softmax (PySlowFast, MMAction2's default) or the softmax of their
+    mean logits (MMAction2's ``score``), checked against the model's own per-view logits on real files."""
+    from flashvid.inference import PredictOptions, Predictor, clip_loader
+
+    model = VideoClassifier(ORACLE, labels=LABELS).eval()
+    options = PredictOptions(num_clips=5, num_crops=3, device="cpu", view_average=how)
+    [batch] = list(clip_loader(model, action_set[:4], PredictOptions(num_clips=5, num_crops=3, batch_size=4)))
+    with torch.inference_mode():
+        logits = model(batch["video"].flatten(0, 1)).view(4, 15, 2)  # each view on its own
+    expected = logits.softmax(-1).mean(1) if how == "prob" else logits.mean(1).softmax(-1)
+    results = Predictor(model, options).predict([s.path for s in action_set[:4]])
+    scores = torch.tensor([[{t["label"]: t["score"] for t in r["top_k"]}[c] for c in LABELS] for r in results])
+    assert torch.allclose(scores, expected, atol=1e-5)
+    assert model.view_average == "prob"  # the predictor's setting does not stay on the model
+
+
+def test_view_average_for_testing_and_a_bad_value(action_set, tmp_path: Path):
+    data = VideoClassificationData(test=action_set, labels=LABELS, batch_size=4, num_workers=0, num_clips=5,
+                                   num_crops=3, view_average="logit")
+    model = VideoClassifier(ORACLE, labels=LABELS)
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                      default_root_dir=str(tmp_path))
+    assert trainer.test(model, datamodule=data, verbose=False)[0]["test/acc"] == 1.0
+    assert model.view_average == "logit"
+    with pytest.raises(ValueError, match=r"data\.view_average.*prob, logit.*'mean'"):
+        VideoClassificationData(test=action_set, labels=LABELS, view_average="mean")

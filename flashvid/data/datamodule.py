@@ -27,6 +27,7 @@ from .dataset import (
     multi_hot,
 )
 from .decoding import DECODERS, resolve_decoder
+from .directions import flips_off_notice, mirrored_classes
 from .mixing import ClipMix
 from .sources import (
     UCF101_GROUP_PATTERN,
@@ -35,6 +36,7 @@ from .sources import (
     group_split,
 )
 from .transforms import BatchAugmentation, RandomShortSideCrop
+from .view_averaging import check_view_average
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Augmentation:
     mix_prob: float = 1.0  # share of batches mixed at all
     mix_switch_prob: float = 0.5  # with both on: share of mixed batches that use CutMix
     rate_jitter: float = 1.0  # training clips' stride scaled by a factor in [1/this, this] (1 = off)
+    flip_directions: bool = False  # keep hflip when class names mean left/right or a sense of rotation
 
     def __post_init__(self) -> None:  # bad settings fail when the config is built, not at the first batch
         if self.auto_augment:
@@ -106,6 +109,7 @@ class VideoClassificationData(L.LightningDataModule):
         std: Sequence[float] | None = None,
         num_clips: int = 1,
         num_crops: int = 1,
+        view_average: str = "prob",
         clips_per_video: int = 1,
         keyframe_aligned: bool = False,
         decode_threads: int = 1,
@@ -138,6 +142,8 @@ class VideoClassificationData(L.LightningDataModule):
             crop_size=crop_size, resize_size=resize_size, mean=mean, std=std))
         self.data_config = resolve_clip_config(None, self._overrides)
         self.num_clips, self.num_crops = num_clips, num_crops
+        # how the model combines the test views: set on the model at setup (flashvid.data.view_averaging)
+        self.view_average = check_view_average(view_average, "view_average (data.view_average)")
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
         if decode_threads < 1:
@@ -151,7 +157,7 @@ class VideoClassificationData(L.LightningDataModule):
         self.transforms = dict(transforms or {})
         if isinstance(augmentation, Mapping):
             augmentation = Augmentation(**augmentation)
-        self.augmentation = augmentation or Augmentation()
+        self.augmentation = self._flips_for_classes(augmentation or Augmentation())
         self.seed = seed
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
@@ -163,6 +169,19 @@ class VideoClassificationData(L.LightningDataModule):
         self._gpu_eval: BatchAugmentation | None = None
         self._auto_augment: ClipAutoAugment | None = None
         self._mix: ClipMix | None = None
+
+    def _flips_for_classes(self, a: Augmentation) -> Augmentation:
+        """No horizontal flips when training classes name a direction a flip reverses (``swipe_left``), unless
+        ``flip_directions``; the one-line notice says so and how to force them (``flips_off_for`` lists the names)."""
+        self.flips_off_for: list[str] = []
+        if a.hflip <= 0 or a.flip_directions or not self.samples.get("train"):
+            return a
+        names = mirrored_classes(self.labels)
+        if not names:
+            return a
+        log.warning(flips_off_notice(names))
+        self.flips_off_for = names
+        return replace(a, hflip=0.0)
 
     # ------------------------------------------------------------------ sources
     @classmethod
@@ -277,6 +296,7 @@ class VideoClassificationData(L.LightningDataModule):
         model = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
         if model is not None and getattr(model, "data_config", None) is not None:
             self.configure_from_model(model.data_config)
+            model.view_average = self.view_average
         cfg = self.data_config
         log.info("flashvid data: %s", cfg)
         sampling = cfg.sampling

@@ -34,7 +34,8 @@ MODES = ("train", "eval")
 
 @dataclass
 class Augmentation:
-    """GPU training augmentation (Kornia), applied per batch after the transfer to the device."""
+    """The settings of the GPU training augmentation steps, applied per batch after the transfer to the device; each
+    field is a config key (``data.augmentation.<field>``), read by the registered builders."""
 
     scale: tuple[float, float] = (0.25, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -184,3 +185,7 @@ def mixup_cutmix(settings: Augmentation, context: BatchContext) -> BatchStep | N
         return batch
 
     return step
+
+
+# Steps kept in their own modules register when imported: import them here, below the registry, e.g.
+# from . import my_step  # noqa: E402, F401

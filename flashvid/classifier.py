@@ -16,7 +16,6 @@ Extension points for subclasses (each covered by a test):
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import lightning as L
@@ -24,29 +23,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
-from torchmetrics.aggregation import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
 
 from . import _compat  # noqa: F401
-from .checkpoint import check_class, class_path
-from .data.clip_config import DataConfig, resolve_clip_config
+from .checkpoint_record import read_record, write_record
+from .data.clip_config import DataConfig, clip_shape_error, resolve_clip_config
 from .data.transforms import BatchAugmentation
 from .data.view_averaging import average_views
+from .evaluation import EvaluationSteps
 from .failures import DecodeFailureAccounting
 from .failures import TooManyFailedFiles as TooManyFailedFiles  # re-exported: it was defined here
 from .inference import Inputs, PredictOptions, Predictor, probabilities
-from .losses import auto_class_weights, multi_hot_targets, weighted_cross_entropy
-from .metrics import evaluation_metrics
+from .losses import check_class_weights, datamodule_class_weights, multi_hot_targets, weighted_cross_entropy
 from .models import VideoBackbone, create_backbone
-from .optim import OPTIMIZERS, add_param_groups, build_optimizer, parameter_groups
-from .schedules import GroupAwareLambdaLR, warmup_then_decay
+from .optim import add_param_groups, build_optimizer, check_optimizer, parameter_groups
+from .schedules import check_scheduler, with_schedule
 
 log = logging.getLogger(__name__)
 
-SCHEDULERS = ("cosine", "linear", "constant")
 
-
-class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
+class VideoClassifier(DecodeFailureAccounting, EvaluationSteps, L.LightningModule):
     """Video classification with a registered backbone (``available_backbones()``).
 
     Args:
@@ -129,17 +124,9 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         if architecture and pretrained:
             raise ValueError("architecture= rebuilds a trained model's backbone without its pretrained source: "
                              "give it with pretrained=False")
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
-        if isinstance(class_weights, str) and class_weights != "auto":
-            raise ValueError(f"class_weights must be 'auto', a list of {num_classes} numbers or null, "
-                             f"got {class_weights!r}")
-        if class_weights is not None and not isinstance(class_weights, str):
-            class_weights = [float(w) for w in class_weights]
-            if len(class_weights) != num_classes:
-                raise ValueError(f"class_weights has {len(class_weights)} values for {num_classes} classes")
+        check_optimizer(optimizer)
+        check_scheduler(scheduler)
+        class_weights = check_class_weights(class_weights, num_classes)  # as floats, before save_hyperparameters
         if ema_decay is not None:
             from .ema import EMA
 
@@ -148,9 +135,8 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
             from .models.drop_path import drop_path_kwargs
 
             backbone_kwargs = {**(backbone_kwargs or {}), **drop_path_kwargs(backbone, drop_path_rate)}
-        # one call, after labels/num_classes are resolved: a second call would replace the first's hparams, and a
-        # checkpoint without labels cannot be loaded. Plain dicts and lists only, so torch.load(weights_only=True)
-        # reads the checkpoint.
+        # one call, after labels/num_classes are resolved (a second would replace the first's hparams, and a checkpoint
+        # without labels cannot be loaded); plain dicts and lists only, so torch.load(weights_only=True) reads it.
         self.save_hyperparameters()
         self.labels: list[str] = labels
         self.num_classes = num_classes
@@ -171,19 +157,7 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
             load_backbone_from_checkpoint(self, str(pretrained))
         self._set_hf_labels()
         self.layer_decay = layer_decay
-        self.val_metrics = self._metrics("val")
-        self.test_metrics = self._metrics("test")
-        # The evaluation loss as a torchmetrics mean (sum and weight, summed over ranks): Lightning's
-        # self.log(sync_dist=True) averages each rank's integer batch-size count with a truncating integer mean,
-        # so ranks with unequal numbers of videos (3 and 2) reported a loss 25% too high.
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
-        # per-class accuracy (recall), kept out of the logged collection: k values per epoch would flood the logs;
-        # read it from per_class_accuracy (written to metrics.json / test_metrics.json by the command line).
-        # Single-label only: a metric never updated warns "compute before update" (multi-label per-class AP and F1
-        # are in flashvid test's report)
-        self.val_per_class = None if self.multi_label else MulticlassAccuracy(num_classes, top_k=1, average="none")
-        self.test_per_class = None if self.multi_label else MulticlassAccuracy(num_classes, top_k=1, average="none")
-        self.per_class_accuracy: dict[str, dict[str, float]] = {}
+        self._add_evaluation_state()  # val_/test_ metrics, loss, per-class accuracy (flashvid.evaluation)
         # a plain attribute, not a buffer: the EMA callback pairs the model's buffers with its copy's by position
         self.class_weight: torch.Tensor | None = None if class_weights is None or class_weights == "auto" \
             else torch.tensor(class_weights, dtype=torch.float32)
@@ -209,10 +183,6 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
     def build_metrics(self, num_classes: int) -> MetricCollection | None:
         """Override to add metrics (a ``MetricCollection`` over probabilities and integer labels)."""
         return None
-
-    def _metrics(self, prefix: str) -> MetricCollection:
-        return evaluation_metrics(self.num_classes, prefix, self.multi_label, self.threshold,
-                                  self.build_metrics(self.num_classes))
 
     def _set_hf_labels(self) -> None:
         config = getattr(self.backbone.model, "config", None)
@@ -259,17 +229,9 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         except (RuntimeError, ValueError) as e:
             if isinstance(e, torch.OutOfMemoryError) or video.dim() != 5:
                 raise
-            t, _, h, w = video.shape[1:]
-            cfg, spec = self.data_config, self.backbone.spec.data
-            hf = getattr(self.backbone.model, "config", None)  # a transformers model knows its own input size
-            frames, size = getattr(hf, "num_frames", spec.num_frames), getattr(hf, "image_size", spec.crop_size)
-            raise ValueError(
-                f"backbone {self.hparams.backbone!r} cannot take clips of {t} frames of {h}x{w} "
-                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). It was built for "
-                f"{frames} frames of {size}x{size}; this run feeds "
-                f"num_frames={cfg.num_frames}, crop_size={cfg.crop_size}. Remove the data.num_frames/crop_size "
-                "overrides, or set them to what the backbone was built for."
-            ) from e
+            spec, hf = self.backbone.spec.data, getattr(self.backbone.model, "config", None)  # hf: its own size
+            raise clip_shape_error(self.hparams.backbone, video.shape, self.data_config, e, getattr(
+                hf, "num_frames", spec.num_frames), getattr(hf, "image_size", spec.crop_size)) from e
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with the configured label smoothing and class weights; override to change the objective.
@@ -280,11 +242,9 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         """
         weight = None if self.class_weight is None else self.class_weight.to(logits.device)
         if self.multi_label:
-            return F.binary_cross_entropy_with_logits(logits.float(), self._targets(labels), pos_weight=weight)
+            targets = multi_hot_targets(labels, self.num_classes)
+            return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=weight)
         return weighted_cross_entropy(logits, labels, weight, self.hparams.label_smoothing)
-
-    def _targets(self, labels: torch.Tensor) -> torch.Tensor:
-        return multi_hot_targets(labels, self.num_classes)
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
@@ -293,106 +253,8 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
             return self._skip_loss()
         logits = self(batch["video"])
         loss = self.compute_loss(logits, batch.get("target", batch["label"]))
-        n = len(batch["label"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        # against the integer labels even when the loss saw mixed targets (then it measures the dominant clip)
-        if not self.multi_label:  # a multi-label model reports mAP at evaluation, no training accuracy
-            self.log("train/acc", (logits.detach().argmax(-1) == batch["label"]).float().mean(), batch_size=n)
+        self._log_training_step(loss, logits, batch["label"])
         return loss
-
-    def _eval_step(self, batch: Mapping[str, Any], metrics: MetricCollection, prefix: str) -> torch.Tensor | None:
-        """Update ``metrics`` with the batch's video-level probabilities (views averaged) and return them."""
-        self._account(batch)
-        if batch["video"] is None:
-            return None
-        video, labels = batch["video"], batch["label"]
-        out = self(video)
-        if self.multi_label:
-            targets = self._targets(labels)
-            probs = out.float().sigmoid()
-            metrics.update(probs, targets.long())
-            loss = F.binary_cross_entropy_with_logits(out.float(), targets)
-            getattr(self, f"{prefix}_loss").update(loss.detach(), weight=len(labels))
-            return probs
-        if video.dim() == 6:  # out holds log of view-averaged probabilities
-            loss = F.nll_loss(out, labels)
-            probs = out.exp()
-        else:
-            loss = F.cross_entropy(out.float(), labels)
-            probs = out.float().softmax(-1)
-        metrics.update(probs, labels)
-        per_class = self.val_per_class if prefix == "val" else self.test_per_class
-        assert per_class is not None  # single-label
-        per_class.update(probs, labels)
-        getattr(self, f"{prefix}_loss").update(loss.detach(), weight=len(labels))
-        return probs
-
-    def _share_buffers(self) -> None:
-        """Under DDP, rank 0's buffers (BatchNorm running statistics) on every rank before evaluating.
-
-        DDP broadcasts buffers at the start of each training forward, so after the last step every other rank
-        keeps statistics updated by its own last batch; evaluated with them, part of the videos were scored by a
-        model that is not the one checkpointed (rank 0's), and DDP and one-process metrics of a checkpoint differed.
-        """
-        if self._trainer is None or self.trainer.world_size <= 1:
-            return
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            for buf in self.buffers():
-                dist.broadcast(buf, src=0)
-
-    def on_validation_epoch_start(self) -> None:
-        self._share_buffers()
-
-    def on_test_epoch_start(self) -> None:
-        self._share_buffers()
-
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.val_metrics, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_eval("val", prog_bar=True)
-        self._store_per_class("val", self.val_per_class)
-
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any] | None:
-        """Returns each video's probabilities with its label (multi-label: its multi-hot row) and path, once per
-        video (what :class:`flashvid.reports.TestReport` collects)."""
-        probs = self._eval_step(batch, self.test_metrics, "test")
-        if probs is None:
-            return None
-        label = self._targets(batch["label"]) if self.multi_label else batch["label"]
-        return {"probs": probs.detach(), "label": label, "path": list(batch["path"]), "index": batch["index"]}
-
-    def on_test_epoch_end(self) -> None:
-        self._log_eval("test", prog_bar=False)
-        self._store_per_class("test", self.test_per_class)
-
-    def _log_eval(self, prefix: str, prog_bar: bool) -> None:
-        """Video-level metrics and the mean loss over every rank's videos (each counted once: the datamodule's
-        evaluation samplers do not pad), then the failed files of all ranks."""
-        self._sync_failures()
-        metrics, loss = getattr(self, f"{prefix}_metrics"), getattr(self, f"{prefix}_loss")
-        values = dict(metrics.compute())
-        with warnings.catch_warnings():  # every rank computes (a collective), even one whose batches all failed
-            warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
-            mean_loss = loss.compute()
-        if not torch.isnan(mean_loss):
-            values[f"{prefix}/loss"] = mean_loss
-        # values are already equal on every rank; sync_dist averages equal floats (exact) and keeps Lightning quiet
-        self.log_dict(values, prog_bar=prog_bar, sync_dist=True)
-        metrics.reset()
-        loss.reset()
-
-    def _store_per_class(self, prefix: str, metric: MulticlassAccuracy | None) -> None:
-        """Per-class accuracy of the classes present in the split (a class without videos has no accuracy)."""
-        if metric is None:  # multi-label
-            return
-        seen = (metric.tp + metric.fn) > 0
-        acc = metric.compute()
-        self.per_class_accuracy[prefix] = {self.labels[i]: float(acc[i]) for i in range(self.num_classes)
-                                           if bool(seen[i])}
-        metric.reset()
 
     def on_train_epoch_end(self) -> None:
         self._check_failures()
@@ -418,20 +280,14 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         if not groups:
             raise RuntimeError("no trainable parameters: the finetune strategy froze everything")
         opt = build_optimizer(h.optimizer, groups, h.learning_rate, fused=self.device.type == "cuda")
-        if h.scheduler == "constant" and not h.warmup_ratio:
-            return opt
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        factor = warmup_then_decay(total, int(total * h.warmup_ratio), h.min_lr_ratio, h.scheduler)
-        sched = GroupAwareLambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return with_schedule(opt, h.scheduler, h.warmup_ratio, h.min_lr_ratio,
+                             lambda: self.trainer.estimated_stepping_batches)
 
     def add_param_groups(self, modules: Iterable[nn.Module], optimizer: torch.optim.Optimizer,
                          lr_scale: float = 0.1) -> list[dict[str, Any]]:
         """Add the trainable parameters of ``modules`` that ``optimizer`` lacks, as :meth:`parameter_groups` would
-        group them, at ``lr_scale`` times the configured learning rate and following the running schedule.
-
-        The finetune strategies call this when they unfreeze stages.
-        """
+        group them, at ``lr_scale`` times the configured learning rate and following the running schedule (what
+        the finetune strategies call when they unfreeze stages)."""
         h = self.hparams
         return add_param_groups(optimizer, self.parameter_groups(h.learning_rate * lr_scale, h.weight_decay, modules))
 
@@ -443,46 +299,12 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
 
         return [EMA(self.hparams.ema_decay)]
 
-    def _auto_class_weights(self) -> None:
-        """``class_weights="auto"``: from the training videos of the trainer's datamodule."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        train = getattr(datamodule, "samples", {}).get("train") if datamodule is not None else None
-        if not train:
-            raise ValueError("class_weights='auto' needs the training videos: train with a VideoClassificationData "
-                             "datamodule, or pass one weight per class")
-        self.class_weight = auto_class_weights(train, self.num_classes, self.multi_label, self.labels)
-
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Restoring a checkpoint loads its own weights: never re-download the pretrained ones.
-        # hparams hold the arguments as given (labels may have been None): store the resolved ones, so
-        # load_from_checkpoint rebuilds the same head and names.
-        # Without the pretrained source, the architecture it gave (a pretrain encoder's width, frames, size) is
-        # recorded, and the class: a subclass's head and hooks are rebuilt only by that class.
-        checkpoint["hyper_parameters"] = {**checkpoint.get("hyper_parameters", {}), "pretrained": False,
-                                          "compile": False, "labels": list(self.labels),
-                                          "num_classes": self.num_classes,
-                                          "architecture": self.backbone.architecture()}
-        checkpoint["flashvid"] = {"labels": list(self.labels), "data_config": self.data_config.to_dict(),
-                                  "class": class_path(type(self)), "per_class_accuracy": self.per_class_accuracy}
+        write_record(self, checkpoint)  # labels, architecture, clip settings, class: flashvid.checkpoint_record
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("flashvid", {})
-        check_class(saved.get("class"), type(self), "the checkpoint")
-        # Before the weights load: a class mismatch is named here rather than as a head size mismatch (or, with the
-        # same number of classes, not at all).
-        if saved.get("labels") is not None:
-            from .callbacks import check_labels
-
-            check_labels(list(saved["labels"]), self.labels, source="the checkpoint")
-        # The clip settings the weights were trained with (the datamodule's explicit values included) win over
-        # the ones rebuilt from the backbone entry and hyperparameters.
-        if "data_config" in saved:
-            self._set_data_config(resolve_clip_config(saved["data_config"]))
-        # the last evaluations' per-class accuracy, for a resumed run that evaluates nothing more (a finished one);
-        # never over this model's own
-        for split, accuracy in (saved.get("per_class_accuracy") or {}).items():
-            self.per_class_accuracy.setdefault(split, dict(accuracy))
+        read_record(self, checkpoint)
 
     def _set_data_config(self, config: DataConfig) -> None:
         self.data_config = config
@@ -500,46 +322,32 @@ class VideoClassifier(DecodeFailureAccounting, L.LightningModule):
         if (self.hparams.compile == "auto" and stage == "fit" and self.backbone.spec.family == "transformers"
                 and self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"):
             self._compile()
-        if self.hparams.get("class_weights") == "auto" and stage == "fit":
-            self._auto_class_weights()
+        if self.hparams.get("class_weights") == "auto" and stage == "fit":  # from the training videos
+            self.class_weight = datamodule_class_weights(getattr(self.trainer, "datamodule", None), self.num_classes,
+                                                         self.multi_label, self.labels)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if getattr(datamodule, "multi_label", False) and not self.multi_label:
             raise ValueError("the data has several labels per video (path,a;b rows) but the model is single-label: "
                              "set model.multi_label=true (VideoClassifier(multi_label=True))")
         if self.multi_label and self._trainer is not None:
-            self._follow_map()
+            self._monitor_map()
         config = getattr(datamodule, "data_config", None)
         if isinstance(config, DataConfig) and config != self.data_config:
             log.info("flashvid: clip settings from the datamodule: %s", config)
             self._set_data_config(config)
-
-    def _follow_map(self) -> None:
-        """Checkpointing and early stopping configured on ``val/acc`` follow ``val/mAP``: a multi-label model
-        logs no accuracy (both are "higher is better", so the mode stays)."""
-        from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-
-        for cb in self.trainer.callbacks:  # type: ignore[union-attr]
-            if isinstance(cb, (ModelCheckpoint, EarlyStopping)) and cb.monitor == "val/acc":
-                log.info("flashvid: multi-label model: %s monitors val/mAP instead of val/acc", type(cb).__name__)
-                cb.monitor = "val/mAP"
 
     # ------------------------------------------------------------------ inference on files
     def predict(self, inputs: Inputs, *args: Any, **options: Any) -> list[dict[str, Any]]:
         """Classify video files and/or folders (searched recursively), in input order.
 
         ``args``/``options``: :class:`~flashvid.inference.PredictOptions` fields (``top_k``, ``batch_size``,
-        ``num_workers``, ``num_clips``, ``num_crops``, ``decoder``, ``device``, ``window``, ``stride``,
-        ``threshold``, ``clips_per_window``, ``progress``). Each result is ``{"path", "label", "score", "top_k":
-        [{"label", "score"}, ...]}``; a file that cannot be decoded gets ``{"path", "label": None, "score": None,
-        "top_k": [], "error": reason}`` and never hides the others' results. ``num_clips`` x ``num_crops`` views
-        are averaged per file.
-
-        ``window=SECONDS`` classifies every window of each video instead (a window every ``stride`` seconds,
-        default ``window``; see :mod:`flashvid.timeline`): the result adds ``windows`` (per-window top-k),
-        ``segments`` (runs of one label scoring >= ``threshold``) and ``duration``, and its top-level label is
-        the mean over windows. ``progress=True`` shows a progress bar (``None``: only on a terminal).
-        A multi-label model adds ``"labels"``: every class whose probability (sigmoid) is at least ``threshold``
-        (default: the model's, which is also the timeline segments' cut), highest first, possibly none.
+        ``num_workers``, ``num_clips`` x ``num_crops`` views averaged per file, ``decoder``, ``device``, ``window``,
+        ``stride``, ``threshold``, ``clips_per_window``, ``progress``). A result is ``{"path", "label", "score",
+        "top_k": [{"label", "score"}, ...]}``; a file that cannot be decoded gets ``"label": None``, ``"top_k": []``
+        and its ``"error"``, never hiding the others. ``window=SECONDS`` (:mod:`flashvid.timeline`) adds
+        ``windows``, ``segments`` (runs of one label scoring >= ``threshold``) and ``duration``, the top label being
+        the mean over windows. A multi-label model adds ``"labels"``: every class with a probability of at least
+        ``threshold`` (default: the model's), highest first, possibly none.
         """
         return Predictor(self, PredictOptions(*args, **options)).predict(inputs)
 

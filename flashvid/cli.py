@@ -2,12 +2,13 @@
 
 A thin dispatcher. Each subcommand is a Hydra app over ``conf/<command>.yaml`` and the groups beside it (data,
 model, trainer, finetune, callbacks, logger, experiment; the model group's options, one per backbone registry entry,
-are generated into Hydra's ConfigStore by :mod:`flashvid.commands.model_configs`), so overrides, ``--cfg job`` and ``-m`` sweeps work as in
-any Hydra app; its handler, ``run_<command>(cfg)``, lives in its own module (``flashvid/commands/<command>.py``)
-and is imported only when the command runs. Before that, the overrides and every ``_target_``'s arguments are
-checked (:mod:`flashvid.commands.config`), so a typo fails at once with the valid choices, a short message and exit
-status 2 (``FLASHVID_DEBUG=1`` shows the traceback instead). Nothing heavy is imported at module level: ``--help``
-and config mistakes answer in well under a second (``scripts/time_help.sh`` measures it).
+are generated into Hydra's ConfigStore by :mod:`flashvid.commands.model_configs`), so overrides, ``--cfg job`` and
+``-m`` sweeps work as in any Hydra app; its handler, ``run_<command>(cfg)``, lives in its own module
+(``flashvid/commands/<command>.py``) and is imported only when the command runs. Before that, the overrides and
+every ``_target_``'s arguments are checked (:mod:`flashvid.commands.config`), so a typo fails at once with the valid
+choices, a short message and exit status 2 (``FLASHVID_DEBUG=1`` shows the traceback instead). Nothing heavy is
+imported at module level: ``--help`` and config mistakes answer in well under a second (``scripts/time_help.sh``
+measures it).
 
 A new subcommand: a ``run_<command>(cfg)`` handler in its own module, a ``conf/<command>.yaml``, and two entries
 here: its one-line description in COMMANDS and ``"<command>": "<module>:run_<command>"`` in HANDLERS.

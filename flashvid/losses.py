@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,30 @@ def multi_hot_targets(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     if labels.dim() == 1:
         labels = labels.unsqueeze(1)
     return multi_hot(labels, num_classes)
+
+
+def check_class_weights(class_weights: str | Sequence[float] | None,
+                        num_classes: int) -> str | list[float] | None:
+    """``"auto"``, one float per class, or ``None``; anything else is refused with the accepted forms."""
+    if isinstance(class_weights, str) and class_weights != "auto":
+        raise ValueError(f"class_weights must be 'auto', a list of {num_classes} numbers or null, "
+                         f"got {class_weights!r}")
+    if class_weights is None or isinstance(class_weights, str):
+        return class_weights
+    weights = [float(w) for w in class_weights]
+    if len(weights) != num_classes:
+        raise ValueError(f"class_weights has {len(weights)} values for {num_classes} classes")
+    return weights
+
+
+def datamodule_class_weights(datamodule: Any, num_classes: int, multi_label: bool,
+                             names: Sequence[str]) -> torch.Tensor:
+    """``class_weights="auto"``: :func:`auto_class_weights` of the training videos of the trainer's datamodule."""
+    train = getattr(datamodule, "samples", {}).get("train") if datamodule is not None else None
+    if not train:
+        raise ValueError("class_weights='auto' needs the training videos: train with a VideoClassificationData "
+                         "datamodule, or pass one weight per class")
+    return auto_class_weights(train, num_classes, multi_label, names)
 
 
 def auto_class_weights(train: Sequence[VideoSample], num_classes: int, multi_label: bool,

@@ -14,6 +14,11 @@ from .models import VideoBackbone
 OPTIMIZERS = ("adamw", "adam", "sgd")
 
 
+def check_optimizer(name: str) -> None:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+
+
 def parameter_groups(backbone: VideoBackbone, lr: float, weight_decay: float, layer_decay: float | None = None,
                      modules: Iterable[nn.Module] | None = None) -> list[dict[str, Any]]:
     """Trainable parameters grouped by (stage LR scale, weight decay): no decay on biases, norms and position

@@ -7,6 +7,25 @@ from typing import Any, Callable
 
 import torch
 
+SCHEDULERS = ("cosine", "linear", "constant")
+
+
+def check_scheduler(name: str) -> None:
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}: choose one of {', '.join(SCHEDULERS)}")
+
+
+def with_schedule(optimizer: torch.optim.Optimizer, scheduler: str, warmup_ratio: float, min_lr_ratio: float,
+                  total_steps: Callable[[], int | float]) -> Any:
+    """``configure_optimizers``' answer: the optimizer alone for a constant LR without warm-up, else with a per-step
+    :func:`warmup_then_decay` schedule over ``total_steps()`` (asked only then: the trainer's estimate)."""
+    if scheduler == "constant" and not warmup_ratio:
+        return optimizer
+    total = max(int(total_steps()), 1)
+    factor = warmup_then_decay(total, int(total * warmup_ratio), min_lr_ratio, scheduler)
+    sched = GroupAwareLambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
 
 def warmup_then_decay(total: int, warmup: int, floor: float, shape: str = "cosine") -> Callable[[int], float]:
     """The LR multiplier of each step: linear warm-up over ``warmup`` steps, then ``constant``, ``linear`` or

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "models": 1,
     "classifier": 2, "finetuning": 2, "ema": 2, "validation_policy": 2, "trainer": 2,
     "callbacks": 2, "warmstart": 2, "loggers": 2, "schedules": 2, "metrics": 2, "loading": 2, "losses": 2, "optim": 2,
+    "evaluation": 2, "checkpoint_record": 2,
     "inference": 3, "predictions": 3, "timeline": 3, "reports": 3, "export": 3, "embed": 3, "pretraining": 3,
     "doctor": 3,
     "commands": 4, "cli": 4, "__main__": 4, "__init__": 4,

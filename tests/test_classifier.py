@@ -286,3 +286,14 @@ def test_lightning_promotional_tips_are_not_printed(tmp_path: Path, caplog: pyte
         Trainer(default_root_dir=tmp_path, logger=CSVLogger(tmp_path), accelerator="cpu", max_epochs=1,
                 enable_progress_bar=False)
     assert not [r.getMessage() for r in caplog.records if "Tip:" in r.getMessage()]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(optimizer="lamb"), "unknown optimizer 'lamb': choose one of adamw, adam, sgd"),
+    (dict(scheduler="step"), "unknown scheduler 'step': choose one of cosine, linear, constant"),
+    (dict(class_weights=[1.0, 2.0]), "class_weights has 2 values for 4 classes"),
+])
+def test_bad_arguments_fail_at_construction_naming_the_choices(kwargs, message):
+    """Each checked by the module that owns it (optim, schedules, losses), before any backbone is built."""
+    with pytest.raises(ValueError, match=message):
+        VideoClassifier("tiny_r2plus1d", labels=LABELS, **kwargs)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, build, clip_overrides, validate
-from .runs import build_callbacks, floats, is_rank_zero, output_dir, write_json
+from .runs import build_trainer, floats, is_rank_zero, output_dir, write_json
 from .train import resume_checkpoint
 
 if TYPE_CHECKING:
@@ -80,20 +80,12 @@ def run_pretrain(cfg: "DictConfig") -> dict[str, Any]:
 def _pretrain(cfg: "DictConfig", out: Path) -> dict[str, Any]:
     import lightning as L
 
-    from ..callbacks import robust_callbacks
-    from ..checkpoint import checkpoint_plugins
     from ..pretraining import ENCODER_DIR
 
     L.seed_everything(cfg.seed, workers=True)
     dm = pretraining_data(cfg.data, cfg.get("videos"))
     model = build(cfg.model, "model", data=clip_overrides(cfg.data))
-    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()
-               if node is not None]
-    callbacks = build_callbacks(cfg, False, bool(loggers)) + robust_callbacks(
-        out, checkpoint_every_n_steps=cfg.get("checkpoint_every_n_steps"))
-    deepspeed = "deepspeed" in str(cfg.trainer.get("strategy", "")).lower()
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                    **({} if deepspeed else {"plugins": checkpoint_plugins()}))
+    trainer = build_trainer(cfg, out, has_val=False)
     ckpt_path = resume_checkpoint(cfg, out)
     log.info("flashvid pretrain: %s, mask ratio %g, %d videos -> %s%s", cfg.model.backbone, model.hparams.mask_ratio,
              len(dm.samples["train"]), out, f" (resuming from {ckpt_path})" if ckpt_path else "")

@@ -56,6 +56,22 @@ def floats(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {str(k): float(v) for k, v in metrics.items()}
 
 
+def build_trainer(cfg: "DictConfig", out: Path, has_val: bool, num_val_videos: int | None = None) -> Any:
+    """The Trainer of a training run (train, pretrain): the config's loggers and callbacks (:func:`build_callbacks`),
+    then flashvid's own: RUN/checkpoints/last.ckpt every ``checkpoint_every_n_steps`` (atomically), failures.json,
+    Ctrl-C/SIGTERM checkpoints and exact resumes; atomic checkpoint writes except under DeepSpeed (its own)."""
+    from ..callbacks import robust_callbacks
+    from ..checkpoint import checkpoint_plugins
+
+    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()
+               if node is not None]
+    callbacks = build_callbacks(cfg, has_val, bool(loggers), num_val_videos=num_val_videos)
+    callbacks += robust_callbacks(out, checkpoint_every_n_steps=cfg.get("checkpoint_every_n_steps"))
+    deepspeed = "deepspeed" in str(cfg.trainer.get("strategy", "")).lower()
+    return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                 **({} if deepspeed else {"plugins": checkpoint_plugins()}))
+
+
 def build_callbacks(cfg: "DictConfig", has_val: bool, has_logger: bool, only: str | None = None,
                num_val_videos: int | None = None) -> list[Any]:
     from ..validation_policy import MIN_VAL_VIDEOS, callback_overrides

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .config import ConfigError, build, check_backbone, clip_overrides, validate
-from .runs import build_callbacks, existing_checkpoint, floats, is_rank_zero, output_dir, write_json
+from .runs import build_trainer, existing_checkpoint, floats, is_rank_zero, output_dir, write_json
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -49,19 +49,8 @@ def _train(cfg: "DictConfig", out: Path) -> dict[str, Any]:
         raise ConfigError("no training videos: set the data source, e.g. data.train_folder=PATH (data=folders), "
                           "data.train_file=LIST (data=csv), or use data=demo")
     model = build(cfg.model, "model", labels=dm.labels, data=clip_overrides(cfg.data))
-    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()
-               if node is not None]
     has_val = "val" in dm.samples
-    from ..callbacks import robust_callbacks
-    from ..checkpoint import checkpoint_plugins
-
-    # the best-by-val/acc checkpoint from the config, then flashvid's own: RUN/checkpoints/last.ckpt every
-    # checkpoint_every_n_steps (atomically), failures.json, Ctrl-C/SIGTERM checkpoints and exact resumes
-    callbacks = build_callbacks(cfg, has_val, bool(loggers), num_val_videos=len(dm.samples.get("val", [])))
-    callbacks += robust_callbacks(out, checkpoint_every_n_steps=cfg.get("checkpoint_every_n_steps"))
-    deepspeed = "deepspeed" in str(cfg.trainer.get("strategy", "")).lower()
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                    **({} if deepspeed else {"plugins": checkpoint_plugins()}))
+    trainer = build_trainer(cfg, out, has_val, num_val_videos=len(dm.samples.get("val", [])))
     strategy = build(cfg.finetune, "finetune")
     ckpt_path = resume_checkpoint(cfg, out)
     if ckpt_path:  # before Lightning loads it: a readable checkpoint of the data's classes, else the fix in one line

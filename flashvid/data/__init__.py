@@ -1,7 +1,8 @@
 """Video sources, decoding, clip sampling, transforms and the ``VideoClassificationData`` datamodule."""
 
+from .batch_augment import Augmentation, register_batch_augmentation
 from .clip_config import DataConfig, resolve_clip_config
-from .datamodule import Augmentation, VideoClassificationData
+from .datamodule import VideoClassificationData
 from .dataset import DecodeFailure, EpochShuffleSampler, VideoClipDataset, collate_clips
 from .decoding import VideoDecodeError, VideoInfo, open_video, probe, resolve_decoder
 from .demo import make_demo_dataset
@@ -16,5 +17,5 @@ __all__ = [
     "VIDEO_EXTENSIONS", "VideoClassificationData", "VideoClipDataset", "VideoDecodeError", "VideoInfo",
     "VideoSample", "collate_clips", "collect_paths",
     "group_split", "list_videos", "make_demo_dataset", "open_video", "prepare", "probe", "resize_short_side",
-    "resolve_clip_config", "resolve_decoder",
+    "register_batch_augmentation", "resolve_clip_config", "resolve_decoder",
 ]

@@ -10,7 +10,7 @@ above the data helpers, so the backbone registry can import it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -85,3 +85,17 @@ def resolve_clip_config(base: DataConfig | Mapping[str, Any] | str | None,
         if merged.get(k) is not None:
             merged[k] = tuple(float(v) for v in merged[k])
     return DataConfig(**merged)
+
+
+def clip_shape_error(backbone: str, shape: Sequence[int], config: DataConfig, error: Exception,
+                     built_frames: int, built_size: int) -> ValueError:
+    """A backbone that cannot take ``(B, T, C, H, W)`` clips of ``shape``: the error names what it was built for
+    and the settings this run feeds, and the fix."""
+    t, _, h, w = shape[1:]
+    return ValueError(
+        f"backbone {backbone!r} cannot take clips of {t} frames of {h}x{w} "
+        f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). It was built for "
+        f"{built_frames} frames of {built_size}x{built_size}; this run feeds "
+        f"num_frames={config.num_frames}, crop_size={config.crop_size}. Remove the data.num_frames/crop_size "
+        "overrides, or set them to what the backbone was built for."
+    )

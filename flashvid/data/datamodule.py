@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from .clip_augment import ClipAutoAugment
+from .batch_augment import Augmentation, BatchSteps, build_batch_steps
 from .clip_config import DataConfig, clip_overrides, resolve_clip_config
 from .dataset import (
     EpochShuffleSampler,
@@ -28,14 +28,13 @@ from .dataset import (
 )
 from .decoding import DECODERS, resolve_decoder
 from .directions import flips_off_notice, mirrored_classes
-from .mixing import ClipMix
 from .sources import (
     UCF101_GROUP_PATTERN,
     VideoSample,
     collect_paths,
     group_split,
 )
-from .transforms import BatchAugmentation, RandomShortSideCrop
+from .transforms import RandomShortSideCrop
 from .view_averaging import check_view_average
 
 log = logging.getLogger(__name__)
@@ -43,35 +42,6 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test", "predict")
 # what each Lightning stage is doing, for log lines ("CPU testing with 2 decode workers")
 STAGE_NAMES = {"fit": "training", "validate": "validation", "test": "testing", "predict": "prediction"}
-
-
-@dataclass
-class Augmentation:
-    """GPU training augmentation (Kornia), applied per batch after the transfer to the device."""
-
-    scale: tuple[float, float] = (0.25, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    hflip: float = 0.5
-    color_jitter: float = 0.0
-    backend: str = "fused"  # "fused" (one roi_align kernel) or "kornia" (VideoSequential)
-    short_side_jitter: float = 1.0  # CPU train short side drawn from [short_side, short_side * this]; the GPU
-    # random resized crop already varies scale, so workers skip the extra resize by default
-    auto_augment: str | None = None  # "rand-m7-n4-mstd0.5-inc1" (timm's form) or "trivial": same ops on every frame
-    mixup_alpha: float = 0.0  # mixup with soft targets (0 = off); the VideoMAE/MViT recipes use 0.8
-    cutmix_alpha: float = 0.0  # CutMix, one box for all frames of a clip (0 = off); the recipes use 1.0
-    mix_prob: float = 1.0  # share of batches mixed at all
-    mix_switch_prob: float = 0.5  # with both on: share of mixed batches that use CutMix
-    rate_jitter: float = 1.0  # training clips' stride scaled by a factor in [1/this, this] (1 = off)
-    flip_directions: bool = False  # keep hflip when class names mean left/right or a sense of rotation
-
-    def __post_init__(self) -> None:  # bad settings fail when the config is built, not at the first batch
-        if self.auto_augment:
-            from .clip_augment import parse_policy
-
-            parse_policy(self.auto_augment)
-        ClipMix(2, self.mixup_alpha, self.cutmix_alpha, self.mix_prob, self.mix_switch_prob)
-        if self.rate_jitter < 1.0:
-            raise ValueError(f"rate_jitter must be >= 1 (1 = off), got {self.rate_jitter}")
 
 
 def default_num_workers(ranks_per_node: int = 1) -> int:
@@ -165,10 +135,7 @@ class VideoClassificationData(L.LightningDataModule):
         self.drop_last = drop_last
         self.datasets: dict[str, VideoClipDataset] = {}
         self.source_warnings: list[str] = []  # what the source found odd but accepted (flashvid doctor lists it)
-        self._gpu_train: BatchAugmentation | None = None
-        self._gpu_eval: BatchAugmentation | None = None
-        self._auto_augment: ClipAutoAugment | None = None
-        self._mix: ClipMix | None = None
+        self.batch_steps: dict[str, BatchSteps] = {}  # "train", "eval": built in setup (flashvid.data.batch_augment)
 
     def _flips_for_classes(self, a: Augmentation) -> Augmentation:
         """No horizontal flips when training classes name a direction a flip reverses (``swipe_left``), unless
@@ -321,13 +288,7 @@ class VideoClassificationData(L.LightningDataModule):
                 clips_per_video=self.clips_per_video if train else 1,
                 keyframe_aligned=self.keyframe_aligned and train,
             )
-        self._gpu_train = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=True, scale=tuple(a.scale),
-                                            ratio=tuple(a.ratio), hflip=a.hflip, color_jitter=a.color_jitter,
-                                            backend=a.backend)
-        self._gpu_eval = BatchAugmentation(cfg.mean, cfg.std, cfg.crop_size, train=False)
-        self._auto_augment = ClipAutoAugment(a.auto_augment) if a.auto_augment else None
-        mix = ClipMix(max(self.num_classes, 1), a.mixup_alpha, a.cutmix_alpha, a.mix_prob, a.mix_switch_prob)
-        self._mix = mix if mix.active else None
+        self.batch_steps = build_batch_steps(a, cfg, self.num_classes)
 
     # ------------------------------------------------------------------ loaders
     def _share_cpu_cores(self, stage: str | None = None) -> None:
@@ -450,23 +411,17 @@ class VideoClassificationData(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """uint8 clips become normalised floats here, on the device: augmented in training, plain otherwise.
 
-        Training: RandAugment/TrivialAugment (uint8), the random resized crop, flip and colour jitter, then mixup or
-        CutMix, whose soft targets go to ``batch["target"]`` (``batch["label"]`` keeps the integer labels).
+        The steps of :mod:`flashvid.data.batch_augment` (built from ``augmentation`` in :meth:`setup`) run in
+        order: in training RandAugment/TrivialAugment (uint8), the random resized crop, flip and colour jitter,
+        then mixup or CutMix, whose soft targets go to ``batch["target"]`` (``batch["label"]`` keeps the labels).
         """
-        if not isinstance(batch, dict) or batch.get("video") is None or self._gpu_train is None:
+        if not isinstance(batch, dict) or batch.get("video") is None or not self.batch_steps:
             return batch
         if batch["label"].dim() == 2 and not batch["label"].is_floating_point():
             batch["label"] = multi_hot(batch["label"], self.num_classes)
         training = self.trainer is not None and self.trainer.training
-        aug = self._gpu_train if training else self._gpu_eval
-        aug.to(batch["video"].device)
-        video = batch["video"]
-        if training and self._auto_augment is not None and video.dtype == torch.uint8:
-            video = self._auto_augment(video)
-        video = aug(video)
-        if training and self._mix is not None:
-            video, batch["target"] = self._mix(video, batch["label"])
+        batch = self.batch_steps["train" if training else "eval"](batch)
         if self.trainer is not None and str(self.trainer.precision).startswith("bf16"):
-            video = video.to(torch.bfloat16)  # what autocast feeds the first layer anyway; half the bytes kept
-        batch["video"] = video
+            # what autocast feeds the first layer anyway; half the bytes kept
+            batch["video"] = batch["video"].to(torch.bfloat16)
         return batch

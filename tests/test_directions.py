@@ -43,7 +43,8 @@ def test_training_turns_flips_off_with_a_notice(swipes: Path, caplog: pytest.Log
     assert "'swipe_left', 'swipe_right'" in notice and "data.augmentation.flip_directions=true" in notice
     assert "\n" not in notice
     dm.setup("fit")  # the GPU augmentation the training batches go through
-    assert dm._gpu_train is not None and dm._gpu_train.hflip == 0.0
+    [crop] = [step for name, step in dm.batch_steps["train"].steps if name == "crop_flip_jitter"]
+    assert crop.op.hflip == 0.0
 
 
 def test_flips_forced_on_stay_on_and_the_doctor_warns(swipes: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -72,3 +72,44 @@ def realclips() -> Path:
     if not REALCLIPS.is_dir():
         pytest.skip(f"real clips not found at {REALCLIPS}")
     return REALCLIPS
+
+
+# ------------------------------------------------------------------------------------------------ CPU time per test
+# ``pytest --cpu-times`` prints each module's CPU seconds (this process's and its children's, user + system) and its
+# wall seconds: on a shared machine the wall clock says little, the CPU time is what a test costs. Children count
+# once waited for (subprocess.run, Popen.wait), so a subprocess test's interpreter start shows up in "child".
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cpu-times", action="store_true", help="print CPU seconds per test module (self + children)")
+
+
+_CPU_TIMES: dict[str, list[float]] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    if not item.config.getoption("--cpu-times"):
+        yield
+        return
+    import resource
+    import time
+
+    def now() -> tuple[float, float, float]:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime, time.perf_counter()
+
+    before = now()
+    yield
+    row = _CPU_TIMES.setdefault(item.nodeid.split("::")[0], [0.0, 0.0, 0.0, 0])
+    for i, (a, b) in enumerate(zip(before, now())):
+        row[i] += b - a
+    row[3] += 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not _CPU_TIMES:
+        return
+    write = terminalreporter.write_line
+    write(f"{'CPU seconds per module':<44} {'tests':>5} {'self':>7} {'child':>7} {'cpu':>7} {'wall':>7}")
+    rows = sorted(_CPU_TIMES.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))
+    for name, (own, kids, wall, n) in [*rows, ("total", [sum(r[i] for _, r in rows) for i in range(4)])]:
+        write(f"{name:<44} {int(n):>5} {own:>7.1f} {kids:>7.1f} {own + kids:>7.1f} {wall:>7.1f}")

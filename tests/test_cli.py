@@ -183,50 +183,61 @@ def test_train_writes_run_directory(trained: Path) -> None:
 def test_train_and_predict_through_pyav_when_torchcodec_cannot_load(demo_root: Path, tmp_path: Path,
                                                                     env_without_torchcodec: dict[str, str]) -> None:
     """Without FFmpeg's shared libraries torchcodec cannot load: ``flashvid train`` and ``predict`` (decoder=auto)
-    still run end to end, through PyAV, and the log says which decoder and why."""
+    still run end to end, through PyAV, and the log says which decoder and why. Both commands run in one fresh
+    interpreter (where torchcodec's import fails), one after the other as ``main`` calls: one interpreter start less."""
     run = tmp_path / "run"
     env = dict(env_without_torchcodec, PYTHONUNBUFFERED="1")
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "flashvid", *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=300, stdin=subprocess.DEVNULL)
-
-    ok(cli("train", f"data.train_folder={demo_root / 'train'}", "model=tiny", "trainer.max_epochs=1",
-           "data.batch_size=8", "data.num_frames=4", "data.crop_size=32", "data.num_workers=0",
-           "test_after_training=false", "callbacks=none", "logger=none", f"hydra.run.dir={run}"))
+    folder = demo_root / "test" / "left"
+    train = ["train", f"data.train_folder={demo_root / 'train'}", "model=tiny", "trainer.max_epochs=1",
+             "data.batch_size=8", "data.num_frames=4", "data.crop_size=32", "data.num_workers=0",
+             "test_after_training=false", "callbacks=none", "logger=none", f"hydra.run.dir={run}"]
+    predict = ["predict", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"inputs=[{folder}]",
+               f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'predict'}"]
+    # resolve_decoder logs its choice once per process: cleared, so that predict's log says it again
+    code = ("import sys; from flashvid.cli import main; from flashvid.data.decoding import resolve_decoder; "
+            f"sys.exit(main({train!r}) or resolve_decoder.cache_clear() or print('PREDICT', flush=True) "
+            f"or main({predict!r}))")
+    proc = ok(subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600, stdin=subprocess.DEVNULL))
     log = (run / "train.log").read_text()
     assert "flashvid decoder: pyav (torchcodec unavailable: OSError: libavutil.so.59" in log, log[-2000:]
     m = json.loads((run / "metrics.json").read_text())
     assert m["global_step"] > 0 and m["failed_files"]["num_seen"] > 0 and m["failed_files"]["num_failed"] == 0
-    folder = demo_root / "test" / "left"
-    proc = ok(cli("predict", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"inputs=[{folder}]",
-                  f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'predict'}"))
-    assert "flashvid decoder: pyav" in proc.stdout + proc.stderr + (tmp_path / "predict" / "predict.log").read_text()
+    predicted = proc.stdout.partition("PREDICT")[2] + (tmp_path / "predict" / "predict.log").read_text()
+    assert "flashvid decoder: pyav" in predicted
     preds = json.loads((tmp_path / "preds.json").read_text())
     assert [Path(p["path"]).name for p in preds] == sorted(p.name for p in folder.iterdir())
     assert all(p["label"] in LABELS and not p.get("error") for p in preds)
 
 
 @pytest.mark.slow
-def test_resume_continues_the_run_from_its_last_checkpoint(trained: Path, demo_root: Path, tmp_path: Path) -> None:
+def test_resume_continues_the_run_from_its_last_checkpoint(trained: Path, demo_root: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """``resume=true`` in a finished run's directory trains on from last.ckpt: one more epoch, not three."""
     import shutil
 
+    from flashvid.cli import main
+
+    monkeypatch.chdir(tmp_path)
     run = tmp_path / "run"
     shutil.copytree(trained, run)
-    proc = ok(flashvid("train", *data_args(demo_root), "model=tiny", "trainer.max_epochs=3", "data.batch_size=4",
-                       "model.learning_rate=3e-3", "test_after_training=false", f"hydra.run.dir={run}",
-                       "resume=true", cwd=tmp_path))
-    assert "resuming from" in proc.stdout + proc.stderr
+    assert main(["train", *data_args(demo_root), "model=tiny", "trainer.max_epochs=3", "data.batch_size=4",
+                 "model.learning_rate=3e-3", "test_after_training=false", f"hydra.run.dir={run}",
+                 "resume=true"]) == 0
+    assert "resuming from" in "".join(capsys.readouterr())
     m = json.loads((run / "metrics.json").read_text())
     assert m["epochs"] == 3 and m["global_step"] == 3 * (24 // 4)
-    missing = flashvid("train", *data_args(demo_root), "model=tiny", f"hydra.run.dir={tmp_path / 'empty'}",
-                       "resume=true", cwd=tmp_path)
-    assert missing.returncode != 0 and "holds no checkpoint" in missing.stderr and "Traceback" not in missing.stderr
+    assert main(["train", *data_args(demo_root), "model=tiny", f"hydra.run.dir={tmp_path / 'empty'}",
+                 "resume=true"]) != 0
+    err = capsys.readouterr().err
+    assert "holds no checkpoint" in err and "Traceback" not in err
 
 
 @pytest.mark.slow
-def test_test_reports_multiview_video_accuracy(trained: Path, demo_root: Path, tmp_path: Path) -> None:
+def test_test_reports_multiview_video_accuracy(trained: Path, demo_root: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     """``flashvid test`` on a test folder holding only some classes, in another order: indices follow the
     checkpoint's; 2 clips x 3 crops per video."""
     only = tmp_path / "subset"
@@ -234,27 +245,36 @@ def test_test_reports_multiview_video_accuracy(trained: Path, demo_root: Path, t
         (only / cls).mkdir(parents=True)
         for f in (demo_root / "test" / cls).iterdir():
             (only / cls / f.name).symlink_to(f)
-    proc = ok(flashvid("test", f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}", f"data.test_folder={only}",
-                       "data.num_clips=2", "data.num_crops=3", f"hydra.run.dir={tmp_path / 'test'}", cwd=tmp_path))
+    from flashvid.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["test", f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}", f"data.test_folder={only}",
+                 "data.num_clips=2", "data.num_crops=3", f"hydra.run.dir={tmp_path / 'test'}"]) == 0
+    stdout = capsys.readouterr().out
     r = json.loads((tmp_path / "test" / "test_metrics.json").read_text())
     assert r["num_videos"] == 4 and r["views_per_video"] == {"num_clips": 2, "num_crops": 3}
     assert 0.0 <= r["top1"] <= 1.0 and 0.0 <= r["mean_class_accuracy"] <= 1.0
-    assert "top5" not in r and "top-5" not in proc.stdout and "top-4" not in proc.stdout  # 4 classes
+    assert "top5" not in r and "top-5" not in stdout and "top-4" not in stdout  # 4 classes
     assert r["num_classes"] == 4 and r["failed_files"]["num_failed"] == 0
-    assert "top-1 accuracy" in proc.stdout and "2 clip(s) x 3 crop(s)" in proc.stdout
+    assert "top-1 accuracy" in stdout and "2 clip(s) x 3 crop(s)" in stdout
 
 
 @pytest.mark.slow
-def test_predict_prints_table_and_writes_json(trained: Path, demo_root: Path, tmp_path: Path) -> None:
+def test_predict_prints_table_and_writes_json(trained: Path, demo_root: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     """Files and folders in input order; an unreadable file gets an error entry and does not stop the others."""
     folder, one = demo_root / "test" / "left", sorted((demo_root / "test" / "right").iterdir())[0]
     missing = tmp_path / "missing.mp4"
     out = tmp_path / "preds.json"
-    proc = flashvid("predict", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
-                    f"inputs=[{folder},{one},{missing}]", "top_k=3", f"output={out}",
-                    f"hydra.run.dir={tmp_path / 'predict'}", cwd=tmp_path)
-    assert proc.returncode == 3, proc.stderr[-2000:]  # written, but one file failed: the exit status says so
-    assert "1 of" in proc.stderr and "Traceback" not in proc.stderr
+    from flashvid.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["predict", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", f"inputs=[{folder},{one},{missing}]",
+                 "top_k=3", f"output={out}", f"hydra.run.dir={tmp_path / 'predict'}"])
+    proc = capsys.readouterr()
+    assert code == 3, proc.err[-2000:]  # written, but one file failed: the exit status says so
+    assert "1 of" in proc.err and "Traceback" not in proc.err
     results = json.loads(out.read_text())
     expected = sorted(str(p) for p in folder.iterdir()) + [str(one), str(missing)]
     assert [r["path"] for r in results] == expected
@@ -263,12 +283,13 @@ def test_predict_prints_table_and_writes_json(trained: Path, demo_root: Path, tm
         scores = [t["score"] for t in r["top_k"]]
         assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-5
     assert results[-1]["label"] is None and results[-1]["error"]
-    assert "prediction" in proc.stdout and "unreadable" in proc.stdout
-    assert f"left{os.sep}{sorted(folder.iterdir())[0].name}" in proc.stdout and f"right{os.sep}{one.name}" in proc.stdout
+    assert "prediction" in proc.out and "unreadable" in proc.out
+    assert f"left{os.sep}{sorted(folder.iterdir())[0].name}" in proc.out and f"right{os.sep}{one.name}" in proc.out
 
 
 @pytest.mark.slow
-def test_predict_table_fits_the_terminal(trained: Path, demo_root: Path, tmp_path: Path) -> None:
+def test_predict_table_fits_the_terminal(trained: Path, demo_root: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """At 80 and 120 columns (and in a pipe) each file is one table row within the width, long paths shortened in
     the middle so the file name keeps its extension; the table folded file names mid-extension, at 80 every row."""
     folder = tmp_path / "footage_from_the_parking_lot_cameras_recorded_in_the_summer_of_2024"
@@ -295,25 +316,27 @@ def test_predict_table_fits_the_terminal(trained: Path, demo_root: Path, tmp_pat
             head, dots, tail = cell.partition("…")
             assert cell == name if columns == 120 else (dots and name.startswith(head) and tail.endswith(
                 "/" + Path(name).name)), cell
-    env_columns = os.environ.pop("COLUMNS", None)
-    try:  # not a terminal: the fixed width
-        piped = ok(flashvid(*args, cwd=tmp_path)).stdout.splitlines()
-    finally:
-        if env_columns is not None:
-            os.environ["COLUMNS"] = env_columns
-    assert rows(piped, 120) == names
+    from flashvid.cli import main
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # not a terminal (pytest's captured stdout): the fixed width
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 0
+    assert rows(capsys.readouterr().out.splitlines(), 120) == names
 
 
 @pytest.mark.slow
-def test_multirun_sweeps_two_values(demo_root: Path, tmp_path: Path) -> None:
+def test_multirun_sweeps_two_values(demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
     """``-m`` with two learning rates: two run directories, each with its own resolved config and metrics."""
+    from flashvid.cli import main
+
     sweep = tmp_path / "sweep"
-    proc = ok(flashvid("train", "-m", *data_args(demo_root), "model=tiny", "model.learning_rate=1e-3,4e-3",
-                       "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-                       "trainer.num_sanity_val_steps=0",
-                       "test_after_training=false", "logger=csv", "callbacks=model_checkpoint",
-                       f"hydra.sweep.dir={sweep}", cwd=tmp_path))
-    assert "Launching 2 jobs" in proc.stdout + proc.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-m", *data_args(demo_root), "model=tiny", "model.learning_rate=1e-3,4e-3",
+                 "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                 "trainer.num_sanity_val_steps=0", "test_after_training=false", "logger=csv",
+                 "callbacks=model_checkpoint", f"hydra.sweep.dir={sweep}"]) == 0
+    assert "Launching 2 jobs" in "".join(capsys.readouterr())
     for job, lr in (("0", "0.001"), ("1", "0.004")):
         assert f"learning_rate: {lr}" in (sweep / job / "config.yaml").read_text()
         m = json.loads((sweep / job / "metrics.json").read_text())

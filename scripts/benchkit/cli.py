@@ -16,8 +16,9 @@ from .record import BenchError, Record
 
 
 def subcommands() -> dict[str, ModuleType]:
-    return {m.name: importlib.import_module(f"{commands.__name__}.{m.name}")
-            for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name) if not m.name.startswith("_")}
+    """Subcommand name (the module's, ``_`` written ``-``) -> module."""
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    return {n.replace("_", "-"): importlib.import_module(f"{commands.__name__}.{n}") for n in names}
 
 
 def parser() -> argparse.ArgumentParser:

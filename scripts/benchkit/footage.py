@@ -118,13 +118,13 @@ def describe(folder: Path) -> dict[str, Any]:
             "keyframe_interval_median": statistics.median(gops) if gops else None}
 
 
-def prepared(fset: FootageSet, spec: str, backbone: str, args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def prepared(fset: FootageSet, spec: str, backbone: str | None, args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """``flashvid prepare`` of the set with ``spec``'s settings (``"prepared"``: its defaults; otherwise
     ``key=value`` overrides as for ``flashvid prepare``, ``prepare.`` optional: a :class:`PrepareSettings` field
     goes to the settings, any other key to :func:`~flashvid.data.prepare.prepare`, e.g. a new ``format``), sized
-    for ``backbone`` as ``flashvid prepare model=...`` does. Returns the data options that train on the copy
-    (prepare's own ``data_options``) and prepare's report. The copy is kept in ``--data``; prepare's manifest makes
-    a later run convert nothing."""
+    for ``backbone`` as ``flashvid prepare model=...`` does (None: prepare's defaults). Returns the data options
+    that train on the copy (prepare's own ``data_options``) and prepare's report. The copy is kept in ``--data``;
+    prepare's manifest makes a later run convert nothing."""
     from flashvid.data.prepare import PrepareSettings, prepare, settings_for
 
     opts = {} if spec == "prepared" else overrides.parse(spec, "prepare.", "--prepare")
@@ -132,7 +132,7 @@ def prepared(fset: FootageSet, spec: str, backbone: str, args: Any) -> tuple[dic
     settings = settings_for({}, backbone, **{k: v for k, v in opts.items() if k in fields})
     call = {k: v for k, v in opts.items() if k not in fields}
     call.setdefault("workers", args.prepare_workers)
-    out = Path(args.data) / "prepared" / f"{overrides.slug(fset.name)}__{backbone}__{overrides.slug(spec)}"
+    out = Path(args.data) / "prepared" / f"{overrides.slug(fset.name)}__{backbone or 'default'}__{overrides.slug(spec)}"
     try:
         report = prepare(out, train_folder=fset.train, settings=settings, progress=False, **call)
     except TypeError as e:

@@ -92,9 +92,9 @@ class Record:
         return row
 
     # ---------------------------------------------------------------------------------------------- steps
-    def step(self, name: str, fn: Callable[[], Any], cost_s: float = 0.0) -> Any:
-        """Run one measurement unless the time budget is spent; one failing configuration is recorded and does
-        not lose the others (the matrix runs on)."""
+    def step(self, name: str, fn: Callable[..., Any], *args: Any, cost_s: float = 0.0, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` unless the time budget is spent (less than ``cost_s`` left); one failing
+        configuration is recorded and does not lose the others (the matrix runs on)."""
         if self.budget_s is not None:
             left = self.budget_s - (time.perf_counter() - self.t0)
             if left < cost_s:
@@ -105,7 +105,7 @@ class Record:
         t = time.perf_counter()
         self.log("START", name)
         try:
-            return fn()
+            return fn(*args, **kwargs)
         except BenchError:
             raise
         except Exception as e:  # noqa: BLE001  (recorded with its traceback in the log; the matrix goes on)

@@ -24,23 +24,28 @@ def run(args: argparse.Namespace, record: Record, parts: Sequence[str]) -> None:
         model = models.get(name)
         own = [c for c in configs if c.model == name]
         if "loader" in parts or "train" in parts:
-            res = record.step(f"{name} model_only", lambda: baseline.model_only_training(args, model, args.batch_size),
+            res = record.step(f"{name} model_only", baseline.model_only_training, args, model, args.batch_size,
                               cost_s=30)
             if res and res.get("clips_per_s"):
                 record.baseline("model_only_training", res.pop("clips_per_s"), "clips/s", group=name, **res)
         for c in own:
             fields = dataclasses.asdict(c)
             if "loader" in parts:
-                res = record.step(f"{name} loader {c.label()}",
-                                  lambda c=c: loading.measure_config(args, name, sources.data_kwargs(c)), cost_s=15)
+                res = record.step(f"{name} loader {c.label()}", _loader, args, name, sources, c, cost_s=15)
                 _row(record, f"loader {c.label()}", res, name, fields)
             if "train" in parts:
-                res = record.step(f"{name} train {c.label()}",
-                                  lambda c=c: training.measure_config(args, model, sources.data_kwargs(c),
-                                                                      c.steps_per_epoch), cost_s=20)
+                res = record.step(f"{name} train {c.label()}", _train, args, model, sources, c, cost_s=20)
                 _row(record, f"train {c.label()}", res, name, fields)
         if "predict" in parts:
             _predict(args, record, sources, model, name, own)
+
+
+def _loader(args: argparse.Namespace, backbone: str, sources: matrix.Sources, c: matrix.Config) -> dict[str, Any]:
+    return loading.measure_config(args, backbone, sources.data_kwargs(c))
+
+
+def _train(args: argparse.Namespace, model: Any, sources: matrix.Sources, c: matrix.Config) -> dict[str, Any]:
+    return training.measure_config(args, model, sources.data_kwargs(c), c.steps_per_epoch)
 
 
 def _row(record: Record, label: str, res: dict[str, Any] | None, group: str, fields: dict[str, Any]) -> None:
@@ -53,9 +58,8 @@ def _predict(args: argparse.Namespace, record: Record, sources: matrix.Sources, 
     """Files/s of ``predict`` per footage set, store and workers, against the model's forward pass on in-memory
     clips (one clip per file). Steps per epoch and data overrides are training options: predict takes neither."""
     group = f"{name} predict"
-    res = record.step(f"{group} model_only",
-                      lambda: baseline.model_only_inference(model, args.predict_batch_size, args.predict_batches),
-                      cost_s=10)
+    res = record.step(f"{group} model_only", baseline.model_only_inference, model, args.predict_batch_size,
+                      args.predict_batches, cost_s=10)
     if res:
         record.baseline("model_only_inference", res.pop("clips_per_s"), "files/s", group=group, **res)
     seen = set()
@@ -64,11 +68,10 @@ def _predict(args: argparse.Namespace, record: Record, sources: matrix.Sources, 
         if c in seen:
             continue
         seen.add(c)
-        kw = sources.data_kwargs(c)
-        folder = kw["train_folder"]
-        res = record.step(f"{group} {c.label()}",
-                          lambda f=folder, c=c, kw=kw: predicting.measure_folder(args, model, f, c.workers,
-                                                                                 kw.get("decoder", "auto")),
-                          cost_s=10)
+        kw = record.step(f"{group} {c.label()} data", sources.data_kwargs, c)
+        if kw is None:
+            continue
+        res = record.step(f"{group} {c.label()}", predicting.measure_folder, args, model, kw["train_folder"], c.workers,
+                          kw.get("decoder", "auto"), cost_s=10)
         if res:
             record.row(c.label(), res.pop("files_per_s"), "files/s", group=group, config=dataclasses.asdict(c), **res)

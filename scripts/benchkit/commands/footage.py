@@ -1,4 +1,6 @@
-"""The footage matrix in one call: loader, training and predict over every configuration, each against its
+"""The footage matrix in one call: loader, train and predict against their baselines.
+
+The footage matrix in one call: loader, training and predict over every configuration, each against its
 baseline measured in the same run (model-only training; the model's forward pass for predict).
 
 The matrix (issue 19): models videomae_base,x3d_m; footage sets (every kind of SHARED/realclips and

@@ -1,4 +1,6 @@
-"""``VideoClassifier.predict`` files/s per footage set (one centre clip per file), against the model's forward
+"""predict files/s per footage set, against the model's forward pass on in-memory clips.
+
+``VideoClassifier.predict`` files/s per footage set (one centre clip per file), against the model's forward
 pass on in-memory clips (files/s with no decoding). The transformers video-classification pipeline is a second
 baseline with --pipeline (VideoMAE only).
 

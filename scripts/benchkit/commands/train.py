@@ -1,4 +1,6 @@
-"""Training throughput, end to end against model-only (the same model and steps fed from memory), over the matrix.
+"""Training clips/s end to end, against model-only (the same model fed from memory).
+
+Training throughput, end to end against model-only (the same model and steps fed from memory), over the matrix.
 
 Both go through the user's path (VideoClassificationData, VideoClassifier, flashvid.Trainer; on a GPU the
 trainer=gpu defaults: bf16-mixed, GPU augmentation, VideoMAE compiled). Per configuration: clips/s, the share of

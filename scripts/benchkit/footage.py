@@ -56,15 +56,16 @@ def known_names(shared: Path) -> list[str]:
 
 
 def resolve(names: str, shared: Path) -> list[str]:
-    """``--sets`` -> set names; ``real`` is every shared set, ``synth`` every synthetic variant, ``all`` both."""
+    """``--sets`` -> set names; ``real`` is every shared set, ``synth`` every synthetic variant, ``all`` both; a
+    folder of class folders is a set of its own, used in place."""
     real = list(shared_sets(shared))
     out: list[str] = []
     for name in (n.strip() for n in names.split(",") if n.strip()):
         expanded = {"real": real, "synth": [f"synth:{v}" for v in SYNTH], "all": known_names(shared)}.get(name, [name])
         for n in expanded:
-            if not (n.startswith("synth:") and n[6:] in SYNTH or n in real):
-                raise BenchError(f"--sets {n}: unknown footage set (here: {', '.join(known_names(shared)) or 'none'};"
-                                 f" the shared sets come from --shared {shared})")
+            if not (n.startswith("synth:") and n[6:] in SYNTH or n in real or Path(n).is_dir()):
+                raise BenchError(f"--sets {n}: neither a folder nor a footage set (here: "
+                                 f"{', '.join(known_names(shared))}; the shared sets come from --shared {shared})")
             if n not in out:
                 out.append(n)
     return out
@@ -73,7 +74,7 @@ def resolve(names: str, shared: Path) -> list[str]:
 def get(name: str, args: Any) -> FootageSet:
     """The set's train folder, making a synthetic set on first use (kept in ``--data`` for later runs)."""
     if not name.startswith("synth:"):
-        return FootageSet(name, shared_sets(Path(args.shared))[name])
+        return FootageSet(name, shared_sets(Path(args.shared)).get(name) or Path(name))
     import make_synth_footage  # scripts/
 
     kw = dict(SYNTH[name[6:]])

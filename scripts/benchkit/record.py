@@ -4,6 +4,7 @@ measurement (a killed run keeps what finished)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -32,10 +33,10 @@ def machine() -> dict[str, Any]:
         pass
     versions: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
                                 "flashvid": flashvid.__version__}
-    for name in ("av", "torchcodec", "transformers", "lightning"):
-        try:
-            versions[name] = __import__(name).__version__
-        except Exception:  # noqa: BLE001  (optional; torchcodec raises more than ImportError without FFmpeg)
+    for name in ("av", "torchcodec", "transformers", "lightning", "torchvision"):
+        try:  # the installed version, without importing the package (transformers alone takes seconds)
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     gpu = torch.cuda.is_available()
     return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpu": torch.cuda.get_device_name() if gpu else None,

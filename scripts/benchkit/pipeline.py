@@ -19,7 +19,8 @@ def save_checkpoint(directory: str, backbone: str, num_labels: int) -> None:
     from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEImageProcessor
 
     labels = {i: f"class_{i}" for i in range(num_labels)}
-    cfg = VideoMAEConfig(num_labels=num_labels, id2label=labels, label2id={v: k for k, v in labels.items()},
+    cfg = VideoMAEConfig(num_labels=num_labels, id2label=labels,  # type: ignore[call-arg]
+                         label2id={v: k for k, v in labels.items()},
                          **SIZES[backbone])
     VideoMAEForVideoClassification(cfg).save_pretrained(directory)
     VideoMAEImageProcessor().save_pretrained(directory)

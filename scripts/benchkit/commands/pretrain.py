@@ -194,7 +194,8 @@ def run(args: argparse.Namespace, record: Record) -> None:
     began = time.perf_counter()
     root = prepare_data(args, out)
     data_seconds = time.perf_counter() - began
-    runs, skipped = [], []
+    runs: list[dict[str, Any]] = []
+    skipped: list[int] = []
     for seed in args.seeds:
         elapsed = time.perf_counter() - began
         per_seed = (elapsed - data_seconds) / len(runs) if runs else 0.0

@@ -121,12 +121,14 @@ class Record:
     def finish(self) -> dict[str, Any]:
         """Print the table (value, ratio to the baseline) and the JSON's path; return the record."""
         self.save()
-        print(f"\n{'group':<16} {'measurement':<52} {'value':>12}  unit        ratio")
-        for group, b in self.data["baselines"].items():
-            print(f"{group:<16} {'BASELINE ' + b['name']:<52} {b['value']:>12g}  {b['unit']:<10}  1")
-        for r in self.data["rows"]:
-            ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
-            print(f"{r['group']:<16} {r['name']:<52} {r['value']:>12g}  {r['unit']:<10}  {ratio}")
+        lines = [(g, "BASELINE " + b["name"], b["value"], b["unit"], "1") for g, b in self.data["baselines"].items()]
+        lines += [(r["group"], r["name"], r["value"], r["unit"], "-" if r["ratio"] is None else f"{r['ratio']:.3f}")
+                  for r in self.data["rows"]]
+        gw = max([len("group"), *(len(x[0]) for x in lines)])
+        nw = max([len("measurement"), *(len(x[1]) for x in lines)])
+        print(f"\n{'group':<{gw}}  {'measurement':<{nw}}  {'value':>10}  {'unit':<12} ratio")
+        for group, name, value, unit, ratio in lines:
+            print(f"{group:<{gw}}  {name:<{nw}}  {value:>10g}  {unit:<12} {ratio}")
         for what in ("skipped", "errors"):
             for k, v in self.data[what].items():
                 print(f"{what}: {k}: {v}")

@@ -53,3 +53,28 @@ def test_bad_options_fail_in_one_line_before_running(tmp_path: Path, capsys: pyt
     assert main(["train", "--out", str(tmp_path), "--model", "tiny", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("variant, check", [
+    ("fps29.97", lambda v: v["kinds"] == {"h264 86x48 29.97fps": 1}),  # NTSC: 30000/1001, as cameras write it
+    ("portrait", lambda v: v["kinds"] == {"h264 48x86 30fps": 1}),
+])
+def test_synthetic_footage_variants(tmp_path: Path, variant: str, check) -> None:
+    from types import SimpleNamespace
+
+    from benchkit import footage
+
+    args = SimpleNamespace(data=tmp_path, synth_height=48, synth_seconds=1, synth_classes=1, synth_per_class=1,
+                           shared=tmp_path)
+    fset = footage.get(f"synth:{variant}", args)
+    desc = footage.describe(fset.train)
+    assert desc["files"] == 1 and check(desc), desc
+
+
+def test_overrides_are_parsed_as_hydra_writes_them() -> None:
+    from benchkit import overrides
+
+    assert overrides.parse("data.a=1 +data.b.c=x data.d=[1,2] data.e=null data.f=true", "data.", "t") == {
+        "a": 1, "b": {"c": "x"}, "d": [1, 2], "e": None, "f": True}
+    slug = overrides.slug("data.clips_per_video=2 data.keyframe_aligned=true")
+    assert slug == "clips_per_video-2-keyframe_aligned-true"

@@ -104,7 +104,7 @@ def describe(folder: Path) -> dict[str, Any]:
             s = c.streams.video[0]
             cc = s.codec_context
             fps = float(s.average_rate or s.guessed_rate or 0)
-            kind = f"{cc.name} {cc.width}x{cc.height} {fps:.3g}fps"
+            kind = f"{cc.name} {cc.width}x{cc.height} {fps:.4g}fps"
             kinds[kind] = kinds.get(kind, 0) + 1
             dur = float(c.duration / 1e6) if c.duration else 0.0
             if dur:

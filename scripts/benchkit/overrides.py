@@ -39,7 +39,7 @@ def parse(spec: str, prefix: str, what: str) -> dict[str, Any]:
 
 def slug(spec: str) -> str:
     """A short file- and label-safe name for an override set (``format=frames`` -> ``format-frames``)."""
-    return re.sub(r"[^A-Za-z0-9.]+", "-", spec.replace("data.", "").replace("prepare.", "")).strip("-") or "none"
+    return re.sub(r"[^A-Za-z0-9._]+", "-", spec.replace("data.", "").replace("prepare.", "")).strip("-") or "none"
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,11 @@
 #   3. flashvid itself, editable, with its dev extras (pytest, ruff, mypy...), when this checkout is not the
 #      installed one or a requirement in pyproject.toml is missing.
 # pip installs with the lock for this Python, constraints/py3XX.txt (the versions the test suite passed with;
-# `bash scripts/lock.sh` regenerates it), so a fresh machine gets the same versions tomorrow as today.
+# `bash scripts/machine/lock.sh` regenerates it), so a fresh machine gets the same versions tomorrow as today.
 # It prints a few `setup:` lines; apt's and pip's own output goes to the log ($ROOT/.setup.log), named on failure.
 # PYTHON picks the interpreter (default: python3; a virtual environment's when one is active).
 # FLASHVID_TORCH_INDEX=URL takes torch and torchvision from another wheel index (a CPU-only one saves ~5 GB).
-# FLASHVID_LOCK=none installs the newest allowed versions instead (scripts/check_latest.sh); FLASHVID_LOCK=FILE
+# FLASHVID_LOCK=none installs the newest allowed versions instead (scripts/machine/check_latest.sh); FLASHVID_LOCK=FILE
 # another lock. FLASHVID_SETUP_LOG=FILE moves the log.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +39,7 @@ elif [ -f "$LOCK" ]; then
   PIN=(-c "$LOCK")
 else
   say "WARNING: no lock for Python ${PYVER:0:1}.${PYVER:1} ($LOCK is missing): pip picks the newest allowed" \
-      "versions, which the test suite has not seen (locks: constraints/; bash scripts/lock.sh adds one)" >&2
+      "versions, which the test suite has not seen (locks: constraints/; bash scripts/machine/lock.sh adds one)" >&2
 fi
 
 # 1. FFmpeg libraries ------------------------------------------------------------------------------------------

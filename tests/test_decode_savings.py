@@ -240,3 +240,30 @@ def test_repeated_starts_share_one_span() -> None:
         assert len(starts) == 3 and max(starts) - min(starts) <= s.span(30.0)
         assert all(0 <= x <= 600 - s.span(30.0) for x in starts)
     assert s.repeated_starts(40, 30.0, 2, rng) == [0.0, 0.0]  # shorter than a clip: both start at 0
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_skip_nonref_option_reaches_the_readers_and_keeps_the_frames(long_gop: Path, monkeypatch, skip: bool) -> None:
+    """``data.skip_nonref`` (a datamodule option, once a module flag the benchmarks flipped) is what the training
+    dataset's PyAV readers run with, and either way a clip's frames are the same."""
+    from flashvid.data import dataset as dataset_module
+
+    opened: list[bool] = []
+
+    def spy(*args, **kwargs):
+        reader = dataset_module.open_video.__wrapped__(*args, **kwargs)  # type: ignore[attr-defined]
+        opened.append(reader._skip_ok)
+        return reader
+
+    spy.__wrapped__ = dataset_module.open_video  # type: ignore[attr-defined]
+    monkeypatch.setattr(dataset_module, "open_video", spy)
+    sample = [VideoSample(str(long_gop), 0)]
+    dms = [VideoClassificationData(train=sample, labels=["a"], num_frames=8, crop_size=CROP, batch_size=1,
+                                   num_workers=0, decoder="pyav", skip_nonref=s, persistent_workers=False)
+           for s in (skip, True)]
+    for dm in dms:
+        dm.setup("fit")
+    assert dms[0].datasets["train"].skip_nonref is skip
+    a, b = (dm.datasets["train"].load(str(long_gop), random.Random(5)) for dm in dms)
+    assert opened[0] is skip and opened[1] is True
+    assert torch.equal(a, b)

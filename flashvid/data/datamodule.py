@@ -83,6 +83,7 @@ class VideoClassificationData(L.LightningDataModule):
         clips_per_video: int = 1,
         keyframe_aligned: bool = False,
         decode_threads: int = 1,
+        skip_nonref: bool = True,
         decoder: str = "auto",
         transforms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
         augmentation: Augmentation | Mapping[str, Any] | None = None,
@@ -123,6 +124,7 @@ class VideoClassificationData(L.LightningDataModule):
         self.clips_per_video = clips_per_video
         self.keyframe_aligned = keyframe_aligned  # training clips start at keyframes: no lead-in, fewer starts
         self.decode_threads = decode_threads  # decoder threads per loader worker (large frames, spare cores)
+        self.skip_nonref = skip_nonref  # PyAV's exact non-reference skip; off only to measure what it saves
         self.decoder = decoder
         self.transforms = dict(transforms or {})
         if isinstance(augmentation, Mapping):
@@ -285,7 +287,7 @@ class VideoClassificationData(L.LightningDataModule):
                 samples, replace(sampling, rate_jitter=a.rate_jitter) if split == "train" else sampling,
                 self.transforms.get(split, default_transforms[split]), modes[split],
                 num_clips=clips, decoder=decoder, seed=self.seed, decode_threads=self.decode_threads,
-                clips_per_video=self.clips_per_video if train else 1,
+                skip_nonref=self.skip_nonref, clips_per_video=self.clips_per_video if train else 1,
                 keyframe_aligned=self.keyframe_aligned and train,
             )
         self.batch_steps = build_batch_steps(a, cfg, self.num_classes)

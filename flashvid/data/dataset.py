@@ -82,6 +82,7 @@ class VideoClipDataset(Dataset):
         clips_per_video: int = 1,
         keyframe_aligned: bool = False,
         decode_threads: int = 1,
+        skip_nonref: bool = True,
     ):
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
@@ -90,6 +91,7 @@ class VideoClipDataset(Dataset):
         self.clips_per_video = clips_per_video
         self.keyframe_aligned = keyframe_aligned
         self.decode_threads = decode_threads
+        self.skip_nonref = skip_nonref  # PyAV's exact non-reference skip (decoding.open_video); off to measure it
         self.samples = list(samples)
         self.sampling = sampling
         self.transform = transform
@@ -130,7 +132,7 @@ class VideoClipDataset(Dataset):
         too (through a private seeding of ``random``), so a sample's crop depends on (seed, epoch, index) alone, as
         its clip start does.
         """
-        reader = open_video(path, self.decoder, num_threads=self.decode_threads)
+        reader = open_video(path, self.decoder, num_threads=self.decode_threads, skip_nonref=self.skip_nonref)
         try:
             info = reader.info
             clips = self._clips(path, info, rng)

@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 
 DecoderName = Literal["auto", "torchcodec", "pyav"]
 DECODERS: tuple[str, ...] = ("auto", "torchcodec", "pyav")
-# PyAV: do not decode non-reference frames that no clip frame is (the lead-in from the keyframe and the frames
-# between strided clip frames); exact, measured in docs/benchmarks.md. A module setting so that benchmarks can
-# compare; forked loader workers inherit it.
-PYAV_SKIP_NONREF = True
 
 
 class VideoDecodeError(RuntimeError):
@@ -363,7 +359,7 @@ def open_container(path: str | os.PathLike) -> InputContainer:
 class PyAVReader:
     """PyAV (bundled FFmpeg): seeks to the keyframe before the clip and decodes forward to its last frame."""
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1, skip_nonref: bool | None = None):
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, skip_nonref: bool = True):
         self.path = str(path)
         _check_file(self.path)
         try:
@@ -406,8 +402,7 @@ class PyAVReader:
         self.info = VideoInfo(int(num_frames), _sampling_fps(self.path, fps, int(num_frames), duration), int(width),
                               int(height))
         # AVI timestamps (packed B-frames) are not trusted enough to decide which packets to skip
-        skip = PYAV_SKIP_NONREF if skip_nonref is None else skip_nonref
-        self._skip_ok = skip and bool(self._tick) and "avi" not in self._container.format.name.split(",")
+        self._skip_ok = skip_nonref and bool(self._tick) and "avi" not in self._container.format.name.split(",")
 
     def _pick_stream(self, streams: Sequence) -> object:
         """The largest video stream, as the ffmpeg CLI does; cover art (an attached picture) only when alone."""
@@ -584,11 +579,17 @@ def decoder_for(path: str | os.PathLike, decoder: str = "auto") -> str:
     return "pyav" if os.path.splitext(str(path))[1].lower() in PYAV_CONTAINERS else "torchcodec"
 
 
-def open_video(path: str | os.PathLike, decoder: str = "auto", num_threads: int = 1) -> VideoReader:
-    """Open ``path`` with the chosen decoder; raises :class:`VideoDecodeError` naming the file on failure."""
+def open_video(path: str | os.PathLike, decoder: str = "auto", num_threads: int = 1,
+               skip_nonref: bool = True) -> VideoReader:
+    """Open ``path`` with the chosen decoder; raises :class:`VideoDecodeError` naming the file on failure.
+
+    ``skip_nonref`` (PyAV): do not decode the non-reference frames that no clip frame is (the lead-in from the
+    keyframe and the frames between strided clip frames); exact, measured in docs/benchmarks.md. On by default;
+    off only to measure what it saves.
+    """
     if decoder_for(path, decoder) == "torchcodec":
         return TorchCodecReader(path, num_threads=num_threads)
-    return PyAVReader(path, num_threads=num_threads)
+    return PyAVReader(path, num_threads=num_threads, skip_nonref=skip_nonref)
 
 
 def probe(path: str | os.PathLike, decoder: str = "auto") -> VideoInfo:

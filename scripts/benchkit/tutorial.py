@@ -1,33 +1,11 @@
-"""Data-loading throughput: flashvid's train dataloader against pytorchvideo's ``Ucf101`` with the Hugging Face
-tutorial's transforms, on the same UCF101-shaped folder, for 1..N DataLoader workers, in one run.
-
-Both pipelines train-sample 16 frames at sampling rate 4 (30 fps reference) and end at 224 px crops:
-
-* flashvid: ``VideoClassificationData.from_folders`` train loader (decode + resize the short side to 256-320 +
-  random 256 px crop, uint8). Its float conversion, normalisation, random resized crop to 224 and flip run later,
-  per batch, on the GPU (``BatchAugmentation``); ``--gpu-aug-on-cpu`` adds them to this measurement on the CPU.
-* pytorchvideo 0.1.5: ``pytorchvideo.data.Ucf101`` (PyAV) with /work/shared/bench/seed_pipeline.py's transforms
-  (UniformTemporalSubsample, /255, Normalize, RandomShortSideScale(256, 320), RandomCrop(224), flip) and collate.
-
-Each measurement skips ``--warmup`` batches (worker start-up, first opens), then times ``--batches`` batches of
-``--batch-size`` clips with nothing else consuming them: clips/s is the loader's production rate.
-``--profile`` adds a single-process breakdown (open, decode, transform, collate) per clip.
-
-Usage::
-
-    python /work/shared/bench/make_synth_ucf.py /tmp/ucf         # needs opencv-python-headless
-    python scripts/bench_data.py --root /tmp/ucf --out bench_data.json --profile
-"""
+"""The Hugging Face tutorial's data pipeline (pytorchvideo ``Ucf101`` with seed_pipeline.py's transforms) beside
+flashvid's train loader, timed alike: the ``tutorial-loader`` subcommand's measurements."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -39,7 +17,6 @@ from flashvid.data import VideoClassificationData, collate_clips
 from flashvid.data.decoding import open_video, resolve_decoder
 
 NUM_FRAMES, SAMPLING_RATE, TARGET_FPS, CROP = 16, 4, 30, 224
-SEED_DEFAULT_SCRIPT = Path("/work/shared/bench/seed_pipeline.py")
 
 
 # ---------------------------------------------------------------------------------------------------- pipelines
@@ -56,8 +33,7 @@ def flashvid_loader(train: Path, workers: int, batch_size: int, prefetch: int, d
 def seed_transforms() -> tuple[Callable[[dict], dict], tuple[list[float], list[float]]]:
     """The tutorial's train transform, as in seed_pipeline.py (VideoMAE-base defaults: 16 frames, 224, ImageNet
     mean/std), built the same way."""
-    from pytorchvideo.transforms import (ApplyTransformToKey, Normalize, RandomShortSideScale,
-                                         UniformTemporalSubsample)
+    from pytorchvideo.transforms import ApplyTransformToKey, Normalize, RandomShortSideScale, UniformTemporalSubsample
     from torchvision.transforms import Compose, Lambda, RandomCrop, RandomHorizontalFlip
     from transformers import VideoMAEConfig, VideoMAEImageProcessor
 
@@ -189,78 +165,3 @@ def profile(train: Path, n: int, decoder: str) -> dict[str, dict[str, float]]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------------- main
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    cores = os.cpu_count() or 1
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--root", type=Path, required=True, help="UCF101-shaped folder (ROOT/train/<Class>/*.avi)")
-    p.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")],
-                   default=list(range(1, cores + 1)), help=f"comma-separated worker counts (default 1..{cores})")
-    p.add_argument("--batch-size", type=int, default=8, help="the tutorial's batch size (default 8)")
-    p.add_argument("--batches", type=int, default=8, help="timed batches per measurement (default 8)")
-    p.add_argument("--warmup", type=int, default=2, help="batches skipped before timing (default 2)")
-    p.add_argument("--repeats", type=int, default=3, help="alternating runs per worker count; median kept")
-    p.add_argument("--prefetch", type=int, default=2, help="prefetch_factor for both loaders (default 2)")
-    p.add_argument("--decoder", default="auto", choices=["auto", "torchcodec", "pyav"], help="flashvid decoder")
-    p.add_argument("--gpu-aug-on-cpu", action="store_true",
-                   help="also run flashvid's per-batch GPU augmentation on the CPU inside the timing")
-    p.add_argument("--profile", type=int, nargs="?", const=32, default=0,
-                   help="per-stage ms/clip breakdown over N clips, single process (default N=32)")
-    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    train = args.root / "train"
-    if not train.is_dir():
-        sys.exit(f"{train} not found: write one with `python /work/shared/bench/make_synth_ucf.py {args.root}`")
-    n_videos = sum(1 for _ in train.glob("*/*.avi"))
-    decoder = resolve_decoder(args.decoder)
-    print(f"flashvid vs pytorchvideo data loading on {train} ({n_videos} videos), {os.cpu_count()} CPU cores, "
-          f"flashvid decoder {decoder}; batch {args.batch_size}, {args.batches} timed batches after "
-          f"{args.warmup}, {args.repeats} runs per worker count", flush=True)
-    t0 = time.perf_counter()
-    result: dict[str, Any] = dict(
-        benchmark="data loading (CPU): clips/s of the train dataloader",
-        command="python scripts/bench_data.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        machine=dict(cpu_count=os.cpu_count(), cpu=cpu_model(), python=platform.python_version(),
-                     torch=torch.__version__, load_average_at_start=[round(x, 2) for x in os.getloadavg()]),
-        config=dict(num_frames=NUM_FRAMES, sampling_rate=SAMPLING_RATE, target_fps=TARGET_FPS, crop=CROP,
-                    batch_size=args.batch_size, batches=args.batches, warmup=args.warmup, repeats=args.repeats,
-                    prefetch=args.prefetch, flashvid_decoder=decoder, gpu_aug_on_cpu=args.gpu_aug_on_cpu,
-                    videos=n_videos),
-        results=measure(args, train),
-    )
-    if args.profile:
-        result["profile_ms_per_clip"] = profile(train, args.profile, decoder)
-    result["wall_s"] = round(time.perf_counter() - t0, 1)
-    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-
-    print("\n| workers | flashvid clips/s | pytorchvideo clips/s | ratio |\n|---|---|---|---|")
-    for r in result["results"]:
-        print(f"| {r['workers']} | {r['flashvid_clips_s']:.1f} | {r['pytorchvideo_clips_s']:.1f} | "
-              f"{r['ratio']:.1f}x |")
-    if args.profile:
-        print("\nms per clip (single process):")
-        for name, stages in result["profile_ms_per_clip"].items():
-            print(f"  {name:13s} " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
-    return result
-
-
-if __name__ == "__main__":
-    main()

@@ -1,22 +1,22 @@
-"""Does ``flashvid pretrain`` pay? VideoMAE-small pretrained on the train split then fine-tuned, against the same
-fine-tuning from random init given the same total GPU time; several seeds, mean and spread.
+"""Pretrain then fine-tune, against fine-tuning from scratch in the same GPU time (baseline).
 
-Per seed: (1) self-supervised VideoMAE pretraining on ``train/`` (labels ignored), (2) fine-tuning from its encoder
-for ``--finetune-epochs``, (3) the same fine-tuning from random init for as many epochs as fit in the time of
+Does flashvid pretrain pay? VideoMAE pretrained on the train split then fine-tuned, against the same
+fine-tuning from random init given the same total GPU time (the baseline); several seeds, mean and spread.
+
+Per seed: (1) self-supervised VideoMAE pretraining on train/ (labels ignored), (2) fine-tuning from its encoder
+for --finetune-epochs, (3) the same fine-tuning from random init for as many epochs as fit in the time of
 (1) + (2) (measured fit times; the cosine schedule then spans the longer run), (4) a control: random init
-fine-tuned for only ``--finetune-epochs`` (does the short fine-tuning learn at all without the encoder?). Both arms use identical settings
-otherwise and are tested on ``test/`` with their final weights, one centre clip per video.
+fine-tuned for only --finetune-epochs (does the short fine-tuning learn at all without the encoder?). Both arms
+use identical settings otherwise and are tested on test/ with their final weights, one centre clip per video.
 
-Scaled down to fit ~10 minutes on one H200 (16 cores) with 3 seeds: the ``make_synth_ucf.py`` set (300 train /
+Scaled down to fit ~10 minutes on one H200 (16 cores) with 3 seeds: the make_synth_ucf.py set (300 train /
 100 test clips, 10 motion classes), VideoMAE-small at 16 frames of 112 px (not 224), tens of epochs (VideoMAE
-pretrains for thousands), no ``torch.compile`` (its warm-up would dominate runs this short), a learning rate for
-the short pretraining schedule above the paper's rule (``--pretrain-lr``). A time guard skips the seeds that
-would not fit ``--budget-s`` and says so in the JSON.
+pretrains for thousands), no torch.compile (its warm-up would dominate runs this short), a learning rate for the
+short pretraining schedule above the paper's rule (--pretrain-lr). The seeds that would not fit --budget-s
+(default 500) are skipped and listed in the JSON.
 
-    python scripts/bench_pretrain.py OUT_DIR [--data /tmp/ucf] [--synth-script ../shared/bench/make_synth_ucf.py]
-    python scripts/bench_pretrain.py OUT_DIR --tiny      # CPU toy scale on flashvid's demo videos (minutes)
-
-Writes ``OUT_DIR/bench_pretrain.json`` and prints ``RESULT {json}``.
+    python scripts/bench.py pretrain --out OUT [--data /tmp/ucf] [--synth-script ../shared/bench/make_synth_ucf.py]
+    python scripts/bench.py pretrain --out OUT --tiny     # CPU toy scale on flashvid's demo videos (minutes)
 """
 
 from __future__ import annotations
@@ -27,17 +27,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from ..footage import REPO
+from ..record import BenchError, Record
 
-import flashvid
-from flashvid import Trainer, VideoClassificationData, VideoClassifier
-from flashvid.commands.config import default_precision
-from flashvid.pretraining import VideoMAEPretrainer, unlabelled_data
-from report import report  # scripts/report.py
-
-REPO = Path(__file__).resolve().parents[1]
+if TYPE_CHECKING:
+    from flashvid import Trainer
 TINY_ARCH = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, patch_size=8,
                  tubelet_size=2, decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
                  decoder_intermediate_size=64)
@@ -51,11 +47,13 @@ def find_synth_script(given: str | None) -> Path:
     for c in candidates:
         if c and Path(c).is_file():
             return Path(c)
-    sys.exit(f"bench_pretrain: make_synth_ucf.py not found (tried {', '.join(map(str, candidates))}): "
-             "pass --synth-script PATH or --data DIR of an existing set")
+    raise BenchError(f"make_synth_ucf.py not found (tried {', '.join(map(str, candidates))}): "
+                     "pass --synth-script PATH or --data DIR of an existing set")
 
 
 def prepare_data(args: argparse.Namespace, out: Path) -> Path:
+    import flashvid
+
     if args.tiny:  # flashvid's own generator: no OpenCV needed on a CPU box
         root = out / "demo_data"
         flashvid.make_demo_dataset(root, videos_per_class={"train": 6, "test": 3}, num_frames=16, height=48,
@@ -64,12 +62,15 @@ def prepare_data(args: argparse.Namespace, out: Path) -> Path:
     root = Path(args.data)
     if not (root / "train").is_dir():
         script = find_synth_script(args.synth_script)
-        print(f"bench_pretrain: writing the synthetic UCF-shaped set into {root} with {script}", flush=True)
+        print(f"bench pretrain: writing the synthetic UCF-shaped set into {root} with {script}", flush=True)
         subprocess.run([sys.executable, str(script), str(root)], check=True, stdout=subprocess.DEVNULL)
     return root
 
 
-def trainer(args: argparse.Namespace, epochs: int) -> Trainer:
+def trainer(args: argparse.Namespace, epochs: int) -> "Trainer":
+    from flashvid import Trainer
+    from flashvid.commands.config import default_precision
+
     accelerator = "cpu" if args.tiny else "auto"
     return Trainer(accelerator=accelerator, devices=1, precision=default_precision(accelerator), max_epochs=epochs,
                    max_time={"seconds": args.cap_s}, logger=False, enable_checkpointing=False,
@@ -77,7 +78,9 @@ def trainer(args: argparse.Namespace, epochs: int) -> Trainer:
                    deterministic=False, log_every_n_steps=5)
 
 
-def timed_fit(t: Trainer, model: Any, dm: Any) -> float:
+def timed_fit(t: "Trainer", model: Any, dm: Any) -> float:
+    import torch
+
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -87,9 +90,11 @@ def timed_fit(t: Trainer, model: Any, dm: Any) -> float:
     return time.perf_counter() - start
 
 
-def release(t: Trainer) -> None:
+def release(t: "Trainer") -> None:
     """Stop the run's persistent decode workers now rather than when the garbage collector finds them."""
     import gc
+
+    import torch
 
     t.fit_loop._combined_loader = None
     t.test_loop._combined_loader = None
@@ -104,6 +109,8 @@ def clip_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def pretrain(args: argparse.Namespace, root: Path, seed: int, directory: Path) -> dict[str, Any]:
     import lightning as L
+
+    from flashvid.pretraining import VideoMAEPretrainer, unlabelled_data
 
     L.seed_everything(seed, workers=True)
     arch = TINY_ARCH if args.tiny else {}
@@ -122,6 +129,8 @@ def pretrain(args: argparse.Namespace, root: Path, seed: int, directory: Path) -
 
 def finetune(args: argparse.Namespace, root: Path, seed: int, epochs: int, encoder: Path | None) -> dict[str, Any]:
     import lightning as L
+
+    from flashvid import VideoClassificationData, VideoClassifier
 
     L.seed_everything(seed, workers=True)
     # hflip off: the synthetic classes include left vs right and clockwise vs counterclockwise motion
@@ -151,9 +160,7 @@ def spread(values: list[float]) -> dict[str, Any]:
             "min": min(values, default=None), "max": max(values, default=None), "values": values}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", help="directory for bench_pretrain.json and the encoders")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="/tmp/ucf", help="make_synth_ucf.py set (written there when missing)")
     p.add_argument("--synth-script", default=None)
     p.add_argument("--tiny", action="store_true", help="CPU toy scale: demo videos, a tiny VideoMAE, few epochs")
@@ -169,8 +176,14 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--workers", type=int, default=None, help="decode workers (default: flashvid's choice)")
     p.add_argument("--cap-s", type=float, default=150, help="max_time of any single fit (a safety cap)")
-    p.add_argument("--budget-s", type=float, default=500, help="skip the seeds that would not finish by then")
-    args = p.parse_args()
+
+
+def run(args: argparse.Namespace, record: Record) -> None:
+    import torch
+
+    import flashvid
+
+    budget = args.budget_s if args.budget_s is not None else 500
     if args.tiny:
         args.frames, args.size = 4, 32
         args.pretrain_epochs, args.finetune_epochs = min(args.pretrain_epochs, 6), min(args.finetune_epochs, 2)
@@ -181,11 +194,12 @@ def main() -> None:
     began = time.perf_counter()
     root = prepare_data(args, out)
     data_seconds = time.perf_counter() - began
-    runs, skipped = [], []
+    runs: list[dict[str, Any]] = []
+    skipped: list[int] = []
     for seed in args.seeds:
         elapsed = time.perf_counter() - began
         per_seed = (elapsed - data_seconds) / len(runs) if runs else 0.0
-        if runs and elapsed + per_seed > args.budget_s:
+        if runs and elapsed + per_seed > budget:
             skipped.append(seed)
             continue
         s0 = time.perf_counter()
@@ -210,9 +224,7 @@ def main() -> None:
     scratch_acc = [r["scratch"]["test_acc"] for r in runs]
     control_acc = [r["scratch_same_epochs"]["test_acc"] for r in runs]
     result = {
-        "benchmark": "bench_pretrain", "flashvid": flashvid.__version__, "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() and not args.tiny else "cpu",
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "data": str(root), "data_seconds": round(data_seconds, 1),
         "train_videos": len(flashvid.data.list_videos(root / "train")),
         "test_videos": len(flashvid.data.list_videos(root / "test")),
@@ -222,8 +234,11 @@ def main() -> None:
                     "paired_difference": spread([round(a - b, 4) for a, b in zip(pre_acc, scratch_acc)])},
         "wall_s": round(time.perf_counter() - began, 1),
     }
-    report(result, str(out / "bench_pretrain.json"))
-
-
-if __name__ == "__main__":
-    main()
+    for key, value in result.items():
+        record.info(key, value)
+    if scratch_acc:
+        record.baseline("scratch, same GPU time", round(statistics.mean(scratch_acc), 4), "test acc",
+                        seeds=len(scratch_acc))
+        record.row("pretrained + fine-tuned", round(statistics.mean(pre_acc), 4), "test acc", seeds=len(pre_acc))
+        record.row("scratch, fine-tuning epochs only", round(statistics.mean(control_acc), 4), "test acc",
+                   seeds=len(control_acc))

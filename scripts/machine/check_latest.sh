@@ -3,11 +3,11 @@
 # /tmp/flashvid-latest, replaced), installs flashvid there through scripts/setup.sh WITHOUT the lock (the newest
 # versions pyproject.toml allows; torch and torchvision as setup.sh pins them), prints the versions that matter,
 # and runs the test suite. Arguments go to pytest. Record the result in docs/installs.md.
-#   bash scripts/check_latest.sh                      newest releases
-#   bash scripts/check_latest.sh --lock               the same in a fresh environment, but with this Python's lock
+#   bash scripts/machine/check_latest.sh            newest releases
+#   bash scripts/machine/check_latest.sh --lock     the same in a fresh environment, but with this Python's lock
 # PYTHON picks the interpreter the environment is made from (default: python3).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 LOCK=none
 if [ "${1:-}" = --lock ]; then LOCK=""; shift; fi
 VENV=${VENV:-/tmp/flashvid-latest}

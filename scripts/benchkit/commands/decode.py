@@ -1,0 +1,112 @@
+"""CPU ms per training clip per decoding variant, against plain PyAV (baseline).
+
+CPU cost of one training clip per decoding variant, against plain PyAV on the same files.
+
+Per footage set: the same files and clips (16 frames at stride 4, random starts from (seed, round, index)) for
+every variant, in one process, one decode thread unless stated; the variants alternate per round so load on a
+shared machine hits them alike. CPU time (process_time) is the figure (robust to other jobs), wall time beside it
+(the only meaningful one for the 2-thread variants). Baseline: plain PyAV (every frame from the keyframe).
+Variants: the PyAV non-reference skip (data.skip_nonref), torchcodec, 2 decode threads, clips_per_video=2,
+keyframe-aligned starts, and the same on a `flashvid prepare` copy (--prepare-spec).
+
+    python scripts/bench.py decode --sets synth:720p,synth:ucf --items 6 --rounds 3
+    python scripts/bench.py decode --root DIR/train --variants pyav,prepared_pyav_noskip,prepared_pyav
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import footage
+from ..record import BenchError, Record
+
+# name -> (files: raw or prepared, dataset keywords)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "pyav": ("raw", dict(decoder="pyav", skip_nonref=False)),
+    "pyav_skip_nonref": ("raw", dict(decoder="pyav")),
+    "torchcodec": ("raw", dict(decoder="torchcodec")),
+    "pyav_skip_2_threads": ("raw", dict(decoder="pyav", decode_threads=2)),
+    "torchcodec_2_threads": ("raw", dict(decoder="torchcodec", decode_threads=2)),
+    "pyav_skip_clips_per_video_2": ("raw", dict(decoder="pyav", clips_per_video=2)),
+    "pyav_keyframe_aligned": ("raw", dict(decoder="pyav", keyframe_aligned=True)),
+    "prepared_pyav": ("prepared", dict(decoder="pyav")),
+    "prepared_pyav_noskip": ("prepared", dict(decoder="pyav", skip_nonref=False)),
+    "prepared_torchcodec": ("prepared", dict(decoder="torchcodec")),
+    "prepared_pyav_clips_per_video_2": ("prepared", dict(decoder="pyav", clips_per_video=2)),
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sets", default="synth:720p", help="footage sets as for train (default %(default)s)")
+    p.add_argument("--root", type=Path, action="append", default=None,
+                   help="a folder of videos (any depth) to measure instead of / besides --sets, repeatable")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma list (default: all): " + ", ".join(VARIANTS))
+    p.add_argument("--items", type=int, default=8, help="dataset items per variant per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--prepare-spec", default="prepared", help="the prepared variants' copy: prepared (defaults) "
+                   "or flashvid prepare overrides, e.g. 'format=frames'")
+    p.add_argument("--shared", type=Path, default=footage.SHARED)
+    p.add_argument("--data", type=Path, default=Path("/tmp/flashvid-bench"))
+    p.add_argument("--synth-height", type=int, default=720)
+    p.add_argument("--synth-seconds", type=float, default=10)
+    p.add_argument("--synth-classes", type=int, default=2)
+    p.add_argument("--synth-per-class", type=int, default=1)
+    p.add_argument("--prepare-workers", type=int, default=1)
+
+
+def run(args: argparse.Namespace, record: Record) -> None:
+    import torch
+
+    from flashvid.data import decoding
+
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in names if v not in VARIANTS]
+    if bad:
+        raise BenchError(f"--variants {bad[0]}: choose among {', '.join(VARIANTS)}")
+    if "torchcodec" in " ".join(names) and not decoding.torchcodec_status()[0]:
+        record.data["skipped"]["torchcodec"] = decoding.torchcodec_status()[1]
+        names = [v for v in names if "torchcodec" not in v]
+    torch.set_num_threads(1)
+    sets = [footage.get(n, args) for n in (footage.resolve(args.sets, Path(args.shared)) if args.sets else [])]
+    sets += [footage.FootageSet(str(r), r) for r in args.root or []]
+    for fset in sets:
+        record.step(f"decode {fset.name}", measure_set, args, record, fset, names)
+
+
+def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageSet, names: list[str]) -> None:
+    from flashvid.data import ClipSampling, VideoClipDataset, VideoSample
+    from flashvid.data.sources import list_videos
+
+    record.info(f"footage/{fset.name}", footage.describe(fset.train))
+    files = {"raw": [VideoSample(f, 0) for f in list_videos(fset.train)]}
+    if any(VARIANTS[n][0] == "prepared" for n in names):
+        data, report = footage.prepared(fset, args.prepare_spec, None, args)
+        record.info(f"prepare/{fset.name}/{args.prepare_spec}", report)
+        files["prepared"] = [VideoSample(f, 0) for f in list_videos(data["train_folder"])]
+    sampling = ClipSampling(16, 4)
+    cpu: dict[str, list[float]] = {}
+    wall: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        for name in names:
+            which, kw = VARIANTS[name]
+            samples = files[which]
+            ds = VideoClipDataset(samples, sampling, seed=r, **kw)
+            c0, w0 = time.process_time(), time.perf_counter()
+            for i in range(args.items):
+                item = ds[(i % len(samples), r * 1000 + i)]
+                if not isinstance(item, dict):
+                    raise RuntimeError(f"{name}: {item.path}: {item.reason}")
+            clips = args.items * kw.get("clips_per_video", 1)
+            cpu.setdefault(name, []).append(1e3 * (time.process_time() - c0) / clips)
+            wall.setdefault(name, []).append(1e3 * (time.perf_counter() - w0) / clips)
+    base = "pyav" if "pyav" in cpu else names[0]
+    record.baseline(base, round(statistics.median(cpu[base]), 1), "cpu ms/clip", group=fset.name,
+                    wall_ms=round(statistics.median(wall[base]), 1))
+    for name in names:
+        if name != base:
+            record.row(name, round(statistics.median(cpu[name]), 1), "cpu ms/clip", group=fset.name,
+                       wall_ms=round(statistics.median(wall[name]), 1))

@@ -1,0 +1,175 @@
+"""The measurement matrix shared by the data-reading subcommands (loader, train, predict, footage): models x
+footage sets x store formats x loader workers x steps per epoch x decode device x data-option variants, as options,
+and the datamodule each configuration reads through."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+from . import footage, overrides
+from .record import BenchError
+
+
+def csv_ints(text: str) -> list[int | None]:
+    """``8,16`` -> ``[8, 16]``; ``auto`` -> ``None`` (flashvid's choice)."""
+    try:
+        return [None if t.strip() == "auto" else int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers (or auto)") from None
+
+
+def add_arguments(p: argparse.ArgumentParser, *, training: bool = True) -> None:
+    g = p.add_argument_group("matrix (comma lists and repeated options multiply)")
+    g.add_argument("--model", "--models", dest="models", default="videomae_base,x3d_m",
+                   help="registered backbones or conf/model names, e.g. videomae_base,x3d_m; tiny for a CPU smoke run")
+    g.add_argument("--sets", default="flash_kinetics",
+                   help="footage sets: real:<source> (each of SHARED/realclips), flash_kinetics, synth:<variant> "
+                        f"({', '.join(footage.SYNTH)}); real, synth, all (default %(default)s)")
+    g.add_argument("--prepare", action="append", default=None, metavar="SPEC",
+                   help="store format, repeatable: raw (the files as they are), prepared (flashvid prepare's "
+                        "defaults) or its key=value overrides, e.g. --prepare format=frames (default: raw)")
+    g.add_argument("--workers", type=csv_ints, default=[None], help="loader workers, e.g. 8,16 (default: flashvid's)")
+    g.add_argument("--decode-device", default="cpu", help="cpu, gpu or cpu,gpu (gpu: data.decode_device=cuda, "
+                   "when flashvid's datamodule has that option)")
+    g.add_argument("--data-override", action="append", default=None, metavar="OVERRIDES",
+                   help="a variant of data options, repeatable (each is compared), Hydra style: "
+                        "--data-override 'data.clips_per_video=2 data.keyframe_aligned=true'")
+    if training:
+        g.add_argument("--steps-per-epoch", type=csv_ints, default=[None],
+                       help="e.g. 4,12,37,93: the train list cut or repeated to that many steps, several epochs "
+                            "timed (epoch boundaries included); default one epoch as long as the run")
+    f = p.add_argument_group("footage")
+    f.add_argument("--shared", type=Path, default=footage.SHARED, help="the shared folder (realclips/, "
+                   "flash_kinetics/), used in place (default %(default)s)")
+    f.add_argument("--data", type=Path, default=Path("/tmp/flashvid-bench"),
+                   help="where synthetic sets and prepared copies are made, kept for later runs (default %(default)s)")
+    f.add_argument("--synth-height", type=int, default=720)
+    f.add_argument("--synth-seconds", type=float, default=10)
+    f.add_argument("--synth-classes", type=int, default=4)
+    f.add_argument("--synth-per-class", type=int, default=4)
+    f.add_argument("--prepare-workers", type=int, default=None)
+    r = p.add_argument_group("run")
+    r.add_argument("--batch-size", type=int, default=32, help="clips per step")
+    r.add_argument("--decoder", default="auto", choices=["auto", "pyav", "torchcodec"])
+    r.add_argument("--warmup", type=int, default=6, help="steps/batches left out of the timing (at least workers+1)")
+    r.add_argument("--steps", type=int, default=20, help="timed steps/batches, at most")
+    r.add_argument("--min-timed", type=int, default=6)
+    r.add_argument("--max-timed-s", type=float, default=20, help="stop timing a configuration after this long")
+    if training:
+        r.add_argument("--epochs", type=int, default=2, help="with --steps-per-epoch: epochs timed (default 2)")
+        r.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="torch.compile VideoMAE (default: on a GPU)")
+        r.add_argument("--precision", default=None, help="default: bf16-mixed on a GPU, 32-true on the CPU")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    model: str
+    set: str
+    store: str = "raw"
+    workers: int | None = None
+    steps_per_epoch: int | None = None
+    decode_device: str = "cpu"
+    data_variant: str = ""
+
+    def label(self) -> str:
+        parts = [self.set]
+        parts += [] if self.store == "raw" else [f"store={self.store}"]
+        parts += [] if self.workers is None else [f"w{self.workers}"]
+        parts += [] if self.steps_per_epoch is None else [f"spe{self.steps_per_epoch}"]
+        parts += [] if self.decode_device == "cpu" else [f"decode={self.decode_device}"]
+        parts += [self.data_variant] if self.data_variant else []
+        return " ".join(parts)
+
+
+def backbone_of(model: str) -> str:
+    """A conf/model name (``tiny``) -> its backbone (``tiny_r2plus1d``); a registered backbone as it is."""
+    import yaml
+
+    path = footage.REPO / "conf" / "model" / f"{model}.yaml"
+    if path.is_file():
+        backbone = (yaml.safe_load(path.read_text()) or {}).get("backbone")
+        if backbone and backbone != "???":
+            return str(backbone)
+    return model
+
+
+def configs(args: argparse.Namespace) -> list[Config]:
+    """Every configuration of the matrix, checked before anything runs (a bad option fails in seconds)."""
+    from flashvid.models import list_backbones
+
+    models = [backbone_of(m.strip()) for m in args.models.split(",") if m.strip()]
+    for m in models:
+        if m not in list_backbones():
+            raise BenchError(f"--model {m}: not a registered backbone (`flashvid backbones` lists them)")
+    sets = footage.resolve(args.sets, Path(args.shared))
+    devices = [d.strip() for d in args.decode_device.split(",") if d.strip()]
+    for d in devices:
+        if d not in ("cpu", "gpu"):
+            raise BenchError(f"--decode-device {d}: choose cpu or gpu")
+    variants = args.data_override or [""]
+    for v in variants:
+        check_data_options(overrides.parse(v, "data.", "--data-override"), "--data-override")
+    if "gpu" in devices and "decode_device" not in data_options():
+        raise BenchError("--decode-device gpu: flashvid's VideoClassificationData has no decode_device option yet "
+                         "(GPU decoding), so it cannot be measured; use --decode-device cpu")
+    return [Config(*c) for c in itertools.product(models, sets, args.prepare or ["raw"], args.workers,
+                                                   getattr(args, "steps_per_epoch", [None]), devices, variants)]
+
+
+def data_options() -> set[str]:
+    from flashvid import VideoClassificationData
+
+    params = inspect.signature(VideoClassificationData.__init__).parameters
+    folders = inspect.signature(VideoClassificationData.from_folders).parameters
+    return (set(params) | set(folders)) - {"self", "cls", "kwargs"}
+
+
+def check_data_options(opts: dict[str, Any], what: str) -> None:
+    unknown = sorted(set(opts) - data_options())
+    if unknown:
+        raise BenchError(f"{what}: data.{unknown[0]} is not an option of flashvid's VideoClassificationData "
+                         f"(options: {', '.join(sorted(data_options()))})")
+
+
+class Sources:
+    """Footage sets and their prepared copies, made once per run (and kept in ``--data`` across runs)."""
+
+    def __init__(self, args: argparse.Namespace, record: Any):
+        self.args, self.record = args, record
+        self.sets: dict[str, footage.FootageSet] = {}
+        self.stores: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def data_kwargs(self, c: Config) -> dict[str, Any]:
+        """The datamodule keywords of ``c``'s footage, store, device and data variant (variant last: it wins)."""
+        if c.set not in self.sets:
+            self.sets[c.set] = footage.get(c.set, self.args)
+            self.record.info(f"footage/{c.set}", footage.describe(self.sets[c.set].train))
+        fset = self.sets[c.set]
+        kw: dict[str, Any] = {"train_folder": fset.train}
+        if c.store != "raw":
+            key = (c.set, c.store, c.model)
+            if key not in self.stores:
+                data, report = footage.prepared(fset, c.store, c.model, self.args)
+                self.stores[key] = data
+                self.record.info(f"prepare/{c.set}/{c.store}/{c.model}", report)
+            kw.update(self.stores[key])
+        if c.decode_device == "gpu":
+            kw["decode_device"] = "cuda"
+        kw.update(decoder=self.args.decoder, num_workers=c.workers)
+        return overrides.merge(kw, overrides.parse(c.data_variant, "data.", "--data-override"))
+
+
+def fit_epoch(samples: list[Any], steps: int, per_step: int, exact: bool) -> list[Any]:
+    """The train list repeated (or, with ``exact``, cut) to ``steps`` steps of ``per_step`` videos."""
+    need = steps * per_step
+    if not samples:
+        return samples
+    out = samples * max(1, math.ceil(need / len(samples)))
+    return out[:need] if exact else out

@@ -1,0 +1,83 @@
+"""Clocks shared by the subcommands: per training step (with the data wait), a loader's production rate, and a
+GPU-synchronised repeat timer."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable, Iterable
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class StepClock(Callback):
+    """Per-step wall time and data-wait time (a step's start minus the previous step's end: the loader, the copy to
+    the device, the GPU augmentation), the GPU synchronised at each step end. With ``max_timed_s`` it ends the run
+    once the timed part (after ``warmup`` steps, at least ``min_timed`` of them) has lasted that long, so a slow
+    configuration costs a bounded time."""
+
+    def __init__(self, warmup: int = 0, min_timed: int = 1, max_timed_s: float | None = None):
+        self.warmup, self.min_timed, self.max_timed_s = warmup, min_timed, max_timed_s
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append(time.perf_counter())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        sync()
+        self.ends.append(time.perf_counter())
+        timed = len(self.ends) - 1 - self.warmup
+        if (self.max_timed_s is not None and timed >= self.min_timed
+                and self.ends[-1] - self.ends[self.warmup] > self.max_timed_s):
+            trainer.should_stop = True
+
+    def summary(self, clips_per_step: int) -> dict[str, Any]:
+        """Clips/s over the steps after the warm-up (epoch boundaries inside them count: they are part of training)."""
+        ends, starts = self.ends[self.warmup:], self.starts[self.warmup:]
+        n = len(ends) - 1
+        if n < 1:
+            return {"steps_timed": 0, "clips_per_s": None}
+        total = ends[-1] - ends[0]
+        waits = [starts[i + 1] - ends[i] for i in range(n)]
+        steps = [b - a for a, b in zip(ends[:-1], ends[1:])]
+        return {"steps_timed": n, "clips_per_s": round(clips_per_step * n / total, 2),
+                "step_s_median": round(statistics.median(steps), 4), "step_s_max": round(max(steps), 4),
+                "data_wait_fraction": round(sum(waits) / total, 4),
+                "data_wait_s_median": round(statistics.median(waits), 4),
+                "warmup_s": round(self.ends[self.warmup] - self.starts[0], 1)}
+
+
+def production_rate(batches: Iterable[Any], warmup: int, count: int, size: Callable[[Any], int],
+                    max_s: float | None = None, min_count: int = 1) -> dict[str, Any]:
+    """Items/s of an iterable consumed as fast as it produces (a loader with nothing else running): ``warmup``
+    batches skipped (worker start, first opens), then up to ``count`` timed, fewer once ``max_s`` has passed."""
+    it = iter(batches)
+    for _ in range(warmup):
+        next(it)
+    t, got, n = time.perf_counter(), 0, 0
+    for n in range(1, count + 1):
+        got += size(next(it))
+        if max_s is not None and n >= min_count and time.perf_counter() - t > max_s:
+            break
+    dt = time.perf_counter() - t
+    del it
+    return {"per_s": round(got / dt, 2), "batches": n, "items": got, "s": round(dt, 2)}
+
+
+def repeat_time(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
+    """Seconds per call of ``fn``, GPU-synchronised, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - t) / repeats

@@ -55,8 +55,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]
-from report import report  # noqa: E402  (scripts/report.py)
+sys.path[:0] = [str(REPO)]
+
+
+def report(result: dict[str, Any], out: str | None) -> None:
+    """``RESULT {json}`` on stdout and the same JSON in ``out``."""
+    print("RESULT", json.dumps(result), flush=True)
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2))
 
 DEFAULT_DATA = REPO.parent / "shared" / "flash_kinetics"
 # what each config adds to the shared overrides; both train X3D-XS from scratch for the same number of epochs

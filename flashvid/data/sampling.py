@@ -138,7 +138,8 @@ class ClipSampling:
         r = rng or random
         if self.segments:
             if keyframes:
-                raise ValueError("data.keyframe_aligned needs data.clip_sampling=stride (segments span the whole video)")
+                raise ValueError("data.keyframe_aligned needs data.clip_sampling=stride "
+                                 "(segments span the whole video)")
             return [self.segment_clips(total, "random", 1, r)[0] for _ in range(n)]
         scales = [self._jitter(r) for _ in range(n)]
         starts = self.repeated_starts(total, fps, n, rng, keyframes, scales)

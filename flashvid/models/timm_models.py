@@ -104,31 +104,19 @@ def _encoder(spec: BackboneSpec, timm_name: str, pretrained: bool | str, **kwarg
     """timm's 2D network with pooled features (``num_classes=0``), its weights loaded when asked."""
     import timm
 
+    encoder = timm.create_model(timm_name, pretrained=False, num_classes=0, **kwargs)
     if not pretrained:
-        return timm.create_model(timm_name, pretrained=False, num_classes=0, **kwargs)
-    if pretrained is not True:
-        if not os.path.isfile(pretrained):
-            raise FileNotFoundError(f"pretrained={pretrained}: no such file (a timm state dict of {timm_name}, "
+        return encoder
+    if pretrained is True:
+        hub_id = timm.models.get_pretrained_cfg(timm_name).hf_hub_id
+        path = _cached_file(hub_id) or _download(spec, hub_id, timm_name)
+    else:
+        path = str(pretrained)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"pretrained={path}: no such file (a timm state dict of {timm_name}, "
                                     ".pth or .safetensors)")
-        try:
-            return timm.create_model(timm_name, pretrained=True, num_classes=0,
-                                     pretrained_cfg_overlay=dict(file=str(pretrained)), **kwargs)
-        except RuntimeError as e:  # missing or mis-shaped tensors
-            detail = str(e).strip().splitlines()[0][:300]
-            raise ValueError(f"pretrained={pretrained}: not a state dict of timm's {timm_name} ({detail})") from None
-    hub_id = timm.models.get_pretrained_cfg(timm_name).hf_hub_id
-    cached = _cached_file(hub_id)
-    if cached is None:
-        from .transformers_models import hub_unreachable
-
-        reason = hub_unreachable()
-        if reason is not None:
-            raise offline_error(spec.name, f"the Hugging Face hub id {hub_id!r} (timm's {timm_name})", reason,
-                                f"run `huggingface-cli download {hub_id} model.safetensors --local-dir DIR` and pass "
-                                "pretrained='DIR/model.safetensors'")
-        return timm.create_model(timm_name, pretrained=True, num_classes=0, **kwargs)
-    return timm.create_model(timm_name, pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=cached),
-                             **kwargs)
+    load_image_weights(encoder, path, timm_name)
+    return encoder
 
 
 def _cached_file(hub_id: str | None) -> str | None:
@@ -142,6 +130,41 @@ def _cached_file(hub_id: str | None) -> str | None:
         if isinstance(found, str):
             return found
     return None
+
+
+def load_image_weights(encoder: nn.Module, path: str, timm_name: str) -> None:
+    """Load timm's state dict of the image network, its classifier left out, strictly: timm's own loader only
+    warns about keys that do not fit, which would train a wrong file's network from random weights."""
+    from timm.models import load_state_dict
+
+    state = load_state_dict(path)  # .safetensors or a weights-only .pth (a nested "state_dict" too)
+    classifier = encoder.pretrained_cfg.get("classifier")
+    heads = classifier if isinstance(classifier, (list, tuple)) else [classifier] if classifier else []
+    state = {k: v for k, v in state.items() if not any(k.startswith(f"{h}.") for h in heads)}
+    try:
+        missing, unexpected = encoder.load_state_dict(state, strict=False)
+        problem = "" if not (missing or unexpected) else (
+            f"{len(missing)} of its weights missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+            f"(e.g. {unexpected[:2]})")
+    except RuntimeError as e:  # shapes differ
+        problem = str(e).strip().splitlines()[-1].strip()
+    if problem:
+        raise ValueError(f"pretrained={path}: not a state dict of timm's {timm_name} ({problem})")
+
+
+def _download(spec: BackboneSpec, hub_id: str | None, timm_name: str) -> str:
+    from .transformers_models import from_hub
+
+    if not hub_id:
+        raise ValueError(f"{spec.name}: timm's {timm_name} has no Hugging Face weights; pass pretrained=<file>")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return from_hub(lambda repo, **kw: hf_hub_download(repo, "model.safetensors", **kw), hub_id)
+    except OSError as e:
+        raise offline_error(spec.name, f"the Hugging Face hub id {hub_id!r} (timm's {timm_name})", e,
+                            f"run `huggingface-cli download {hub_id} model.safetensors --local-dir DIR` and pass "
+                            "pretrained='DIR/model.safetensors'") from e
 
 
 def _register(name: str, timm_name: str, shift: bool, num_frames: int, dropout: float, description: str,

@@ -269,8 +269,9 @@ def _build_hf(spec: BackboneSpec, num_classes: int, pretrained: bool | str, *, m
             grid = _source_grid(source, model_type, kwargs)
         except OSError:
             pass  # _load_pretrained names the missing checkpoint
-        model = _load_pretrained(spec, source, model_type, num_classes,
-                                 **kwargs, **({"position_grid": list(grid)} if grid else {}))
+        model = _load_pretrained(spec, source, model_type, num_classes, **kwargs)
+        if grid:
+            model.config.position_grid = list(grid)
     else:
         settings = {k: v for k, v in {**config, **kwargs}.items() if k not in ("id2label", "label2id", "num_labels")}
         model = _random_init(model_cls, cfg_cls(**settings, num_labels=num_classes))

@@ -184,3 +184,23 @@ def test_timm_entries_use_the_weights_normalisation(name: str):
     cfg = get_pretrained_cfg(spec.weights)
     assert spec.data.mean == pytest.approx(cfg.mean) and spec.data.std == pytest.approx(cfg.std)
     assert spec.data.clip_sampling == "segments"
+
+
+def test_tsm_trains_on_segments_and_reloads_from_its_checkpoint(demo_root: Path, tmp_path: Path):
+    """The entry's segment sampling reaches the datamodule through the model; a checkpoint keeps it."""
+    from flashvid import Trainer, VideoClassificationData
+
+    torch.manual_seed(0)
+    model = VideoClassifier("tsm_resnet18", num_classes=4, data={"num_frames": 4, "crop_size": 32})
+    dm = VideoClassificationData.from_folders(demo_root / "train", demo_root / "val", batch_size=2, num_workers=0)
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                      max_steps=1, limit_val_batches=1, num_sanity_val_steps=0, default_root_dir=str(tmp_path))
+    trainer.fit(model, dm)
+    assert dm.data_config.clip_sampling == "segments" and dm.datasets["train"].sampling.segments
+    trainer.save_checkpoint(tmp_path / "tsm.ckpt")
+    reloaded = VideoClassifier.load_from_checkpoint(tmp_path / "tsm.ckpt")
+    assert reloaded.data_config.clip_sampling == "segments"
+    video = torch.randn(1, 4, 3, 32, 32)
+    model.eval(), reloaded.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(video), reloaded(video))

@@ -101,6 +101,12 @@ def plan_windows(info: VideoInfo, sampling: ClipSampling, window: float, stride:
     span = sampling.span(fps)
     out = []
     for s in starts:
+        if sampling.segments:  # segment sampling over the window itself: each clip one frame per segment of it
+            first, frames = round(s * fps), max(round(window * fps), 1)
+            clips = sampling.segment_clips(frames, "uniform", clips_per_window)
+            indices = tuple(min(first + i, total - 1) for clip in clips for i in clip)
+            out.append(Window(round(s, 6), round(s + window, 6), indices))
+            continue
         room = max(window * fps - span, 0.0)
         clip_starts = [s * fps + room * (i + 0.5) / clips_per_window for i in range(clips_per_window)]
         indices = tuple(i for c in clip_starts for i in sampling.indices(c, fps, total))

@@ -242,3 +242,65 @@ def test_fused_crop_without_scale_jitter_is_an_exact_pixel_crop():
         found = [(y, x) for y in range(12 - 8 + 1) for x in range(16 - 8 + 1)
                  if torch.equal(src[..., y:y + 8, x:x + 8], clip)]
         assert found, "the output is not a window of the input"
+
+
+# ------------------------------------------------------------------------------------ TSN segment sampling
+def test_segment_sampling_takes_one_frame_per_segment():
+    """data.clip_sampling=segments: num_frames equal segments of the whole video, a random frame of each when
+    training, each segment's centre otherwise; sampling_rate plays no part."""
+    s = ClipSampling(num_frames=4, sampling_rate=99, clip_sampling="segments")
+    rng = random.Random(0)
+    draws = [s.clips(100, 30.0, "random", rng=rng)[0] for _ in range(50)]
+    for clip in draws:
+        assert [i // 25 for i in clip] == [0, 1, 2, 3]
+    assert len({tuple(c) for c in draws}) > 40  # random offsets, not one fixed pick
+    assert s.clips(100, 30.0, "center") == [[12, 37, 62, 87]]
+    assert s.clips(100, 30.0, "uniform", num_clips=1) == [[12, 37, 62, 87]]
+    views = s.clips(100, 30.0, "uniform", num_clips=2)  # MMAction2's test views: offsets 1/4 and 3/4
+    assert views == [[6, 31, 56, 81], [18, 43, 68, 93]]
+    assert s.clips(3, 30.0, "center") == [[0, 1, 1, 2]]  # shorter than num_frames: frames repeat
+    repeated = s.repeated_clips(100, 30.0, 3, rng)
+    assert len(repeated) == 3 and all([i // 25 for i in c] == [0, 1, 2, 3] for c in repeated)
+    with pytest.raises(ValueError, match="keyframe_aligned"):
+        s.repeated_clips(100, 30.0, 2, rng, keyframes=[0, 50])
+
+
+def test_clip_sampling_setting_is_checked_and_follows_the_backbone():
+    from flashvid.data import DataConfig
+    from flashvid.data.clip_config import resolve_clip_config
+
+    with pytest.raises(ValueError, match="data.clip_sampling='segment' is not one of stride, segments"):
+        resolve_clip_config(None, {"clip_sampling": "segment"})
+    assert resolve_clip_config("tsn_resnet50").clip_sampling == "segments"
+    assert resolve_clip_config("tsn_resnet50", {"clip_sampling": "stride"}).sampling.segments is False
+    assert resolve_clip_config("videomae_base", {"clip_sampling": "segments"}).sampling.segments
+    assert DataConfig.from_dict({"num_frames": 8}).clip_sampling == "stride"  # older checkpoints: the default
+
+
+def test_segment_sampling_through_the_datamodule(demo_root):
+    """A real loader with clip_sampling=segments: validation clips are the segment centres of each file."""
+    from flashvid.data import VideoClassificationData
+    from flashvid.data.decoding import open_video
+
+    dm = VideoClassificationData.from_folders(demo_root / "train", demo_root / "val", num_frames=4, crop_size=32,
+                                              clip_sampling="segments", batch_size=2, num_workers=0)
+    dm.setup("fit")
+    val = dm.datasets["val"]
+    path = val.samples[0].path
+    reader = open_video(path)
+    info = reader.info
+    reader.close()
+    seg = info.num_frames / 4
+    assert val._clips(path, info, None) == [[int(seg * (i + 0.5)) for i in range(4)]]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["video"].shape[:2] == (2, 4) and batch["failed"] == []
+
+
+def test_timeline_windows_with_segment_sampling():
+    """`flashvid predict` timelines with segments: each window's clip is one frame per segment of the window."""
+    from flashvid.data.decoding import VideoInfo
+    from flashvid.timeline import plan_windows
+
+    s = ClipSampling(num_frames=4, clip_sampling="segments")
+    windows = plan_windows(VideoInfo(num_frames=60, fps=10.0, width=64, height=64), s, window=2.0, stride=2.0)
+    assert [w.indices for w in windows] == [(2, 7, 12, 17), (22, 27, 32, 37), (42, 47, 52, 57)]

@@ -34,17 +34,18 @@ ZOO = {
     "torchvision": ["mc3_18", "mvit_v1_b", "mvit_v2_s", "r2plus1d_18", "r3d_18", "s3d", "swin3d_b", "swin3d_s",
                     "swin3d_t"],
     "transformers": ["timesformer_base", "videomae_base", "videomae_huge", "videomae_large", "videomae_small",
-                     "vivit_b_16x2"],
+                     "vivit_b_16x2", "vjepa2_vitl", "vjepa2_vitl_ssv2", "videoprism_base", "videoprism_large"],
+    "timm": ["tsn_resnet50", "tsm_resnet50", "tsm_resnet18", "tsn_convnext_tiny"],
     "flashvid": ["tiny_r2plus1d"],
 }
 
 
 def test_registry_has_the_whole_zoo():
-    """The 31 documented entries, each under its family (flashvid's own models may grow)."""
+    """The documented entries, each under its family (flashvid's own models may grow)."""
     families = {get_backbone_spec(n).family for n in ALL_BACKBONES}
     for family, names in ZOO.items():
         assert set(names) <= set(list_backbones(family=family)), family
-    assert families == {"pytorchvideo", "torchvision", "transformers", "flashvid"}
+    assert families == {"pytorchvideo", "torchvision", "transformers", "flashvid", "timm"}
     assert list_backbones("x3d_*") == ["x3d_l", "x3d_m", "x3d_s", "x3d_xs"]
     assert set(list_backbones(family="transformers")) == {n for n in ALL_BACKBONES
                                                           if get_backbone_spec(n).family == "transformers"}
@@ -55,7 +56,7 @@ def _check_declared_settings(spec: BackboneSpec) -> None:
     assert d.num_frames >= 1 and d.sampling_rate > 0 and d.crop_size >= 32
     assert d.short_side >= d.crop_size
     assert len(d.mean) == 3 and len(d.std) == 3
-    assert all(0 < m < 1 for m in d.mean) and all(0 < s < 1 for s in d.std)
+    assert all(0 <= m < 1 for m in d.mean) and all(0 < s <= 1 for s in d.std)  # VideoPrism: 0 and 1
     assert spec.layout in ("BCTHW", "BTCHW")
     if spec.name.startswith("slowfast"):
         assert spec.slowfast_alpha and d.num_frames % spec.slowfast_alpha == 0
@@ -141,6 +142,9 @@ offline_only = pytest.mark.skipif(_online(), reason="needs a machine without net
     ("x3d_xs", "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/X3D_XS.pyth"),
     ("r3d_18", "R3D_18_Weights.KINETICS400_V1"),
     ("videomae_small", "MCG-NJU/videomae-small-finetuned-kinetics"),
+    ("vjepa2_vitl", "facebook/vjepa2-vitl-fpc64-256"),
+    ("videoprism_base", "google/videoprism-base-f16r288"),
+    ("tsm_resnet50", "timm/resnet50.a1_in1k"),
 ])
 def test_pretrained_offline_fails_fast(name: str, weights_named_as: str, tmp_path: Path, monkeypatch):
     """This machine is offline and the caches are empty: loading must raise at once, say which weights and how to

@@ -38,7 +38,8 @@ def run_backbones(cfg: "DictConfig") -> list[dict[str, Any]]:
     for r in rows:
         mean = "/".join(f"{x:g}" for x in r["mean"])
         std = "/".join(f"{x:g}" for x in r["std"])
-        frames = f"{r['frames']} x {r['sampling_rate']:g}"
+        frames = f"{r['frames']} segments" if r.get("clip_sampling") == "segments" else \
+            f"{r['frames']} x {r['sampling_rate']:g}"
         if r.get("slowfast_alpha"):
             frames += f" (slow 1/{r['slowfast_alpha']})"
         weights = r["weights"] or "none"

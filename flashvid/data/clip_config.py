@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .sampling import ClipSampling
+from .sampling import CLIP_SAMPLINGS, ClipSampling
 from .transforms import MultiCrop, ShortSideCenterCrop
 
 
@@ -30,6 +30,12 @@ class DataConfig:
     resize_size: int | None = None  # short side before the crop; default crop_size * 256 / 224
     mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
     std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    clip_sampling: str = "stride"  # "segments": one frame per segment of the whole video (TSN; sampling.py)
+
+    def __post_init__(self) -> None:  # a mistyped data.clip_sampling fails when the settings are merged
+        if self.clip_sampling not in CLIP_SAMPLINGS:
+            raise ValueError(f"data.clip_sampling={self.clip_sampling!r} is not one of {', '.join(CLIP_SAMPLINGS)} "
+                             "(stride: num_frames frames sampling_rate apart; segments: one frame per segment)")
 
     @property
     def short_side(self) -> int:
@@ -44,7 +50,8 @@ class DataConfig:
 
     @property
     def sampling(self) -> ClipSampling:
-        return ClipSampling(self.num_frames, self.sampling_rate, self.clip_duration, self.target_fps)
+        return ClipSampling(self.num_frames, self.sampling_rate, self.clip_duration, self.target_fps,
+                            clip_sampling=self.clip_sampling)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

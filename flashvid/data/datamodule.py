@@ -77,6 +77,7 @@ class VideoClassificationData(L.LightningDataModule):
         resize_size: int | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        clip_sampling: str | None = None,
         num_clips: int = 1,
         num_crops: int = 1,
         view_average: str = "prob",
@@ -110,7 +111,7 @@ class VideoClassificationData(L.LightningDataModule):
         self._threads_before: int | None = None  # torch threads before _share_cpu_cores lowered them
         self._overrides = clip_overrides(dict(
             num_frames=num_frames, sampling_rate=sampling_rate, clip_duration=clip_duration, target_fps=target_fps,
-            crop_size=crop_size, resize_size=resize_size, mean=mean, std=std))
+            crop_size=crop_size, resize_size=resize_size, mean=mean, std=std, clip_sampling=clip_sampling))
         self.data_config = resolve_clip_config(None, self._overrides)
         self.num_clips, self.num_crops = num_clips, num_crops
         # how the model combines the test views: set on the model at setup (flashvid.data.view_averaging)

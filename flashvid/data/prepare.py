@@ -91,6 +91,8 @@ def default_max_fps(sampling: "ClipSampling", headroom: float = 2.0) -> float | 
     the source's rate) when the stride is counted in the file's own frames (``target_fps`` 0 or None): there a lower
     rate would change what the model sees.
     """
+    if sampling.segments:
+        return None  # one frame per segment of the whole video: the rate it reads depends on the video's length
     if sampling.clip_duration is not None:
         reads = sampling.num_frames / sampling.clip_duration
     elif sampling.target_fps:

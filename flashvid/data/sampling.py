@@ -6,6 +6,11 @@ setting samples the same span of time from a 25 fps or 29.97 fps video). ``targe
 ``sampling_rate`` a plain stride in the video's own frames (MMAction2's ``frame_interval``).
 Clips longer than the video repeat its last frame.
 
+``clip_sampling="segments"`` (TSN's segment sampling, MMAction2's ``SampleFrames(clip_len=1, num_clips=N)``)
+takes one frame from each of ``num_frames`` equal segments of the whole video instead: at a random offset in its
+segment when training, at the segment's centre otherwise; ``sampling_rate`` and ``clip_duration`` play no part.
+Any backbone can use it; the TSN/TSM entries do by default.
+
 ``rate_jitter`` (training only) scales the stride of each random clip by a factor drawn log-uniformly from
 ``[1 / rate_jitter, rate_jitter]``: the same action seen faster or slower, a temporal scale augmentation.
 """
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 ClipMode = Literal["random", "center", "uniform"]
+CLIP_SAMPLINGS = ("stride", "segments")
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,12 @@ class ClipSampling:
     clip_duration: float | None = None
     target_fps: float | None = 30.0
     rate_jitter: float = 1.0
+    clip_sampling: str = "stride"  # or "segments": one frame per segment of the whole video (TSN)
 
     def __post_init__(self) -> None:
+        if self.clip_sampling not in CLIP_SAMPLINGS:
+            raise ValueError(f"data.clip_sampling={self.clip_sampling!r} is not one of {', '.join(CLIP_SAMPLINGS)} "
+                             "(stride: num_frames frames sampling_rate apart; segments: one frame per segment)")
         if self.rate_jitter < 1.0:
             raise ValueError(f"rate_jitter must be >= 1 (1 = off), got {self.rate_jitter}")
         if self.num_frames < 1:
@@ -72,6 +82,31 @@ class ClipSampling:
             return [room * (i + 0.5) / num_clips for i in range(num_clips)]
         raise ValueError(f"unknown clip mode {mode!r}: choose random, center or uniform")
 
+    @property
+    def segments(self) -> bool:
+        return self.clip_sampling == "segments"
+
+    def segment_clips(self, total: int, mode: ClipMode, num_clips: int = 1,
+                      rng: random.Random | None = None) -> list[list[int]]:
+        """One frame per each of ``num_frames`` equal segments of the video: a random offset within each segment
+        (``random``), the segment's centre (``center``), or for ``uniform`` test views ``num_clips`` evenly
+        spaced offsets, one view each (MMAction2's test mode: view ``c`` at ``(c + 0.5) / num_clips`` of every
+        segment). Videos shorter than ``num_frames`` repeat frames."""
+        seg = max(total, 1) / self.num_frames
+        last = max(total - 1, 0)
+
+        def at(offsets: Sequence[float]) -> list[int]:
+            return [min(int(i * seg + o * seg), last) for i, o in enumerate(offsets)]
+
+        if mode == "random":
+            r = rng or random
+            return [at([r.random() for _ in range(self.num_frames)])]
+        if mode == "center" or (mode == "uniform" and num_clips == 1):
+            return [at([0.5] * self.num_frames)]
+        if mode == "uniform":
+            return [at([(c + 0.5) / num_clips] * self.num_frames) for c in range(num_clips)]
+        raise ValueError(f"unknown clip mode {mode!r}: choose random, center or uniform")
+
     def repeated_starts(self, total: int, fps: float, n: int, rng: random.Random | None = None,
                         keyframes: Sequence[int] | None = None, scales: Sequence[float] | None = None
                         ) -> list[float]:
@@ -101,6 +136,11 @@ class ClipSampling:
         """``n`` random training clips from one decoded span (:meth:`repeated_starts`), each with its own
         ``rate_jitter`` stride, as :meth:`clips` gives a single random clip."""
         r = rng or random
+        if self.segments:
+            if keyframes:
+                raise ValueError("data.keyframe_aligned needs data.clip_sampling=stride "
+                                 "(segments span the whole video)")
+            return [self.segment_clips(total, "random", 1, r)[0] for _ in range(n)]
         scales = [self._jitter(r) for _ in range(n)]
         starts = self.repeated_starts(total, fps, n, rng, keyframes, scales)
         return [self.indices(s, fps, total, k) for s, k in zip(starts, scales)]
@@ -114,6 +154,8 @@ class ClipSampling:
 
     def clips(self, total: int, fps: float, mode: ClipMode, num_clips: int = 1,
               rng: random.Random | None = None) -> list[list[int]]:
+        if self.segments:
+            return self.segment_clips(total, mode, num_clips, rng)
         if mode == "random" and self.rate_jitter > 1.0:
             r = rng or random
             scale = self._jitter(r)

@@ -53,7 +53,8 @@ def unknown_backbone(name: str, names: list[str]) -> ValueError:
     close = difflib.get_close_matches(name, names, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return ValueError(f"unknown backbone {name!r}.{hint} Available: {', '.join(sorted(names))}. "
-                      "A transformers VideoMAE/TimeSformer/ViViT checkpoint directory or hub id works too.")
+                      "A transformers VideoMAE/TimeSformer/ViViT/V-JEPA 2/VideoPrism checkpoint directory or hub id "
+                      "works too.")
 
 
 def registry_catalog() -> list[dict[str, Any]]:

@@ -28,7 +28,8 @@ def has_drop_path(backbone: str) -> bool:
     from .registry import get_backbone_spec
 
     spec = get_backbone_spec(backbone)
-    return any(spec.family == f and spec.name.startswith(p) and "vivit" not in spec.name for f, p in _ARGUMENTS)
+    return any(spec.family == f and spec.name.startswith(p) and not spec.name.startswith(("vivit", "videoprism"))
+               for f, p in _ARGUMENTS)
 
 
 def drop_path_kwargs(backbone: str, rate: float) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class BackboneSpec:
         return {
             "name": self.name, "family": self.family, "frames": d.num_frames, "sampling_rate": d.sampling_rate,
             "crop_size": d.crop_size, "mean": list(d.mean), "std": list(d.std), "layout": self.layout,
-            "slowfast_alpha": self.slowfast_alpha, "weights": self.weights,
+            "slowfast_alpha": self.slowfast_alpha, "weights": self.weights, "clip_sampling": d.clip_sampling,
         }
 
 
@@ -134,6 +134,7 @@ def register_backbone(
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
     resize_size: int | None = None,
+    clip_sampling: str = "stride",
     weights: str | None = None,
     slowfast_alpha: int | None = None,
     test_input: tuple[int, int] = (8, 64),
@@ -146,7 +147,7 @@ def register_backbone(
         if name in _REGISTRY:
             raise ValueError(f"backbone {name!r} is registered twice")
         data = DataConfig(num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
-                          resize_size=resize_size, mean=tuple(mean), std=tuple(std))
+                          resize_size=resize_size, mean=tuple(mean), std=tuple(std), clip_sampling=clip_sampling)
         _REGISTRY[name] = BackboneSpec(name, family, builder, data, layout, weights, slowfast_alpha,
                                        test_input, dict(test_kwargs or {}), description or (builder.__doc__ or ""))
         return builder
@@ -155,7 +156,13 @@ def register_backbone(
 
 
 def _ensure_builtin() -> None:
-    from . import flashvid_models, pytorchvideo_models, torchvision_models, transformers_models  # noqa: F401
+    from . import (  # noqa: F401
+        flashvid_models,
+        pytorchvideo_models,
+        timm_models,
+        torchvision_models,
+        transformers_models,
+    )
 
 
 def list_backbones(pattern: str = "*", family: str | None = None) -> list[str]:

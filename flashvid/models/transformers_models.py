@@ -33,10 +33,35 @@ from .registry import (
 
 log = logging.getLogger(__name__)
 
+@dataclasses.dataclass(frozen=True)
+class HFFamily:
+    """How flashvid drives one transformers video classifier: its classes, where its encoder sits, the config keys
+    of its clip, and the tensors a new head may leave freshly initialised."""
+
+    config: str
+    model: str
+    base: str  # the encoder's attribute on the classification model
+    frames_key: str = "num_frames"
+    size_key: str = "image_size"
+    input_name: str = "pixel_values"
+    fresh: tuple[str, ...] = ()  # head tensors besides ``classifier.`` (new for another number of classes)
+    forward_kwargs: tuple[tuple[str, Any], ...] = ()
+
+
 _FAMILY = {
-    "videomae": ("VideoMAEConfig", "VideoMAEForVideoClassification", "videomae"),
-    "timesformer": ("TimesformerConfig", "TimesformerForVideoClassification", "timesformer"),
-    "vivit": ("VivitConfig", "VivitForVideoClassification", "vivit"),
+    "videomae": HFFamily("VideoMAEConfig", "VideoMAEForVideoClassification", "videomae",
+                         fresh=("fc_norm.", "videomae.layernorm.")),
+    "timesformer": HFFamily("TimesformerConfig", "TimesformerForVideoClassification", "timesformer",
+                            fresh=("timesformer.layernorm.",)),
+    "vivit": HFFamily("VivitConfig", "VivitForVideoClassification", "vivit", fresh=("vivit.layernorm.",)),
+    # V-JEPA 2's self-supervised checkpoints have no attentive pooler: it is trained with the head
+    "vjepa2": HFFamily("VJEPA2Config", "VJEPA2ForVideoClassification", "vjepa2", frames_key="frames_per_clip",
+                       size_key="crop_size", input_name="pixel_values_videos", fresh=("pooler.", "vjepa2.predictor.")),
+    # VideoPrism's learned position embeddings are interpolated to the clip fed (its own option), so data.num_frames
+    # and data.crop_size can differ from the checkpoint's 16x288
+    "videoprism_vision_model": HFFamily("VideoPrismVisionConfig", "VideoPrismForVideoClassification", "vision_model",
+                                        input_name="pixel_values_videos", fresh=("head.", "head_layernorm."),
+                                        forward_kwargs=(("interpolate_pos_encoding", True),)),
 }
 _VIDEOMAE_SIZES = {
     "small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
@@ -49,8 +74,8 @@ _VIDEOMAE_SIZES = {
 def _classes(model_type: str):
     import transformers
 
-    cfg_name, model_name, _ = _FAMILY[model_type]
-    return getattr(transformers, cfg_name), getattr(transformers, model_name)
+    family = _FAMILY[model_type]
+    return getattr(transformers, family.config), getattr(transformers, family.model)
 
 
 def _with_attention(build, **kw):
@@ -61,18 +86,35 @@ def _with_attention(build, **kw):
         return build(**kw)
 
 
+def _layers(model: nn.Module, model_type: str) -> list[nn.Module]:
+    """The encoder's transformer layers, input to output."""
+    base = getattr(model, _FAMILY[model_type].base)
+    if model_type == "videoprism_vision_model":
+        return [*base.spatial_layers, *base.temporal_layers]
+    encoder = getattr(base, "encoder", base)  # ViViT names them differently
+    return list(encoder.layer if hasattr(encoder, "layer") else encoder.layers)
+
+
 def _stages(model: nn.Module, model_type: str) -> list[nn.Module]:
-    """Embeddings, each encoder layer, then the final norm and classifier: the order layer decay ranks."""
-    base = getattr(model, _FAMILY[model_type][2])
+    """Embeddings, each encoder layer, then the final norm and head: the order layer decay ranks."""
+    base = getattr(model, _FAMILY[model_type].base)
+    if model_type == "videoprism_vision_model":  # spatial layers, then the temporal embeddings and layers
+        return [base.spatial_embeddings, *base.spatial_layers,
+                nn.ModuleList([base.layernorm1, base.temporal_embeddings]), *base.temporal_layers,
+                nn.ModuleList([base.layernorm2, model.head, model.head_layernorm, model.classifier])]
+    if model_type == "vjepa2":
+        return [base.encoder.embeddings, *base.encoder.layer,
+                nn.ModuleList([base.encoder.layernorm, model.pooler, model.classifier])]
     tail = [m for m in (getattr(model, "fc_norm", None), getattr(base, "layernorm", None), model.classifier)
             if m is not None]
-    layers = base.encoder.layer if hasattr(base, "encoder") else base.layers  # ViViT names them differently
-    return [base.embeddings, *layers, nn.ModuleList(tail)]
+    return [base.embeddings, *_layers(model, model_type), nn.ModuleList(tail)]
 
 
 class HFVideoBackbone(VideoBackbone):
-    def forward(self, video):  # transformers' video models take (B, T, C, H, W) pixel_values
-        return self.model(pixel_values=video).logits
+    def forward(self, video):  # transformers' video models take (B, T, C, H, W) pixel values
+        family = _FAMILY[self.model.config.model_type]
+        logits = self.model(**{family.input_name: video}, **dict(family.forward_kwargs)).logits
+        return logits.squeeze(1) if logits.dim() == 3 else logits  # VideoPrism's pooling keeps its query axis
 
     def architecture(self) -> dict[str, Any]:
         """The model config's own fields (width, depth, frames, image size...): weights loaded from a
@@ -161,7 +203,7 @@ def check_loaded(model: nn.Module, info: dict[str, Any], source: str, model_type
     train from random weights. Only the head (classifier, the mean-pooling norm) and the final norm may be fresh.
     Returns the number of tensors loaded.
     """
-    fresh = ("classifier.", "fc_norm.", f"{_FAMILY[model_type][2]}.layernorm.")
+    fresh = ("classifier.", "fc_norm.", *_FAMILY[model_type].fresh)
     names = list(model.state_dict())
     missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(fresh))
     mismatched = sorted((k, tuple(a), tuple(b)) for k, a, b in info.get("mismatched_keys", ())
@@ -181,21 +223,39 @@ def check_loaded(model: nn.Module, info: dict[str, Any], source: str, model_type
     return loaded
 
 
+def clip_of(cfg: Any) -> tuple[int, int]:
+    """(frames, crop size) a transformers video config takes."""
+    family = _FAMILY[cfg.model_type]
+    size = getattr(cfg, family.size_key)
+    return getattr(cfg, family.frames_key), size if isinstance(size, int) else size[0]
+
+
 def _spec_for_model(spec: BackboneSpec, model: nn.Module) -> BackboneSpec:
     """``spec`` with the frames and crop size the built model takes (a checkpoint or builder kwargs may differ
     from the registry entry), so the datamodule feeds clips the model accepts."""
-    cfg = model.config
-    size = cfg.image_size if isinstance(cfg.image_size, int) else cfg.image_size[0]
+    frames, size = clip_of(model.config)
     data = spec.data
-    if (cfg.num_frames, size) == (data.num_frames, data.crop_size):
+    if (frames, size) == (data.num_frames, data.crop_size):
         return spec
     resize = None if data.resize_size is None else round(data.resize_size * size / data.crop_size)
-    return dataclasses.replace(spec, data=dataclasses.replace(data, num_frames=cfg.num_frames, crop_size=size,
+    return dataclasses.replace(spec, data=dataclasses.replace(data, num_frames=frames, crop_size=size,
                                                               resize_size=resize))
 
 
+def _source_grid(source: str, model_type: str, kwargs: dict[str, Any]) -> tuple[int, int, int] | None:
+    """The VideoMAE token grid the checkpoint's weights learned their positions on, when ``kwargs`` change it
+    (another clip length or size than the checkpoint's); None when they do not."""
+    from .videomae_positions import GRID_KEYS, token_grid
+
+    if model_type != "videomae" or not GRID_KEYS & set(kwargs):
+        return None
+    cfg_cls, _ = _classes(model_type)
+    saved = from_hub(cfg_cls.from_pretrained, source)
+    return tuple(getattr(saved, "position_grid", None) or token_grid(saved))  # type: ignore[return-value]
+
+
 def _build_hf(spec: BackboneSpec, num_classes: int, pretrained: bool | str, *, model_type: str,
-              config: dict[str, Any], **kwargs: Any) -> VideoBackbone:
+              config: dict[str, Any], load_overrides: dict[str, Any] | None = None, **kwargs: Any) -> VideoBackbone:
     cfg_cls, model_cls = _classes(model_type)
     # drop path is put in after building (models/drop_path.py says why)
     inserted_drop_path = kwargs.pop("drop_path_rate", 0.0)
@@ -203,15 +263,30 @@ def _build_hf(spec: BackboneSpec, num_classes: int, pretrained: bool | str, *, m
         source = spec.weights if pretrained is True else pretrained
         if source is None:
             raise ValueError(f"{spec.name} has no published weights; pass pretrained=False or a checkpoint")
+        kwargs = {**(load_overrides or {}), **kwargs}
+        grid = None
+        try:
+            grid = _source_grid(source, model_type, kwargs)
+        except OSError:
+            pass  # _load_pretrained names the missing checkpoint
         model = _load_pretrained(spec, source, model_type, num_classes, **kwargs)
+        if grid:
+            model.config.position_grid = list(grid)
     else:
         settings = {k: v for k, v in {**config, **kwargs}.items() if k not in ("id2label", "label2id", "num_labels")}
         model = _random_init(model_cls, cfg_cls(**settings, num_labels=num_classes))
+    if model_type == "videomae":
+        from .videomae_positions import apply_position_grid
+
+        apply_position_grid(model)
+    if model_type == "vjepa2":
+        # the self-supervised predictor is never run by the classifier: its ~20% of the weights would sit in memory,
+        # the optimizer and every checkpoint without a gradient
+        model.vjepa2.predictor = None
     if inserted_drop_path:
         from .drop_path import insert_drop_path
 
-        base = getattr(model, _FAMILY[model_type][2])
-        insert_drop_path(base.encoder.layer if hasattr(base, "encoder") else base.layers, inserted_drop_path)
+        insert_drop_path(_layers(model, model_type), inserted_drop_path)
     return HFVideoBackbone(model, _spec_for_model(spec, model), model.classifier, _stages(model, model_type))
 
 
@@ -226,14 +301,15 @@ def _random_init(model_cls, cfg) -> nn.Module:
 
 def _register_hf(name: str, model_type: str, config: dict[str, Any], weights: str, num_frames: int,
                  sampling_rate: float, mean, std, test_kwargs: dict[str, Any], test_input: tuple[int, int],
-                 description: str) -> None:
+                 description: str, load_overrides: dict[str, Any] | None = None) -> None:
     def builder(spec: BackboneSpec, num_classes: int, pretrained: bool | str, **kwargs: Any) -> VideoBackbone:
-        return _build_hf(spec, num_classes, pretrained, model_type=model_type, config=config, **kwargs)
+        return _build_hf(spec, num_classes, pretrained, model_type=model_type, config=config,
+                         load_overrides=load_overrides, **kwargs)
 
     builder.__doc__ = description
     register_backbone(name, family="transformers", layout="BTCHW", num_frames=num_frames,
-                      sampling_rate=sampling_rate, crop_size=config.get("image_size", 224), mean=mean, std=std,
-                      weights=weights, test_input=test_input, test_kwargs=test_kwargs,
+                      sampling_rate=sampling_rate, crop_size=config.get(_FAMILY[model_type].size_key, 224),
+                      mean=mean, std=std, weights=weights, test_input=test_input, test_kwargs=test_kwargs,
                       description=description)(builder)
 
 
@@ -252,6 +328,37 @@ _register_hf("vivit_b_16x2", "vivit", dict(num_frames=32, image_size=224),
              "google/vivit-b-16x2-kinetics400", 32, 2, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
              test_kwargs=dict(num_frames=4, image_size=32), test_input=(4, 32),
              description="ViViT-B 16x2 factorised encoder (Kinetics-400)")
+
+# V-JEPA 2: 3D RoPE (no position table, any clip length; the crop size sets the rotary grid), attentive pooling
+# head. Processor: ImageNet mean/std, 256 crop of a 292 short side. The self-supervised encoder was pretrained on
+# 64-frame clips; fine-tuning feeds 16 (V-JEPA 2's own probes, frame step 4), so the entry says 16.
+_VJEPA2_TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_pooler_layers=1,
+                    pred_hidden_size=32, pred_num_hidden_layers=1, pred_num_attention_heads=4, crop_size=32,
+                    frames_per_clip=4)
+_VJEPA2_L = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, crop_size=256, frames_per_clip=16)
+_register_hf("vjepa2_vitl", "vjepa2", _VJEPA2_L, "facebook/vjepa2-vitl-fpc64-256", 16, 4, IMAGENET_MEAN,
+             IMAGENET_STD, test_kwargs=_VJEPA2_TINY, test_input=(4, 32), load_overrides=dict(frames_per_clip=16),
+             description="V-JEPA 2 ViT-L 16x256, self-supervised encoder (the attentive pooler and head are new)")
+_register_hf("vjepa2_vitl_ssv2", "vjepa2", _VJEPA2_L, "facebook/vjepa2-vitl-fpc16-256-ssv2", 16, 4, IMAGENET_MEAN,
+             IMAGENET_STD, test_kwargs=_VJEPA2_TINY, test_input=(4, 32),
+             description="V-JEPA 2 ViT-L 16x256 with its attentive probe trained on Something-Something v2")
+
+# VideoPrism: factorised encoder (spatial ViT per frame, then temporal layers), attention-pooling head. Its
+# processor does not normalise (pixels in [0, 1]): mean 0, std 1. Position embeddings are interpolated to the clip.
+_VIDEOPRISM_TINY = dict(hidden_size=64, num_spatial_layers=2, num_temporal_layers=1, num_attention_heads=4,
+                        intermediate_size=128, image_size=36, num_frames=4)
+_register_hf("videoprism_base", "videoprism_vision_model",
+             dict(hidden_size=768, num_spatial_layers=12, num_temporal_layers=4, num_attention_heads=12,
+                  intermediate_size=3072, image_size=288, num_frames=16),
+             "google/videoprism-base-f16r288", 16, 4, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0),
+             test_kwargs=_VIDEOPRISM_TINY, test_input=(4, 36),
+             description="VideoPrism-B 16x288 video encoder (the attention-pooling head is new)")
+_register_hf("videoprism_large", "videoprism_vision_model",
+             dict(hidden_size=1024, num_spatial_layers=24, num_temporal_layers=4, num_attention_heads=16,
+                  intermediate_size=4096, image_size=288, num_frames=8),
+             "google/videoprism-large-f8r288", 8, 8, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0),
+             test_kwargs=_VIDEOPRISM_TINY, test_input=(4, 36),
+             description="VideoPrism-L 8x288 video encoder (the attention-pooling head is new)")
 
 def _processor_stats(path: str) -> tuple[Any, Any]:
     for fname in ("video_preprocessor_config.json", "preprocessor_config.json"):
@@ -276,10 +383,12 @@ def spec_from_hf_checkpoint(source: str) -> BackboneSpec:
     if model_type not in _FAMILY:
         raise ValueError(f"{source!r} is a {model_type!r} checkpoint; flashvid loads {sorted(_FAMILY)} ones")
     mean, std = _processor_stats(source) if os.path.isdir(source) else (None, None)
-    default_mean, default_std = {"videomae": (IMAGENET_MEAN, IMAGENET_STD), "vivit": ((0.5,) * 3, (0.5,) * 3)}.get(
+    default_mean, default_std = {"videomae": (IMAGENET_MEAN, IMAGENET_STD), "vjepa2": (IMAGENET_MEAN, IMAGENET_STD),
+                                 "vivit": ((0.5,) * 3, (0.5,) * 3),
+                                 "videoprism_vision_model": ((0.0,) * 3, (1.0,) * 3)}.get(
         model_type, (KINETICS_MEAN, KINETICS_STD))
-    size = cfg.image_size if isinstance(cfg.image_size, int) else cfg.image_size[0]
-    data = DataConfig(num_frames=cfg.num_frames, sampling_rate={"timesformer": 32, "vivit": 2}.get(model_type, 4),
+    frames, size = clip_of(cfg)
+    data = DataConfig(num_frames=frames, sampling_rate={"timesformer": 32, "vivit": 2}.get(model_type, 4),
                       crop_size=size, mean=tuple(mean or default_mean), std=tuple(std or default_std))
 
     def builder(spec: BackboneSpec, num_classes: int, pretrained: bool | str, **kwargs: Any) -> VideoBackbone:

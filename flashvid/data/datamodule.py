@@ -16,17 +16,12 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from .balanced import ClassBalancedOrder
 from .clip_augment import ClipAutoAugment
 from .clip_config import DataConfig, clip_overrides, resolve_clip_config
-from .dataset import (
-    EpochShuffleSampler,
-    ResumableDataLoader,
-    ShardedEpochSampler,
-    VideoClipDataset,
-    collate_clips,
-    multi_hot,
-)
+from .dataset import VideoClipDataset, collate_clips, multi_hot
 from .decoding import DECODERS, resolve_decoder
+from .loader import EpochShuffleSampler, ResumableDataLoader, ShardedEpochSampler
 from .mixing import ClipMix
 from .sources import (
     UCF101_GROUP_PATTERN,
@@ -46,6 +41,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test", "predict")
 # what each Lightning stage is doing, for log lines ("CPU testing with 2 decode workers")
 STAGE_NAMES = {"fit": "training", "validate": "validation", "test": "testing", "predict": "prediction"}
+SAMPLERS = ("shuffle", "balanced")  # training order: a shuffle of every video, or classes drawn evenly
 
 
 @dataclass
@@ -122,8 +118,16 @@ class VideoClassificationData(L.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int | None = 4,
         drop_last: bool = True,
+        sampler: str = "shuffle",
+        epoch_length: int | None = None,
+        continuous_epochs: bool = True,
     ):
         super().__init__()
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if epoch_length is not None and sampler != "balanced":
+            raise ValueError("epoch_length applies to sampler=balanced (a shuffle visits every video once): set "
+                             "data.sampler=balanced or leave data.epoch_length null")
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
         if transforms is not None:
@@ -162,6 +166,9 @@ class VideoClassificationData(L.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.prefetch_factor = prefetch_factor
         self.drop_last = drop_last
+        self.sampler = sampler  # "balanced": each training epoch draws the classes evenly (ClassBalancedOrder)
+        self.epoch_length = epoch_length  # balanced epochs' length in videos (None: the train split's size)
+        self.continuous_epochs = continuous_epochs  # loader workers run on into the next epoch (ResumableDataLoader)
         self.datasets: dict[str, VideoClipDataset] = {}
         self.source_warnings: list[str] = []  # what the source found odd but accepted (flashvid doctor lists it)
         self._gpu_train: BatchAugmentation | None = None
@@ -375,6 +382,7 @@ class VideoClassificationData(L.LightningDataModule):
             collate_fn=collate_clips,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             drop_last=train and self.drop_last and len(sampler) > self.batch_size,
+            continuous=train and self.continuous_epochs,
             **kw,
         )
 
@@ -390,13 +398,17 @@ class VideoClassificationData(L.LightningDataModule):
         Lightning would wrap the sampler in its ``DistributedSamplerWrapper``, which takes the whole order from the
         sampler and shards it: after a mid-epoch resume it shards the shortened order (or the epoch restarts),
         and the loader's saved position no longer names a place in any rank's share.
-        :class:`~flashvid.data.dataset.ShardedEpochSampler` shards first and skips within the rank's share.
+        :class:`~flashvid.data.loader.ShardedEpochSampler` shards first and skips within the rank's share.
+        With ``sampler="balanced"`` every rank shards the same class-balanced order.
         """
+        balanced = None
+        if self.sampler == "balanced":
+            balanced = ClassBalancedOrder([s.label for s in self.datasets["train"].samples], self.epoch_length)
         if not self._sharding():
-            return EpochShuffleSampler(length, shuffle=shuffle, seed=self.seed)
+            return EpochShuffleSampler(length, shuffle=shuffle, seed=self.seed, balanced=balanced)
         assert self.trainer is not None
         return ShardedEpochSampler(length, self.trainer.world_size, self.trainer.global_rank, shuffle=shuffle,
-                                   seed=self.seed)
+                                   seed=self.seed, balanced=balanced)
 
     def _eval_shard(self, sampler: EpochShuffleSampler, split: str) -> Any:
         """Under DDP, each rank's share of an evaluation split, every video exactly once.

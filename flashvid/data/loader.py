@@ -9,10 +9,12 @@ start. On small fine-tuning sets (a few steps an epoch) that refill was a fifth 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import random
 import signal
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator, cast
 
 import torch
@@ -136,6 +138,21 @@ class _ChainedInit:
             self.then(worker_id)
 
 
+# Loaders whose persistent workers may still run. At interpreter exit, multiprocessing's own exit handler ends
+# daemonic children with SIGTERM, which the workers ignore (above), then waits for them: a script that still held
+# a loader with persistent workers hung there. This handler, registered after multiprocessing's and so run before
+# it, shuts those workers down the way DataLoader does.
+_LIVE_LOADERS: weakref.WeakSet[DataLoader] = weakref.WeakSet()
+
+
+@atexit.register
+def _shut_down_live_workers() -> None:
+    for loader in list(_LIVE_LOADERS):
+        iterator = getattr(loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+
+
 class _EpochStream:
     """The batches of key lists the workers are fed in continuous mode: epoch after epoch, without end.
 
@@ -145,16 +162,19 @@ class _EpochStream:
     applies to each epoch as ``BatchSampler`` would.
     """
 
-    def __init__(self, loader: ResumableDataLoader, sampler: EpochShuffleSampler):
-        self._loader, self._sampler = loader, sampler
+    def __init__(self, sampler: EpochShuffleSampler, batch_size: int, drop_last: bool):
+        # (no reference to the loader: a cycle through its worker iterator would keep the workers alive until the
+        # garbage collector runs, and at interpreter exit they ignore the SIGTERM that would end them)
+        self._sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
         self.start = (0, 0)  # (epoch, position) of the first batch the next iteration hands out
         self.handed: tuple[int, int] | None = None  # (epoch, position) of the last batch handed to the workers
 
-    def __len__(self) -> int:  # what DataLoader.__len__ reports: batches per epoch
-        return len(cast(Any, self._loader.batch_sampler))
+    def __len__(self) -> int:  # what DataLoader.__len__ reports: batches per epoch, as BatchSampler counts them
+        n = len(self._sampler)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        size, drop_last = cast(int, self._loader.batch_size), self._loader.drop_last
+        size, drop_last = self.batch_size, self.drop_last
         epoch, start = self.start
         while True:
             keys = self._sampler.keys(epoch, start)
@@ -198,9 +218,12 @@ class ResumableDataLoader(DataLoader):
             kwargs["generator"] = torch.Generator().manual_seed(int(getattr(kwargs.get("sampler"), "seed", 0)))
         super().__init__(*args, **kwargs)
         self.continuous = continuous
+        if self.num_workers > 0:
+            _LIVE_LOADERS.add(self)
         self._position = 0  # samples of the current epoch's order already handed out
         sampler = self._epoch_sampler()
-        self._stream = _EpochStream(self, sampler) if sampler is not None and self._can_stream() else None
+        self._stream = (_EpochStream(sampler, cast(int, self.batch_size), self.drop_last)
+                        if sampler is not None and self._can_stream() else None)
         self._stream_next: tuple[int, int] | None = None  # (epoch, position) of the stream's next batch
         self._pass = 0  # which epoch pass owns the stream (an abandoned pass must not take the next one's batches)
 

@@ -7,7 +7,7 @@ Loader only (nothing consumes the batches), on prepared files (``flashvid prepar
 the same files in both epoch lengths: a long epoch lists each file 13 times. Prints one line per setting, the
 baseline (drained, 39-batch epochs) and each setting's ratio to it; ``--out`` writes the figures as JSON.
 
-    python scripts/measure_epoch_drain.py --out drain.json        # ~2 min on 2 cores
+    python scripts/measure_epoch_drain.py --out drain.json        # ~5 min on 2 cores
 """
 
 from __future__ import annotations
@@ -104,14 +104,20 @@ def single_clip_first_batch(dm: VideoClassificationData, epochs: int, batch_size
     return round(sum(waits) / len(waits), 3)
 
 
-def measure(train: Path, workers: int, batch_size: int, total_batches: int) -> dict[str, Any]:
+def measure(train: Path, workers: int, batch_size: int, total_batches: int, repeats: int) -> dict[str, Any]:
+    """Each setting ``repeats`` times, the settings interleaved (a shared machine's load drifts); the median run."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in range(repeats):
+        for continuous in (False, True):
+            for per_epoch in (3, 39):
+                key = f"{'continuous' if continuous else 'drained'}_{per_epoch}_batch_epochs"
+                dm = datamodule(train, per_epoch, batch_size, workers, continuous)
+                runs.setdefault(key, []).append(run_batches(dm, total_batches))
+                print(f"{r} {key:34s} {runs[key][-1]}", flush=True)
     results: dict[str, Any] = {}
-    for continuous in (False, True):
-        for per_epoch in (3, 39):
-            key = f"{'continuous' if continuous else 'drained'}_{per_epoch}_batch_epochs"
-            dm = datamodule(train, per_epoch, batch_size, workers, continuous)
-            results[key] = run_batches(dm, total_batches)
-            print(f"{key:34s} {results[key]}", flush=True)
+    for key, got in runs.items():
+        results[key] = {**sorted(got, key=lambda x: x["clips_per_s"])[len(got) // 2],
+                        "clips_per_s_runs": [x["clips_per_s"] for x in got]}
     dm = datamodule(train, 3, batch_size, workers, False)
     results["single_clip_workers_first_batch_wait_s"] = single_clip_first_batch(dm, 12, batch_size, workers)
     print(f"{'single-clip workers: first batch':34s} {results['single_clip_workers_first_batch_wait_s']} s "
@@ -127,18 +133,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--batches", type=int, default=117, help="batches timed per setting (default 117: 39 short "
                    "epochs or 3 long ones)")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each setting, interleaved (default 3)")
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         train = make_prepared(args.root or Path(tmp), args.files)
-        results = measure(train, args.workers, args.batch_size, args.batches)
+        results = measure(train, args.workers, args.batch_size, args.batches, args.repeats)
     base = results["drained_39_batch_epochs"]["clips_per_s"]
     ratios = {k: round(v["clips_per_s"] / base, 3) for k, v in results.items() if isinstance(v, dict)}
     print(f"baseline (drained workers, 39-batch epochs): {base} clips/s")
     for key, ratio in ratios.items():
         print(f"  {key:34s} x{ratio}")
-    out = {"what": "loader-only clips/s by epoch length, workers drained vs continuous across epoch ends",
+    out = {"what": "loader-only clips/s by epoch length, workers drained vs continuous across epoch ends "
+                   "(median of the interleaved runs)",
            "workers": args.workers, "batch_size": args.batch_size, "files": args.files,
            "clip": {"num_frames": NUM_FRAMES, "sampling_rate": SAMPLING_RATE, "crop_size": CROP},
            "cpu_count": os.cpu_count(), "machine": platform.machine(), "baseline_clips_per_s": base,

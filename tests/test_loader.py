@@ -15,7 +15,7 @@ import torch
 from badvideos import build_run, make_clean_dataset
 from lightning.pytorch.callbacks import Callback
 
-from flashvid.data import VideoClassificationData
+from flashvid.data import VideoClassificationData, VideoSample
 from flashvid.data.balanced import ClassBalancedOrder
 from flashvid.data.loader import EpochShuffleSampler, ShardedEpochSampler
 
@@ -178,7 +178,9 @@ def test_sampler_options_are_checked_when_the_datamodule_is_built(demo_root):
     with pytest.raises(ValueError, match="epoch_length applies to sampler=balanced"):
         VideoClassificationData.from_folders(demo_root / "train", epoch_length=100)
     with pytest.raises(ValueError, match="multi-label"):
-        ClassBalancedOrder([0, (0, 1)])
+        VideoClassificationData([VideoSample("a.mp4", 0), VideoSample("b.mp4", (0, 1))], sampler="balanced")
+    with pytest.raises(ValueError, match="epoch_length must be >= 1"):
+        VideoClassificationData.from_folders(demo_root / "train", sampler="balanced", epoch_length=0)
 
 
 def test_a_script_holding_a_loader_with_persistent_workers_exits(demo_root):

@@ -138,6 +138,8 @@ class VideoClassificationData(L.LightningDataModule):
             k: list(v) for k, v in zip(SPLITS, (train, val, test, predict)) if v is not None
         }
         self.labels: list[str] = list(labels) if labels is not None else []
+        if sampler == "balanced" and self.samples.get("train"):  # multi-label data or a bad length fail here
+            ClassBalancedOrder([s.label for s in self.samples["train"]], epoch_length)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self._num_workers = num_workers

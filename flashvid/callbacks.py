@@ -348,14 +348,14 @@ class ExactResume(Callback):
       sanity check), so batch augmentation and dropout repeat exactly. The loaders draw their worker seeds from a
       generator of their own, so whether an epoch builds a new iterator (no workers, a resume) or reuses one
       (persistent workers) does not shift the global RNGs.
-    - The position of the :class:`~flashvid.data.dataset.ResumableDataLoader` is applied in ``on_train_start``,
+    - The position of the :class:`~flashvid.data.loader.ResumableDataLoader` is applied in ``on_train_start``,
       before the first batch is drawn. Lightning 2.6 would restore it itself, but skips that whenever
       ``configure_optimizers`` asks for ``trainer.estimated_stepping_batches`` (flashvid's schedules do): the
       loader is then built before the checkpoint's loop state is read and never gets it.
     Together with the restored weights, optimizer and loop progress, the resumed run ends as the uninterrupted one.
 
     Under DDP Lightning writes rank 0's state and every rank loads it. The loader position is every rank's (each
-    skips within its own share, see :class:`~flashvid.data.dataset.ShardedEpochSampler`). The RNG states are
+    skips within its own share, see :class:`~flashvid.data.loader.ShardedEpochSampler`). The RNG states are
     gathered from every rank when the checkpoint is written (Lightning builds it on all ranks) and each rank takes
     its own back, so a GPU's generator on rank 1 continues where rank 1's left off; resumed on a different number
     of processes, every rank takes rank 0's (with a warning).

@@ -402,7 +402,8 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
             report.imbalance = {"counts": counts, "largest": big, "smallest": small, "ratio": round(ratio, 2)}
             if ratio > imbalance_ratio:
                 warnings.append(f"class imbalance: {big!r} has {counts[big]} readable train videos, {small!r} "
-                                f"{counts[small]} ({ratio:.1f}x): consider class-balanced sampling or more data")
+                                f"{counts[small]} ({ratio:.1f}x): set data.sampler=balanced (class-balanced "
+                                "epochs) or add data")
     heavy = [f for f in report.files if f.ok and _heavy(f)]
     if heavy and len(heavy) >= 0.1 * sum(f.ok for f in report.files):
         warnings.append(

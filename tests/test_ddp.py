@@ -25,7 +25,7 @@ from badvideos import write_good
 from lightning.pytorch.trainer.states import RunningStage
 
 from flashvid.data import EpochShuffleSampler, VideoClassificationData
-from flashvid.data.dataset import ShardedEpochSampler
+from flashvid.data.loader import ShardedEpochSampler
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))

@@ -16,18 +16,13 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from .balanced import ClassBalancedOrder
 from .batch_augment import Augmentation, BatchSteps, build_batch_steps
 from .clip_config import DataConfig, clip_overrides, resolve_clip_config
-from .dataset import (
-    EpochShuffleSampler,
-    ResumableDataLoader,
-    ShardedEpochSampler,
-    VideoClipDataset,
-    collate_clips,
-    multi_hot,
-)
+from .dataset import VideoClipDataset, collate_clips, multi_hot
 from .decoding import DECODERS, resolve_decoder
 from .directions import flips_off_notice, mirrored_classes
+from .loader import EpochShuffleSampler, ResumableDataLoader, ShardedEpochSampler
 from .sources import (
     UCF101_GROUP_PATTERN,
     VideoSample,
@@ -42,6 +37,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test", "predict")
 # what each Lightning stage is doing, for log lines ("CPU testing with 2 decode workers")
 STAGE_NAMES = {"fit": "training", "validate": "validation", "test": "testing", "predict": "prediction"}
+SAMPLERS = ("shuffle", "balanced")  # training order: a shuffle of every video, or classes drawn evenly
 
 
 def default_num_workers(ranks_per_node: int = 1) -> int:
@@ -93,8 +89,16 @@ class VideoClassificationData(L.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int | None = 4,
         drop_last: bool = True,
+        sampler: str = "shuffle",
+        epoch_length: int | None = None,
+        continuous_epochs: bool = True,
     ):
         super().__init__()
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if epoch_length is not None and sampler != "balanced":
+            raise ValueError("epoch_length applies to sampler=balanced (a shuffle visits every video once): set "
+                             "data.sampler=balanced or leave data.epoch_length null")
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
         if transforms is not None:
@@ -105,6 +109,8 @@ class VideoClassificationData(L.LightningDataModule):
             k: list(v) for k, v in zip(SPLITS, (train, val, test, predict)) if v is not None
         }
         self.labels: list[str] = list(labels) if labels is not None else []
+        if sampler == "balanced" and self.samples.get("train"):  # multi-label data or a bad length fail here
+            ClassBalancedOrder([s.label for s in self.samples["train"]], epoch_length)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self._num_workers = num_workers
@@ -136,6 +142,9 @@ class VideoClassificationData(L.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.prefetch_factor = prefetch_factor
         self.drop_last = drop_last
+        self.sampler = sampler  # "balanced": each training epoch draws the classes evenly (ClassBalancedOrder)
+        self.epoch_length = epoch_length  # balanced epochs' length in videos (None: the train split's size)
+        self.continuous_epochs = continuous_epochs  # loader workers run on into the next epoch (ResumableDataLoader)
         self.datasets: dict[str, VideoClipDataset] = {}
         self.source_warnings: list[str] = []  # what the source found odd but accepted (flashvid doctor lists it)
         self.batch_steps: dict[str, BatchSteps] = {}  # "train", "eval": built in setup (flashvid.data.batch_augment)
@@ -350,6 +359,7 @@ class VideoClassificationData(L.LightningDataModule):
             collate_fn=collate_clips,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             drop_last=train and self.drop_last and len(sampler) > self.batch_size,
+            continuous=train and self.continuous_epochs,
             **kw,
         )
 
@@ -365,13 +375,17 @@ class VideoClassificationData(L.LightningDataModule):
         Lightning would wrap the sampler in its ``DistributedSamplerWrapper``, which takes the whole order from the
         sampler and shards it: after a mid-epoch resume it shards the shortened order (or the epoch restarts),
         and the loader's saved position no longer names a place in any rank's share.
-        :class:`~flashvid.data.dataset.ShardedEpochSampler` shards first and skips within the rank's share.
+        :class:`~flashvid.data.loader.ShardedEpochSampler` shards first and skips within the rank's share.
+        With ``sampler="balanced"`` every rank shards the same class-balanced order.
         """
+        balanced = None
+        if self.sampler == "balanced":
+            balanced = ClassBalancedOrder([s.label for s in self.datasets["train"].samples], self.epoch_length)
         if not self._sharding():
-            return EpochShuffleSampler(length, shuffle=shuffle, seed=self.seed)
+            return EpochShuffleSampler(length, shuffle=shuffle, seed=self.seed, balanced=balanced)
         assert self.trainer is not None
         return ShardedEpochSampler(length, self.trainer.world_size, self.trainer.global_rank, shuffle=shuffle,
-                                   seed=self.seed)
+                                   seed=self.seed, balanced=balanced)
 
     def _eval_shard(self, sampler: EpochShuffleSampler, split: str) -> Any:
         """Under DDP, each rank's share of an evaluation split, every video exactly once.

@@ -9,18 +9,17 @@ stops a run and every failure reaches the main process to be counted and reporte
 from __future__ import annotations
 
 import logging
-import math
 import random
-import signal
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Sequence, cast
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import Dataset
 
 from .decoding import VideoDecodeError, check_clip_size, decode_short_side, keyframe_indices, open_video
+from .loader import EpochShuffleSampler, ResumableDataLoader, ShardedEpochSampler  # noqa: F401  (moved there)
 from .sampling import ClipMode, ClipSampling
 from .sources import VideoSample
 
@@ -188,157 +187,3 @@ def multi_hot(indices: torch.Tensor, num_classes: int) -> torch.Tensor:
     out = torch.zeros(indices.shape[0], num_classes + 1, device=indices.device)
     out.scatter_(1, torch.where(indices < 0, num_classes, indices), 1.0)
     return out[:, :num_classes]
-
-
-class EpochShuffleSampler(Sampler):
-    """Shuffles with ``seed + epoch`` and yields ``(index, epoch)`` keys.
-
-    Carrying the epoch inside the key lets each worker derive its clip randomness from (seed, epoch, index)
-    alone, so results do not depend on worker count, persistent workers or a mid-run resume. Lightning calls
-    ``set_epoch`` each epoch.
-    """
-
-    def __init__(self, length: int, shuffle: bool = True, seed: int = 0):
-        self.length, self.shuffle, self.seed, self.epoch = length, shuffle, seed, 0
-        self._resume: tuple[int, int] | None = None  # (epoch, samples to skip) for the next pass
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def resume_at(self, epoch: int, start: int) -> None:
-        """Make the next pass over ``epoch`` begin at position ``start`` of its order (a mid-epoch resume)."""
-        self._resume = (int(epoch), int(start))
-
-    def resume_start(self) -> int:
-        """Where the next pass begins: the pending resume position when it is for this epoch, else 0."""
-        if self._resume is not None and self._resume[0] == self.epoch:
-            return min(self._resume[1], len(self))
-        return 0
-
-    def order_state(self) -> dict[str, int]:
-        """What fixes the order: a checkpoint's position applies only to a run where this is the same."""
-        return {"seed": self.seed, "length": self.length}
-
-    def order(self) -> list[int]:
-        """This process's indices for the current epoch, in the order they are drawn."""
-        order = list(range(self.length))
-        if self.shuffle:
-            random.Random(self.seed + self.epoch).shuffle(order)
-        return order
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        order = self.order()
-        start = self.resume_start()
-        self._resume = None
-        return iter((i, self.epoch) for i in order[start:])
-
-
-class ShardedEpochSampler(EpochShuffleSampler, DistributedSampler):
-    """One DDP rank's share of :class:`EpochShuffleSampler`'s order, resumable mid-epoch.
-
-    Every rank shuffles the whole split alike (``seed + epoch``), pads it by repeating its head to a multiple of
-    the world size and takes every ``num_replicas``-th index from ``rank``, as ``DistributedSampler`` does with
-    ``drop_last=False``: all ranks take the same number of steps. A resume skips positions of the rank's own
-    share, so the position saved by rank 0 holds for every rank. Being a ``DistributedSampler``, Lightning keeps
-    it instead of wrapping the loader's sampler in its own, which re-shards the (already skipped) order.
-    """
-
-    def __init__(self, length: int, num_replicas: int, rank: int, shuffle: bool = True, seed: int = 0):
-        DistributedSampler.__init__(self, cast(Dataset, range(length)), num_replicas, rank, shuffle, seed)
-        EpochShuffleSampler.__init__(self, length, shuffle, seed)
-
-    def order_state(self) -> dict[str, int]:
-        return {**super().order_state(), "num_replicas": self.num_replicas}
-
-    def order(self) -> list[int]:
-        order = super().order()
-        if order:
-            order = (order * math.ceil(self.total_size / len(order)))[: self.total_size]
-        return order[self.rank : self.total_size : self.num_replicas]
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-
-def _ignore_sigint(worker_id: int) -> None:
-    # Ctrl-C and SIGTERM are the main process's to handle (save a checkpoint, then stop): workers must not die of
-    # them first. A terminal's Ctrl-C and a scheduler's SIGTERM (SLURM, Kubernetes) reach the whole process group,
-    # and a worker that dies of it makes the main process fail ("DataLoader worker killed") before it can save.
-    # The workers still end with the main process (PyTorch's watchdog and shutdown).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-class _ChainedInit:
-    def __init__(self, first: Callable[[int], None], then: Callable[[int], None] | None):
-        self.first, self.then = first, then
-
-    def __call__(self, worker_id: int) -> None:
-        self.first(worker_id)
-        if self.then is not None:
-            self.then(worker_id)
-
-
-class ResumableDataLoader(DataLoader):
-    """A ``DataLoader`` over an :class:`EpochShuffleSampler` whose position survives a checkpoint.
-
-    Lightning saves ``state_dict()`` of every loader that has one in its checkpoints and, on a mid-epoch resume,
-    calls ``load_state_dict()`` before the epoch's iterator is made: the sampler then starts where the
-    interrupted run stopped, so no sample is seen twice or skipped. The position counts batches handed to the
-    training loop (not those prefetched by workers). Under DDP the sampler is a :class:`ShardedEpochSampler` and
-    the position counts samples of this rank's share: the shares are equally long, so every rank is at the same
-    position and rank 0's state, the one Lightning writes, resumes them all. Workers also ignore SIGINT and
-    SIGTERM, so Ctrl-C or a scheduler's SIGTERM to the process group reaches the main process's graceful shutdown
-    instead of killing them.
-
-    Each loader has a ``generator`` of its own (seeded from the sampler's seed): building an iterator draws the
-    workers' base seed from it, not from the global torch RNG, so the training's random augmentation does not
-    depend on when iterators are built (every epoch without workers, once with persistent workers, again after a
-    resume). Clips and crops do not depend on worker seeds (see :func:`_item_rng`).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        if kwargs.get("num_workers", 0) > 0:
-            kwargs["worker_init_fn"] = _ChainedInit(_ignore_sigint, kwargs.get("worker_init_fn"))
-        if kwargs.get("generator") is None:
-            kwargs["generator"] = torch.Generator().manual_seed(int(getattr(kwargs.get("sampler"), "seed", 0)))
-        super().__init__(*args, **kwargs)
-        self._position = 0  # samples of the current epoch's order already handed out
-
-    def _epoch_sampler(self) -> EpochShuffleSampler | None:
-        for s in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
-            if isinstance(s, EpochShuffleSampler):
-                return s
-        return None
-
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]  # DataLoader: _BaseDataLoaderIter
-        sampler = self._epoch_sampler()
-        self._position = sampler.resume_start() if sampler is not None else 0
-        step = self.batch_size or 1
-        for batch in super().__iter__():
-            self._position += step
-            yield batch
-
-    def state_dict(self) -> dict[str, Any]:
-        sampler = self._epoch_sampler()
-        if sampler is None:
-            return {}
-        return {"epoch": sampler.epoch, "position": min(self._position, len(sampler)), **sampler.order_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        sampler = self._epoch_sampler()
-        if sampler is None or not state:
-            return
-        saved = {k: v for k, v in state.items() if k not in ("epoch", "position")}
-        if saved != sampler.order_state():
-            log.warning("flashvid: the checkpoint's data order (%s) differs from this run's (%s): the interrupted "
-                        "epoch restarts from its beginning", _describe(saved), _describe(sampler.order_state()))
-            return
-        sampler.resume_at(state["epoch"], state["position"])
-
-
-def _describe(order_state: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(order_state.items()))

@@ -13,13 +13,21 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import time
 from typing import Any
 
 import torch
-from report import report  # scripts/report.py
 
 from flashvid.models import create_backbone, get_backbone_spec
+
+
+def report(result: dict[str, Any], out: str | None) -> None:
+    """``RESULT {json}`` on stdout and the same JSON in ``out``."""
+    print("RESULT", json.dumps(result), flush=True)
+    if out:
+        with open(out, "w") as f:
+            json.dump(result, f, indent=2)
 
 BASELINE = "videomae_base"
 NEW = ["vjepa2_vitl", "videoprism_base", "videoprism_large", "tsn_resnet50", "tsm_resnet50", "tsm_resnet18",

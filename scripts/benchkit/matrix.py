@@ -89,15 +89,11 @@ class Config:
 
 
 def backbone_of(model: str) -> str:
-    """A conf/model name (``tiny``) -> its backbone (``tiny_r2plus1d``); a registered backbone as it is."""
-    import yaml
+    """A ``model=`` option's short name (``tiny``) -> its backbone (``tiny_r2plus1d``); a registered backbone as it
+    is (the model options are generated from the registry: flashvid/commands/model_configs.py)."""
+    from flashvid.commands.model_configs import SHORT_NAMES
 
-    path = footage.REPO / "conf" / "model" / f"{model}.yaml"
-    if path.is_file():
-        backbone = (yaml.safe_load(path.read_text()) or {}).get("backbone")
-        if backbone and backbone != "???":
-            return str(backbone)
-    return model
+    return SHORT_NAMES.get(model, model)
 
 
 def configs(args: argparse.Namespace) -> list[Config]:

@@ -45,8 +45,10 @@ def _run(cfg: "DictConfig", output: str) -> int:
     # the source's own keys (folders, list files or UCF101's); prepare picks the source by which are set, as the
     # datamodule's constructors do
     src = {k: data[k] for k in SOURCE_ARGUMENTS if data.get(k) is not None}
-    log.info("flashvid prepare: short side %d, keyframe every %.2f s, frame rate %s -> %s", settings.short_side,
-             settings.keyframe_interval, f"capped at {settings.max_fps:g}" if settings.max_fps else "kept", output)
+    what = (f"JPEG frame stores (quality {settings.jpeg_quality})" if settings.format == "frames" else
+            f"H.264, keyframe every {settings.keyframe_interval:.2f} s")
+    log.info("flashvid prepare: short side %d, %s, frame rate %s -> %s", settings.short_side, what,
+             f"capped at {settings.max_fps:g}" if settings.max_fps else "kept", output)
     report = prepare(output, settings=settings, workers=workers, progress=progress, force=force, **src)
     print(report.format_text())
     return 1 if report.failed else 0

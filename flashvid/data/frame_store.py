@@ -197,8 +197,7 @@ class FrameStoreReader:
         """uint8 RGB frames ``(len(indices), 3, H, W)``, decoded here in one batched call; with ``short_side``
         smaller than the store's, scaled down as the video readers do."""
         buffer, bounds, order = self.jpegs_at(indices)
-        frames = decode_jpegs(buffer, bounds, "cpu", self.path)
-        clip = stack_frames(frames, order)
+        clip = stack_frames(decode_jpegs(split_jpegs(buffer, bounds), "cpu", self.path), order)
         if short_side and min(self.info.width, self.info.height) > short_side:
             from .transforms import resize_short_side
 
@@ -209,17 +208,21 @@ class FrameStoreReader:
         self._file.close()
 
 
-def decode_jpegs(buffer: "np.ndarray", bounds: Sequence[int], device: "str | torch.device",
-                 path: str = "") -> list["torch.Tensor"]:
-    """The JPEGs ``buffer[bounds[k]:bounds[k + 1]]`` decoded in one batched call on ``device`` (nvJPEG on a GPU):
-    uint8 RGB ``(3, H, W)`` each. A JPEG that does not decode raises :class:`VideoDecodeError` naming ``path``."""
+def split_jpegs(buffer: "np.ndarray", bounds: Sequence[int]) -> list["torch.Tensor"]:
+    """The JPEGs ``buffer[bounds[k]:bounds[k + 1]]`` as 1-D uint8 CPU tensors (views, no copy)."""
     import torch
-    from torchvision.io import ImageReadMode, decode_jpeg
 
     data = torch.from_numpy(buffer)
-    parts = [data[bounds[k]:bounds[k + 1]] for k in range(len(bounds) - 1)]
+    return [data[bounds[k]:bounds[k + 1]] for k in range(len(bounds) - 1)]
+
+
+def decode_jpegs(jpegs: list["torch.Tensor"], device: "str | torch.device", path: str = "") -> list["torch.Tensor"]:
+    """``jpegs`` (1-D uint8 CPU tensors) decoded in one batched call on ``device`` (nvJPEG on a GPU): uint8 RGB
+    ``(3, H, W)`` each. A JPEG that does not decode raises :class:`VideoDecodeError` naming ``path``."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
     try:
-        return decode_jpeg(parts, mode=ImageReadMode.RGB, device=device)
+        return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise VideoDecodeError(path, f"a frame is not a valid JPEG ({first}); write the store again with "

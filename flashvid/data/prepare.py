@@ -822,6 +822,8 @@ def settings_for(data_cfg: Mapping[str, Any], backbone: str | None, **explicit: 
     ``max_fps="auto"`` asks for the sampler's rate, ``None`` keeps the source's."""
     if explicit.get("short_side") is None:
         explicit["short_side"] = default_short_side(data_cfg, backbone)
+    if "jpeg_quality" in explicit and explicit["jpeg_quality"] is None:  # the config's null: the measured default
+        del explicit["jpeg_quality"]
     if explicit.get("max_fps", "auto") == "auto":
         sampling = model_data_config(data_cfg, backbone).sampling
         jitter = float(((data_cfg.get("augmentation") or {}).get("rate_jitter")) or 1.0)

@@ -22,6 +22,7 @@ from flashvid.data.prepare import prepare
 from flashvid.data.sampling import ClipSampling
 from flashvid.data.sources import list_videos
 from flashvid.data.transforms import MultiCrop, RandomShortSideCrop
+from flashvid.data.video_file import VideoDecodeError
 
 SHORT, FPS = 32, 10  # demo videos are 64x80 at 15 fps: stores and copies of 32x40 at 10 fps (2 frames of 3)
 SAMPLING = ClipSampling(4, 2, target_fps=None)
@@ -31,7 +32,13 @@ SAMPLING = ClipSampling(4, 2, target_fps=None)
 def copies(demo_root: Path, tmp_path_factory) -> dict[str, Path]:
     """The demo's train and val splits prepared both ways (the video copy and the frame store)."""
     out = tmp_path_factory.mktemp("copies")
-    folders = {"train_folder": demo_root / "train", "val_folder": demo_root / "val"}
+    src = out / "src"  # 2 train and 1 val video per class (mp4 and avi) of the demo: a quick prepare
+    for split, keep in (("train", 2), ("val", 1)):
+        for folder in sorted((demo_root / split).iterdir()):
+            (src / split / folder.name).mkdir(parents=True)
+            for f in sorted(folder.iterdir())[-keep:]:
+                shutil.copy(f, src / split / folder.name / f.name)
+    folders = {"train_folder": src / "train", "val_folder": src / "val"}
     for fmt in ("video", "frames"):
         report = prepare(out / fmt, **folders, short_side=SHORT, max_fps=FPS, format=fmt, workers=1,
                          progress=False)
@@ -59,6 +66,12 @@ def test_store_holds_the_video_copys_frames_at_the_same_indices(copies) -> None:
         # frame i of the store is frame i of the copy: of all the store's frames, the nearest to the copy's i-th
         distance = (a[:, None] - b[None]).abs().mean(dim=(2, 3, 4))
         assert distance.argmin(dim=1).tolist() == list(range(n))
+        # a store held in memory (a streaming reader's sample) reads the same
+        data = Path(store).read_bytes()
+        m = FrameStoreReader.from_bytes(data, name=store)
+        assert m.info == s.info and torch.equal(m.frames_at([0, 5, 5, 99]), s.frames_at([0, 5, 5, 99]))
+        with pytest.raises(VideoDecodeError, match="truncated"):
+            FrameStoreReader.from_bytes(data[:-9], name=store)
         # the dataset draws the same clip indices from both (same info, same rng)
         ds = VideoClipDataset([], SAMPLING)
         assert ds._clips(store, s.info, random.Random(3)) == ds._clips(video, v.info, random.Random(3))

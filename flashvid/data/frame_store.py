@@ -120,36 +120,64 @@ def write_frame_store(path: str | os.PathLike, frames: Iterable["torch.Tensor"],
 
 class FrameStoreReader:
     """A store opened for clip reads: ``info`` as the video readers give it, ``jpegs_at`` (the encoded frames, for
-    decoding elsewhere) and ``frames_at`` (decoded on this CPU). Every problem is a :class:`VideoDecodeError`."""
+    decoding elsewhere) and ``frames_at`` (decoded on this CPU). Every problem is a :class:`VideoDecodeError`.
+    :meth:`from_bytes` reads a store held in memory (a streaming reader's sample, docs/streaming.md) the same way."""
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1):
         self.path = str(path)
+        self._data: memoryview | None = None
         _check_file(self.path)
         self._file = open(self.path, "rb", buffering=0)
+        self._size = os.fstat(self._file.fileno()).st_size
+        self._open()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, name: str = "<bytes>") -> "FrameStoreReader":
+        """A store's whole file content, already in memory; ``name`` is what errors call it."""
+        reader = cls.__new__(cls)
+        reader.path, reader._file, reader._data = name, None, memoryview(data).cast("B")
+        reader._size = len(reader._data)
+        reader._open()
+        return reader
+
+    def _open(self) -> None:
         try:
             self.info, self._index_at = self._read_header()
         except BaseException:
-            self._file.close()
+            self.close()
             raise
+
+    def _read_into(self, view: memoryview, offset: int) -> int:
+        """Fill ``view`` from ``offset``; returns the bytes read (fewer at the end of a truncated file)."""
+        if self._data is not None:
+            part = self._data[offset:offset + len(view)]
+            view[:len(part)] = part
+            return len(part)
+        assert self._file is not None
+        return os.preadv(self._file.fileno(), [view], offset)
+
+    def _read(self, n: int, offset: int) -> bytes:
+        buffer = bytearray(n)
+        return bytes(buffer[:self._read_into(memoryview(buffer), offset)])
 
     def _fail(self, reason: str) -> VideoDecodeError:
         return VideoDecodeError(self.path, f"{reason}; write it again with flashvid prepare prepare.format=frames")
 
     def _read_header(self) -> tuple[VideoInfo, int]:
-        head = self._file.read(4096)
+        head = self._read(min(4096, self._size), 0)
         if len(head) < _PREFIX.size or not head.startswith(MAGIC):
             raise self._fail("not a flashvid frame store (bad magic bytes)")
         _, version, header_len, index_at = _PREFIX.unpack_from(head)
         if version != VERSION:
             raise self._fail(f"frame store version {version}, this flashvid reads version {VERSION}")
         if len(head) < _PREFIX.size + header_len:
-            head += self._file.read(_PREFIX.size + header_len - len(head))
+            head += self._read(_PREFIX.size + header_len - len(head), len(head))
         try:
             meta = json.loads(head[_PREFIX.size:_PREFIX.size + header_len])
             n, fps, w, h = int(meta["num_frames"]), float(meta["fps"]), int(meta["width"]), int(meta["height"])
         except (ValueError, KeyError, TypeError) as e:
             raise self._fail(f"damaged header ({type(e).__name__})") from None
-        size = os.fstat(self._file.fileno()).st_size
+        size = self._size
         if n < 1 or fps <= 0 or w < 1 or h < 1:
             raise self._fail(f"damaged header ({n} frames at {fps:g} fps, {w}x{h})")
         if index_at < _PREFIX.size + header_len or index_at + 8 * (n + 1) != size:
@@ -159,7 +187,7 @@ class FrameStoreReader:
     def _offsets(self, first: int, last: int) -> list[int]:
         """Offsets of frames ``first..last + 1`` (the end of ``last``): one read of that stretch of the index."""
         count = last - first + 2
-        raw = os.pread(self._file.fileno(), 8 * count, self._index_at + 8 * first)
+        raw = self._read(8 * count, self._index_at + 8 * first)
         if len(raw) != 8 * count:
             raise self._fail("truncated index")
         return list(struct.unpack(f"<{count}Q", raw))
@@ -183,9 +211,8 @@ class FrameStoreReader:
             bounds.append(bounds[-1] + b - a)
         buffer = bytearray(bounds[-1])
         view = memoryview(buffer)
-        fd = self._file.fileno()
         for k, (a, b) in enumerate(spans):
-            got = os.preadv(fd, [view[bounds[k]:bounds[k + 1]]], a)
+            got = self._read_into(view[bounds[k]:bounds[k + 1]], a)
             if got != b - a:
                 raise self._fail(f"truncated at frame {distinct[k]}")
             if buffer[bounds[k]:bounds[k] + 2] != _SOI or buffer[bounds[k + 1] - 2:bounds[k + 1]] != _EOI:
@@ -205,7 +232,8 @@ class FrameStoreReader:
         return clip
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def split_jpegs(buffer: "np.ndarray", bounds: Sequence[int]) -> list["torch.Tensor"]:

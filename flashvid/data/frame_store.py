@@ -34,13 +34,15 @@ import struct
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from .sources import FRAME_STORE_SUFFIX
 from .video_file import VideoDecodeError, VideoInfo, _check_file
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-FRAME_STORE_SUFFIX = ".frames"
+__all__ = ["FRAME_STORE_SUFFIX", "FrameStoreReader", "FrameStoreWriter", "decode_jpegs", "encode_jpegs",
+           "is_frame_store", "split_jpegs", "stack_frames", "write_frame_store"]
 MAGIC = b"FVFRAMES"
 VERSION = 1
 _PREFIX = struct.Struct("<8sIIQ")  # magic, version, header length, index offset

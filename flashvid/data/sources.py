@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .frame_store import FRAME_STORE_SUFFIX
-
 log = logging.getLogger(__name__)
 
-# (and flashvid's JPEG frame stores, `flashvid prepare prepare.format=frames`: one file per video, read as one)
+# flashvid's JPEG frame stores (`flashvid prepare prepare.format=frames`, .frame_store): one file per video, listed
+# and read as one (defined here so that this module imports nothing: tests load it alone)
+FRAME_STORE_SUFFIX = ".frames"
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg",
                                                ".3gp", ".3g2", ".flv", ".wmv", ".asf", FRAME_STORE_SUFFIX})
 # MPEG-TS (broadcast, AVCHD camcorders): both readers' seeks land on the wrong frames in it (measured: with B-frames,

@@ -153,6 +153,9 @@ def _fail(prog: str, message: str) -> int:
 THIRD_PARTY_DEPRECATIONS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning 2.6's _pytree on torch 2.14
     r"'saved_variables' is deprecated",  # pytorchvideo's Swish (X3D)
+    # torchvision 0.29 on its JPEG codec, which frame stores use (its successor, torchcodec's, has no CUDA decode
+    # on the GPU machine); on every call, once per loader worker
+    r"The image decoding and encoding capabilities of TorchVision are deprecated",
 )
 # Loggers that report their own progress at INFO level (the ONNX exporter: a dozen lines per export)
 CHATTY_LOGGERS = ("onnx_ir", "onnxscript")

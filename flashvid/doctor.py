@@ -42,6 +42,7 @@ from .data.decoding import (
     resolve_decoder,
 )
 from .data.directions import flips_off_warning, flips_on_warning, mirrored_classes
+from .data.frame_store import is_frame_store
 from .data.sources import LABEL_SEPARATOR, UCF101_GROUP_PATTERN, VideoSample, group_of, label_name
 
 log = logging.getLogger(__name__)
@@ -242,7 +243,10 @@ def _full_hash(path: str) -> str:
 
 def backwards_timestamps(path: str) -> str | None:
     """Whether a video stream's decode timestamps run backwards (joined recordings, ``cat a.mpg b.mpg``): both
-    decoders place frames by time, so such a file yields frames out of place. Demuxing only (no decoding)."""
+    decoders place frames by time, so such a file yields frames out of place. Demuxing only (no decoding). A frame
+    store has no timestamps (FFmpeg would take it for raw MJPEG): None."""
+    if is_frame_store(path):
+        return None
     try:
         with open_container(path) as container:
             last: dict[int, int] = {}

@@ -42,8 +42,10 @@ def _run(cfg: "DictConfig", output: str) -> int:
     force = bool(opts.pop("force", False))
     settings = settings_for(data, (cfg.get("model") or {}).get("backbone"), **opts)
     source, src = configured_source(data)  # data.source and its own keys (folders, list files, UCF101's ...)
-    log.info("flashvid prepare: short side %d, keyframe every %.2f s, frame rate %s -> %s", settings.short_side,
-             settings.keyframe_interval, f"capped at {settings.max_fps:g}" if settings.max_fps else "kept", output)
+    what = (f"JPEG frame stores (quality {settings.jpeg_quality})" if settings.format == "frames" else
+            f"H.264, keyframe every {settings.keyframe_interval:.2f} s")
+    log.info("flashvid prepare: short side %d, %s, frame rate %s -> %s", settings.short_side, what,
+             f"capped at {settings.max_fps:g}" if settings.max_fps else "kept", output)
     report = prepare(output, source=source, settings=settings, workers=workers, progress=progress, force=force,
                      **src)
     print(report.format_text())

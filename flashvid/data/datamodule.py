@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader
 from .balanced import ClassBalancedOrder
 from .batch_augment import Augmentation, BatchSteps, build_batch_steps
 from .clip_config import DataConfig, clip_overrides, resolve_clip_config
-from .dataset import VideoClipDataset, collate_clips, multi_hot
+from .dataset import JPEG_DECODE, VideoClipDataset, collate_clips, multi_hot
 from .decoding import DECODERS, resolve_decoder
+from .device_decode import decode_on_device, device_decodes_jpeg
 from .directions import flips_off_notice, mirrored_classes
 from .loader import EpochShuffleSampler, ResumableDataLoader, ShardedEpochSampler
 from .sources import (
@@ -82,6 +83,7 @@ class VideoClassificationData(L.LightningDataModule):
         decode_threads: int = 1,
         skip_nonref: bool = True,
         decoder: str = "auto",
+        jpeg_decode: str = "auto",
         transforms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
         augmentation: Augmentation | Mapping[str, Any] | None = None,
         seed: int = 0,
@@ -101,6 +103,8 @@ class VideoClassificationData(L.LightningDataModule):
                              "data.sampler=balanced or leave data.epoch_length null")
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
+        if jpeg_decode not in ("auto", *JPEG_DECODE):
+            raise ValueError(f"unknown jpeg_decode {jpeg_decode!r}: choose one of auto, {', '.join(JPEG_DECODE)}")
         if transforms is not None:
             bad = set(transforms) - set(SPLITS)
             if bad:
@@ -133,6 +137,9 @@ class VideoClassificationData(L.LightningDataModule):
         self.decode_threads = decode_threads  # decoder threads per loader worker (large frames, spare cores)
         self.skip_nonref = skip_nonref  # PyAV's exact non-reference skip; off only to measure what it saves
         self.decoder = decoder
+        # where frame-store JPEGs are decoded: "workers", "device" (batched on the training device, nvJPEG on a
+        # GPU) or "auto" (the device when it is a GPU that decodes JPEG)
+        self.jpeg_decode = jpeg_decode
         self.transforms = dict(transforms or {})
         if isinstance(augmentation, Mapping):
             augmentation = Augmentation(**augmentation)
@@ -289,6 +296,7 @@ class VideoClassificationData(L.LightningDataModule):
         modes = {"train": "random", "val": "center", "test": "uniform", "predict": "center"}
         decoder = resolve_decoder(self.decoder)  # once, here: forked workers inherit the choice and its log line
         self._share_cpu_cores(stage)
+        jpeg_decode = self._jpeg_decode_at()
         a = self.augmentation
         for split, samples in self.samples.items():
             clips = self.num_clips if split == "test" else 1
@@ -298,9 +306,45 @@ class VideoClassificationData(L.LightningDataModule):
                 self.transforms.get(split, default_transforms[split]), modes[split],
                 num_clips=clips, decoder=decoder, seed=self.seed, decode_threads=self.decode_threads,
                 skip_nonref=self.skip_nonref, clips_per_video=self.clips_per_video if train else 1,
-                keyframe_aligned=self.keyframe_aligned and train,
+                keyframe_aligned=self.keyframe_aligned and train, jpeg_decode=jpeg_decode,
             )
         self.batch_steps = build_batch_steps(a, cfg, self.num_classes)
+
+    # ------------------------------------------------------------------ frame-store JPEGs on the device
+    def _jpeg_decode_at(self) -> str:
+        """Where frame-store JPEGs are decoded this run: ``jpeg_decode``, with ``auto`` resolved (the device when
+        training on a GPU that decodes JPEG, else the workers; said once in the log when it is the device)."""
+        if self.jpeg_decode != "auto":
+            return self.jpeg_decode
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        if device is None or device.type != "cuda":
+            return "workers"
+        ok, why = device_decodes_jpeg(device)
+        if ok:
+            log.info("flashvid data: frame-store JPEGs are decoded on %s (nvJPEG), batched; workers read bytes", device)
+            return "device"
+        log.warning("flashvid data: frame-store JPEGs are decoded in the loader workers: %s cannot (%s)", device, why)
+        return "workers"
+
+    def _split_running(self) -> str:
+        trainer = self.trainer
+        if trainer is None or trainer.training:
+            return "train"
+        if trainer.testing:
+            return "test"
+        if trainer.predicting:
+            return "predict"
+        return "val"
+
+    def decode_jpegs_on_device(self, batch: Any) -> Any:
+        """Decode step (first in :meth:`on_after_batch_transfer`): a batch holding frame-store JPEGs (workers with
+        ``jpeg_decode="device"``) gets its clips decoded on the batch's device and through the split's per-sample
+        transform, with the crops CPU decoding would give (:mod:`.device_decode`)."""
+        if not isinstance(batch, dict) or "encoded" not in batch:
+            return batch
+        dataset = self.datasets.get(self._split_running())
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        return decode_on_device(batch, dataset.transform if dataset is not None else None, device)
 
     # ------------------------------------------------------------------ loaders
     def _share_cpu_cores(self, stage: str | None = None) -> None:
@@ -431,7 +475,9 @@ class VideoClassificationData(L.LightningDataModule):
         The steps of :mod:`flashvid.data.batch_augment` (built from ``augmentation`` in :meth:`setup`) run in
         order: in training RandAugment/TrivialAugment (uint8), the random resized crop, flip and colour jitter,
         then mixup or CutMix, whose soft targets go to ``batch["target"]`` (``batch["label"]`` keeps the labels).
+        Frame-store JPEGs left for the device are decoded first (:meth:`decode_jpegs_on_device`).
         """
+        batch = self.decode_jpegs_on_device(batch)
         if not isinstance(batch, dict) or batch.get("video") is None or not self.batch_steps:
             return batch
         if batch["label"].dim() == 2 and not batch["label"].is_floating_point():

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .decoding import VideoDecodeError, check_clip_size, decode_short_side, keyframe_indices, open_video
+from .frame_store import FrameStoreReader
 from .loader import EpochShuffleSampler, ResumableDataLoader, ShardedEpochSampler  # noqa: F401  (moved there)
 from .sampling import ClipMode, ClipSampling
 from .sources import VideoSample
@@ -41,16 +42,15 @@ def _item_rng(seed: int, epoch: int, index: int) -> random.Random:
 
 
 @contextmanager
-def _seeded_globals(rng: random.Random | None) -> Iterator[None]:
-    """Seed Python's and torch's global RNGs from the item's rng for the transform, then restore them.
+def _seeded_globals(seed: int | None) -> Iterator[None]:
+    """Seed Python's and torch's global RNGs with the item's transform seed (drawn from its rng), then restore them.
 
     Random crops (ours, and torchvision's in a user's transform) draw from the global RNGs, which each DataLoader
     worker seeds differently: without this the same seed gave different crops with 0 and 2 workers.
     """
-    if rng is None:
+    if seed is None:
         yield
         return
-    seed = rng.getrandbits(63)
     state = random.getstate()
     random.seed(seed)
     try:
@@ -61,12 +61,56 @@ def _seeded_globals(rng: random.Random | None) -> Iterator[None]:
         random.setstate(state)
 
 
+def clip_views(frames: torch.Tensor, num_clips: int, frames_per_clip: int,
+               transform: Callable[[torch.Tensor], torch.Tensor] | None, seed: int | None, single: bool
+               ) -> torch.Tensor:
+    """A file's decoded clips (``num_clips`` x ``frames_per_clip`` frames, in order) through the per-sample
+    ``transform``, whose random choices come from ``seed``: ``(T, C, H, W)`` when ``single``, else the views
+    stacked ``(V, T, C, H, W)``. The same wherever the frames were decoded (a loader worker, or the training device
+    for frame-store JPEGs: :mod:`.device_decode`), so both give a sample the same crop."""
+    views: list[torch.Tensor] = []
+    with _seeded_globals(seed):
+        for c in range(num_clips):
+            clip = frames[c * frames_per_clip : (c + 1) * frames_per_clip]
+            clip = transform(clip) if transform is not None else clip
+            views.extend(clip.unbind(0) if clip.dim() == 5 else [clip])
+    if single and len(views) == 1:
+        return views[0]
+    return torch.stack(views)
+
+
+class EncodedClip:
+    """A frame-store clip whose JPEGs are decoded on the training device (``jpeg_decode="device"``): what a loader
+    worker hands over instead of pixels. ``buffer[bounds[k]:bounds[k + 1]]`` is the k-th distinct frame, ``order``
+    the clips' frames as distinct frames; ``seed`` is the transform seed the worker drew (the sample's crop).
+    Not a tensor: Lightning's transfer to the device leaves it on the CPU, where nvJPEG reads its input."""
+
+    __slots__ = ("path", "buffer", "bounds", "order", "num_clips", "frames_per_clip", "seed", "single", "repeated")
+
+    def __init__(self, path: str, buffer: Any, bounds: list[int], order: list[int], num_clips: int,
+                 frames_per_clip: int, seed: int | None, single: bool, repeated: bool):
+        self.path, self.buffer, self.bounds, self.order = path, buffer, bounds, order
+        self.num_clips, self.frames_per_clip, self.seed = num_clips, frames_per_clip, seed
+        self.single, self.repeated = single, repeated
+
+    @property
+    def rows(self) -> int:
+        """Batch rows it becomes: one per clip when repeated (``clips_per_video``), else one."""
+        return self.num_clips if self.repeated else 1
+
+
+JPEG_DECODE = ("workers", "device")
+
+
 class VideoClipDataset(Dataset):
     """Decode clips of ``samples``.
 
     ``clip_mode`` picks the clip start (``random`` for training, ``center``/``uniform`` for evaluation);
     ``num_clips > 1`` returns every clip of a video together as views ``(V, T, C, H, W)``, and a ``transform``
     that returns ``(crops, T, C, H, W)`` (:class:`~flashvid.data.transforms.MultiCrop`) multiplies the views.
+    ``jpeg_decode="device"``: frame-store files come back as :class:`EncodedClip` (JPEG bytes, decoded and
+    transformed on the training device by :func:`~flashvid.data.device_decode.decode_on_device`); videos are
+    decoded here either way.
     """
 
     def __init__(
@@ -82,7 +126,11 @@ class VideoClipDataset(Dataset):
         keyframe_aligned: bool = False,
         decode_threads: int = 1,
         skip_nonref: bool = True,
+        jpeg_decode: str = "workers",
     ):
+        if jpeg_decode not in JPEG_DECODE:
+            raise ValueError(f"jpeg_decode must be one of {', '.join(JPEG_DECODE)}, got {jpeg_decode!r}")
+        self.jpeg_decode = jpeg_decode
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
         if (clips_per_video > 1 or keyframe_aligned) and clip_mode != "random":
@@ -122,35 +170,34 @@ class VideoClipDataset(Dataset):
         keys = keyframe_indices(path) if self.keyframe_aligned else None
         return self.sampling.repeated_clips(info.num_frames, info.fps, self.clips_per_video, rng, keys)
 
-    def load(self, path: str, rng: random.Random | None = None) -> torch.Tensor:
+    def load(self, path: str, rng: random.Random | None = None) -> torch.Tensor | EncodedClip:
         """The clip(s) of one file: ``(T, C, H, W)``, or ``(V, T, C, H, W)`` when there are several views.
 
         Only the frames the clips need are decoded, so memory is bounded by ``num_frames`` x frame size whatever
         the file's length, and frames much larger than the transform's ``decode_short_side`` are scaled down while
         decoding (:func:`~flashvid.data.decoding.decode_short_side`). With ``rng`` the random transforms draw from it
         too (through a private seeding of ``random``), so a sample's crop depends on (seed, epoch, index) alone, as
-        its clip start does.
+        its clip start does. A frame store with ``jpeg_decode="device"``: its :class:`EncodedClip`.
         """
+        single = self.num_clips == 1 and self.clips_per_video == 1
         reader = open_video(path, self.decoder, num_threads=self.decode_threads, skip_nonref=self.skip_nonref)
         try:
             info = reader.info
             clips = self._clips(path, info, rng)
             flat = [i for clip in clips for i in clip]
+            if self.jpeg_decode == "device" and isinstance(reader, FrameStoreReader):
+                buffer, bounds, order = reader.jpegs_at(flat)
+                return EncodedClip(path, buffer, bounds, order, len(clips), self.sampling.num_frames,
+                                   rng.getrandbits(63) if rng is not None else None, single,
+                                   self.clips_per_video > 1)
             needed = getattr(self.transform, "decode_short_side", None)  # None: a transform of unknown size
             short = decode_short_side(info, self.sampling.num_frames, needed)
             check_clip_size(path, info, self.sampling.num_frames, short)  # per clip (views multiply it by choice)
             frames = reader.frames_at(flat, short)
         finally:
             reader.close()
-        views: list[torch.Tensor] = []
-        with _seeded_globals(rng):
-            for c in range(len(clips)):
-                clip = frames[c * self.sampling.num_frames : (c + 1) * self.sampling.num_frames]
-                clip = self.transform(clip) if self.transform is not None else clip
-                views.extend(clip.unbind(0) if clip.dim() == 5 else [clip])
-        if self.num_clips == 1 and self.clips_per_video == 1 and len(views) == 1:
-            return views[0]
-        return torch.stack(views)
+        return clip_views(frames, len(clips), self.sampling.num_frames, self.transform,
+                          rng.getrandbits(63) if rng is not None else None, single)
 
 
 def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, Any]:
@@ -160,18 +207,28 @@ def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, 
     and path repeated: the batch holds N x the videos, and the model sees plain ``(B, T, C, H, W)`` clips.
     Multi-label items (a tuple of class indices each) give ``label`` as ``(batch, most classes)`` indices padded
     with -1; :func:`multi_hot` (the datamodule, once it knows the number of classes) turns them into 0/1 rows.
+
+    When an item is an :class:`EncodedClip` (frame-store JPEGs left for the device), ``video`` is None and
+    ``encoded`` lists every good item's rows in order: a tensor (decoded in the worker) or an :class:`EncodedClip`;
+    :func:`~flashvid.data.device_decode.decode_on_device` makes ``video`` of them.
     """
     good = [it for it in items if not isinstance(it, DecodeFailure)]
-    reps = [it["video"].shape[0] if it.get("repeated") else 1 for it in good]
-    videos = [it["video"] if it.get("repeated") else it["video"].unsqueeze(0) for it in good]
-    return {
-        "video": torch.cat(videos) if good else None,
+    reps = [it["video"].rows if isinstance(it["video"], EncodedClip) else it["video"].shape[0] if it.get("repeated")
+            else 1 for it in good]
+    videos = [it["video"] if it.get("repeated") or isinstance(it["video"], EncodedClip) else it["video"].unsqueeze(0)
+              for it in good]
+    encoded = any(isinstance(v, EncodedClip) for v in videos)
+    batch = {
+        "video": torch.cat(videos) if good and not encoded else None,
         "label": _labels([it["label"] for it, r in zip(good, reps) for _ in range(r)]),
         "index": torch.tensor([it["index"] for it, r in zip(good, reps) for _ in range(r)], dtype=torch.long),
         "path": [it["path"] for it, r in zip(good, reps) for _ in range(r)],
         "failed": [{"index": f.index, "path": f.path, "reason": f.reason}
                    for f in items if isinstance(f, DecodeFailure)],
     }
+    if encoded:
+        batch["encoded"] = videos
+    return batch
 
 
 def _labels(labels: Sequence[int | tuple[int, ...]]) -> torch.Tensor:

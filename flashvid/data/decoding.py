@@ -9,16 +9,17 @@ FFmpeg libraries load; the choice is logged once. ``decoder="torchcodec"`` or ``
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Protocol, Sequence
 
 import torch
+
+from .frame_store import FrameStoreReader, is_frame_store
+from .video_file import VideoDecodeError, VideoInfo, _check_file
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -27,29 +28,6 @@ log = logging.getLogger(__name__)
 
 DecoderName = Literal["auto", "torchcodec", "pyav"]
 DECODERS: tuple[str, ...] = ("auto", "torchcodec", "pyav")
-
-
-class VideoDecodeError(RuntimeError):
-    """A file that cannot be decoded into frames; ``path`` and ``reason`` say which and why."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"cannot decode {self.path!r}: {reason}")
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What sampling needs to know about a video stream."""
-
-    num_frames: int
-    fps: float
-    width: int
-    height: int
-
-    @property
-    def duration(self) -> float:
-        return self.num_frames / self.fps
 
 
 class VideoReader(Protocol):
@@ -61,25 +39,6 @@ class VideoReader(Protocol):
         size in memory)."""
 
     def close(self) -> None: ...
-
-
-def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        if os.path.islink(path):
-            try:
-                os.stat(path)
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise VideoDecodeError(
-                        path, "symlink loop: the link chain points back to itself; fix or remove it") from None
-            raise VideoDecodeError(path, f"broken symlink to {os.readlink(path)!r}: its target is missing")
-        raise VideoDecodeError(path, "file not found")
-    if os.path.isdir(path):
-        raise VideoDecodeError(path, "is a directory, not a video file")
-    if not os.access(path, os.R_OK):
-        raise VideoDecodeError(path, "permission denied: make the file readable (chmod +r)")
-    if os.path.getsize(path) == 0:
-        raise VideoDecodeError(path, "empty file (0 bytes): re-download or remove it")
 
 
 _SOURCE_LOCATION = re.compile(r"\w+, /\S+\.(?:cpp|h|c):\d+, ")
@@ -581,12 +540,15 @@ def decoder_for(path: str | os.PathLike, decoder: str = "auto") -> str:
 
 def open_video(path: str | os.PathLike, decoder: str = "auto", num_threads: int = 1,
                skip_nonref: bool = True) -> VideoReader:
-    """Open ``path`` with the chosen decoder; raises :class:`VideoDecodeError` naming the file on failure.
+    """Open ``path`` with the chosen decoder (a frame store, by its extension, with its own reader); raises
+    :class:`VideoDecodeError` naming the file on failure.
 
     ``skip_nonref`` (PyAV): do not decode the non-reference frames that no clip frame is (the lead-in from the
     keyframe and the frames between strided clip frames); exact, measured in docs/benchmarks.md. On by default;
     off only to measure what it saves.
     """
+    if is_frame_store(path):
+        return FrameStoreReader(path, num_threads=num_threads)
     if decoder_for(path, decoder) == "torchcodec":
         return TorchCodecReader(path, num_threads=num_threads)
     return PyAVReader(path, num_threads=num_threads, skip_nonref=skip_nonref)
@@ -606,8 +568,10 @@ def keyframe_interval(path: str | os.PathLike, max_packets: int = 600) -> int | 
 
     A clip seek decodes from the keyframe before the clip, so this is the lead-in a random clip pays (half of it
     on average). Returns the mean gap between the keyframes seen; with one keyframe only, the packets read (a lower
-    bound); None when the file cannot be demuxed.
+    bound); None when the file cannot be demuxed. A frame store's frames are all keyframes: 1.
     """
+    if is_frame_store(path):
+        return 1
     try:
         with open_container(path) as container:
             if not container.streams.video:
@@ -635,8 +599,10 @@ def keyframe_indices(path: str) -> tuple[int, ...]:
     """Frame indices of the keyframes of ``path``, from one demux pass (no decoding), cached per process.
 
     Used by the keyframe-aligned sampler; the pass reads the whole file once per worker (milliseconds for a 10 s
-    clip, a second or so for a 100 MB file).
+    clip, a second or so for a 100 MB file). A frame store has no lead-in to avoid: ``()``, clips start anywhere.
     """
+    if is_frame_store(path):
+        return ()
     keys: list[int] = []
     try:
         with open_container(path) as container:

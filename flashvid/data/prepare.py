@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from ..rundir import locked_dir
 from .decoding import VideoDecodeError, _check_file, _reason, keyframe_interval, open_container
+from .frame_store import DEFAULT_QUALITY, FRAME_STORE_SUFFIX, FrameStoreWriter, encode_jpegs, is_frame_store
 from .sources import SEQUENTIAL_ONLY_EXTENSIONS, VideoSample, _inside
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "prepare_manifest.json"
 TMP_MARK = ".flashvid-tmp"
 MANIFEST_VERSION = 1
+FORMATS = ("video", "frames")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class PrepareSettings:
     are not upscaled); ``keyframe_interval`` in seconds (a clip seek then decodes at most that much lead-in);
     ``max_fps`` caps the frame rate (None keeps it); ``crf``/``preset``/``tune`` are libx264's, and
     ``x264_params`` extra ``key=value:...`` x264 options. ``fastdecode`` (no CABAC, no deblocking) makes every
-    later decode cheaper for slightly larger files."""
+    later decode cheaper for slightly larger files. ``format="frames"`` writes a JPEG frame store per video
+    instead (:mod:`.frame_store`: the same frames, each a JPEG of ``jpeg_quality``; nothing is kept as it is)."""
 
     short_side: int = 256
     keyframe_interval: float = 1.0
@@ -67,6 +70,8 @@ class PrepareSettings:
     x264_params: str = "b-pyramid=none"
     keep_max_gop: float = 1.0  # sources with keyframes at most this many seconds apart ...
     # ... and a short side <= short_side are kept as they are (at their own frame rate)
+    format: str = "video"  # "video" (an H.264 copy) or "frames" (a JPEG frame store per video)
+    jpeg_quality: int = DEFAULT_QUALITY  # the stores' JPEG quality (format="frames")
 
     def __post_init__(self) -> None:
         if self.short_side < 16:
@@ -77,9 +82,23 @@ class PrepareSettings:
             raise ValueError(f"max_fps must be > 0 or None, got {self.max_fps}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be in 0..51 (libx264), got {self.crf}")
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+    @property
+    def suffix(self) -> str:
+        """The extension of a converted file."""
+        return FRAME_STORE_SUFFIX if self.format == "frames" else ".mp4"
 
     def key(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings a manifest records; a video copy's leaves out the store's, so copies made before there were
+        stores stay up to date."""
+        d = asdict(self)
+        if self.format == "video":
+            del d["format"], d["jpeg_quality"]
+        return d
 
 
 def default_max_fps(sampling: "ClipSampling", headroom: float = 2.0) -> float | None:
@@ -231,11 +250,13 @@ def _rel_under(path: str, root: Path) -> Path:
     return Path(rel)
 
 
-def _plan(splits: Mapping[str, Sequence[VideoSample]], layout: _Layout) -> dict[str, tuple[Path, Path]]:
+def _plan(splits: Mapping[str, Sequence[VideoSample]], layout: _Layout, suffix: str = ".mp4"
+          ) -> dict[str, tuple[Path, Path]]:
     """source -> (converted destination, kept destination), both relative to ``output``.
 
-    Converted files are ``.mp4``; a kept file keeps its name. Two sources of one folder with the same stem
-    (``a.avi`` and ``a.mp4``) keep their full names (``a.avi.mp4``) so they never collide.
+    Converted files are ``.mp4`` (``suffix``: ``.frames`` for frame stores); a kept file keeps its name. Two sources
+    of one folder with the same stem (``a.avi`` and ``a.mp4``) keep their full names (``a.avi.mp4``) so they never
+    collide.
     """
     rels: dict[str, Path] = {}
     for split, samples in splits.items():
@@ -252,12 +273,12 @@ def _plan(splits: Mapping[str, Sequence[VideoSample]], layout: _Layout) -> dict[
     stems = Counter((r.parent, r.stem) for r in rels.values())
     plan = {}
     for src, rel in rels.items():
-        if rel.suffix.lower() == ".mp4":
+        if rel.suffix.lower() == suffix:
             conv = rel
         elif stems[(rel.parent, rel.stem)] > 1:
-            conv = rel.with_name(rel.name + ".mp4")
+            conv = rel.with_name(rel.name + suffix)
         else:
-            conv = rel.with_suffix(".mp4")
+            conv = rel.with_suffix(suffix)
         plan[src] = (conv, rel)
     return plan
 
@@ -328,10 +349,11 @@ def convert_file(src: str, conv_dst: str, keep_dst: str, settings: PrepareSettin
 
 def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads: int) -> dict[str, Any]:
     import av
-    import numpy as np
     from av.video.reformatter import VideoReformatter
 
     _check_file(src)
+    if is_frame_store(src):
+        raise VideoDecodeError(src, "already a flashvid frame store: prepare reads videos; train on the store as it is")
     try:
         container = open_container(src)
     except Exception as e:  # noqa: BLE001
@@ -348,6 +370,12 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         gop = keyframe_interval(src)
         info = {"width": w, "height": h, "fps": round(fps, 3), "codec": stream.codec_context.name,
                 "keyframe_interval_frames": gop, "bytes": os.path.getsize(src)}
+        out_fps = min(fps, s.max_fps) if s.max_fps else fps
+        out_rate = rate if out_fps == fps else _fraction(out_fps)
+        stream.thread_type = "AUTO"
+        stream.thread_count = threads
+        if s.format == "frames":
+            return _write_store(container, stream, src, conv_dst, s, info, fps, out_fps, out_rate)
         rotation = 0
         small = min(w, h) <= s.short_side
         short_gop = gop is not None and gop / fps <= s.keep_max_gop
@@ -357,14 +385,9 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
             _keep(src, keep_dst)
             return {"action": "kept", "dst": keep_dst, "in": info, "out": {**info}}
 
-        out_fps = min(fps, s.max_fps) if s.max_fps else fps
-        out_rate = rate if out_fps == fps else _fraction(out_fps)
-        stream.thread_type = "AUTO"
-        stream.thread_count = threads
         tmp = f"{conv_dst}{TMP_MARK}-{os.getpid()}.mp4"
         Path(conv_dst).parent.mkdir(parents=True, exist_ok=True)
         written = 0
-        last_slot = -1
         # one swscale context for the whole file: frame.reformat() builds one per frame (10x the conversion cost)
         scaler, to_yuv = VideoReformatter(), VideoReformatter()
         size: tuple[int, int] | None = None
@@ -372,16 +395,9 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         try:
             with av.open(tmp, "w", format="mp4") as dst:
                 enc = None
-                for n, frame in enumerate(_frames(container, stream, errors)):
-                    slot = math.floor(n * out_fps / fps + 1e-6)
-                    if slot <= last_slot:  # frame-rate cap: drop frames that fall into an already filled slot
-                        continue
-                    last_slot = slot
+                for slot, frame in _capped(_frames(container, stream, errors), fps, out_fps):
                     if enc is None:
-                        rotation = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-                        fw, fh = (h, w) if rotation % 2 else (w, h)
-                        scale = min(1.0, s.short_side / min(fw, fh))
-                        size = (_even(fw * scale), _even(fh * scale))
+                        rotation, size = _geometry(frame, w, h, s.short_side)
                         enc = dst.add_stream("libx264", rate=out_rate)
                         enc.width, enc.height, enc.pix_fmt = size[0], size[1], "yuv420p"
                         g = max(1, round(out_fps * s.keyframe_interval))
@@ -394,9 +410,7 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
                         enc.thread_count = threads
                         enc.codec_context.time_base = 1 / Fraction(out_rate)
                     if rotation:  # phone videos: turn the pixels by the display matrix, as the readers do
-                        sw, sh = (size[1], size[0]) if rotation % 2 else size
-                        small = scaler.reformat(frame, width=sw, height=sh, format="rgb24", interpolation="AREA")
-                        arr = np.ascontiguousarray(np.rot90(small.to_ndarray(), rotation))
+                        arr = _upright(frame, rotation, size, scaler)
                         out = to_yuv.reformat(av.VideoFrame.from_ndarray(arr, format="rgb24"), format="yuv420p")
                     else:
                         out = scaler.reformat(frame, width=size[0], height=size[1], format="yuv420p",
@@ -420,6 +434,84 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
             "out": {"width": size[0], "height": size[1], "fps": round(out_fps, 3), "frames": written,
                     "keyframe_interval_frames": max(1, round(out_fps * s.keyframe_interval)),
                     "bytes": os.path.getsize(conv_dst)}}
+
+
+def _capped(frames: Iterator[Any], fps: float, out_fps: float) -> Iterator[tuple[int, Any]]:
+    """``(slot, frame)``: the frame-rate cap drops frames that fall into an already filled slot of ``out_fps``, so
+    slots run 0, 1, 2... (a copy's frame index; ``out_fps <= fps``)."""
+    last_slot = -1
+    for n, frame in enumerate(frames):
+        slot = math.floor(n * out_fps / fps + 1e-6)
+        if slot > last_slot:
+            last_slot = slot
+            yield slot, frame
+
+
+def _geometry(frame: Any, w: int, h: int, short_side: int) -> tuple[int, tuple[int, int]]:
+    """The quarter turns that make ``frame`` upright (its display matrix) and the copy's (even) size."""
+    rotation = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    fw, fh = (h, w) if rotation % 2 else (w, h)
+    scale = min(1.0, short_side / min(fw, fh))
+    return rotation, (_even(fw * scale), _even(fh * scale))
+
+
+def _upright(frame: Any, rotation: int, size: tuple[int, int], scaler: Any) -> Any:
+    """``frame`` scaled to ``size`` (area filter), upright, as an RGB ``(H, W, 3)`` array."""
+    import numpy as np
+
+    sw, sh = (size[1], size[0]) if rotation % 2 else size
+    rgb = scaler.reformat(frame, width=sw, height=sh, format="rgb24", interpolation="AREA").to_ndarray()
+    return np.ascontiguousarray(np.rot90(rgb, rotation)) if rotation else rgb
+
+
+_JPEG_BATCH = 32  # frames encoded per torchvision call
+
+
+def _write_store(container: Any, stream: Any, src: str, dst: str, s: PrepareSettings, info: dict[str, Any],
+                 fps: float, out_fps: float, out_rate: Any) -> dict[str, Any]:
+    """The frames a video copy would hold (same cap, size, turn), each a JPEG, into one frame store at ``dst``."""
+    import torch
+    from av.video.reformatter import VideoReformatter
+
+    tmp = f"{dst}{TMP_MARK}-{os.getpid()}"
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    scaler = VideoReformatter()
+    writer: FrameStoreWriter | None = None
+    rotation, size = 0, (0, 0)
+    errors: list[str] = []
+    pending: list[torch.Tensor] = []
+    written = 0
+
+    def flush() -> None:
+        assert writer is not None
+        for jpeg in encode_jpegs(pending, s.jpeg_quality):
+            writer.add(jpeg)
+        pending.clear()
+
+    try:
+        for _, frame in _capped(_frames(container, stream, errors), fps, out_fps):
+            if writer is None:
+                rotation, size = _geometry(frame, info["width"], info["height"], s.short_side)
+                writer = FrameStoreWriter(tmp, out_rate, size[0], size[1], s.jpeg_quality,
+                                          source={"path": os.path.basename(src), "fps": info["fps"]})
+            pending.append(torch.from_numpy(_upright(frame, rotation, size, scaler)).permute(2, 0, 1))
+            written += 1
+            if len(pending) == _JPEG_BATCH:
+                flush()
+        if writer is None:
+            raise VideoDecodeError(src, "no frames could be decoded")
+        flush()
+        writer.close()
+        os.replace(tmp, dst)
+    finally:
+        if writer is not None:
+            writer.abort()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    note = f"damaged: decoding stopped after {written} frames ({errors[0]}); the copy holds those" if errors else None
+    return {"action": "converted", "dst": dst, "in": info, "note": note,
+            "out": {"width": size[0], "height": size[1], "fps": round(out_fps, 3), "frames": written,
+                    "format": "frames", "jpeg_quality": s.jpeg_quality, "bytes": os.path.getsize(dst)}}
 
 
 def _frames(container: Any, stream: Any, errors: list[str]) -> Iterator[Any]:
@@ -503,7 +595,7 @@ def prepare_samples(splits: Mapping[str, Sequence[VideoSample]], labels: Sequenc
     output = Path(output).expanduser().resolve()
     sources = _sources(splits, layout)
     _check_output(output, sources)
-    plan = _plan(splits, layout)
+    plan = _plan(splits, layout, settings.suffix)
     _check_destinations(output, plan, sources)
     with locked_dir(output, busy=PREPARE_BUSY, unwritable=PREPARE_UNWRITABLE):  # before the stale files go
         return _prepare_into(output, plan, splits, labels, layout, settings, workers, progress, force)
@@ -717,6 +809,8 @@ def settings_for(data_cfg: Mapping[str, Any], backbone: str | None, **explicit: 
     ``max_fps="auto"`` asks for the sampler's rate, ``None`` keeps the source's."""
     if explicit.get("short_side") is None:
         explicit["short_side"] = default_short_side(data_cfg, backbone)
+    if "jpeg_quality" in explicit and explicit["jpeg_quality"] is None:  # the config's null: the measured default
+        del explicit["jpeg_quality"]
     if explicit.get("max_fps", "auto") == "auto":
         sampling = model_data_config(data_cfg, backbone).sampling
         jitter = float(((data_cfg.get("augmentation") or {}).get("rate_jitter")) or 1.0)

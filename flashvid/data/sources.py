@@ -19,8 +19,11 @@ from typing import Iterable, Sequence
 
 log = logging.getLogger(__name__)
 
+# flashvid's JPEG frame stores (`flashvid prepare prepare.format=frames`, .frame_store): one file per video, listed
+# and read as one (defined here so that this module imports nothing: tests load it alone)
+FRAME_STORE_SUFFIX = ".frames"
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg",
-                                               ".3gp", ".3g2", ".flv", ".wmv", ".asf"})
+                                               ".3gp", ".3g2", ".flv", ".wmv", ".asf", FRAME_STORE_SUFFIX})
 # MPEG-TS (broadcast, AVCHD camcorders): both readers' seeks land on the wrong frames in it (measured: with B-frames,
 # frame 0 comes back as frame 10, the last frames not at all), so training does not read it; `flashvid prepare`,
 # which decodes each file from start to end, converts it to MP4

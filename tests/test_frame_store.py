@@ -1,0 +1,189 @@
+"""JPEG frame stores (``flashvid prepare`` format=frames) on real encoded files: the same frames, indices and clip
+shapes as the video copy; JPEGs decoded in the workers or batched on the device give the same clips (crops
+included); a tiny model trains a step on stores and predicts on them; damaged stores are skipped and counted with a
+one-line reason, in the workers and on the device; prepare's refusal rules hold."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from flashvid import VideoClassificationData, VideoClassifier
+from flashvid.data.dataset import DecodeFailure, EncodedClip, VideoClipDataset, collate_clips
+from flashvid.data.decoding import open_video
+from flashvid.data.device_decode import decode_on_device
+from flashvid.data.frame_store import FRAME_STORE_SUFFIX, FrameStoreReader
+from flashvid.data.prepare import prepare
+from flashvid.data.sampling import ClipSampling
+from flashvid.data.sources import list_videos
+from flashvid.data.transforms import MultiCrop, RandomShortSideCrop
+from flashvid.data.video_file import VideoDecodeError
+
+SHORT, FPS = 32, 10  # demo videos are 64x80 at 15 fps: stores and copies of 32x40 at 10 fps (2 frames of 3)
+SAMPLING = ClipSampling(4, 2, target_fps=None)
+
+
+@pytest.fixture(scope="module")
+def copies(demo_root: Path, tmp_path_factory) -> dict[str, Path]:
+    """The demo's train and val splits prepared both ways (the video copy and the frame store)."""
+    out = tmp_path_factory.mktemp("copies")
+    src = out / "src"  # 2 train and 1 val video per class (mp4 and avi) of the demo: a quick prepare
+    for split, keep in (("train", 2), ("val", 1)):
+        for folder in sorted((demo_root / split).iterdir()):
+            (src / split / folder.name).mkdir(parents=True)
+            for f in sorted(folder.iterdir())[-keep:]:
+                shutil.copy(f, src / split / folder.name / f.name)
+    folders = {"train_folder": src / "train", "val_folder": src / "val"}
+    for fmt in ("video", "frames"):
+        report = prepare(out / fmt, **folders, short_side=SHORT, max_fps=FPS, format=fmt, workers=1,
+                         progress=False)
+        assert not report.failed and report.converted == report.total
+    return {"video": out / "video", "frames": out / "frames"}
+
+
+def _pairs(copies: dict[str, Path], split: str = "train") -> list[tuple[str, str]]:
+    stores = sorted(list_videos(copies["frames"] / split))
+    assert stores and all(s.endswith(FRAME_STORE_SUFFIX) for s in stores)
+    return [(str(Path(s).with_suffix(".mp4")).replace(str(copies["frames"]), str(copies["video"])), s)
+            for s in stores]
+
+
+def test_store_holds_the_video_copys_frames_at_the_same_indices(copies) -> None:
+    for video, store in _pairs(copies):
+        v, s = open_video(video, "pyav"), open_video(store)
+        assert isinstance(s, FrameStoreReader)
+        assert (s.info.num_frames, s.info.fps, s.info.width, s.info.height) == \
+               (v.info.num_frames, v.info.fps, v.info.width, v.info.height)
+        n = s.info.num_frames
+        assert s.info.fps == FPS and n == 11  # 16 frames at 15 fps capped at 10
+        a, b = v.frames_at(range(n)).float(), s.frames_at(range(n)).float()
+        assert a.shape == b.shape == (n, 3, SHORT, 40)
+        # frame i of the store is frame i of the copy: of all the store's frames, the nearest to the copy's i-th
+        distance = (a[:, None] - b[None]).abs().mean(dim=(2, 3, 4))
+        assert distance.argmin(dim=1).tolist() == list(range(n))
+        # a store held in memory (a streaming reader's sample) reads the same
+        data = Path(store).read_bytes()
+        m = FrameStoreReader.from_bytes(data, name=store)
+        assert m.info == s.info and torch.equal(m.frames_at([0, 5, 5, 99]), s.frames_at([0, 5, 5, 99]))
+        with pytest.raises(VideoDecodeError, match="truncated"):
+            FrameStoreReader.from_bytes(data[:-9], name=store)
+        # the dataset draws the same clip indices from both (same info, same rng)
+        ds = VideoClipDataset([], SAMPLING)
+        assert ds._clips(store, s.info, random.Random(3)) == ds._clips(video, v.info, random.Random(3))
+        v.close()
+        s.close()
+
+
+def _batch(paths: list[str], jpeg_decode: str, **kw) -> dict:
+    ds = VideoClipDataset([type("S", (), {"path": p, "label": 0})() for p in paths], SAMPLING,
+                          jpeg_decode=jpeg_decode, **kw)
+    return collate_clips([ds[(i, 1)] for i in range(len(paths))])
+
+
+@pytest.mark.parametrize("kw", [
+    dict(transform=RandomShortSideCrop(24, 24, 32), clips_per_video=2),  # training: random crops, repeated clips
+    dict(transform=MultiCrop(24, 3, 28), clip_mode="uniform", num_clips=2),  # testing: 2 clips x 3 crops
+], ids=["train", "test"])
+def test_device_decode_gives_the_workers_clips_and_crops(copies, kw) -> None:
+    pairs = _pairs(copies)[:3]
+    paths = [pairs[0][0], pairs[1][1], pairs[2][1]]  # a video among the stores: a mixed batch
+    cpu = _batch(paths, "workers", **kw)
+    dev = _batch(paths, "device", **kw)
+    assert dev["video"] is None and sum(isinstance(p, EncodedClip) for p in dev["encoded"]) == 2
+    dev = decode_on_device(dev, kw["transform"], "cpu")
+    assert "encoded" not in dev and not dev["failed"]
+    torch.testing.assert_close(dev["video"], cpu["video"], rtol=0, atol=0)
+    assert dev["path"] == cpu["path"] and torch.equal(dev["index"], cpu["index"])
+
+
+def _tiny_dm(folder: Path, **kw) -> VideoClassificationData:
+    return VideoClassificationData.from_folders(folder / "train", folder / "val", batch_size=4, num_workers=0,
+                                                num_frames=4, crop_size=24, resize_size=SHORT, **kw)
+
+
+def test_a_tiny_model_trains_on_stores_decoded_on_the_device_and_predicts(copies) -> None:
+    dm = _tiny_dm(copies["frames"], jpeg_decode="device")
+    model = VideoClassifier("tiny_r2plus1d", labels=dm.labels, learning_rate=1e-2)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    assert dm.datasets["train"].jpeg_decode == "device"
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    stores = list_videos(copies["frames"] / "val")
+    results = model.predict(stores)
+    assert [r["path"] for r in results] == stores
+    assert all(r["label"] in dm.labels and "error" not in r for r in results)
+
+
+def _damaged(copies: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+    """A truncated store and one whose middle frames are garbage (markers intact, as a bad sector leaves them)."""
+    good = Path(_pairs(copies)[0][1])
+    data = good.read_bytes()
+    truncated = tmp_path / f"truncated{FRAME_STORE_SUFFIX}"
+    truncated.write_bytes(data[: len(data) // 2])
+    reader = FrameStoreReader(good)
+    buffer, bounds, _ = reader.jpegs_at(range(reader.info.num_frames))
+    first = reader._offsets(0, 0)[0]
+    reader.close()
+    garbled = bytearray(data)
+    for k in range(len(bounds) - 1):  # keep SOI and EOI of every frame, scramble what lies between
+        a, b = first + bounds[k], first + bounds[k + 1]
+        garbled[a + 2 : b - 2] = bytes(random.Random(k).getrandbits(8) for _ in range(b - a - 4))
+    bad_jpeg = tmp_path / f"garbled{FRAME_STORE_SUFFIX}"
+    bad_jpeg.write_bytes(bytes(garbled))
+    return {"good": good, "truncated": truncated, "garbled": bad_jpeg}
+
+
+def test_damaged_stores_are_skipped_and_counted_with_a_one_line_reason(copies, tmp_path) -> None:
+    files = _damaged(copies, tmp_path)
+    ds = VideoClipDataset([type("S", (), {"path": str(p), "label": 0})() for p in files.values()], SAMPLING)
+    good, truncated, garbled = (ds[(i, 0)] for i in range(3))
+    assert not isinstance(good, DecodeFailure)
+    for failure, words in ((truncated, "truncated"), (garbled, "not a valid JPEG")):
+        assert isinstance(failure, DecodeFailure) and words in failure.reason and "\n" not in failure.reason
+        assert "flashvid prepare" in failure.reason  # the fix
+
+    # decoded on the device: the truncated store fails in the worker, the garbled one at the decode step; the good
+    # one stays, and both are listed, the rest of the batch untouched
+    batch = _batch([str(p) for p in files.values()], "device")
+    assert [f["path"] for f in batch["failed"]] == [str(files["truncated"])]
+    batch = decode_on_device(batch, None, "cpu")
+    assert [f["path"] for f in batch["failed"]] == [str(files["truncated"]), str(files["garbled"])]
+    assert batch["failed"][1]["index"] == 2 and "not a valid JPEG" in batch["failed"][1]["reason"]
+    assert batch["video"].shape[0] == 1 and batch["path"] == [str(files["good"])] and batch["index"].tolist() == [0]
+
+    # flashvid doctor and predict name them, one line each
+    from flashvid.doctor import probe_file
+
+    assert probe_file(str(files["good"])).ok and probe_file(str(files["good"])).keyframe_interval == 1
+    for name in ("truncated", "garbled"):
+        probe = probe_file(str(files[name]))
+        assert not probe.ok and "\n" not in probe.reason
+    model = VideoClassifier("tiny_r2plus1d", labels=["a", "b"], data={"num_frames": 4, "crop_size": 24})
+    results = model.predict([str(p) for p in files.values()])
+    assert "error" not in results[0] and all("error" in r for r in results[1:])
+
+
+def test_prepare_frames_keeps_the_refusal_rules_and_manifest(copies, demo_root, tmp_path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(demo_root / "val", src / "val")
+    with pytest.raises(ValueError, match="inside the source folder"):
+        prepare(src / "val" / "stores", val_folder=src / "val", format="frames", progress=False)
+    # stores as the source: each listed as unreadable, with the reason
+    report = prepare(tmp_path / "again", train_folder=copies["frames"] / "val", format="frames", progress=False)
+    assert report.failed and all("already a flashvid frame store" in f["reason"] for f in report.failed)
+    # a re-run is resumable (nothing redone); switching the format converts again, to the other extension
+    out = tmp_path / "out"
+    first = prepare(out, val_folder=src / "val", short_side=SHORT, format="frames", workers=1, progress=False)
+    again = prepare(out, val_folder=src / "val", short_side=SHORT, format="frames", workers=1, progress=False)
+    assert first.converted == first.total and again.unchanged == first.total and again.converted == 0
+    video = prepare(out, val_folder=src / "val", short_side=SHORT, workers=1, progress=False)
+    assert video.converted == first.total and not list((out / "val").rglob(f"*{FRAME_STORE_SUFFIX}"))
+    with pytest.raises(ValueError, match="format must be one of video, frames"):
+        prepare(out, val_folder=src / "val", format="jpeg", progress=False)

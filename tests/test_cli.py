@@ -667,7 +667,7 @@ def test_small_data_recipe() -> None:
     cfg = compose("train", ["experiment=small_data"])
     assert cfg.model.pretrained is False and cfg.model.ema_decay and cfg.model.class_weights == "auto"
     assert cfg.data.augmentation.auto_augment and cfg.data.augmentation.mixup_alpha > 0
-    assert (cfg.data.num_clips, cfg.data.num_crops) == (5, 3) and cfg.callbacks.early_stopping is None
+    assert (cfg.data.num_clips, cfg.data.num_crops) == (1, 3) and cfg.callbacks.early_stopping is None
 
 
 def test_ucf101_videomae_recipe_matches_the_tutorial() -> None:

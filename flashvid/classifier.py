@@ -30,8 +30,7 @@ from .data.clip_config import DataConfig, clip_shape_error, resolve_clip_config
 from .data.transforms import BatchAugmentation
 from .data.view_averaging import average_views
 from .evaluation import EvaluationSteps
-from .failures import DecodeFailureAccounting
-from .failures import TooManyFailedFiles as TooManyFailedFiles  # re-exported: it was defined here
+from .failures import DecodeFailureAccounting, TooManyFailedFiles  # noqa: F401  (re-exported: defined here once)
 from .inference import Inputs, PredictOptions, Predictor, probabilities
 from .losses import check_class_weights, datamodule_class_weights, multi_hot_targets, weighted_cross_entropy
 from .models import VideoBackbone, create_backbone
@@ -61,11 +60,9 @@ class VideoClassifier(DecodeFailureAccounting, EvaluationSteps, L.LightningModul
         ema_decay: keep an exponential moving average of the weights (e.g. 0.999): validated, checkpointed and
             exported instead of the raw weights (:class:`flashvid.ema.EMA`); ``None`` for none.
         layer_decay: layer-wise LR decay factor (``None`` for none; the ``layer_decay`` strategy sets it too).
-        compile: ``torch.compile`` the backbone: ``True``, ``False``, or ``"auto"`` (the default: on when training
-            a transformers backbone on a CUDA GPU, where it measured 253 -> 316 clips/s for VideoMAE-base; off for
-            conv nets such as X3D, where it did not pay).
-        activation_checkpointing: recompute activations in the backward pass (VideoMAE-large, batch 8, H100:
-            17.0 -> 5.6 GB, 0.57x the speed).
+        compile: ``torch.compile`` the backbone: ``True``, ``False``, or ``"auto"`` (on when training a transformers
+            backbone on a CUDA GPU: 253 -> 316 clips/s for VideoMAE-base; off for conv nets, where it did not pay).
+        activation_checkpointing: recompute activations in backward (VideoMAE-large: 17.0 -> 5.6 GB, 0.57x speed).
         channels_last: channels-last-3d memory format for conv backbones on GPU.
         max_failed_fraction: fail the run when more than this share of files cannot be decoded.
         multi_label: several classes per video (``path,a;b`` list files): a sigmoid per class and binary
@@ -73,14 +70,11 @@ class VideoClassifier(DecodeFailureAccounting, EvaluationSteps, L.LightningModul
             subset accuracy (``subset_acc``: every class right) as metrics, checkpoints and early stopping by
             ``val/mAP``, and ``predict`` listing every class scoring at least ``threshold``.
         threshold: the multi-label decision threshold on a class's probability.
-        architecture: the backbone's exact architecture as checkpoints record it (:meth:`VideoBackbone.architecture`,
-            e.g. a transformers config's fields), for rebuilding a model whose architecture came from its
-            ``pretrained`` source (a ``flashvid pretrain`` encoder) without that source; with ``pretrained=False``.
+        architecture: the backbone's architecture as checkpoints record it (:meth:`VideoBackbone.architecture`), to
+            rebuild a model whose architecture came from its ``pretrained`` source without that source.
     """
 
-    #: how test views are combined (flashvid.data.view_averaging): set by the datamodule's and PredictOptions'
-    #: ``view_average`` for the evaluation they run, not a trained property (checkpoints do not keep it)
-    view_average: str = "prob"
+    view_average: str = "prob"  #: how test views combine (data.view_averaging); set per evaluation, not saved
 
     def __init__(
         self,
@@ -216,10 +210,9 @@ class VideoClassifier(DecodeFailureAccounting, EvaluationSteps, L.LightningModul
         video = self.normalize(video)
         if self.hparams.channels_last and video.is_cuda and self.backbone.spec.layout == "BCTHW":
             video = video.transpose(1, 2).contiguous(memory_format=torch.channels_last_3d).transpose(1, 2)
-        if video.dim() == 6:
-            b, v = video.shape[:2]
-            logits = self._backbone_forward(video.flatten(0, 1))
-            return average_views(logits.view(b, v, -1), self.view_average, self.multi_label)
+        if video.dim() == 6:  # (B, V, ...) views: one row per video
+            logits = self._backbone_forward(video.flatten(0, 1)).view(*video.shape[:2], -1)
+            return average_views(logits, self.view_average, self.multi_label)
         return self._backbone_forward(video)
 
     def _backbone_forward(self, video: torch.Tensor) -> torch.Tensor:

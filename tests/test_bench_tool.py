@@ -16,6 +16,8 @@ from benchkit.cli import main, subcommands  # noqa: E402
 
 
 def test_every_subcommand_answers_help_without_running(capsys: pytest.CaptureFixture[str]) -> None:
+    # the measurement scripts folded into the tool are subcommands (was scripts/measure_*.py)
+    assert {"recipes", "backbones", "epochs", "frame-store"} <= set(subcommands())
     for name in subcommands():
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])
@@ -53,6 +55,59 @@ def test_bad_options_fail_in_one_line_before_running(tmp_path: Path, capsys: pyt
     assert main(["train", "--out", str(tmp_path), "--model", "tiny", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_backbones_tiny_against_videomae_base(tmp_path: Path) -> None:
+    """``backbones --tiny`` on the CPU: videomae_base at its test size is the baseline, the other a ratio to it."""
+    assert main(["backbones", "--out", str(tmp_path), "--tiny", "--backbones", "tsm_resnet18"]) == 0
+    record = json.loads((tmp_path / "backbones.json").read_text())
+    base = record["baselines"]["speed"]
+    assert base["name"] == "videomae_base" and base["value"] > 0 and base["frames"] and base["params_m"] > 0
+    [row] = record["rows"]
+    assert row["name"] == row["backbone"] == "tsm_resnet18" and row["value"] == row["clips_per_s"] > 0
+    assert row["ratio"] == row["speed_ratio"] == round(row["value"] / base["value"], 3)
+    assert record["tiny"] is True and record["baseline"] == "videomae_base" and record["batch_size"] == 2
+    assert "memory" not in record["baselines"] and not record["errors"]  # peak memory is a GPU figure
+
+
+def test_epochs_drained_vs_continuous_on_tiny_files(demo_root: Path, tmp_path: Path) -> None:
+    """``epochs`` on the demo's train folder: the drained long-epoch baseline, each setting's ratio to it."""
+    assert main(["epochs", "--out", str(tmp_path), "--train", str(demo_root / "train"), "--workers", "1",
+                 "--batch-size", "2", "--batches", "6", "--repeats", "1"]) == 0
+    record = json.loads((tmp_path / "epochs.json").read_text())
+    base = record["baselines"]["loader"]
+    assert base["name"] == "drained_39_batch_epochs" and base["value"] == record["baseline_clips_per_s"] > 0
+    rows = {r["name"]: r for r in record["rows"] if r["group"] == "loader"}
+    assert set(rows) == {"drained_3_batch_epochs", "continuous_3_batch_epochs", "continuous_39_batch_epochs"}
+    for name, row in rows.items():
+        assert row["ratio"] == record["ratios_to_baseline"][name] == round(row["value"] / base["value"], 3)
+    assert record["results"]["single_clip_workers_first_batch_wait_s"] >= 0
+    assert record["baselines"]["first batch wait"]["unit"] == "s" and not record["errors"]
+
+
+def test_decode_device_gpu_decodes_frame_stores_on_the_device(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``--decode-device cpu,gpu`` is data.jpeg_decode=workers/device on frame stores; video files decode on the
+    CPU, so gpu alone on them is refused in one line and left out of a matrix beside frame stores."""
+    from benchkit import matrix
+    from benchkit.cli import parser
+    from benchkit.footage import FootageSet
+
+    assert main(["loader", "--out", str(tmp_path), "--model", "tiny", "--sets", str(tmp_path),
+                 "--decode-device", "gpu", "--prepare", "prepared"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--decode-device gpu: only frame stores" in err and len(err.splitlines()) == 1
+    args = parser().parse_args(["loader", "--model", "tiny", "--sets", str(tmp_path), "--decode-device", "cpu,gpu",
+                                "--prepare", "raw", "--prepare", "format=frames jpeg_quality=80"])
+    configs = matrix.configs(args)
+    assert [(c.store, c.decode_device) for c in configs] == [
+        ("raw", "cpu"), ("format=frames jpeg_quality=80", "cpu"), ("format=frames jpeg_quality=80", "gpu")]
+    sources = matrix.Sources(args, None)
+    for c in configs:  # the footage and the store as if made: what is measured is the mapping
+        sources.sets[c.set] = FootageSet(c.set, tmp_path)
+        sources.stores[(c.set, c.store, c.model)] = {"train_folder": tmp_path / "store"}
+    decode = [sources.data_kwargs(c).get("jpeg_decode") for c in configs]
+    assert decode == [None, "workers", "device"] and "jpeg_decode" in matrix.data_options()
 
 
 @pytest.mark.parametrize("variant, check", [

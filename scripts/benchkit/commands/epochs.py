@@ -60,6 +60,7 @@ def run(args: argparse.Namespace, record: Record) -> None:
             train = args.train
         else:
             train = make_prepared(args.root or Path(tmp), args.files)
+        record.put(train=str(args.train) if args.train is not None else "synthetic, prepared")
         results = measure(train, args, record)
     base = results[BASELINE]["clips_per_s"]
     ratios = {k: round(v["clips_per_s"] / base, 3) for k, v in results.items() if isinstance(v, dict)}

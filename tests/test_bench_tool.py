@@ -85,6 +85,53 @@ def test_epochs_drained_vs_continuous_on_tiny_files(demo_root: Path, tmp_path: P
     assert record["baselines"]["first batch wait"]["unit"] == "s" and not record["errors"]
 
 
+def test_frame_store_against_the_video_copy(demo_root: Path, tmp_path: Path) -> None:
+    """``frame-store`` on four demo videos: disk, CPU per clip and PSNR, each group against the video copy."""
+    src = tmp_path / "src"
+    for folder in sorted((demo_root / "train").iterdir())[:2]:
+        (src / folder.name).mkdir(parents=True)
+        for video in sorted(folder.iterdir())[:2]:
+            (src / folder.name / video.name).symlink_to(video)
+    assert main(["frame-store", str(src), "--out", str(tmp_path / "out"), "--data", str(tmp_path / "copies"),
+                 "--short-side", "64", "--clips", "2", "--qualities", "75"]) == 0
+    record = json.loads((tmp_path / "out" / "frame-store.json").read_text())
+    assert record["files"] == 4 and not record["errors"]
+    for group in ("disk", "cpu", "quality"):
+        assert record["baselines"][group]["name"] == "video copy" and record["baselines"][group]["value"] > 0
+    rows = {(r["group"], r["name"]): r for r in record["rows"]}
+    disk = rows[("disk", "frame store")]
+    assert disk["value"] == record["mb_per_min"]["frames"] and disk["ratio"] == round(
+        disk["value"] / record["baselines"]["disk"]["value"], 3)
+    assert rows[("cpu", "frame store, decoded here")]["value"] == record["cpu_ms_per_clip"]["frames_decoded"]
+    assert rows[("quality", "jpeg q75")]["value"] == record["quality_sweep"]["jpeg q75"]["psnr"]
+
+
+def test_own_fields_sit_beside_the_standard_ones_without_replacing_them(tmp_path: Path) -> None:
+    from benchkit.record import Record
+
+    record = Record("x", {}, tmp_path, argv=[])
+    record.put(files=3, rows_seen=1)
+    record.put(files=4)  # a subcommand's own field may be rewritten
+    with pytest.raises(ValueError, match="rows is a standard field"):
+        record.put(rows=[])
+    data = json.loads((tmp_path / "x.json").read_text())
+    assert data["files"] == 4 and data["rows"] == [] and data["subcommand"] == "x"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["frame-store", "NOPE"], "source NOPE: not a folder"),
+    (["backbones", "--backbones", "no_such_model"], "--backbones no_such_model: not a registered backbone"),
+    (["epochs", "--workers", "0"], "--workers must be at least 1"),
+    (["recipes", "--data", "NOPE"], "--data NOPE: needs train/ and val/ class folders"),
+])
+def test_folded_subcommands_refuse_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         argv: list[str], message: str) -> None:
+    argv = [a.replace("NOPE", str(tmp_path / "nope")) for a in argv]
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.replace("NOPE", str(tmp_path / "nope")) in err and len(err.splitlines()) == 1
+
+
 def test_decode_device_gpu_decodes_frame_stores_on_the_device(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     """``--decode-device cpu,gpu`` is data.jpeg_decode=workers/device on frame stores; video files decode on the

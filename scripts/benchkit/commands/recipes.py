@@ -89,6 +89,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, record: Record) -> None:
     start = time.perf_counter()
+    if not args.smoke:
+        check_data(args.data)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench_recipes_"))
     work.mkdir(parents=True, exist_ok=True)
     extra: list[str] = []
@@ -101,8 +103,6 @@ def run(args: argparse.Namespace, record: Record) -> None:
         args.workers = 0 if args.workers is None else args.workers
     if args.calibrate:
         args.epochs = 3
-    if not (data / "train").is_dir() or not (data / "val").is_dir():
-        raise BenchError(f"--data {data}: needs train/ and val/ class folders")
     record.put(data=str(data), epochs=args.epochs, seeds=args.seeds,
                configs={c: CONFIGS[c] for c in args.configs}, extra_overrides=extra)
     runs = train_all(args, data, work, extra, record)
@@ -130,6 +130,11 @@ def run(args: argparse.Namespace, record: Record) -> None:
             else:
                 record.row(f"{config} {view}", mean, "val top-1", group="recipes", std=std)
     record.put(runs=runs, wall_s=round(time.perf_counter() - start, 1))
+
+
+def check_data(data: Path) -> None:
+    if not (data / "train").is_dir() or not (data / "val").is_dir():
+        raise BenchError(f"--data {data}: needs train/ and val/ class folders")
 
 
 def train_command(config: str, seed: int, data: Path, run_dir: Path, epochs: int, workers: int,

@@ -39,7 +39,8 @@ def machine() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     gpu = torch.cuda.is_available()
-    return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpu": torch.cuda.get_device_name() if gpu else None,
+    return {"cpu": cpu, "arch": platform.machine(), "cpu_cores": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name() if gpu else None,
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()], **versions}
 
 

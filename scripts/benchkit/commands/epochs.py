@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace, record: Record) -> None:
                     "(median of the interleaved runs)",
                workers=args.workers, batch_size=args.batch_size, files=args.files,
                clip={"num_frames": NUM_FRAMES, "sampling_rate": SAMPLING_RATE, "crop_size": CROP},
-               cpu_count=os.cpu_count(), machine=platform.machine())
+               cpu_count=os.cpu_count())  # the script's "machine" (the architecture) is the record's machine.arch
     with tempfile.TemporaryDirectory() as tmp:
         if args.train is not None:
             if not args.train.is_dir():

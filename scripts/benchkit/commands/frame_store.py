@@ -56,7 +56,8 @@ def run(args: argparse.Namespace, record: Record) -> None:
     extra = {"jpeg_quality": args.jpeg_quality} if args.jpeg_quality else {}
     video = prepare(out / "video", **common)
     store = prepare(out / "frames", format="frames", **common, **extra)
-    videos, stores = _files(out / "video", ".mp4"), _files(out / "frames", FRAME_STORE_SUFFIX)
+    # the video copy: prepare's .mp4 files and the files it kept as they were (already decode-friendly)
+    videos, stores = sorted(list_videos(out / "video")), _files(out / "frames", FRAME_STORE_SUFFIX)
     if not videos or not stores:
         raise BenchError(f"source {args.source}: no videos prepared (class folders of videos expected)")
     minutes = _minutes(videos)

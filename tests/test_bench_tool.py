@@ -16,6 +16,8 @@ from benchkit.cli import main, subcommands  # noqa: E402
 
 
 def test_every_subcommand_answers_help_without_running(capsys: pytest.CaptureFixture[str]) -> None:
+    # the measurement scripts folded into the tool are subcommands (was scripts/measure_*.py)
+    assert {"recipes", "backbones", "epochs", "frame-store"} <= set(subcommands())
     for name in subcommands():
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])
@@ -53,6 +55,106 @@ def test_bad_options_fail_in_one_line_before_running(tmp_path: Path, capsys: pyt
     assert main(["train", "--out", str(tmp_path), "--model", "tiny", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_backbones_tiny_against_videomae_base(tmp_path: Path) -> None:
+    """``backbones --tiny`` on the CPU: videomae_base at its test size is the baseline, the other a ratio to it."""
+    assert main(["backbones", "--out", str(tmp_path), "--tiny", "--backbones", "tsm_resnet18"]) == 0
+    record = json.loads((tmp_path / "backbones.json").read_text())
+    base = record["baselines"]["speed"]
+    assert base["name"] == "videomae_base" and base["value"] > 0 and base["frames"] and base["params_m"] > 0
+    [row] = record["rows"]
+    assert row["name"] == row["backbone"] == "tsm_resnet18" and row["value"] == row["clips_per_s"] > 0
+    assert row["ratio"] == row["speed_ratio"] == round(row["value"] / base["value"], 3)
+    assert record["tiny"] is True and record["baseline"] == "videomae_base" and record["batch_size"] == 2
+    assert "memory" not in record["baselines"] and not record["errors"]  # peak memory is a GPU figure
+
+
+def test_epochs_drained_vs_continuous_on_tiny_files(demo_root: Path, tmp_path: Path) -> None:
+    """``epochs`` on the demo's train folder: the drained long-epoch baseline, each setting's ratio to it."""
+    assert main(["epochs", "--out", str(tmp_path), "--train", str(demo_root / "train"), "--workers", "1",
+                 "--batch-size", "2", "--batches", "6", "--repeats", "1"]) == 0
+    record = json.loads((tmp_path / "epochs.json").read_text())
+    base = record["baselines"]["loader"]
+    assert base["name"] == "drained_39_batch_epochs" and base["value"] == record["baseline_clips_per_s"] > 0
+    rows = {r["name"]: r for r in record["rows"] if r["group"] == "loader"}
+    assert set(rows) == {"drained_3_batch_epochs", "continuous_3_batch_epochs", "continuous_39_batch_epochs"}
+    for name, row in rows.items():
+        assert row["ratio"] == record["ratios_to_baseline"][name] == round(row["value"] / base["value"], 3)
+    assert record["results"]["single_clip_workers_first_batch_wait_s"] >= 0
+    assert record["baselines"]["first batch wait"]["unit"] == "s" and not record["errors"]
+
+
+def test_frame_store_against_the_video_copy(demo_root: Path, tmp_path: Path) -> None:
+    """``frame-store`` on four demo videos: disk, CPU per clip and PSNR, each group against the video copy."""
+    src = tmp_path / "src"
+    for folder in sorted((demo_root / "train").iterdir())[:2]:
+        (src / folder.name).mkdir(parents=True)
+        for video in sorted(folder.iterdir())[:2]:
+            (src / folder.name / video.name).symlink_to(video)
+    assert main(["frame-store", str(src), "--out", str(tmp_path / "out"), "--data", str(tmp_path / "copies"),
+                 "--short-side", "64", "--clips", "2", "--qualities", "75"]) == 0
+    record = json.loads((tmp_path / "out" / "frame-store.json").read_text())
+    assert record["files"] == 4 and not record["errors"]
+    for group in ("disk", "cpu", "quality"):
+        assert record["baselines"][group]["name"] == "video copy" and record["baselines"][group]["value"] > 0
+    rows = {(r["group"], r["name"]): r for r in record["rows"]}
+    disk = rows[("disk", "frame store")]
+    assert disk["value"] == record["mb_per_min"]["frames"] and disk["ratio"] == round(
+        disk["value"] / record["baselines"]["disk"]["value"], 3)
+    assert rows[("cpu", "frame store, decoded here")]["value"] == record["cpu_ms_per_clip"]["frames_decoded"]
+    assert rows[("quality", "jpeg q75")]["value"] == record["quality_sweep"]["jpeg q75"]["psnr"]
+
+
+def test_own_fields_sit_beside_the_standard_ones_without_replacing_them(tmp_path: Path) -> None:
+    from benchkit.record import Record
+
+    record = Record("x", {}, tmp_path, argv=[])
+    record.put(files=3, rows_seen=1)
+    record.put(files=4)  # a subcommand's own field may be rewritten
+    with pytest.raises(ValueError, match="rows is a standard field"):
+        record.put(rows=[])
+    data = json.loads((tmp_path / "x.json").read_text())
+    assert data["files"] == 4 and data["rows"] == [] and data["subcommand"] == "x"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["frame-store", "NOPE"], "source NOPE: not a folder"),
+    (["backbones", "--backbones", "no_such_model"], "--backbones no_such_model: not a registered backbone"),
+    (["epochs", "--workers", "0"], "--workers must be at least 1"),
+    (["recipes", "--data", "NOPE"], "--data NOPE: needs train/ and val/ class folders"),
+])
+def test_folded_subcommands_refuse_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         argv: list[str], message: str) -> None:
+    argv = [a.replace("NOPE", str(tmp_path / "nope")) for a in argv]
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.replace("NOPE", str(tmp_path / "nope")) in err and len(err.splitlines()) == 1
+
+
+def test_decode_device_gpu_decodes_frame_stores_on_the_device(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``--decode-device cpu,gpu`` is data.jpeg_decode=workers/device on frame stores; video files decode on the
+    CPU, so gpu alone on them is refused in one line and left out of a matrix beside frame stores."""
+    from benchkit import matrix
+    from benchkit.cli import parser
+    from benchkit.footage import FootageSet
+
+    assert main(["loader", "--out", str(tmp_path), "--model", "tiny", "--sets", str(tmp_path),
+                 "--decode-device", "gpu", "--prepare", "prepared"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--decode-device gpu: only frame stores" in err and len(err.splitlines()) == 1
+    args = parser().parse_args(["loader", "--model", "tiny", "--sets", str(tmp_path), "--decode-device", "cpu,gpu",
+                                "--prepare", "raw", "--prepare", "format=frames jpeg_quality=80"])
+    configs = matrix.configs(args)
+    assert [(c.store, c.decode_device) for c in configs] == [
+        ("raw", "cpu"), ("format=frames jpeg_quality=80", "cpu"), ("format=frames jpeg_quality=80", "gpu")]
+    sources = matrix.Sources(args, None)
+    for c in configs:  # the footage and the store as if made: what is measured is the mapping
+        sources.sets[c.set] = FootageSet(c.set, tmp_path)
+        sources.stores[(c.set, c.store, c.model)] = {"train_folder": tmp_path / "store"}
+    decode = [sources.data_kwargs(c).get("jpeg_decode") for c in configs]
+    assert decode == [None, "workers", "device"] and "jpeg_decode" in matrix.data_options()
 
 
 @pytest.mark.parametrize("variant, check", [

@@ -46,7 +46,7 @@ __all__ = ["FRAME_STORE_SUFFIX", "FrameStoreReader", "FrameStoreWriter", "decode
 MAGIC = b"FVFRAMES"
 VERSION = 1
 _PREFIX = struct.Struct("<8sIIQ")  # magic, version, header length, index offset
-# JPEG quality of the stores `flashvid prepare` writes, measured (scripts/measure_frame_store.py --qualities, 8 real
+# JPEG quality of the stores `flashvid prepare` writes, measured (scripts/bench.py frame-store --qualities, 8 real
 # Kinetics clips at 256 px, 15 fps; PSNR against the uncompressed frames both copies are made from): the video copy
 # (crf 22) 38.5 dB at 4.3 MB/min; JPEG q75 38.9 dB at 11.5 MB/min, q85 40.8 at 15.0, q90 42.2 at 18.6, q95 44.2 at
 # 26.6. 75 is the least bytes that lose no more than the video copy does.

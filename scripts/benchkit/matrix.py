@@ -35,8 +35,9 @@ def add_arguments(p: argparse.ArgumentParser, *, training: bool = True) -> None:
                    help="store format, repeatable: raw (the files as they are), prepared (flashvid prepare's "
                         "defaults) or its key=value overrides, e.g. --prepare format=frames (default: raw)")
     g.add_argument("--workers", type=csv_ints, default=[None], help="loader workers, e.g. 8,16 (default: flashvid's)")
-    g.add_argument("--decode-device", default="cpu", help="cpu, gpu or cpu,gpu (gpu: data.decode_device=cuda, "
-                   "when flashvid's datamodule has that option)")
+    g.add_argument("--decode-device", default="cpu", help="cpu, gpu or cpu,gpu: where frame stores (--prepare "
+                   "format=frames) decode their JPEGs, data.jpeg_decode=workers or device (nvJPEG); video copies "
+                   "and raw footage decode on the CPU either way, so gpu measures frame stores only")
     g.add_argument("--data-override", action="append", default=None, metavar="OVERRIDES",
                    help="a variant of data options, repeatable (each is compared), Hydra style: "
                         "--data-override 'data.clips_per_video=2 data.keyframe_aligned=true'")
@@ -112,11 +113,35 @@ def configs(args: argparse.Namespace) -> list[Config]:
     variants = args.data_override or [""]
     for v in variants:
         check_data_options(overrides.parse(v, "data.", "--data-override"), "--data-override")
-    if "gpu" in devices and "decode_device" not in data_options():
-        raise BenchError("--decode-device gpu: flashvid's VideoClassificationData has no decode_device option yet "
-                         "(GPU decoding), so it cannot be measured; use --decode-device cpu")
-    return [Config(*c) for c in itertools.product(models, sets, args.prepare or ["raw"], args.workers,
-                                                   getattr(args, "steps_per_epoch", [None]), devices, variants)]
+    stores = args.prepare or ["raw"]
+    if "gpu" in devices and not any(is_frame_store(s) for s in stores):
+        raise BenchError("--decode-device gpu: only frame stores decode on the GPU (data.jpeg_decode=device); add "
+                         "--prepare format=frames (video copies and raw footage decode on the CPU)")
+    every = [Config(*c) for c in itertools.product(models, sets, stores, args.workers,
+                                                    getattr(args, "steps_per_epoch", [None]), devices, variants)]
+    return [c for c in every if c.decode_device == "cpu" or is_frame_store(c.store)]  # gpu: frame stores only
+
+
+def check_devices(configs: list[Config]) -> None:
+    """A GPU-decoded configuration needs a GPU that decodes JPEG (a CUDA build of torchvision with nvJPEG)."""
+    if not any(c.decode_device == "gpu" for c in configs):
+        return
+    import torch
+
+    from flashvid.data.device_decode import device_decodes_jpeg
+
+    if not torch.cuda.is_available():
+        raise BenchError("--decode-device gpu: no CUDA device here; use --decode-device cpu")
+    ok, why = device_decodes_jpeg(torch.device("cuda"))
+    if not ok:
+        raise BenchError(f"--decode-device gpu: this GPU cannot decode JPEG ({why}); use --decode-device cpu")
+
+
+def is_frame_store(store: str) -> bool:
+    """Whether ``--prepare``'s ``store`` spec makes a JPEG frame store (``format=frames``)."""
+    if store in ("raw", "prepared"):
+        return False
+    return overrides.parse(store, "prepare.", "--prepare").get("format") == "frames"
 
 
 def data_options() -> set[str]:
@@ -156,8 +181,8 @@ class Sources:
                 self.stores[key] = data
                 self.record.info(f"prepare/{c.set}/{c.store}/{c.model}", report)
             kw.update(self.stores[key])
-        if c.decode_device == "gpu":
-            kw["decode_device"] = "cuda"
+        if is_frame_store(c.store):  # where its JPEGs decode; video files decode in the workers either way
+            kw["jpeg_decode"] = "device" if c.decode_device == "gpu" else "workers"
         kw.update(decoder=self.args.decoder, num_workers=c.workers)
         return overrides.merge(kw, overrides.parse(c.data_variant, "data.", "--data-override"))
 

@@ -39,7 +39,8 @@ def machine() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     gpu = torch.cuda.is_available()
-    return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpu": torch.cuda.get_device_name() if gpu else None,
+    return {"cpu": cpu, "arch": platform.machine(), "cpu_cores": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name() if gpu else None,
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()], **versions}
 
 
@@ -58,6 +59,7 @@ class Record:
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in args.items()},
             "machine": None, "baselines": {}, "rows": [], "info": {}, "skipped": {}, "errors": {}}
+        self.own: set[str] = set()  # the fields put() added
 
     # ---------------------------------------------------------------------------------------------- output
     def log(self, *parts: Any) -> None:
@@ -68,6 +70,15 @@ class Record:
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.data, indent=1, default=str) + "\n")
         os.replace(tmp, self.path)
+
+    def put(self, **fields: Any) -> None:
+        """A subcommand's own top-level JSON fields, beside the standard ones (which they may not replace)."""
+        taken = sorted(fields.keys() & {*self.data, "elapsed_s"} - self.own)
+        if taken:
+            raise ValueError(f"{taken[0]} is a standard field of the record")
+        self.own |= fields.keys()
+        self.data.update(fields)
+        self.save()
 
     def info(self, key: str, value: Any) -> None:
         """Context that is not a measurement (footage properties, prepare reports, versions)."""

@@ -17,6 +17,7 @@ PARTS = ("loader", "train", "predict")
 def run(args: argparse.Namespace, record: Record, parts: Sequence[str]) -> None:
     training.setup_torch(args)
     configs = matrix.configs(args)
+    matrix.check_devices(configs)
     record.info("configurations", len(configs))
     sources = matrix.Sources(args, record)
     models = training.Models(args)
@@ -64,7 +65,7 @@ def _predict(args: argparse.Namespace, record: Record, sources: matrix.Sources, 
         record.baseline("model_only_inference", res.pop("clips_per_s"), "files/s", group=group, **res)
     seen = set()
     for c in own:
-        c = dataclasses.replace(c, steps_per_epoch=None, data_variant="")
+        c = dataclasses.replace(c, steps_per_epoch=None, data_variant="", decode_device="cpu")  # predict: CPU
         if c in seen:
             continue
         seen.add(c)

@@ -1,4 +1,7 @@
-"""Accuracy of the plain defaults vs ``experiment=small_data`` from scratch on real footage, one view vs multi-view.
+"""Val top-1 of the plain defaults vs experiment=small_data from scratch, one view vs 5x3 (baseline: plain, one view).
+
+Accuracy of the plain defaults vs ``experiment=small_data`` from scratch on real footage, one view vs multi-view
+(was ``scripts/measure_recipes.py``).
 
 Trains X3D-XS from scratch (no weights can be downloaded) with ``flashvid train`` as a user would, per config and
 seed, all runs at once as parallel processes on one GPU with the CPU cores split between them, then scores each
@@ -6,7 +9,8 @@ run's ``best.ckpt`` on the val folder (never seen in training: checkpoints are c
 train, as both recipes do by default). Every val video is decoded once as 5 clips x 3 crops; from the views'
 logits come the one-view score (the middle clip's middle crop *is* the single centred view: same start, same crop,
 tests/test_multiview.py) and the 5x3 scores averaged as probabilities and as logits (``data.view_average``).
-Result: val top-1 mean +- std over seeds per config and view setting, JSON (``RESULT {json}`` line, ``--out``).
+Result: val top-1 mean +- std over seeds per config and view setting (``val_top1`` in OUT/recipes.json); the
+baseline is the first config's one-view mean (plain), every other config and view setting a ratio to it.
 
 Data: ``../shared/flash_kinetics`` (5 classes, 49 train / 44 val Kinetics clips, short side 256; its README).
 Use it in place, never copy it into the repository (no redistribution licence); on the GPU machine carry a copy
@@ -21,24 +25,24 @@ Budget (the lead's ~10 min of one H200, 16 cores; the whole call must end within
   runs, one left to each main process) is ~2.2 s, plus 5-10 held-out videos and a checkpoint write: ~4 s an
   epoch, all 6 runs in parallel. 80 epochs ~ 320 s. Scoring: 44 val videos x 6 checkpoints, each file read once
   for its 15 views on 14 workers, ~30 s with the imports. Total ~ 20 + 20 + 320 + 30 = 390 s, 150 s to spare.
-  The estimate is not measured on the machine: ``trainer.max_time`` stops every run at ``--max-train-s`` (400 s)
-  so the call ends by ~480 s even if an epoch takes 5 s or more; such a run is marked ``capped`` in the JSON (its
-  cosine schedule did not finish: compare only uncapped runs, or lower ``--epochs``). ``--calibrate`` runs 3
-  epochs of the 6 runs and reports the seconds per epoch to size ``--epochs`` from, when device time allows.
+  ``trainer.max_time`` stops every run at ``--max-train-s`` (400 s) so the call ends by ~480 s even if an epoch
+  takes 5 s or more; such a run is marked ``capped`` in the JSON (its cosine schedule did not finish: compare only
+  uncapped runs, or lower ``--epochs``). ``--calibrate`` runs 3 epochs of the 6 runs and reports the seconds per
+  epoch to size ``--epochs`` from, when device time allows.
 
-  python scripts/measure_recipes.py --smoke --out /tmp/smoke.json      # here, CPU, tiny encoded fixture
+    python scripts/bench.py recipes --smoke --out /tmp/smoke      # here, CPU, tiny encoded fixture
 
 On the GPU machine (../shared/device/README.md). What travels must stay under 64 MiB: the wheels are 46 MB and
 train/ + val/ 23 MB, so leave out torchcodec (PyAV decodes the .mp4 files) and kornia_rs (5.3 MB; Kornia imports
 it only for ``kornia.io``, image files, which flashvid never uses: a one-line stand-in takes its place):
   here, once:  bash ../shared/device/fetch_wheels.sh && rm .whl/torchcodec-*.whl .whl/kornia_rs-*.whl
-               mkdir -p runs/flash_kinetics && cp -r ../shared/flash_kinetics/train ../shared/flash_kinetics/val \
+               mkdir -p runs/flash_kinetics && cp -r ../shared/flash_kinetics/train ../shared/flash_kinetics/val \\
                    runs/flash_kinetics/                                   # runs/ is ignored: never committed
   run, carry [".whl", "runs/flash_kinetics"], timeout_s 600:
     rm -rf /tmp/site; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site
     .whl/*.whl >/dev/null && mkdir -p /tmp/site/kornia_rs && echo 'io = None' > /tmp/site/kornia_rs/__init__.py
     && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 || exit;
-    python3 scripts/measure_recipes.py --data runs/flash_kinetics --work-dir /tmp/mr --out $OUT/recipes.json
+    python3 scripts/bench.py recipes --data runs/flash_kinetics --work-dir /tmp/mr --out $OUT
 """
 
 from __future__ import annotations
@@ -54,17 +58,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]
+from ..footage import REPO, SHARED
+from ..record import BenchError, Record
 
-
-def report(result: dict[str, Any], out: str | None) -> None:
-    """``RESULT {json}`` on stdout and the same JSON in ``out``."""
-    print("RESULT", json.dumps(result), flush=True)
-    if out:
-        Path(out).write_text(json.dumps(result, indent=2))
-
-DEFAULT_DATA = REPO.parent / "shared" / "flash_kinetics"
 # what each config adds to the shared overrides; both train X3D-XS from scratch for the same number of epochs
 CONFIGS: dict[str, list[str]] = {
     "plain": ["model=x3d_xs", "model.pretrained=false"],
@@ -76,6 +72,71 @@ NUM_CLIPS, NUM_CROPS = 5, 3
 ONE_VIEW = (NUM_CLIPS // 2) * NUM_CROPS + NUM_CROPS // 2  # the middle clip's middle crop (clip-major views)
 
 
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=SHARED / "flash_kinetics",
+                   help="folder with train/ and val/ class folders (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=80, help="epochs of every run (both configs the same)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--configs", nargs="+", default=["plain", "small_data"], choices=list(CONFIGS),
+                   help="the first one's one-view score is the baseline (default %(default)s)")
+    p.add_argument("--cores", type=int, default=None, help="CPU cores to split between the runs (default: all)")
+    p.add_argument("--workers", type=int, default=None, help="loader workers per run (default: cores / runs - 1)")
+    p.add_argument("--max-train-s", type=int, default=400, help="trainer.max_time of each run (a safety net)")
+    p.add_argument("--work-dir", type=Path, default=None, help="run directories (default: a temporary folder)")
+    p.add_argument("--calibrate", action="store_true", help="3 epochs, report seconds per epoch, no scoring")
+    p.add_argument("--smoke", action="store_true", help="CPU, a tiny encoded fixture, 1 epoch, 2 seeds")
+
+
+def run(args: argparse.Namespace, record: Record) -> None:
+    start = time.perf_counter()
+    if not args.smoke:
+        check_data(args.data)
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench_recipes_"))
+    work.mkdir(parents=True, exist_ok=True)
+    extra: list[str] = []
+    data = args.data
+    if args.smoke:  # what must shrink for 7 training videos on a shared 2-core CPU
+        data = smoke_data(work / "data")
+        args.epochs, args.seeds = 1, args.seeds[:2]
+        extra = ["trainer.accelerator=cpu", "data.batch_size=2", "data.crop_size=64",
+                 "trainer.num_sanity_val_steps=0"]
+        args.workers = 0 if args.workers is None else args.workers
+    if args.calibrate:
+        args.epochs = 3
+    record.put(data=str(data), epochs=args.epochs, seeds=args.seeds,
+               configs={c: CONFIGS[c] for c in args.configs}, extra_overrides=extra)
+    runs = train_all(args, data, work, extra, record)
+    if args.calibrate:
+        # an upper bound: train_s includes each process's start (imports, CUDA, model build)
+        per_epoch = {f"{r['config']}_seed{r['seed']}": round(r["train_s"] / args.epochs, 1) for r in runs}
+        record.put(train_s={f"{r['config']}_seed{r['seed']}": r["train_s"] for r in runs},
+                   seconds_per_epoch_at_most=max(per_epoch.values()))
+        first, *rest = per_epoch.items()
+        record.baseline(first[0], first[1], "s/epoch at most", group="calibrate")
+        for name, value in rest:
+            record.row(name, value, "s/epoch at most", group="calibrate")
+    else:
+        workers = 0 if args.smoke else max(1, (args.cores or os.cpu_count() or 1) - 2)
+        for r in runs:
+            r["val_top1"] = record.step(f"score {r['config']} seed {r['seed']}", score, r["ckpt"], data / "val",
+                                        workers, args.smoke, cost_s=10)
+        scored = [r for r in runs if r["val_top1"]]
+        table = summarise(scored)
+        record.put(val_top1=table)
+        rows = [(config, view, v["mean"], v["std"]) for config, views in table.items() for view, v in views.items()]
+        for config, view, mean, std in sorted(rows, key=lambda x: (x[:2] != (args.configs[0], "one_view"))):
+            if (config, view) == (args.configs[0], "one_view"):
+                record.baseline(f"{config} {view}", mean, "val top-1", group="recipes", std=std)
+            else:
+                record.row(f"{config} {view}", mean, "val top-1", group="recipes", std=std)
+    record.put(runs=runs, wall_s=round(time.perf_counter() - start, 1))
+
+
+def check_data(data: Path) -> None:
+    if not (data / "train").is_dir() or not (data / "val").is_dir():
+        raise BenchError(f"--data {data}: needs train/ and val/ class folders")
+
+
 def train_command(config: str, seed: int, data: Path, run_dir: Path, epochs: int, workers: int,
                   max_train_s: int, extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "flashvid", "train", *CONFIGS[config],
@@ -85,7 +146,8 @@ def train_command(config: str, seed: int, data: Path, run_dir: Path, epochs: int
             f"trainer.max_time={{seconds:{max_train_s}}}", *extra]
 
 
-def train_all(args: argparse.Namespace, data: Path, out_dir: Path, extra: list[str]) -> list[dict[str, Any]]:
+def train_all(args: argparse.Namespace, data: Path, out_dir: Path, extra: list[str],
+              record: Record) -> list[dict[str, Any]]:
     """Every (config, seed) run as its own ``flashvid train`` process, all at once."""
     runs = [(c, s) for c in args.configs for s in args.seeds]
     cores = args.cores or os.cpu_count() or 1
@@ -99,22 +161,23 @@ def train_all(args: argparse.Namespace, data: Path, out_dir: Path, extra: list[s
         log = open(out_dir / f"{config}_seed{seed}.log", "w")
         procs.append((config, seed, run_dir, log, time.perf_counter(), subprocess.Popen(
             cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)))
-    print(f"measure_recipes: {len(procs)} runs x {args.epochs} epochs, {workers} loader workers each", flush=True)
+    record.log(f"recipes: {len(procs)} runs x {args.epochs} epochs, {workers} loader workers each")
     results = []
-    for config, seed, run_dir, log, start, proc in procs:
+    for config, seed, run_dir, log, started, proc in procs:
         rc = proc.wait()
         log.close()
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - started
         if rc != 0:
-            tail = (out_dir / f"{config}_seed{seed}.log").read_text().splitlines()[-15:]
-            raise SystemExit(f"measure_recipes: {config} seed {seed} failed (exit {rc}):\n" + "\n".join(tail))
+            log_path = out_dir / f"{config}_seed{seed}.log"
+            print("\n".join(log_path.read_text().splitlines()[-15:]), file=sys.stderr)
+            raise BenchError(f"{config} seed {seed}: flashvid train failed (exit {rc}), its log: {log_path}")
         metrics = json.loads((run_dir / "metrics.json").read_text())
         epochs_done = int(metrics["epochs"])
         results.append({"config": config, "seed": seed, "run_dir": str(run_dir), "train_s": round(seconds, 1),
                         "epochs_done": epochs_done, "capped": epochs_done < args.epochs,
                         "best_by": metrics.get("best_by"),
                         "best_score": metrics.get("best_score"), "ckpt": str(best_checkpoint(run_dir))})
-        print(f"measure_recipes: {config} seed {seed}: {seconds:.0f} s, {epochs_done} epochs", flush=True)
+        record.log(f"recipes: {config} seed {seed}: {seconds:.0f} s, {epochs_done} epochs")
     return results
 
 
@@ -122,7 +185,7 @@ def best_checkpoint(run_dir: Path) -> Path:
     for name in ("best.ckpt", "last.ckpt"):
         if (run_dir / "checkpoints" / name).is_file():
             return run_dir / "checkpoints" / name
-    raise SystemExit(f"measure_recipes: no checkpoint in {run_dir / 'checkpoints'}")
+    raise BenchError(f"no checkpoint in {run_dir / 'checkpoints'}")
 
 
 def score(ckpt: str, val_folder: Path, workers: int, check_one_view: bool) -> dict[str, float]:
@@ -146,7 +209,7 @@ def score(ckpt: str, val_folder: Path, workers: int, check_one_view: bool) -> di
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         for batch in loader:
             if batch["failed"]:
-                raise SystemExit(f"measure_recipes: unreadable val files: {batch['failed']}")
+                raise BenchError(f"unreadable val files: {batch['failed']}")
             video = batch["video"].to(device)
             b, v = video.shape[:2]
             views.append(model(video.flatten(0, 1)).float().view(b, v, -1).cpu())  # each view's own logits
@@ -168,7 +231,7 @@ def score(ckpt: str, val_folder: Path, workers: int, check_one_view: bool) -> di
         results = Predictor(model, PredictOptions(device=device)).predict([s.path for s in samples])
         picked = [model.labels[i] for i in logits[:, ONE_VIEW].argmax(-1).tolist()]
         if picked != [r["label"] for r in results]:
-            raise SystemExit("measure_recipes: the middle view differs from the one-view prediction")
+            raise RuntimeError("the middle view differs from the one-view prediction")
     return out
 
 
@@ -191,54 +254,3 @@ def smoke_data(root: Path) -> Path:
 
     return make_demo_dataset(root, motions=("bounce", "clockwise"), videos_per_class={"train": 8, "val": 2},
                              num_frames=24, height=48, width=64)
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with train/ and val/ class folders")
-    p.add_argument("--epochs", type=int, default=80, help="epochs of every run (both configs the same)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--configs", nargs="+", default=["plain", "small_data"], choices=list(CONFIGS))
-    p.add_argument("--cores", type=int, default=None, help="CPU cores to split between the runs (default: all)")
-    p.add_argument("--workers", type=int, default=None, help="loader workers per run (default: cores / runs - 1)")
-    p.add_argument("--max-train-s", type=int, default=400, help="trainer.max_time of each run (a safety net)")
-    p.add_argument("--work-dir", type=Path, default=None, help="run directories (default: a temporary folder)")
-    p.add_argument("--calibrate", action="store_true", help="3 epochs, report seconds per epoch, no scoring")
-    p.add_argument("--smoke", action="store_true", help="CPU, a tiny encoded fixture, 1 epoch, 2 seeds")
-    p.add_argument("--out", default=None)
-    args = p.parse_args()
-
-    start = time.perf_counter()
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="measure_recipes_"))
-    work.mkdir(parents=True, exist_ok=True)
-    extra: list[str] = []
-    data = args.data
-    if args.smoke:  # what must shrink for 7 training videos on a shared 2-core CPU
-        data = smoke_data(work / "data")
-        args.epochs, args.seeds = 1, args.seeds[:2]
-        extra = ["trainer.accelerator=cpu", "data.batch_size=2", "data.crop_size=64",
-                 "trainer.num_sanity_val_steps=0"]
-        args.workers = 0 if args.workers is None else args.workers
-    if args.calibrate:
-        args.epochs = 3
-    if not (data / "train").is_dir() or not (data / "val").is_dir():
-        raise SystemExit(f"measure_recipes: {data} needs train/ and val/ class folders (--data)")
-    runs = train_all(args, data, work, extra)
-    result: dict[str, Any] = {"data": str(data), "epochs": args.epochs, "seeds": args.seeds,
-                              "configs": {c: CONFIGS[c] for c in args.configs}, "extra_overrides": extra}
-    if args.calibrate:
-        result["train_s"] = {f"{r['config']}_seed{r['seed']}": r["train_s"] for r in runs}
-        # an upper bound: train_s includes each process's start (imports, CUDA, model build)
-        result["seconds_per_epoch_at_most"] = round(max(r["train_s"] for r in runs) / args.epochs, 1)
-    else:
-        workers = 0 if args.smoke else max(1, (args.cores or os.cpu_count() or 1) - 2)
-        for r in runs:
-            r["val_top1"] = score(r["ckpt"], data / "val", workers, check_one_view=args.smoke)
-        result["val_top1"] = summarise(runs)
-    result["runs"] = runs
-    result["wall_s"] = round(time.perf_counter() - start, 1)
-    report(result, args.out)
-
-
-if __name__ == "__main__":
-    main()

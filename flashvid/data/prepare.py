@@ -484,6 +484,8 @@ def _write_store(container: Any, stream: Any, src: str, dst: str, s: PrepareSett
 
     def flush() -> None:
         assert writer is not None
+        if not pending:  # the frame count was a multiple of the batch: nothing left (encode_jpeg([]) raises)
+            return
         for jpeg in encode_jpegs(pending, s.jpeg_quality):
             writer.add(jpeg)
         pending.clear()

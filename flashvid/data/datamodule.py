@@ -83,7 +83,7 @@ class VideoClassificationData(L.LightningDataModule):
         decode_threads: int = 1,
         skip_nonref: bool = True,
         decoder: str = "auto",
-        jpeg_decode: str = "auto",
+        jpeg_decode: str = "workers",
         transforms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
         augmentation: Augmentation | Mapping[str, Any] | None = None,
         seed: int = 0,

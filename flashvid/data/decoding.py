@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, Protocol, Sequence
 import torch
 
 from .frame_store import FrameStoreReader, is_frame_store
-from .video_file import VideoDecodeError, VideoInfo, _check_file
+from .video_file import VideoDecodeError, VideoInfo, check_file
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -44,7 +44,7 @@ class VideoReader(Protocol):
 _SOURCE_LOCATION = re.compile(r"\w+, /\S+\.(?:cpp|h|c):\d+, ")
 
 
-def _reason(e: BaseException, path: str | None = None) -> str:
+def decode_failure_reason(e: BaseException, path: str | None = None) -> str:
     """A decoder exception as a one-line reason, without torchcodec's C++ source locations (nor the path)."""
     text = _SOURCE_LOCATION.sub("", str(e)).strip()
     if path:
@@ -155,7 +155,7 @@ class TorchCodecReader:
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1):
         self.path = str(path)
-        _check_file(self.path)
+        check_file(self.path)
         self._num_threads = num_threads
         self._stream_index: int | None = None
         self._seek_mode = "approximate"
@@ -189,7 +189,7 @@ class TorchCodecReader:
                 stream_index=self._stream_index, transforms=[Resize(self._size)] if self._size else None,
             )
         except Exception as e:  # torchcodec raises ValueError/RuntimeError with FFmpeg's text
-            raise VideoDecodeError(self.path, _reason(e, self.path)) from e
+            raise VideoDecodeError(self.path, decode_failure_reason(e, self.path)) from e
 
     def _pick_stream(self) -> None:
         """Several video streams: the largest, as the ffmpeg CLI does (torchcodec's "best" stream is FFmpeg's
@@ -242,7 +242,7 @@ class TorchCodecReader:
             except VideoDecodeError:
                 raise
             except Exception as e:
-                raise VideoDecodeError(self.path, _reason(first, self.path)) from e
+                raise VideoDecodeError(self.path, decode_failure_reason(first, self.path)) from e
 
     def close(self) -> None:
         self._decoder = None
@@ -320,11 +320,11 @@ class PyAVReader:
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, skip_nonref: bool = True):
         self.path = str(path)
-        _check_file(self.path)
+        check_file(self.path)
         try:
             self._container = open_container(self.path)
         except Exception as e:
-            raise VideoDecodeError(self.path, _reason(e, self.path)) from e
+            raise VideoDecodeError(self.path, decode_failure_reason(e, self.path)) from e
         if not self._container.streams.video:
             self._container.close()
             raise VideoDecodeError(self.path, "no video stream (audio-only or not a video)")
@@ -458,7 +458,7 @@ class PyAVReader:
                     break
         except Exception as e:
             if last is None:
-                raise VideoDecodeError(self.path, _reason(e, self.path)) from e
+                raise VideoDecodeError(self.path, decode_failure_reason(e, self.path)) from e
         if last is None:
             raise VideoDecodeError(self.path, "no frames could be decoded")
         for t in targets:  # frames past the real end repeat the last decoded one
@@ -479,7 +479,7 @@ class PyAVReader:
                     break
         except Exception as e:
             if last is None:
-                raise VideoDecodeError(self.path, _reason(e, self.path)) from e
+                raise VideoDecodeError(self.path, decode_failure_reason(e, self.path)) from e
         if last is None:
             raise VideoDecodeError(self.path, "no frames could be decoded")
         return _stack_nchw([got.get(i, last) for i in wanted])

@@ -35,7 +35,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .sources import FRAME_STORE_SUFFIX
-from .video_file import VideoDecodeError, VideoInfo, _check_file
+from .video_file import VideoDecodeError, VideoInfo, check_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,7 +128,7 @@ class FrameStoreReader:
     def __init__(self, path: str | os.PathLike, num_threads: int = 1):
         self.path = str(path)
         self._data: memoryview | None = None
-        _check_file(self.path)
+        check_file(self.path)
         self._file = open(self.path, "rb", buffering=0)
         self._size = os.fstat(self._file.fileno()).st_size
         self._open()

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from ..rundir import locked_dir
-from .decoding import VideoDecodeError, _check_file, _reason, keyframe_interval, open_container
+from .decoding import VideoDecodeError, check_file, decode_failure_reason, keyframe_interval, open_container
 from .frame_store import DEFAULT_QUALITY, FRAME_STORE_SUFFIX, FrameStoreWriter, encode_jpegs, is_frame_store
-from .sources import SEQUENTIAL_ONLY_EXTENSIONS, VideoSample, _inside
+from .sources import SEQUENTIAL_ONLY_EXTENSIONS, VideoSample, is_inside
 
 if TYPE_CHECKING:
     from .clip_config import DataConfig
@@ -213,11 +213,11 @@ def _check_output(output: Path, sources: _Sources) -> None:
     fix = "choose an output folder outside the data (outside every split folder, list file and video folder)"
     for src in [*sources.given, *sorted(sources.files), *sorted(sources.folders)]:
         what = "folder" if src in sources.folders else "file"
-        if _inside(src, out):
+        if is_inside(src, out):
             relation = "is" if src == out else "holds"
             raise ValueError(f"output {out!r} {relation} the source {what} {src!r}: prepare would write over the "
                              f"sources; {fix}")
-        if what == "folder" and _inside(out, src):
+        if what == "folder" and is_inside(out, src):
             raise ValueError(f"output {out!r} is inside the source folder {src!r}: its copies would be mixed with "
                              f"(or listed as) the source videos; {fix}")
 
@@ -232,7 +232,7 @@ def _check_destinations(output: Path, plan: Mapping[str, tuple[Path, Path]], sou
             real_parent = parents.get(parent)
             if real_parent is None:
                 real_parent = parents[parent] = os.path.realpath(parent)
-                inside = next((d for d in sources.folders if _inside(real_parent, d)), None)
+                inside = next((d for d in sources.folders if is_inside(real_parent, d)), None)
                 if inside is not None:
                     raise ValueError(f"{parent} leads into the source folder {inside!r} (a link inside the "
                                      f"output?): prepare would write among the sources; remove the link or choose "
@@ -342,7 +342,7 @@ def convert_file(src: str, conv_dst: str, keep_dst: str, settings: PrepareSettin
     except VideoDecodeError as e:
         out = {"action": "failed", "reason": e.reason}
     except Exception as e:  # noqa: BLE001  (one odd file must not stop the others; its reason is reported)
-        out = {"action": "failed", "reason": _reason(e, src)}
+        out = {"action": "failed", "reason": decode_failure_reason(e, src)}
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
 
@@ -351,13 +351,13 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
     import av
     from av.video.reformatter import VideoReformatter
 
-    _check_file(src)
+    check_file(src)
     if is_frame_store(src):
         raise VideoDecodeError(src, "already a flashvid frame store: prepare reads videos; train on the store as it is")
     try:
         container = open_container(src)
     except Exception as e:  # noqa: BLE001
-        raise VideoDecodeError(src, _reason(e, src)) from e
+        raise VideoDecodeError(src, decode_failure_reason(e, src)) from e
     with container:
         if not container.streams.video:
             raise VideoDecodeError(src, "no video stream (audio-only or not a video)")
@@ -527,7 +527,7 @@ def _frames(container: Any, stream: Any, errors: list[str]) -> Iterator[Any]:
     except Exception as e:  # noqa: BLE001  (FFmpeg's InvalidDataError and friends)
         if n == 0:
             raise
-        errors.append(_reason(e))
+        errors.append(decode_failure_reason(e))
 
 
 def _fraction(x: float) -> Fraction:

@@ -86,7 +86,7 @@ def _require_dir(folder: str | os.PathLike, what: str) -> Path:
     return root
 
 
-def _inside(path: str, parent: str) -> bool:
+def is_inside(path: str, parent: str) -> bool:
     """Whether real path ``path`` is ``parent`` or below it."""
     return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
 
@@ -141,10 +141,10 @@ def list_videos(folder: str | os.PathLike, within: str | os.PathLike | None = No
                 continue
             target = os.path.realpath(entry.path)
             if entry.is_symlink():
-                if _inside(target, top) or _inside(top, target):
+                if is_inside(target, top) or is_inside(top, target):
                     skip(entry.path, target, "it points back into this folder or above it (a loop)")
                     continue
-                if fence is not None and _inside(target, fence):
+                if fence is not None and is_inside(target, fence):
                     skip(entry.path, target, "it points into another class folder of this split")
                     continue
             if target in walked:
@@ -317,7 +317,7 @@ def _unique_rows(csv_path: Path, base: Path, rows: Sequence[tuple[str, str, int]
 def outside_root(samples: Sequence[VideoSample], root: str | os.PathLike) -> list[str]:
     """Listed paths that resolve (``..``, absolute paths, symlinks) outside ``root``."""
     top = os.path.realpath(root)
-    return [s.path for s in samples if not _inside(os.path.realpath(s.path), top)]
+    return [s.path for s in samples if not is_inside(os.path.realpath(s.path), top)]
 
 
 def check_outside_root(samples: Sequence[VideoSample], root: str | os.PathLike | None, source: str,

@@ -1,5 +1,5 @@
 """What every reader of a clip source shares: the facts sampling needs (:class:`VideoInfo`), the one error a file
-that cannot give frames raises (:class:`VideoDecodeError`), and the checks before opening one (:func:`_check_file`).
+that cannot give frames raises (:class:`VideoDecodeError`), and the checks before opening one (:func:`check_file`).
 
 Its own module so that the video decoders (:mod:`.decoding`) and the JPEG frame store (:mod:`.frame_store`) share
 them without importing each other.
@@ -35,7 +35,8 @@ class VideoInfo:
         return self.num_frames / self.fps
 
 
-def _check_file(path: str) -> None:
+def check_file(path: str) -> None:
+    """A one-line :class:`VideoDecodeError` for a path that is missing, a broken link, a folder or unreadable."""
     if not os.path.exists(path):
         if os.path.islink(path):
             try:

@@ -105,14 +105,14 @@ def configs(args: argparse.Namespace) -> list[Config]:
     for m in models:
         if m not in list_backbones():
             raise BenchError(f"--model {m}: not a registered backbone (`flashvid backbones` lists them)")
-    sets = footage.resolve(args.sets, Path(args.shared))
     devices = [d.strip() for d in args.decode_device.split(",") if d.strip()]
     for d in devices:
         if d not in ("cpu", "gpu"):
             raise BenchError(f"--decode-device {d}: choose cpu or gpu")
     variants = args.data_override or [""]
-    for v in variants:
+    for v in variants:  # options first: they need no files, so their errors do not wait on (or hide behind) the sets
         check_data_options(overrides.parse(v, "data.", "--data-override"), "--data-override")
+    sets = footage.resolve(args.sets, Path(args.shared))
     stores = args.prepare or ["raw"]
     if "gpu" in devices and not any(is_frame_store(s) for s in stores):
         raise BenchError("--decode-device gpu: only frame stores decode on the GPU (data.jpeg_decode=device); add "

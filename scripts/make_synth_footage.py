@@ -15,7 +15,7 @@ import argparse
 import math
 import os
 from fractions import Fraction
-from multiprocessing import Pool
+from multiprocessing import get_context
 
 import av
 import numpy as np
@@ -77,7 +77,12 @@ def make(root: str, per_class: int = 10, classes: int = 12, width: int | None = 
             p = os.path.join(d, f"k_class{k:02d}_g{i // 4 + 1:02d}_c{i % 4 + 1:02d}{ext}")
             if not os.path.exists(p):
                 jobs.append((p, k, k * 1000 + i, width, height, fps, seconds, gop, preset, codec, crf))
-    with Pool(workers or os.cpu_count()) as pool:
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1:
+        return [write(job) for job in jobs]
+    # spawned, not forked: the caller (the bench tool, a test) may hold torch's OpenMP threads, and a fork copies
+    # their locks held (a forked pool hung CI after a training in the same process)
+    with get_context("spawn").Pool(workers) as pool:
         return pool.map(write, jobs, chunksize=1)
 
 

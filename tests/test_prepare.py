@@ -122,6 +122,22 @@ def test_unreadable_files_are_listed_and_skipped(data: Path, tmp_path: Path) -> 
         prepare(data / "train" / "copy", train_folder=data / "train", progress=False)
 
 
+
+def test_pool_workers_are_not_forked_from_the_calling_process(data: Path, tmp_path: Path) -> None:
+    """A process that has trained holds OpenMP and decoder threads, and a fork copies their locks held: a worker
+    forked from it crashed in libgomp on the GPU machine. The workers come from a clean server process instead, so
+    an at-fork hook of this process never runs in them."""
+    marks = tmp_path / "forked"
+    marks.mkdir()
+    armed = [True]  # a hook cannot be unregistered: it stays quiet in the session's later forks
+    os.register_at_fork(after_in_child=lambda: armed[0] and (marks / str(os.getpid())).touch())
+    try:
+        report = prepare(tmp_path / "p", train_folder=data / "train", short_side=SHORT, progress=False, workers=2)
+    finally:
+        armed[0] = False
+    assert report.converted == report.total > 0 and not report.failed
+    assert not list(marks.iterdir()), "prepare's pool workers were forked from the calling process"
+
 N_KILL = 6
 
 

@@ -589,6 +589,16 @@ def _remove_stale_tmp(output: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- the run
+def _pool_context() -> Any:
+    """Workers forked from a clean server process, never from this one: a process that has run torch holds
+    OpenMP and decoder threads, and a fork copies their locks held (a worker forked after a training crashed in
+    libgomp on the GPU machine; forked pools also hung CI). The server imports this module once, so each worker
+    starts in milliseconds, not the seconds a spawned interpreter takes to import torch."""
+    ctx = get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
 def prepare_samples(splits: Mapping[str, Sequence[VideoSample]], labels: Sequence[str], layout: _Layout,
                     output: str | os.PathLike, settings: PrepareSettings | None = None, *,
                     workers: int | None = None, progress: bool = True, force: bool = False) -> PrepareReport:
@@ -673,7 +683,7 @@ def _prepare_into(output: Path, plan: Mapping[str, tuple[Path, Path]], splits: M
                 if bar is not None:
                     bar.advance()
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("fork"),
+            with ProcessPoolExecutor(workers, mp_context=_pool_context(),
                                      initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
                 pending: dict[Future, tuple] = {}
                 queue = iter(todo)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -209,17 +209,23 @@ def load_weights_file(model: nn.Module, path: str, name: str) -> None:
     carrying code is refused); weights that do not fit are one ``ValueError`` naming a few of them."""
     from ..checkpoint import load_checkpoint
 
-    state = load_checkpoint(path)
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        problem = "" if not (missing or unexpected) else (
-            f"{len(missing)} of the model's weights missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
-            f"(e.g. {unexpected[:2]})")
-    except RuntimeError as e:  # shapes differ
-        problem = str(e).strip().splitlines()[-1].strip()
+    problem = load_state_reporting(model, load_checkpoint(path), "the model's weights")
     if problem:
         raise ValueError(f"pretrained={path}: not a state_dict of the {name} model ({problem}). It takes that "
                          "model's own weights, or a flashvid checkpoint / VideoClassifier state_dict")
+
+
+def load_state_reporting(model: nn.Module, state: Mapping[str, Any], whose: str) -> str:
+    """Load ``state`` into ``model``; what did not fit, in a few words (``""`` when all of it did). Loading is
+    not strict so that the answer names a few keys, where torch's strict error lists every one of them."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shapes differ
+        return str(e).strip().splitlines()[-1].strip()
+    if not (missing or unexpected):
+        return ""
+    return (f"{len(missing)} of {whose} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+            f"(e.g. {unexpected[:2]})")
 
 
 def offline_error(name: str, source: str, err: BaseException, how: str) -> PretrainedWeightsUnavailable:

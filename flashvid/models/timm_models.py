@@ -19,7 +19,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .registry import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, VideoBackbone, offline_error, register_backbone
+from .registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSpec,
+    VideoBackbone,
+    load_state_reporting,
+    offline_error,
+    register_backbone,
+)
 
 SHIFT_DIV = 8  # 1/8 of the channels shifted each way (the TSM paper, MMAction2's shift_div=8)
 
@@ -141,13 +149,7 @@ def load_image_weights(encoder: nn.Module, path: str, timm_name: str) -> None:
     classifier = encoder.pretrained_cfg.get("classifier")
     heads = classifier if isinstance(classifier, (list, tuple)) else [classifier] if classifier else []
     state = {k: v for k, v in state.items() if not any(k.startswith(f"{h}.") for h in heads)}
-    try:
-        missing, unexpected = encoder.load_state_dict(state, strict=False)
-        problem = "" if not (missing or unexpected) else (
-            f"{len(missing)} of its weights missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
-            f"(e.g. {unexpected[:2]})")
-    except RuntimeError as e:  # shapes differ
-        problem = str(e).strip().splitlines()[-1].strip()
+    problem = load_state_reporting(encoder, state, "its weights")
     if problem:
         raise ValueError(f"pretrained={path}: not a state dict of timm's {timm_name} ({problem})")
 

@@ -106,7 +106,9 @@ class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):
         assert self.settings is not None
         step, old, new = self.last_epoch, warmup_then_decay(**saved), self._factor
         self._sync_groups()
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+        # the checkpoint's base_lrs may name groups a finetune strategy has not added back yet: they follow at its
+        # next step
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * new(step)
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         if all(math.isclose(old(s), new(s), rel_tol=1e-9) for s in range(step)):
@@ -114,8 +116,8 @@ class GroupAwareLambdaLR(torch.optim.lr_scheduler.LambdaLR):
         changes = ", ".join(f"{what} {saved.get(key)} -> {self.settings[key]}{unit}" for key, what, unit in (
             ("total", "sized for", " steps"), ("warmup", "warm-up", " steps"), ("floor", "floor", ""),
             ("shape", "shape", "")) if saved.get(key) != self.settings[key])
-        log.warning("flashvid: resuming at step %d with another learning-rate schedule than the checkpoint's (%s; "
-                    "trainer.max_steps or max_epochs size it): the LR goes from x%.3g to x%.3g of learning_rate and "
-                    "the run differs from one trained with these settings in one go. To pause a run and continue "
-                    "it unchanged, stop it with Ctrl-C or SIGTERM and resume with the same settings",
-                    step, changes, old(step), new(step))
+        budget = "; trainer.max_steps or max_epochs size it" if saved.get("total") != self.settings["total"] else ""
+        log.warning("flashvid: resuming at step %d with another learning-rate schedule than the checkpoint's (%s%s): "
+                    "the LR goes from x%.3g to x%.3g of the base rate and the run differs from one trained with these "
+                    "settings in one go. To pause a run and continue it unchanged, stop it with Ctrl-C or SIGTERM "
+                    "and resume with the same settings", step, changes, budget, old(step), new(step))

@@ -253,3 +253,40 @@ def test_checkpoint_write_is_atomic_under_kill9(tmp_path) -> None:
     ckpt = load_checkpoint(target)
     assert ckpt["global_step"] == 1 and torch.equal(ckpt["state_dict"]["w"], torch.arange(4.0))
     assert find_resume_checkpoint(tmp_path) == target
+
+
+def _scheduler_at(total: int, steps: int, warmup_ratio: float = 0.1, shape: str = "cosine", state=None):
+    """A real optimizer and scheduler over ``total`` steps, stepped ``steps`` times or loaded from ``state``."""
+    from flashvid.schedules import warmup_decay_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.5)
+    sched = warmup_decay_scheduler(opt, total, warmup_ratio, 0.01, shape)
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+    if state is not None:
+        opt.load_state_dict(state[0])
+        sched.load_state_dict(state[1])
+    return opt, sched
+
+
+def test_a_schedule_change_is_reported_only_when_the_steps_taken_ran_at_other_rates(caplog) -> None:
+    """The line names what changed; the resumed step runs at the new schedule's rate whether or not the past
+    steps differ (a constant schedule whose warm-up is over ran the same rates under either budget: no line)."""
+    cases = [(dict(total=4), dict(total=12), "sized for 4 -> 12 steps, warm-up 0 -> 1 steps; trainer.max_steps"),
+             (dict(total=12), dict(total=12, shape="linear"), "shape cosine -> linear)"),
+             (dict(total=10, warmup_ratio=0.2, shape="constant"), dict(total=20, warmup_ratio=0.1, shape="constant"),
+              None)]
+    for old, new, said in cases:
+        opt, sched = _scheduler_at(steps=4, **old)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="flashvid"):
+            opt, sched = _scheduler_at(steps=0, state=(opt.state_dict(), sched.state_dict()), **new)
+        factor = warmup_then_decay(new["total"], int(new["total"] * new.get("warmup_ratio", 0.1)), 0.01,
+                                   new.get("shape", "cosine"))
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * factor(4)), (old, new)
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == (1 if said else 0), lines
+        if said:
+            assert lines[0].startswith("flashvid: resuming at step 4 with another learning-rate schedule")
+            assert said in lines[0]

@@ -31,7 +31,7 @@ from .data.sources import collect_paths
 from .failures import DecodeFailureAccounting
 from .models import get_backbone_spec
 from .models.registry import IMAGENET_MEAN, IMAGENET_STD
-from .schedules import warmup_then_decay
+from .schedules import warmup_decay_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +243,8 @@ class VideoMAEPretrainer(DecodeFailureAccounting, L.LightningModule):
         groups = [{"params": decay, "weight_decay": h.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         fused = {"fused": True} if self.device.type == "cuda" else {}
         opt = torch.optim.AdamW(groups, lr=lr, betas=tuple(h.betas), **fused)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        factor = warmup_then_decay(total, int(total * h.warmup_ratio), h.min_lr_ratio)  # VideoMAE: cosine
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = warmup_decay_scheduler(opt, int(self.trainer.estimated_stepping_batches), h.warmup_ratio,
+                                       h.min_lr_ratio)  # VideoMAE: cosine
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -312,11 +312,12 @@ def corpus_fixture(tmp_path_factory) -> Corpus:
 
 def build_run(data_root: str | Path, run_dir: str | Path, max_epochs: int = 2, every_n_steps: int | None = 4,
               extra_callbacks: tuple = (), batch_size: int = 2, max_failed_fraction: float = 0.05,
-              num_workers: int = 0, labels: list[str] | None = None):
+              num_workers: int = 0, labels: list[str] | None = None, max_steps: int = -1, **model_options):
     """The same tiny, deterministic training run in the test process and in killed child processes.
 
     tiny_r2plus1d on 4-frame 32 px clips, seed 0, deterministic algorithms, flashvid's robust callbacks and
-    atomic checkpoint IO. Returns ``(trainer, model, datamodule)``.
+    atomic checkpoint IO; ``model_options``: more VideoClassifier arguments (``scheduler=...``). Returns
+    ``(trainer, model, datamodule)``.
     """
     import lightning as L
     import torch
@@ -332,8 +333,8 @@ def build_run(data_root: str | Path, run_dir: str | Path, max_epochs: int = 2, e
                                               batch_size=batch_size, num_workers=num_workers, seed=0)
     clip = dict(num_frames=4, crop_size=32, resize_size=36)
     model = VideoClassifier("tiny_r2plus1d", labels=labels or dm.labels, learning_rate=3e-3, data=clip,
-                            max_failed_fraction=max_failed_fraction)
-    trainer = Trainer(max_epochs=max_epochs, default_root_dir=str(run_dir),
+                            max_failed_fraction=max_failed_fraction, **model_options)
+    trainer = Trainer(max_epochs=max_epochs, max_steps=max_steps, default_root_dir=str(run_dir),
                       callbacks=[*robust_callbacks(run_dir, every_n_steps), *extra_callbacks],
                       plugins=checkpoint_plugins(), deterministic=True, logger=False, enable_progress_bar=False,
                       enable_model_summary=False, num_sanity_val_steps=0)

@@ -6,6 +6,7 @@ resumed runs happen in the test process with the same seed, data and determinist
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from badvideos import build_run, make_clean_dataset
 from lightning.pytorch.callbacks import Callback
 
-from badvideos import build_run, make_clean_dataset
+from flashvid.schedules import warmup_then_decay
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -103,7 +105,7 @@ def _assert_same_run(trainer, model, reference: dict) -> None:
         torch.testing.assert_close(value, reference["state"][name], atol=1e-6, rtol=1e-5, msg=name)
 
 
-def test_kill9_mid_epoch_resume_matches_uninterrupted_run(clean_data, reference, tmp_path) -> None:
+def test_kill9_mid_epoch_resume_matches_uninterrupted_run(clean_data, reference, tmp_path, caplog) -> None:
     """kill -9 mid-epoch (no handler can run), then resume from last.ckpt: the run ends exactly as the
     uninterrupted one (same metrics and weights). Needs the loader position, RNG states and progress restored."""
     run = tmp_path / "run"
@@ -118,8 +120,70 @@ def test_kill9_mid_epoch_resume_matches_uninterrupted_run(clean_data, reference,
         {"epoch": 1, "position": 4, "seed": 0, "length": 12}]
 
     trainer, model, dm = build_run(clean_data, run)
-    trainer.fit(model, dm, ckpt_path=str(last))
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        trainer.fit(model, dm, ckpt_path=str(last))
     _assert_same_run(trainer, model, reference)
+    assert "learning-rate schedule" not in caplog.text  # the same budget: the same schedule, nothing to say
+
+
+class _Steps(Callback):
+    """Each training step's learning rate (as a share of its group's base rate) and loss."""
+
+    def __init__(self) -> None:
+        self.factors: dict[int, float] = {}
+        self.losses: dict[int, float] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        group = trainer.optimizers[0].param_groups[0]
+        self.factors[trainer.global_step] = group["lr"] / group.get("initial_lr", group["lr"])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses[trainer.global_step - 1] = float(outputs["loss"])
+
+
+def test_max_steps_stop_then_resume_matches_uninterrupted_run_without_a_schedule(clean_data, tmp_path) -> None:
+    """A run stopped mid-epoch by trainer.max_steps and resumed for the full budget is the uninterrupted run, step
+    for step, when the learning rate does not depend on the budget (a constant rate): the loader position, RNG
+    states and progress saved at a max_steps stop are a kill's. (With a schedule, see the next test.)"""
+    fixed = dict(scheduler="constant", warmup_ratio=0.0)
+    ref_steps, steps = _Steps(), _Steps()
+    trainer, ref, dm = build_run(clean_data, tmp_path / "ref", extra_callbacks=(ref_steps,), **fixed)
+    trainer.fit(ref, dm)
+    run = tmp_path / "run"
+    trainer, model, dm = build_run(clean_data, run, max_steps=4, extra_callbacks=(steps,), **fixed)  # mid-epoch 1
+    trainer.fit(model, dm)
+    assert trainer.global_step == 4
+    trainer, model, dm = build_run(clean_data, run, extra_callbacks=(steps,), **fixed)
+    trainer.fit(model, dm, ckpt_path=str(run / "checkpoints" / "last.ckpt"))
+    assert trainer.global_step == STEPS_PER_EPOCH * EPOCHS
+    assert steps.losses == pytest.approx(ref_steps.losses, abs=1e-6)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, ref.state_dict()[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_resume_with_a_larger_budget_follows_the_resized_schedule_and_says_so(clean_data, tmp_path, caplog) -> None:
+    """The LR schedule is sized from the run's budget (trainer.max_steps, else max_epochs): a run stopped by
+    max_steps=4 ran a 4-step cosine down to its floor, so resumed for 12 steps it cannot be 12 steps trained in one
+    go. The resume says so in one line, and every resumed step follows the 12-step schedule (was: silent, and the
+    first resumed step ran at the old schedule's floor)."""
+    run = tmp_path / "run"
+    trainer, model, dm = build_run(clean_data, run, max_steps=4)
+    trainer.fit(model, dm)
+    assert trainer.global_step == 4
+    steps = _Steps()
+    trainer, model, dm = build_run(clean_data, run, extra_callbacks=(steps,))
+    with caplog.at_level(logging.WARNING, logger="flashvid"):
+        trainer.fit(model, dm, ckpt_path=str(run / "checkpoints" / "last.ckpt"))
+    total = STEPS_PER_EPOCH * EPOCHS
+    assert trainer.global_step == total
+    h = model.hparams
+    factor = warmup_then_decay(total, int(total * h.warmup_ratio), h.min_lr_ratio, h.scheduler)
+    assert sorted(steps.factors) == list(range(4, total))
+    for step, value in steps.factors.items():
+        assert value == pytest.approx(factor(step), rel=1e-6), step
+    said = [r.getMessage() for r in caplog.records if "learning-rate schedule" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "at step 4" in said[0] and f"4 -> {total} steps" in said[0] and "Ctrl-C" in said[0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -189,3 +253,40 @@ def test_checkpoint_write_is_atomic_under_kill9(tmp_path) -> None:
     ckpt = load_checkpoint(target)
     assert ckpt["global_step"] == 1 and torch.equal(ckpt["state_dict"]["w"], torch.arange(4.0))
     assert find_resume_checkpoint(tmp_path) == target
+
+
+def _scheduler_at(total: int, steps: int, warmup_ratio: float = 0.1, shape: str = "cosine", state=None):
+    """A real optimizer and scheduler over ``total`` steps, stepped ``steps`` times or loaded from ``state``."""
+    from flashvid.schedules import warmup_decay_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.5)
+    sched = warmup_decay_scheduler(opt, total, warmup_ratio, 0.01, shape)
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+    if state is not None:
+        opt.load_state_dict(state[0])
+        sched.load_state_dict(state[1])
+    return opt, sched
+
+
+def test_a_schedule_change_is_reported_only_when_the_steps_taken_ran_at_other_rates(caplog) -> None:
+    """The line names what changed; the resumed step runs at the new schedule's rate whether or not the past
+    steps differ (a constant schedule whose warm-up is over ran the same rates under either budget: no line)."""
+    cases = [(dict(total=4), dict(total=12), "sized for 4 -> 12 steps, warm-up 0 -> 1 steps; trainer.max_steps"),
+             (dict(total=12), dict(total=12, shape="linear"), "shape cosine -> linear)"),
+             (dict(total=10, warmup_ratio=0.2, shape="constant"), dict(total=20, warmup_ratio=0.1, shape="constant"),
+              None)]
+    for old, new, said in cases:
+        opt, sched = _scheduler_at(steps=4, **old)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="flashvid"):
+            opt, sched = _scheduler_at(steps=0, state=(opt.state_dict(), sched.state_dict()), **new)
+        factor = warmup_then_decay(new["total"], int(new["total"] * new.get("warmup_ratio", 0.1)), 0.01,
+                                   new.get("shape", "cosine"))
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * factor(4)), (old, new)
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == (1 if said else 0), lines
+        if said:
+            assert lines[0].startswith("flashvid: resuming at step 4 with another learning-rate schedule")
+            assert said in lines[0]

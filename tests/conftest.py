@@ -81,6 +81,21 @@ def realclips() -> Path:
     return REALCLIPS
 
 
+# A worker's environment has COLUMNS=80 and LINES=24 that the main process's lacks (set on the way to the worker):
+# the tests of a command's output width (no COLUMNS: its fixed width in a pipe) see the main process's instead.
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    node.workerinput["terminal_size_env"] = {k: os.environ.get(k) for k in ("COLUMNS", "LINES")}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for key, value in getattr(config, "workerinput", {}).get("terminal_size_env", {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 # ------------------------------------------------------------------------------------------------ xdist groups
 # Modules whose tests may run on any xdist worker, one by one (``--dist loadgroup``): their tests share no costly
 # module fixture. Every other module runs whole on one worker, so its module fixtures (a trained run, a reference

@@ -170,8 +170,13 @@ class GracefulShutdown(Callback):
         signal.signal(signum, self._handle)
 
     def _restore(self) -> None:
+        # Only a handler that is still ours: after a fit, Lightning's teardown (which runs before on_fit_end and the
+        # teardown hooks) has already put back the handlers from before the fit; putting back the one we replaced,
+        # Lightning's SIGTERM notifier, left the process ignoring SIGTERM after every fit (a multiprocessing Pool
+        # forked later then hung in terminate(): its workers did not die of SIGTERM).
         for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+            if signal.getsignal(signum) == self._handle:
+                signal.signal(signum, previous)
         self._previous = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -179,7 +184,7 @@ class GracefulShutdown(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Installed here, after Lightning's signal connector recorded the handlers it restores when fit ends (it
-        # does so after the callbacks' teardown): installed earlier, ours would outlive the fit. Lightning's own
+        # does so before on_fit_end; see _restore): installed earlier, ours would outlive the fit. Lightning's own
         # SIGTERM handler is replaced on one process; under DDP it is kept (it tells every rank).
         if threading.current_thread() is not threading.main_thread():
             return

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Under pytest-xdist (scripts/test.sh: ``-n auto``) each worker gets its share of the cores, and so do the
+# interpreters its tests start (they inherit OMP_NUM_THREADS): two workers with two threads each on two cores
+# measured slower than one thread each.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
+torch.set_num_threads(_THREADS)
 
 REPO = Path(__file__).resolve().parents[1]
 REALCLIPS = Path(__file__).resolve().parents[2] / "shared" / "realclips"
@@ -74,10 +81,40 @@ def realclips() -> Path:
     return REALCLIPS
 
 
+# A worker's environment has COLUMNS=80 and LINES=24 that the main process's lacks (set on the way to the worker):
+# the tests of a command's output width (no COLUMNS: its fixed width in a pipe) see the main process's instead.
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    node.workerinput["terminal_size_env"] = {k: os.environ.get(k) for k in ("COLUMNS", "LINES")}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for key, value in getattr(config, "workerinput", {}).get("terminal_size_env", {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+# ------------------------------------------------------------------------------------------------ xdist groups
+# Modules whose tests may run on any xdist worker, one by one (``--dist loadgroup``): their tests share no costly
+# module fixture. Every other module runs whole on one worker, so its module fixtures (a trained run, a reference
+# run, generated videos) are built once, and its tests keep their order.
+SPREAD_MODULES = {"test_models.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1]
+        if module not in SPREAD_MODULES and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(module))
+
+
 # ------------------------------------------------------------------------------------------------ CPU time per test
 # ``pytest --cpu-times`` prints each module's CPU seconds (this process's and its children's, user + system) and its
 # wall seconds: on a shared machine the wall clock says little, the CPU time is what a test costs. Children count
 # once waited for (subprocess.run, Popen.wait), so a subprocess test's interpreter start shows up in "child".
+# Under xdist each worker measures its tests and the figures travel to the main process on the teardown report.
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--cpu-times", action="store_true", help="print CPU seconds per test module (self + children)")
 
@@ -85,24 +122,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 _CPU_TIMES: dict[str, list[float]] = {}
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
-    if not item.config.getoption("--cpu-times"):
-        yield
-        return
+def _cpu_now() -> tuple[float, float, float]:
     import resource
     import time
 
-    def now() -> tuple[float, float, float]:
-        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime, time.perf_counter()
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime, time.perf_counter()
 
-    before = now()
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    if item.config.getoption("--cpu-times"):
+        item.stash[_CPU_START] = _cpu_now()
     yield
-    row = _CPU_TIMES.setdefault(item.nodeid.split("::")[0], [0.0, 0.0, 0.0, 0])
-    for i, (a, b) in enumerate(zip(before, now())):
-        row[i] += b - a
-    row[3] += 1
+
+
+_CPU_START = pytest.StashKey[tuple[float, float, float]]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    if call.when == "teardown" and _CPU_START in item.stash:
+        spent = [b - a for a, b in zip(item.stash[_CPU_START], _cpu_now())]
+        outcome.get_result().user_properties.append(("cpu_times", spent))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, spent in report.user_properties:
+        if key == "cpu_times" and report.when == "teardown":
+            row = _CPU_TIMES.setdefault(report.nodeid.split("::")[0], [0.0, 0.0, 0.0, 0])
+            for i, value in enumerate(spent):
+                row[i] += value
+            row[3] += 1
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -250,8 +250,9 @@ def test_each_rank_resumes_its_own_random_generators(tmp_path: Path) -> None:
     its own draws, not rank 0's (which a GPU's generator on rank 1 is not)."""
     import torch.multiprocessing as mp
 
-    mp.spawn(_rank_rng_roundtrip, args=(2, str(tmp_path / "init"), str(tmp_path / "rng.ckpt"), str(tmp_path)),
-             nprocs=2, join=True)
+    # forked, not spawned: a spawned rank imports this module, and so Lightning, afresh (~10 CPU s each)
+    mp.start_processes(_rank_rng_roundtrip, nprocs=2, join=True, start_method="fork",
+                       args=(2, str(tmp_path / "init"), str(tmp_path / "rng.ckpt"), str(tmp_path)))
     runs = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)]
     for r in runs:
         assert r["got"] == r["expected"]

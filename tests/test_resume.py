@@ -89,10 +89,21 @@ def reference(clean_data, tmp_path_factory) -> dict:
     """The uninterrupted run: final validation metrics and weights, and the weights after each step."""
     snaps = _Snapshots()
     trainer, model, dm = build_run(clean_data, tmp_path_factory.mktemp("ref"), extra_callbacks=(snaps,))
+    handlers_before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     trainer.fit(model, dm)
+    handlers_after = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     assert trainer.global_step == STEPS_PER_EPOCH * EPOCHS
     return {"metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
-            "state": {k: v.clone() for k, v in model.state_dict().items()}, "steps": snaps.states}
+            "state": {k: v.clone() for k, v in model.state_dict().items()}, "steps": snaps.states,
+            "handlers": (handlers_before, handlers_after)}
+
+
+def test_a_fit_leaves_the_signal_handlers_as_it_found_them(reference) -> None:
+    """After a fit in this process, Ctrl-C and SIGTERM are handled as before it (the graceful-shutdown callback put
+    Lightning's SIGTERM notifier back after Lightning had restored the default: the process then ignored SIGTERM,
+    and a multiprocessing Pool forked from it hung in terminate())."""
+    before, after = reference["handlers"]
+    assert after == before
 
 
 def _assert_same_run(trainer, model, reference: dict) -> None:

@@ -313,15 +313,18 @@ def _register_hf(name: str, model_type: str, config: dict[str, Any], weights: st
                       description=description)(builder)
 
 
+# The test size keeps each entry's width; large and huge keep 2 of their 24 and 32 layers (their random init alone
+# took 5 and 9 CPU seconds of the zoo test, for layers identical to the first two).
+_TEST_DEPTH = {"large": dict(num_hidden_layers=2), "huge": dict(num_hidden_layers=2)}
 for _size, _arch in _VIDEOMAE_SIZES.items():
     _register_hf(f"videomae_{_size}", "videomae", dict(num_frames=16, image_size=224, **_arch),
                  f"MCG-NJU/videomae-{_size}-finetuned-kinetics", 16, 4, IMAGENET_MEAN, IMAGENET_STD,
-                 test_kwargs=dict(num_frames=4, image_size=32), test_input=(4, 32),
+                 test_kwargs=dict(num_frames=4, image_size=32, **_TEST_DEPTH.get(_size, {})), test_input=(4, 32),
                  description=f"VideoMAE ViT-{_size[0].upper()} 16x224 (Kinetics-400 fine-tuned weights)")
 
 _register_hf("timesformer_base", "timesformer", dict(num_frames=8, image_size=224),
              "facebook/timesformer-base-finetuned-k400", 8, 32, KINETICS_MEAN, KINETICS_STD,
-             test_kwargs=dict(num_frames=2, image_size=32), test_input=(2, 32),
+             test_kwargs=dict(num_frames=2, image_size=32, num_hidden_layers=2), test_input=(2, 32),
              description="TimeSformer-Base 8x224, divided space-time attention (Kinetics-400)")
 
 _register_hf("vivit_b_16x2", "vivit", dict(num_frames=32, image_size=224),

@@ -23,7 +23,7 @@ print("check_latest: " + ", ".join(f"{n} {md.version(n)}" for n in names))
 PY
 export PYTHONPATH="$PWD"
 rc=0
-"$VENV/bin/python" -m pytest -q -ra -p no:cacheprovider -n "${FLASHVID_TEST_WORKERS:-auto}" --maxprocesses 8 --dist loadgroup "$@" \
+"$VENV/bin/python" -m pytest -q -ra -p no:cacheprovider -n "${FLASHVID_TEST_WORKERS:-$("$VENV/bin/python" scripts/xdist_workers.py)}" --dist loadgroup "$@" \
   </dev/null || rc=$?
 echo "check_latest: pytest exit status $rc"
 exit "$rc"

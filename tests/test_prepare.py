@@ -449,3 +449,54 @@ def test_a_second_prepare_into_a_busy_output_is_refused_at_once(tmp_path: Path, 
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and f"(pid {os.getpid()})" in err and "output=DIR" in err, err
     assert tmp.read_bytes() == b"partial"
+
+
+def _low_bitrate_long_gop(path: Path, n: int = 90, fps: int = 30) -> None:
+    """A web-style source: a textured pan, crf 38, one keyframe in 300 frames (what the copy's 1 s keyframes and
+    fast-decode settings would outgrow at the default crf)."""
+    rng = np.random.default_rng(0)
+    tex = np.repeat(np.repeat(rng.integers(0, 255, (20, 60, 3), np.uint8), 8, 0), 8, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = 320, 160, "yuv420p"
+        s.options = {"crf": "38", "preset": "medium", "x264-params": "keyint=300:min-keyint=300:scenecut=0"}
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(tex, 2 * i, axis=1)[:, :320]), format="rgb24")
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_a_copy_is_never_larger_than_its_source_unless_asked(tmp_path: Path) -> None:
+    src = tmp_path / "src" / "a" / "web.mp4"
+    _low_bitrate_long_gop(src)
+    sizes = {}
+    for name, ratio in (("default", 1.0), ("asked", None)):
+        out = tmp_path / name
+        report = prepare(out, train_folder=tmp_path / "src", short_side=128, max_fps=None, max_size_ratio=ratio,
+                         workers=1, progress=False)
+        assert report.converted == 1 and not report.failed
+        copy = next(out.rglob("*.mp4"))
+        sizes[name] = copy.stat().st_size
+        assert open_video(str(copy), "pyav").info.num_frames == 90  # every frame kept, capped or not
+    assert sizes["asked"] > src.stat().st_size  # crf alone outgrows this source ...
+    assert sizes["default"] <= src.stat().st_size  # ... the default cap does not
+
+
+def test_a_script_without_a_main_guard_gets_the_fix_not_a_broken_pool(data: Path, tmp_path: Path) -> None:
+    """prepare's workers start from a fork server, which imports the calling script again: a script that calls
+    prepare() at its top level is told what to change, in one line."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "noguard.py"
+    script.write_text("from flashvid.data.prepare import prepare\n"
+                      f"prepare({str(tmp_path / 'out')!r}, train_folder={str(data / 'train')!r}, workers=2, "
+                      "progress=False)\n")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode != 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("flashvid.data.prepare.PrepareWorkersDied:") and '__name__ == "__main__"' in last

@@ -27,6 +27,7 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from multiprocessing import get_context
@@ -70,6 +71,9 @@ class PrepareSettings:
     x264_params: str = "b-pyramid=none"
     keep_max_gop: float = 1.0  # sources with keyframes at most this many seconds apart ...
     # ... and a short side <= short_side are kept as they are (at their own frame rate)
+    # a video copy's bits are capped at this times its source's (x264's VBV): a copy is never larger than its
+    # source unless asked (None: crf alone decides; stores, asked for with format="frames", are not capped)
+    max_size_ratio: float | None = 1.0
     format: str = "video"  # "video" (an H.264 copy) or "frames" (a JPEG frame store per video)
     jpeg_quality: int = DEFAULT_QUALITY  # the stores' JPEG quality (format="frames")
 
@@ -82,6 +86,8 @@ class PrepareSettings:
             raise ValueError(f"max_fps must be > 0 or None, got {self.max_fps}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be in 0..51 (libx264), got {self.crf}")
+        if self.max_size_ratio is not None and self.max_size_ratio <= 0:
+            raise ValueError(f"max_size_ratio must be > 0 or None, got {self.max_size_ratio}")
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -98,6 +104,8 @@ class PrepareSettings:
         d = asdict(self)
         if self.format == "video":
             del d["format"], d["jpeg_quality"]
+        else:
+            del d["max_size_ratio"]
         return d
 
 
@@ -157,6 +165,14 @@ class PrepareReport:
         if damaged:
             lines.append(f"damaged files ({len(damaged)}), copied up to the damage:")
             lines += [f"  {f['src']}: {f['note']}" for f in damaged]
+        held = sum(1 for f in self.files if (f.get("out") or {}).get("held_to_cap"))
+        if held:
+            lines.append(f"  {held} copies held to their source's size by prepare.max_size_ratio (fewer bits than the "
+                         "crf asks, so further from the source; prepare.max_size_ratio=null lets the crf decide)")
+        over = [f for f in self.files if (f.get("out") or {}).get("over_cap")]
+        if over:
+            lines.append(f"copies larger than prepare.max_size_ratio allows ({len(over)}), kept:")
+            lines += [f"  {f['src']}: {f['out']['bytes'] / f['in']['bytes']:.2f}x its size" for f in over]
         if self.failed:
             lines.append(f"unreadable files ({len(self.failed)}), skipped:")
             lines += [f"  {f['path']}: {f['reason']}" for f in self.failed]
@@ -348,8 +364,6 @@ def convert_file(src: str, conv_dst: str, keep_dst: str, settings: PrepareSettin
 
 
 def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads: int) -> dict[str, Any]:
-    import av
-    from av.video.reformatter import VideoReformatter
 
     check_file(src)
     if is_frame_store(src):
@@ -376,7 +390,6 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         stream.thread_count = threads
         if s.format == "frames":
             return _write_store(container, stream, src, conv_dst, s, info, fps, out_fps, out_rate)
-        rotation = 0
         small = min(w, h) <= s.short_side
         short_gop = gop is not None and gop / fps <= s.keep_max_gop
         seekable = Path(src).suffix.lower() not in SEQUENTIAL_ONLY_EXTENSIONS  # MPEG-TS: always converted
@@ -385,55 +398,112 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
             _keep(src, keep_dst)
             return {"action": "kept", "dst": keep_dst, "in": info, "out": {**info}}
 
-        tmp = f"{conv_dst}{TMP_MARK}-{os.getpid()}.mp4"
         Path(conv_dst).parent.mkdir(parents=True, exist_ok=True)
-        written = 0
-        # one swscale context for the whole file: frame.reformat() builds one per frame (10x the conversion cost)
-        scaler, to_yuv = VideoReformatter(), VideoReformatter()
-        size: tuple[int, int] | None = None
-        errors: list[str] = []
-        try:
-            with av.open(tmp, "w", format="mp4") as dst:
-                enc = None
-                for slot, frame in _capped(_frames(container, stream, errors), fps, out_fps):
-                    if enc is None:
-                        rotation, size = _geometry(frame, w, h, s.short_side)
-                        enc = dst.add_stream("libx264", rate=out_rate)
-                        enc.width, enc.height, enc.pix_fmt = size[0], size[1], "yuv420p"
-                        g = max(1, round(out_fps * s.keyframe_interval))
-                        opts = {"crf": str(s.crf), "preset": s.preset,
-                                "x264-params": ":".join(p for p in (f"keyint={g}:min-keyint={g}:scenecut=0",
-                                                                    s.x264_params) if p)}
-                        if s.tune:
-                            opts["tune"] = s.tune
-                        enc.options = opts
-                        enc.thread_count = threads
-                        enc.codec_context.time_base = 1 / Fraction(out_rate)
-                    if rotation:  # phone videos: turn the pixels by the display matrix, as the readers do
-                        arr = _upright(frame, rotation, size, scaler)
-                        out = to_yuv.reformat(av.VideoFrame.from_ndarray(arr, format="rgb24"), format="yuv420p")
-                    else:
-                        out = scaler.reformat(frame, width=size[0], height=size[1], format="yuv420p",
-                                              interpolation="AREA")
-                    out.pts = slot
-                    out.time_base = enc.codec_context.time_base
-                    for packet in enc.encode(out):
-                        dst.mux(packet)
-                    written += 1
-                if enc is None:
-                    raise VideoDecodeError(src, "no frames could be decoded")
-                for packet in enc.encode():
-                    dst.mux(packet)
-            os.replace(tmp, conv_dst)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    assert size is not None
+        target = None if s.max_size_ratio is None else info["bytes"] * s.max_size_ratio
+        seconds = _duration_s(container, stream, fps)
+        maxrate = None if target is None or not seconds else _maxrate_kbps(target, seconds, s.keyframe_interval)
+        encoded = _encode_video(src, container, stream, conv_dst, s, fps, out_fps, out_rate, threads, maxrate)
+    # the cap is a rate over one-keyframe windows; a short file or the container's own bytes can still tip a copy
+    # over its source: encode again under a cap lowered by the overshoot (at most twice more)
+    for _ in range(2):
+        size_now = os.path.getsize(conv_dst)
+        if target is None or size_now <= target:
+            break
+        seconds = encoded.written / out_fps
+        base = maxrate or _maxrate_kbps(target, seconds, s.keyframe_interval)
+        maxrate = max(1, int(base * target / size_now * 0.9))
+        with open_container(src) as container:
+            stream = container.streams.video[0]
+            stream.thread_type, stream.thread_count = "AUTO", threads
+            encoded = _encode_video(src, container, stream, conv_dst, s, fps, out_fps, out_rate, threads, maxrate)
+    size, written, errors = encoded.size, encoded.written, encoded.errors
+    out_bytes = os.path.getsize(conv_dst)
     note = f"damaged: decoding stopped after {written} frames ({errors[0]}); the copy holds those" if errors else None
     return {"action": "converted", "dst": conv_dst, "in": info, "note": note,
             "out": {"width": size[0], "height": size[1], "fps": round(out_fps, 3), "frames": written,
                     "keyframe_interval_frames": max(1, round(out_fps * s.keyframe_interval)),
-                    "bytes": os.path.getsize(conv_dst)}}
+                    "max_kbit_per_s": maxrate, "bytes": out_bytes,
+                    # the cap bound (the crf would have spent more) when the copy came out near it
+                    "held_to_cap": target is not None and out_bytes >= 0.85 * target,
+                    "over_cap": target is not None and out_bytes > target}}
+
+
+def _duration_s(container: Any, stream: Any, fps: float) -> float | None:
+    """The source's length from its headers (None when they do not say)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1e6
+    return stream.frames / fps if stream.frames else None
+
+
+def _maxrate_kbps(target_bytes: float, seconds: float, keyframe_interval: float) -> int:
+    """The VBV rate that keeps a copy of ``seconds`` within ``target_bytes``: x264 may spend the buffer's initial
+    fill (0.9 of one keyframe interval's bits, its ``vbv-init``) on top of the rate, and the MP4 box costs ~3%."""
+    return max(1, int(target_bytes * 8 / 1000 * 0.97 / (seconds + 0.9 * keyframe_interval)))
+
+
+@dataclass
+class _Encoded:
+    written: int
+    size: tuple[int, int]
+    errors: list[str]
+
+
+def _encode_video(src: str, container: Any, stream: Any, conv_dst: str, s: PrepareSettings, fps: float,
+                  out_fps: float, out_rate: Any, threads: int, maxrate: int | None) -> _Encoded:
+    """The capped, scaled, upright frames of ``stream`` as an H.264 MP4 at ``conv_dst`` (written to a temporary
+    name, then renamed); ``maxrate`` (kbit/s) caps the bits through x264's VBV on top of the crf."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    w, h = stream.codec_context.width, stream.codec_context.height
+    tmp = f"{conv_dst}{TMP_MARK}-{os.getpid()}.mp4"
+    written, rotation = 0, 0
+    # one swscale context for the whole file: frame.reformat() builds one per frame (10x the conversion cost)
+    scaler, to_yuv = VideoReformatter(), VideoReformatter()
+    size: tuple[int, int] | None = None
+    errors: list[str] = []
+    try:
+        with av.open(tmp, "w", format="mp4") as dst:
+            enc = None
+            for slot, frame in _capped(_frames(container, stream, errors), fps, out_fps):
+                if enc is None:
+                    rotation, size = _geometry(frame, w, h, s.short_side)
+                    enc = dst.add_stream("libx264", rate=out_rate)
+                    enc.width, enc.height, enc.pix_fmt = size[0], size[1], "yuv420p"
+                    g = max(1, round(out_fps * s.keyframe_interval))
+                    vbv = f"vbv-maxrate={maxrate}:vbv-bufsize={max(1, round(maxrate * s.keyframe_interval))}" \
+                        if maxrate else ""
+                    opts = {"crf": str(s.crf), "preset": s.preset,
+                            "x264-params": ":".join(p for p in (f"keyint={g}:min-keyint={g}:scenecut=0",
+                                                                s.x264_params, vbv) if p)}
+                    if s.tune:
+                        opts["tune"] = s.tune
+                    enc.options = opts
+                    enc.thread_count = threads
+                    enc.codec_context.time_base = 1 / Fraction(out_rate)
+                if rotation:  # phone videos: turn the pixels by the display matrix, as the readers do
+                    arr = _upright(frame, rotation, size, scaler)
+                    out = to_yuv.reformat(av.VideoFrame.from_ndarray(arr, format="rgb24"), format="yuv420p")
+                else:
+                    out = scaler.reformat(frame, width=size[0], height=size[1], format="yuv420p",
+                                          interpolation="AREA")
+                out.pts = slot
+                out.time_base = enc.codec_context.time_base
+                for packet in enc.encode(out):
+                    dst.mux(packet)
+                written += 1
+            if enc is None:
+                raise VideoDecodeError(src, "no frames could be decoded")
+            for packet in enc.encode():
+                dst.mux(packet)
+        os.replace(tmp, conv_dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    assert size is not None
+    return _Encoded(written, size, errors)
 
 
 def _capped(frames: Iterator[Any], fps: float, out_fps: float) -> Iterator[tuple[int, Any]]:
@@ -589,6 +659,19 @@ def _remove_stale_tmp(output: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- the run
+class PrepareWorkersDied(RuntimeError):
+    """A worker process ended without a result: killed (out of memory, a signal) or, before any file was done,
+    a script that calls :func:`prepare` outside ``if __name__ == "__main__":`` (the fork server imports the calling
+    script again, which calls prepare again)."""
+
+    def __init__(self, done: int):
+        hint = "" if done else (
+            "; when calling prepare() from a script, put the call under `if __name__ == \"__main__\":` (its workers "
+            "start from a fork server, which imports the script again) or pass workers=1")
+        super().__init__(f"prepare's worker processes ended abruptly (killed or out of memory) after {done} files"
+                         f"{hint}; run the same command again to continue where it stopped")
+
+
 def _pool_context() -> Any:
     """Workers forked from a clean server process, never from this one: a process that has run torch holds
     OpenMP and decoder threads, and a fork copies their locks held (a worker forked after a training crashed in
@@ -697,7 +780,11 @@ def _prepare_into(output: Path, plan: Mapping[str, tuple[Path, Path]], splits: M
                         done, _ = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in done:
                             src, conv, keep, fp = pending.pop(fut)
-                            record(src, fp, conv, keep, fut.result())
+                            try:
+                                res = fut.result()
+                            except BrokenProcessPool:
+                                raise PrepareWorkersDied(report.converted + report.kept) from None
+                            record(src, fp, conv, keep, res)
                             if bar is not None:
                                 bar.advance()
                             nxt = next(queue, None)

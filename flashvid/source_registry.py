@@ -134,10 +134,12 @@ def read_folders(train_folder: str | os.PathLike | None = None, val_folder: str 
     for split, folder in folders.items():
         splits[split], labels = scan_class_folders(folder, labels, what=f"{split}_folder", notes=notes,
                                                    extensions=exts)
+    roots = {k: Path(v) for k, v in folders.items()}
     if predict_folder is not None:
         splits["predict"] = collect_paths(predict_folder)
-    return SourceRead(splits, list(labels or []), notes, "folders", {k: Path(v) for k, v in folders.items()},
-                      tuple(Path(v) for v in folders.values()))
+        # prepare mirrors the predict files under the folder (or beside the file) they were given as
+        roots["predict"] = Path(predict_folder) if Path(predict_folder).is_dir() else Path(predict_folder).parent
+    return SourceRead(splits, list(labels or []), notes, "folders", roots, tuple(Path(v) for v in folders.values()))
 
 
 @register_source("csv", paths=("train_file", "val_file", "test_file", "root"))

@@ -95,6 +95,19 @@ def test_prepare_folders_keeps_layout_labels_and_converts_only_what_changed(data
     assert fourth.converted == total
 
 
+def test_prepare_copies_an_unlabelled_predict_folder_beside_the_class_folders(data: Path, tmp_path: Path) -> None:
+    """``predict_folder`` (files of no class) is mirrored under ``predict/`` (was a KeyError traceback)."""
+    loose = tmp_path / "loose"
+    shutil.copytree(data / "test", loose)  # any layout: class folders are just subfolders here
+    report = prepare(tmp_path / "p", train_folder=data / "train", predict_folder=loose, short_side=SHORT,
+                     progress=False, workers=1)
+    assert not report.failed and report.total == len(_videos(data / "train")) + len(_videos(loose))
+    copied = sorted(Path(p).relative_to(tmp_path / "p" / "predict").with_suffix("").as_posix()
+                    for p in _videos(tmp_path / "p" / "predict"))
+    assert copied == sorted(Path(p).relative_to(loose).with_suffix("").as_posix() for p in _videos(loose))
+    assert "predict" not in report.data_options
+
+
 def test_small_short_gop_files_are_kept_as_they_are(data: Path, tmp_path: Path) -> None:
     """Short side already <= the target: the 12-frame-GOP AVIs are hard-linked, the 1-keyframe MP4s re-encoded."""
     report = prepare(tmp_path / "p", train_folder=data / "train", short_side=64, progress=False, workers=1)

@@ -107,13 +107,6 @@ def claim_run_dir(run_dir: str | os.PathLike, *, resume: bool, overwrite: bool,
             os.truncate(run_dir / name, 0)
 
 
-def hydra_own_files() -> set[str]:
-    """The files Hydra writes in the run directory for the current invocation: its log (``<job name>.log``)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return {f"{HydraConfig.get().job.name}.log"}
-
-
 @contextmanager
 def locked_dir(directory: str | os.PathLike, busy: str, unwritable: str) -> Iterator[Path]:
     """Hold ``directory``'s lock (creating the directory) for the ``with`` block; fail at once with

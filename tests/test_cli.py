@@ -555,7 +555,8 @@ def test_backbones_lists_input_needs(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_doctor_is_wired(demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """``flashvid doctor`` calls flashvid.doctor.main(cfg); while that module is missing it says so (exit 2)."""
+    """``flashvid doctor`` calls flashvid.commands.doctor.run_doctor(cfg); while flashvid.doctor is missing it says
+    so (exit 2)."""
     from flashvid.cli import main
 
     code = main(["doctor", *data_args(demo_root), "model=tiny", "hydra/job_logging=none", "hydra/hydra_logging=none",
@@ -716,3 +717,19 @@ def test_the_library_never_imports_the_command_line() -> None:
     upward = sorted((a, b) for a, bs in edges.items() for b in bs
                     if b in command_line and a not in command_line and a != "__main__")
     assert upward == [], upward
+
+
+def test_the_library_never_reads_hydra() -> None:
+    """The library takes built objects (a datamodule, samples, options), not Hydra configs: only the command line
+    (cli.py, commands/) imports hydra, at module level or inside a function (docs/architecture.md)."""
+    import ast
+
+    below = [p for p in (REPO / "flashvid").rglob("*.py")
+             if p.name != "cli.py" and "commands" not in p.relative_to(REPO / "flashvid").parts]
+    found = []
+    for path in below:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            found += [f"{path.relative_to(REPO)}:{node.lineno} {n}" for n in names if n.split(".")[0] == "hydra"]
+    assert found == [], found

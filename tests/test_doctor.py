@@ -99,7 +99,7 @@ def test_main_instantiates_the_hydra_data_config(corpus, tmp_path) -> None:
     cfg.doctor, tolerance from cfg.model.max_failed_fraction."""
     from omegaconf import OmegaConf
 
-    from flashvid.doctor import main
+    from flashvid.commands.doctor import run_doctor
 
     out = tmp_path / "r.json"
     cfg = OmegaConf.create({
@@ -108,7 +108,7 @@ def test_main_instantiates_the_hydra_data_config(corpus, tmp_path) -> None:
         "model": {"max_failed_fraction": 0.5},
         "doctor": {"json": str(out), "progress": False},
     })
-    assert main(cfg) == 0
+    assert run_doctor(cfg) == 0
     assert json.loads(out.read_text())["ok"] is True
 
 
@@ -117,7 +117,7 @@ def test_main_reports_a_data_option_error_in_one_line(tmp_path, capsys) -> None:
     "Error in call to target" wrapper: now the datamodule's own message, which names the fix, on one line."""
     from omegaconf import OmegaConf
 
-    from flashvid.doctor import main
+    from flashvid.commands.doctor import run_doctor
 
     data = make_clean_dataset(tmp_path / "d", train_per_class=2, val_per_class=0)
     cfg = OmegaConf.create({
@@ -126,7 +126,7 @@ def test_main_reports_a_data_option_error_in_one_line(tmp_path, capsys) -> None:
                  "num_workers": 0},
         "doctor": {"progress": False},
     })
-    assert main(cfg) == 2
+    assert run_doctor(cfg) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("flashvid doctor: error: val_split found no group to hold out") and "\n" not in err
     assert "group_pattern=None" in err and "Error in call to target" not in err

@@ -121,6 +121,51 @@ def test_a_tiny_model_trains_on_stores_decoded_on_the_device_and_predicts(copies
     assert all(r["label"] in dm.labels and "error" not in r for r in results)
 
 
+def _epochs(loader, epochs: range, limit: int | None = None) -> list[list[tuple[list[int], torch.Tensor]]]:
+    """Each epoch's ``(indices, clips)`` batches, Lightning's ``set_epoch`` called first; ``limit`` cuts the last."""
+    out = []
+    for epoch in epochs:
+        loader.sampler.set_epoch(epoch)
+        out.append([])
+        for b in loader:
+            out[-1].append((b["index"].tolist(), b["video"]))
+            if limit is not None and epoch == epochs[-1] and len(out[-1]) == limit:
+                break
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["video", "frames"])
+def test_both_formats_repeat_and_resume_exactly_across_an_epoch_boundary(copies, fmt) -> None:
+    """Two loaders over the same copy (2 workers running on across epoch ends) give the same training clips, epoch
+    after epoch; one restored from the state saved mid-epoch 1 gives the rest of epoch 1, then epoch 2 as the
+    uninterrupted one (issue 19: exact resume and determinism for both formats, across an epoch boundary)."""
+    def loader():
+        dm = VideoClassificationData.from_folders(copies[fmt] / "train", batch_size=2, num_workers=2, num_frames=4,
+                                                  crop_size=24, resize_size=SHORT, seed=3)
+        dm.setup("fit")
+        return dm.train_dataloader()
+
+    def same(a, b) -> bool:
+        return len(a) == len(b) and all(ia == ib and torch.equal(va, vb) for (ia, va), (ib, vb) in zip(a, b))
+
+    first = loader()
+    assert first.streaming and len(first) == 4
+    expected = _epochs(first, range(3))
+    assert all(sum(len(i) for i, _ in epoch) == 8 for epoch in expected)
+    assert not same(expected[0], expected[1])  # a new order and new clips each epoch
+    again = _epochs(loader(), range(3))
+    assert all(same(a, b) for a, b in zip(again, expected))
+    interrupted = loader()
+    done = _epochs(interrupted, range(2), limit=2)  # epoch 0 whole, then 2 of epoch 1's 4 batches
+    assert same(done[0], expected[0]) and same(done[1], expected[1][:2])
+    state = interrupted.state_dict()
+    assert (state["epoch"], state["position"]) == (1, 4)
+    resumed = loader()
+    resumed.load_state_dict(state)
+    rest = _epochs(resumed, range(1, 3))
+    assert same(rest[0], expected[1][2:]) and same(rest[1], expected[2])
+
+
 def _damaged(copies: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
     """A truncated store and one whose middle frames are garbage (markers intact, as a bad sector leaves them)."""
     good = Path(_pairs(copies)[0][1])

@@ -1,4 +1,4 @@
-"""``flashvid doctor``: check a dataset and this machine before training (:func:`flashvid.doctor.main`)."""
+"""``flashvid doctor``: check a dataset before training (:mod:`flashvid.doctor`), its data built as for training."""
 
 from __future__ import annotations
 
@@ -8,8 +8,29 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 
-def run_doctor(cfg: "DictConfig") -> Any:
-    """``flashvid.doctor.main(cfg)`` with the train config (data, model...)."""
-    from ..doctor import main
+def run_doctor(cfg: "DictConfig") -> int:
+    """``cfg.data`` is instantiated as for training; options under ``cfg.doctor`` (all optional): ``json`` (report
+    path), ``workers``, ``progress``, ``group_pattern``, ``imbalance_ratio``; ``max_failed_fraction`` defaults to
+    ``cfg.model.max_failed_fraction``. Returns the exit code (0 ok, 1 cannot train, 2 bad data options)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
 
-    return main(cfg)
+    from ..doctor import run
+
+    opts = dict(cfg.get("doctor") or {})
+    model_cfg = cfg.get("model") or {}
+    kwargs: dict[str, Any] = {k: opts[k] for k in ("workers", "progress", "group_pattern", "imbalance_ratio")
+                              if k in opts}
+    kwargs["max_failed_fraction"] = opts.get("max_failed_fraction", model_cfg.get("max_failed_fraction", 0.05))
+
+    def build_data() -> Any:
+        # Hydra wraps the datamodule's own error (val_split that cannot split, a missing folder) in a multi-line
+        # "Error in call to target ..." message: report the cause, which names the option and the fix
+        try:
+            return instantiate(cfg.data)
+        except InstantiationException as e:
+            if isinstance(e.__cause__, (FileNotFoundError, NotADirectoryError, ValueError)):
+                raise e.__cause__ from None
+            raise
+
+    return run(build_data, json_path=opts.get("json"), **kwargs)

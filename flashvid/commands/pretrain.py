@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, build, clip_overrides, validate
-from .runs import build_trainer, floats, is_rank_zero, output_dir, write_json
+from .runs import build_trainer, floats, hydra_own_files, is_rank_zero, output_dir, write_json
 from .train import resume_checkpoint
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def run_pretrain(cfg: "DictConfig") -> dict[str, Any]:
 
     from omegaconf import OmegaConf
 
-    from ..rundir import claim_run_dir, hydra_own_files, locked_run_dir
+    from ..rundir import claim_run_dir, locked_run_dir
 
     validate(cfg, ["data", "model", "trainer", "callbacks", "logger"])
     out = output_dir()

@@ -41,6 +41,13 @@ def output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
+def hydra_own_files() -> set[str]:
+    """The files Hydra writes in the run directory for the current invocation: its log (``<job name>.log``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return {f"{HydraConfig.get().job.name}.log"}
+
+
 def is_rank_zero() -> bool:
     from lightning.pytorch.utilities import rank_zero_only
 

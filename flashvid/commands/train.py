@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .config import ConfigError, build, check_backbone, clip_overrides, validate
-from .runs import build_trainer, existing_checkpoint, floats, is_rank_zero, output_dir, write_json
+from .runs import build_trainer, existing_checkpoint, floats, hydra_own_files, is_rank_zero, output_dir, write_json
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -26,7 +26,7 @@ def run_train(cfg: "DictConfig") -> dict[str, Any]:
 
     from ..callbacks import ClassMismatchError
     from ..checkpoint import CheckpointError, remove_stale_temporaries
-    from ..rundir import RunDirectoryError, claim_run_dir, hydra_own_files, locked_run_dir
+    from ..rundir import RunDirectoryError, claim_run_dir, locked_run_dir
 
     try:  # one training process per run directory (rank 0 holds the lock for all ranks)
         with locked_run_dir(out) if is_rank_zero() else nullcontext(out):

@@ -10,7 +10,7 @@ current mode (training or evaluation) in the order of their stages, and within a
 - ``float``: augmentations of normalised floats and their targets (``mixup_cutmix``: soft targets in
   ``batch["target"]``).
 
-To add one: a field of :class:`Augmentation` (its config key, ``data.augmentation.<field>``) and a builder
+To add one: a field of :class:`Augmentation` (its config key, ``+data.augmentation.<field>=``) and a builder
 decorated with :func:`register_batch_augmentation` that reads it and returns a step (``batch -> batch``) or ``None``
 when the settings leave it off; in its own module, imported at the end of this one. The datamodule is not touched.
 """

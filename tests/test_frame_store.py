@@ -250,3 +250,49 @@ def test_a_video_of_a_whole_number_of_jpeg_batches_is_stored(tmp_path) -> None:
     [store] = (tmp_path / "out").rglob(f"*{FRAME_STORE_SUFFIX}")
     reader = FrameStoreReader(store)
     assert reader.info.num_frames == 2 * _JPEG_BATCH
+
+
+def _smooth_video(path: Path, n: int = 30, h: int = 96, w: int = 128, fps: int = 30) -> None:
+    """Camera-like content JPEG was made for: smooth shading with a soft bright blob moving across it, written near
+    losslessly (crf 4) so that what the comparison measures is the store's JPEG, not the source's encoding."""
+    import av
+    import numpy as np
+
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"crf": "4", "preset": "veryfast"}
+        for i in range(n):
+            cx, cy = 20 + 3 * i, 30 + i
+            blob = 120 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 300)
+            rgb = np.stack([60 + 0.8 * xx + blob, 80 + 0.6 * yy + 0.5 * blob, 140 - 0.3 * xx + 0.2 * blob], -1)
+            frame = av.VideoFrame.from_ndarray(np.clip(rgb, 0, 255).astype(np.uint8), format="rgb24")
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_store_frames_equal_the_video_decode_at_the_same_timestamps_within_jpeg_error(tmp_path) -> None:
+    """Issue 19's check: each frame read from a store is the source's frame at the same timestamp, differing only by
+    JPEG's loss (PSNR >= 40 dB at quality 95 on camera-like content); a store that held another frame (an off-by-one
+    in the frame-rate cap, a wrong turn or size) is far below that."""
+    src = tmp_path / "src" / "a" / "smooth.mp4"
+    _smooth_video(src)
+    out = tmp_path / "store"
+    report = prepare(out, train_folder=tmp_path / "src", format="frames", jpeg_quality=95, short_side=96,
+                     max_fps=15, workers=1, progress=False)
+    assert report.converted == 1 and not report.failed
+    store = FrameStoreReader(str(next(out.rglob(f"*{FRAME_STORE_SUFFIX}"))))
+    video = open_video(str(src), "pyav")
+    assert store.info.num_frames == 15 and store.info.fps == pytest.approx(15)
+    for i in range(store.info.num_frames):
+        t = i / store.info.fps
+        stored = store.frames_at([i]).float()
+        decoded = video.frames_at([round(t * video.info.fps)]).float()  # the source's frame at that timestamp
+        psnr = 10 * torch.log10(255**2 / ((stored - decoded) ** 2).mean())
+        assert psnr >= 40, (i, float(psnr))
+    neighbour = video.frames_at([round(video.info.fps / store.info.fps) + 1]).float()  # the check can fail
+    assert 10 * torch.log10(255**2 / ((store.frames_at([0]).float() - neighbour) ** 2).mean()) < 40

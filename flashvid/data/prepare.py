@@ -87,7 +87,7 @@ class PrepareSettings:
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be in 0..51 (libx264), got {self.crf}")
         if self.max_size_ratio is not None and self.max_size_ratio <= 0:
-            raise ValueError(f"max_size_ratio must be > 0 or None, got {self.max_size_ratio}")
+            raise ValueError(f"max_size_ratio must be > 0, or null (None) for no cap, got {self.max_size_ratio}")
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not 1 <= self.jpeg_quality <= 100:

@@ -18,6 +18,17 @@ if _WORKERS > 1:
 torch.set_num_threads(_THREADS)
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_and_determinism():
+    """Each test ends by giving the worker back its compute threads and deterministic algorithms off, whatever it
+    set: a tiny training run sets 2 threads (tests/badvideos.py), Lightning's ``deterministic=True`` turns
+    deterministic algorithms on for good. Left over, 2 workers on 2 cores each ran 2 OpenMP threads, and the
+    backbone tests after them spent many times their CPU time spinning (x3d_l: 20 s instead of 0.6)."""
+    yield
+    torch.set_num_threads(_THREADS)
+    torch.use_deterministic_algorithms(False)
+
+
 REPO = Path(__file__).resolve().parents[1]
 REALCLIPS = Path(__file__).resolve().parents[2] / "shared" / "realclips"
 

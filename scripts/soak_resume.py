@@ -147,9 +147,11 @@ def continue_args(run_dir: Path) -> list[str]:
 
 
 def kill_and_resume(data: Path, run_dir: Path, work: Path, kills: int, rng: random.Random,
-                    max_delay: float = 2.0, log=print, **options) -> dict:
+                    max_delay: float = 2.0, log=print, finish=None, **options) -> dict:
     """kill -9 the run (and its workers) ``kills`` times at random moments after its first step, resuming each
-    time; then let it finish. ``options``: more train_args. Returns the outcome and what happened at each kill."""
+    time; then let it finish: in a child process, or by ``finish(args)`` (its exit status; the test suite resumes
+    in its own process, one interpreter start less). ``options``: more train_args. Returns the outcome and what
+    happened at each kill."""
     events = []
     for i in range(kills):
         marker = work / f"{run_dir.name}-kill{i}"
@@ -169,7 +171,12 @@ def kill_and_resume(data: Path, run_dir: Path, work: Path, kills: int, rng: rand
             raise RuntimeError(f"run failed before the kill (exit {proc.returncode}):\n{err[-3000:]}")
         if proc.returncode == 0:
             break  # finished before the kill
-    final = run([*train_args(data, run_dir, **options), *continue_args(run_dir)], work)
+    args = [*train_args(data, run_dir, **options), *continue_args(run_dir)]
+    if finish is not None:
+        if (status := finish(args)) != 0:
+            raise RuntimeError(f"the final resume failed (exit {status})")
+        return {**outcome(run_dir), "events": events}
+    final = run(args, work)
     if final.returncode != 0:
         raise RuntimeError(f"the final resume failed (exit {final.returncode}):\n{final.stderr[-3000:]}")
     return {**outcome(run_dir), "events": events}

@@ -17,6 +17,18 @@ if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
 torch.set_num_threads(_THREADS)
 
+
+@pytest.fixture(autouse=True)
+def _torch_threads_and_determinism():
+    """Each test ends by giving the worker back its compute threads and deterministic algorithms off, whatever it
+    set: a tiny training run sets 2 threads (tests/badvideos.py), Lightning's ``deterministic=True`` turns
+    deterministic algorithms on for good. Left over, 2 workers on 2 cores each ran 2 OpenMP threads, and the
+    backbone tests after them spent many times their CPU time spinning (x3d_l: 20 s instead of 0.6)."""
+    yield
+    torch.set_num_threads(_THREADS)
+    torch.use_deterministic_algorithms(False)
+
+
 REPO = Path(__file__).resolve().parents[1]
 REALCLIPS = Path(__file__).resolve().parents[2] / "shared" / "realclips"
 
@@ -97,17 +109,61 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ xdist groups
-# Modules whose tests may run on any xdist worker, one by one (``--dist loadgroup``): their tests share no costly
-# module fixture. Every other module runs whole on one worker, so its module fixtures (a trained run, a reference
-# run, generated videos) are built once, and its tests keep their order.
+# Under ``--dist loadgroup`` (scripts/test.sh) each module runs whole on one xdist worker, so its module fixtures (a
+# trained run, a reference run, generated videos) are built once, and its tests keep their order; but for
+# SPREAD_MODULES, whose tests share no costly fixture and may run on any worker one by one.
+#
+# The modules are the scheduler's units here (ModuleScheduling), not xdist_group marks: pytest 9.2 gives items
+# structured node ids, and xdist 3.8 still groups by appending "@group" to the old ``_nodeid`` field, which no
+# longer changes the node id, so every mark-grouped test was spread alone (pytest-dev/pytest-xdist#1386): each
+# worker built the module fixtures again.
 SPREAD_MODULES = {"test_models.py"}
+# Longest first (CPU seconds with ``--cpu-times``, measured on 2 cores), so that the last units handed out are
+# short ones and both workers end together; unlisted modules follow in their own order, the spread tests last
+# (they fill the gaps). A stale list costs time, never a test.
+# (test_reports.py stays after test_data_sources.py, as in file order: run before it in one process, it leaves
+# Lightning's "Seed set to" line on stderr, and test_from_csv_empty_labels_... counts one line too many.)
+SLOWEST_MODULES = ("test_cli.py", "test_interruptions.py", "test_ddp.py", "test_export.py", "test_resume.py",
+                   "test_bad_inputs.py", "test_loader.py", "test_decoding.py", "test_notebook.py",
+                   "test_bench_tool.py", "test_doctor.py", "test_pretraining.py", "test_prepare.py",
+                   "test_decode_savings.py")
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::")[0].rsplit("/", 1)[-1]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1]
-        if module not in SPREAD_MODULES and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(module))
+    if not getattr(config.option, "loadgroup", False):
+        return  # the order matters to the scheduler only (set in each worker under --dist loadgroup)
+    rank = {name: i for i, name in enumerate(SLOWEST_MODULES)}
+    spread = len(rank) + 1
+
+    def key(item: pytest.Item) -> int:
+        module = _module(item.nodeid)
+        return spread if module in SPREAD_MODULES else rank.get(module, len(rank))
+
+    items.sort(key=key)  # stable: each module's tests keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling with a module as the scope (a test alone in SPREAD_MODULES), in the order
+        the workers collected them (not xdist's reordering by the number of tests)."""
+
+        def __init__(self, config: pytest.Config, log=None) -> None:
+            super().__init__(config, log)
+            config.option.loadscopereorder = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if _module(nodeid) in SPREAD_MODULES else nodeid.split("::")[0]
+
+    return ModuleScheduling(config, log)
 
 
 # ------------------------------------------------------------------------------------------------ CPU time per test

@@ -40,6 +40,13 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
 def flashvid_in_terminal(*args: str, cwd: Path, columns: int, timeout: float = 300) -> tuple[int, list[str]]:
     """``flashvid ARGS`` on a pseudo terminal ``columns`` wide: the exit status and the screen's lines at the end
     (stdout and stderr both, as a user sees them, cursor moves and line erasures applied)."""
+    status, raw = python_in_terminal(["-m", "flashvid", *args], cwd=cwd, columns=columns, timeout=timeout)
+    return status, terminal_screen(raw, columns)
+
+
+def python_in_terminal(argv: list[str], cwd: Path, columns: int, timeout: float = 300) -> tuple[int, str]:
+    """``python ARGV`` importing this checkout on a pseudo terminal ``columns`` wide: the exit status and what it
+    wrote there (stdout and stderr both), raw."""
     import fcntl
     import pty
     import select
@@ -52,7 +59,7 @@ def flashvid_in_terminal(*args: str, cwd: Path, columns: int, timeout: float = 3
                PYTHONUNBUFFERED="1", COLUMNS=str(columns), LINES="50", TERM="xterm-256color")
     main_fd, term_fd = pty.openpty()
     fcntl.ioctl(term_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "flashvid", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                             stdout=term_fd, stderr=term_fd)
     os.close(term_fd)
     raw, deadline = b"", time.monotonic() + timeout
@@ -72,7 +79,7 @@ def flashvid_in_terminal(*args: str, cwd: Path, columns: int, timeout: float = 3
         os.close(main_fd)
         if proc.poll() is None:
             proc.kill()
-    return proc.wait(), terminal_screen(raw.decode("utf-8", "replace"), columns)
+    return proc.wait(), raw.decode("utf-8", "replace")
 
 
 def terminal_screen(raw: str, columns: int) -> list[str]:
@@ -309,9 +316,23 @@ def test_predict_table_fits_the_terminal(trained: Path, demo_root: Path, tmp_pat
         assert len(table) == len(names), "\n".join(screen)  # one row per file: nothing folded
         return [line.split("│")[1].strip() for line in table]
 
-    for columns in (80, 120):
-        status, screen = flashvid_in_terminal(*args, cwd=tmp_path, columns=columns)
-        assert status == 0, "\n".join(screen)
+    # both widths in one interpreter on one terminal (one import of torch less), resized between the two
+    # commands as a user's window is; each command reads the width anew
+    widths = (80, 120)
+    code = ("import fcntl, os, struct, sys, termios\nfrom flashvid.cli import main\n"
+            f"for columns in {widths!r}:\n"
+            "    fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack('HHHH', 50, columns, 0, 0))\n"
+            "    os.environ['COLUMNS'] = str(columns)\n"
+            "    print(f'SCREEN OF {columns} COLUMNS', flush=True)\n"
+            f"    if main({args!r}):\n"
+            "        sys.exit(f'exit status at {columns} columns')\n")
+    status, raw = python_in_terminal(["-c", code], cwd=tmp_path, columns=widths[0])
+    assert status == 0, raw[-3000:]
+    screens = raw.split("SCREEN OF ")[1:]
+    assert len(screens) == len(widths), raw[-3000:]
+    for columns, shown in zip(widths, screens, strict=True):
+        assert shown.startswith(f"{columns} COLUMNS")
+        screen = terminal_screen(shown.partition("\n")[2], columns)
         for cell, name in zip(rows(screen, columns), names):
             head, dots, tail = cell.partition("…")
             assert cell == name if columns == 120 else (dots and name.startswith(head) and tail.endswith(

@@ -254,7 +254,8 @@ def test_signals_and_kills_end_as_the_uninterrupted_run(data, reference, tmp_pat
     assert proc.returncode == 143, err[-3000:]
     assert torch.load(last, weights_only=True)["global_step"] == 6  # the epoch ended, with its validation
 
-    got = soak.kill_and_resume(data, run, work, kills=2, rng=random.Random(7), max_delay=1.0, log=lambda m: None)
+    got = soak.kill_and_resume(data, run, work, kills=2, rng=random.Random(7), max_delay=1.0, log=lambda m: None,
+                               finish=lambda args: train_in_process(*args))  # the last resume: in this process
     assert soak.compare(got, reference) == []
 
 

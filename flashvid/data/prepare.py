@@ -386,9 +386,8 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
                 "keyframe_interval_frames": gop, "bytes": os.path.getsize(src)}
         out_fps = min(fps, s.max_fps) if s.max_fps else fps
         out_rate = rate if out_fps == fps else _fraction(out_fps)
-        stream.thread_type = "AUTO"
-        stream.thread_count = threads
         if s.format == "frames":
+            stream.thread_type, stream.thread_count = "AUTO", threads
             return _write_store(container, stream, src, conv_dst, s, info, fps, out_fps, out_rate)
         small = min(w, h) <= s.short_side
         short_gop = gop is not None and gop / fps <= s.keep_max_gop
@@ -398,26 +397,20 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
             _keep(src, keep_dst)
             return {"action": "kept", "dst": keep_dst, "in": info, "out": {**info}}
 
-        Path(conv_dst).parent.mkdir(parents=True, exist_ok=True)
         target = None if s.max_size_ratio is None else info["bytes"] * s.max_size_ratio
         seconds = _duration_s(container, stream, fps)
-        maxrate = None if target is None or not seconds else _maxrate_kbps(target, seconds, s.keyframe_interval)
-        encoded = _encode_video(src, container, stream, conv_dst, s, fps, out_fps, out_rate, threads, maxrate)
+    Path(conv_dst).parent.mkdir(parents=True, exist_ok=True)
+    maxrate = None if target is None or not seconds else _maxrate_kbps(target, seconds, s.keyframe_interval)
     # the cap is a rate over one-keyframe windows; a short file or the container's own bytes can still tip a copy
     # over its source: encode again under a cap lowered by the overshoot (at most twice more)
-    for _ in range(2):
+    for attempt in range(3):
+        encoded = _encode_video(src, conv_dst, s, fps, out_fps, out_rate, threads, maxrate)
         size_now = os.path.getsize(conv_dst)
-        if target is None or size_now <= target:
+        if target is None or size_now <= target or attempt == 2:
             break
-        seconds = encoded.written / out_fps
-        base = maxrate or _maxrate_kbps(target, seconds, s.keyframe_interval)
+        base = maxrate or _maxrate_kbps(target, encoded.written / out_fps, s.keyframe_interval)
         maxrate = max(1, int(base * target / size_now * 0.9))
-        with open_container(src) as container:
-            stream = container.streams.video[0]
-            stream.thread_type, stream.thread_count = "AUTO", threads
-            encoded = _encode_video(src, container, stream, conv_dst, s, fps, out_fps, out_rate, threads, maxrate)
-    size, written, errors = encoded.size, encoded.written, encoded.errors
-    out_bytes = os.path.getsize(conv_dst)
+    size, written, errors, out_bytes = encoded.size, encoded.written, encoded.errors, size_now
     note = f"damaged: decoding stopped after {written} frames ({errors[0]}); the copy holds those" if errors else None
     return {"action": "converted", "dst": conv_dst, "in": info, "note": note,
             "out": {"width": size[0], "height": size[1], "fps": round(out_fps, 3), "frames": written,
@@ -450,14 +443,14 @@ class _Encoded:
     errors: list[str]
 
 
-def _encode_video(src: str, container: Any, stream: Any, conv_dst: str, s: PrepareSettings, fps: float,
-                  out_fps: float, out_rate: Any, threads: int, maxrate: int | None) -> _Encoded:
-    """The capped, scaled, upright frames of ``stream`` as an H.264 MP4 at ``conv_dst`` (written to a temporary
-    name, then renamed); ``maxrate`` (kbit/s) caps the bits through x264's VBV on top of the crf."""
+def _encode_video(src: str, conv_dst: str, s: PrepareSettings, fps: float, out_fps: float, out_rate: Any,
+                  threads: int, maxrate: int | None) -> _Encoded:
+    """The capped, scaled, upright frames of ``src`` as an H.264 MP4 at ``conv_dst`` (written to a temporary name,
+    then renamed), decoded from the start each call; ``maxrate`` (kbit/s) caps the bits through x264's VBV on top
+    of the crf."""
     import av
     from av.video.reformatter import VideoReformatter
 
-    w, h = stream.codec_context.width, stream.codec_context.height
     tmp = f"{conv_dst}{TMP_MARK}-{os.getpid()}.mp4"
     written, rotation = 0, 0
     # one swscale context for the whole file: frame.reformat() builds one per frame (10x the conversion cost)
@@ -465,7 +458,10 @@ def _encode_video(src: str, container: Any, stream: Any, conv_dst: str, s: Prepa
     size: tuple[int, int] | None = None
     errors: list[str] = []
     try:
-        with av.open(tmp, "w", format="mp4") as dst:
+        with open_container(src) as container, av.open(tmp, "w", format="mp4") as dst:
+            stream = container.streams.video[0]
+            stream.thread_type, stream.thread_count = "AUTO", threads
+            w, h = stream.codec_context.width, stream.codec_context.height
             enc = None
             for slot, frame in _capped(_frames(container, stream, errors), fps, out_fps):
                 if enc is None:

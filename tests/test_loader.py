@@ -193,3 +193,19 @@ def test_a_script_holding_a_loader_with_persistent_workers_exits(demo_root):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0 and proc.stdout.strip() == "6", proc.stderr[-2000:]
+
+
+def test_worker_niceness_lowers_the_loader_workers_priority_not_the_training_process(demo_root):
+    """Each worker process runs at the training process's niceness plus ``worker_niceness``; the training process
+    keeps its own."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    for niceness in (0, 7):
+        loader = _dm(demo_root, worker_niceness=niceness).train_dataloader()
+        next(iter(loader))
+        workers = loader._iterator._workers  # the worker processes of the persistent iterator
+        assert len(workers) == 2
+        assert [os.getpriority(os.PRIO_PROCESS, w.pid) for w in workers] == [own + niceness] * 2
+        loader._iterator._shutdown_workers()
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own
+    with pytest.raises(ValueError, match="worker_niceness"):
+        _dm(demo_root, worker_niceness=20)

@@ -94,6 +94,7 @@ class VideoClassificationData(L.LightningDataModule):
         sampler: str = "shuffle",
         epoch_length: int | None = None,
         continuous_epochs: bool = True,
+        worker_niceness: int = 0,
     ):
         super().__init__()
         if sampler not in SAMPLERS:
@@ -128,6 +129,8 @@ class VideoClassificationData(L.LightningDataModule):
         self.view_average = check_view_average(view_average, "view_average (data.view_average)")
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
+        if not 0 <= worker_niceness <= 19:
+            raise ValueError(f"worker_niceness must be in 0..19 (os.nice), got {worker_niceness}")
         if decode_threads < 1:
             raise ValueError(f"decode_threads must be >= 1, got {decode_threads}")
         # training: N clips (each with its own crop) from one decoded span per video; a batch holds N x batch_size
@@ -152,6 +155,7 @@ class VideoClassificationData(L.LightningDataModule):
         self.sampler = sampler  # "balanced": each training epoch draws the classes evenly (ClassBalancedOrder)
         self.epoch_length = epoch_length  # balanced epochs' length in videos (None: the train split's size)
         self.continuous_epochs = continuous_epochs  # loader workers run on into the next epoch (ResumableDataLoader)
+        self.worker_niceness = worker_niceness  # loader workers' CPU priority below the training process (os.nice)
         self.datasets: dict[str, VideoClipDataset] = {}
         self.source_warnings: list[str] = []  # what the source found odd but accepted (flashvid doctor lists it)
         self.batch_steps: dict[str, BatchSteps] = {}  # "train", "eval": built in setup (flashvid.data.batch_augment)
@@ -404,6 +408,7 @@ class VideoClassificationData(L.LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             drop_last=train and self.drop_last and len(sampler) > self.batch_size,
             continuous=train and self.continuous_epochs,
+            worker_niceness=self.worker_niceness,
             **kw,
         )
 

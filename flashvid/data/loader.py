@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import math
+import os
 import random
 import signal
 import weakref
@@ -128,6 +129,17 @@ def _ignore_sigint(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+class _LowerPriority:
+    """Worker init: ``os.nice(niceness)``. Loader workers that outnumber the free cores then yield them to the
+    training process, whose kernel launches set the GPU's pace (measured: docs/benchmarks.md, issue 19)."""
+
+    def __init__(self, niceness: int):
+        self.niceness = niceness
+
+    def __call__(self, worker_id: int) -> None:
+        os.nice(self.niceness)
+
+
 class _ChainedInit:
     def __init__(self, first: Callable[[int], None], then: Callable[[int], None] | None):
         self.first, self.then = first, then
@@ -197,7 +209,7 @@ class ResumableDataLoader(DataLoader):
     the position counts samples of this rank's share: the shares are equally long, so every rank is at the same
     position and rank 0's state, the one Lightning writes, resumes them all. Workers also ignore SIGINT and
     SIGTERM, so Ctrl-C or a scheduler's SIGTERM to the process group reaches the main process's graceful shutdown
-    instead of killing them.
+    instead of killing them. ``worker_niceness`` > 0 lowers the workers' CPU priority by that much (``os.nice``).
 
     ``continuous`` (with workers, persistent ones): one worker iterator serves epoch after epoch, fed by
     :class:`_EpochStream`, so the workers decode the next epoch's first batches while this one's last are used,
@@ -211,8 +223,10 @@ class ResumableDataLoader(DataLoader):
     resume). Clips and crops do not depend on worker seeds (see :func:`~flashvid.data.dataset._item_rng`).
     """
 
-    def __init__(self, *args: Any, continuous: bool = False, **kwargs: Any):
+    def __init__(self, *args: Any, continuous: bool = False, worker_niceness: int = 0, **kwargs: Any):
         if kwargs.get("num_workers", 0) > 0:
+            if worker_niceness:
+                kwargs["worker_init_fn"] = _ChainedInit(_LowerPriority(worker_niceness), kwargs.get("worker_init_fn"))
             kwargs["worker_init_fn"] = _ChainedInit(_ignore_sigint, kwargs.get("worker_init_fn"))
         if kwargs.get("generator") is None:
             kwargs["generator"] = torch.Generator().manual_seed(int(getattr(kwargs.get("sampler"), "seed", 0)))

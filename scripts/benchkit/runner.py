@@ -39,6 +39,8 @@ def run(args: argparse.Namespace, record: Record, parts: Sequence[str]) -> None:
                 _row(record, f"train {c.label()}", res, name, fields)
         if "predict" in parts:
             _predict(args, record, sources, model, name, own)
+        del model
+        models.release(name)  # the next model's peak memory is its own
 
 
 def _loader(args: argparse.Namespace, backbone: str, sources: matrix.Sources, c: matrix.Config) -> dict[str, Any]:

@@ -43,6 +43,15 @@ class Models:
                                                     pretrained=False)
         return self.models[backbone]
 
+    def release(self, backbone: str) -> None:
+        """Drop a model that is done with, and the GPU memory it held."""
+        self.models.pop(backbone, None)
+        if torch.cuda.is_available():
+            import gc
+
+            gc.collect()
+            torch.cuda.empty_cache()
+
 
 def measure(args: argparse.Namespace, model: VideoClassifier, dm: VideoClassificationData, *, videos_per_step: int,
             clips_per_step: int, steps_per_epoch: int | None = None, from_files: bool = True) -> dict[str, Any]:

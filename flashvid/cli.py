@@ -42,6 +42,7 @@ from .commands.config import (  # noqa: F401
     validate,
 )
 from .commands.demo import demo_data  # noqa: F401
+from .commands.logging_state import logging_as_found
 from .commands.model_configs import register_model_configs
 from .commands.runs import align_labels, is_rank_zero, load_classifier, output_dir, write_json  # noqa: F401
 
@@ -109,21 +110,16 @@ def _main(args: list[str]) -> int:
     # Hydra reads its overrides from sys.argv; the task puts the full command line back before training, because
     # Lightning's DDP launcher starts the other ranks with sys.argv (and then needs the subcommand in it).
     sys.argv = [prog, *rest]
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
     try:
-        hydra.main(version_base="1.3", config_path=str(conf), config_name=cmd)(_task(cmd, [prog, cmd, *rest]))()
+        # logging as found afterwards, for a caller that goes on in this process (a notebook, a test): Hydra's
+        # handlers hold this command's streams and run log, and Lightning's console handlers must not keep
+        # writing to whatever sys.stderr is later (commands/logging_state.py)
+        with logging_as_found():
+            hydra.main(version_base="1.3", config_path=str(conf), config_name=cmd)(_task(cmd, [prog, cmd, *rest]))()
     except SystemExit as e:  # Hydra's own errors exit 1, ours 2: returned, so main() can be called in-process
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
         sys.argv = saved
-        # leave logging as found: Hydra's handlers hold this command's streams and run log, which a caller that runs
-        # main() again in the same process (a notebook, a test) must not write to once they are closed
-        for h in root.handlers:
-            if h not in handlers:
-                h.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
     result = _state.get("result")
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 

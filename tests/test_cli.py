@@ -155,6 +155,52 @@ def test_train_in_a_terminal_keeps_log_lines_out_of_the_progress_bar(demo_root: 
     assert len(stopped) == 1 and stopped[0].startswith("INFO: `Trainer.fit` stopped"), shown[-3000:]
 
 
+def _logging_state() -> dict[str, Any]:
+    """Level, propagate flag and handlers of every logger; each handler's stream (a file handler's: open or not),
+    level and filters."""
+    import logging
+
+    def stream(h: logging.Handler) -> Any:
+        return h.stream is not None if isinstance(h, logging.FileHandler) else getattr(h, "stream", None)
+
+    loggers = {name: lg for name, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    loggers[""] = logging.getLogger()
+    return {name: (lg.level, lg.propagate, lg.disabled, [(h, stream(h), h.level, list(h.filters)) for h in lg.handlers])
+            for name, lg in loggers.items()}
+
+
+def test_main_leaves_logging_as_it_found_it(demo_root: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An in-process `flashvid train` pointed Lightning's own console handlers (which outlive the command) at
+    whatever sys.stderr is at each write, and left them so: a later seed_everything's "Seed set to 1" then landed
+    in the caller's current stderr (another test's capture: an order dependence in the suite)."""
+    import contextlib
+    import io
+    import logging
+
+    import lightning as L
+
+    from flashvid.cli import main
+
+    # as in a script that imported Lightning at its top: its console handlers hold the sys.stderr of that moment
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        for h in logging.getLogger(name).handlers:
+            if type(h) is logging.StreamHandler:
+                monkeypatch.setattr(h, "stream", sys.stderr)
+    before = _logging_state()
+    assert main(["train", *data_args(demo_root), "model=tiny", "trainer.max_epochs=1", "data.batch_size=8",
+                 "data.num_frames=4", "data.crop_size=32", "trainer.limit_train_batches=1",
+                 "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0", "logger=none",
+                 "test_after_training=false", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    after = _logging_state()  # loggers made by modules the command imported are theirs
+    changed = {name: (was, after[name]) for name, was in before.items() if after[name] != was}
+    assert not changed, "\n".join(f"{name!r}: {was} -> {now}" for name, (was, now) in changed.items())
+    later = io.StringIO()
+    with contextlib.redirect_stderr(later), contextlib.redirect_stdout(later):
+        L.seed_everything(1)
+    assert later.getvalue() == ""
+
+
 @pytest.mark.slow
 def test_train_writes_run_directory(trained: Path) -> None:
     """Resolved config, logs, best + last checkpoints and metrics.json (with the test of the best checkpoint)."""

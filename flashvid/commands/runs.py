@@ -116,10 +116,12 @@ def build_callbacks(cfg: "DictConfig", has_val: bool, has_logger: bool, only: st
 class _CurrentStream:
     """``sys.stdout`` / ``sys.stderr`` as they are at each write. While a rich live display (Lightning's
     RichProgressBar) runs on a terminal, rich swaps them for proxies that print each line above the bars; a log
-    handler holding the original stream would write into the middle of the bars instead."""
+    handler holding the original stream would write into the middle of the bars instead. ``replaced``: the stream
+    it stands in for, given back when the command ends (:mod:`flashvid.commands.logging_state`)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, replaced: TextIO):
         self.name = name
+        self.replaced = replaced
 
     def write(self, text: str) -> int:
         return self._stream().write(text)
@@ -141,7 +143,7 @@ def route_console_logs() -> None:
                 continue
             for name in ("stdout", "stderr"):
                 if h.stream in (getattr(sys, name), getattr(sys, f"__{name}__")):
-                    h.setStream(_CurrentStream(name))  # type: ignore[arg-type]
+                    h.setStream(_CurrentStream(name, h.stream))  # type: ignore[arg-type]
 
 
 def existing_checkpoint(path: Any) -> str:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .data.clip_cost import GPU_CLIPS_PER_S, ClipCost, store_advice, training_clip_cost
 from .data.decoding import (
     VideoDecodeError,
     check_clip_size,
@@ -82,6 +83,7 @@ class DoctorReport:
     group_leakage: list[dict[str, Any]] = field(default_factory=list)
     imbalance: dict[str, Any] = field(default_factory=dict)
     root: str | None = None
+    clip_cost: ClipCost | None = None  # CPU ms of a training clip, as video and as a frame store (diagnose_data)
 
     @property
     def exit_code(self) -> int:
@@ -141,6 +143,7 @@ class DoctorReport:
             "duplicates": self.duplicates,
             "group_leakage": self.group_leakage,
             "imbalance": self.imbalance,
+            "training_clip_cpu_ms": asdict(self.clip_cost) if self.clip_cost else None,
             "errors": list(self.errors),
             "warnings": list(self.warnings),
             "files": [asdict(f) for f in self.files],
@@ -408,8 +411,8 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
                 warnings.append(f"class imbalance: {big!r} has {counts[big]} readable train videos, {small!r} "
                                 f"{counts[small]} ({ratio:.1f}x): set data.sampler=balanced (class-balanced "
                                 "epochs) or add data")
-    heavy = [f for f in report.files if f.ok and _heavy(f)]
-    if heavy and len(heavy) >= 0.1 * sum(f.ok for f in report.files):
+    heavy = _prepare_pays(report)
+    if heavy:
         warnings.append(
             f"{len(heavy)} of {sum(f.ok for f in report.files)} readable files are large (short side >= "
             f"{LARGE_SHORT_SIDE} px) or long-GOP (keyframes more than {LONG_GOP_S:g} s apart): each training clip "
@@ -500,6 +503,12 @@ LONG_GOP_S = 2.0
 HEAVY_LEAD_IN_PIXELS = 60 * 640 * 480
 
 
+def _prepare_pays(report: DoctorReport) -> list[FileProbe]:
+    """The readable files that decode slowly per clip, when they are at least a tenth of them (else none)."""
+    heavy = [f for f in report.files if f.ok and _heavy(f)]
+    return heavy if heavy and len(heavy) >= 0.1 * sum(f.ok for f in report.files) else []
+
+
 def _heavy(f: FileProbe) -> bool:
     """A file that decodes slowly per clip: large frames, or a long and costly lead-in from the keyframe before a
     clip (a lead-in never spans more than the file)."""
@@ -513,8 +522,10 @@ def _heavy(f: FileProbe) -> bool:
     return lead_in / f.fps > LONG_GOP_S and lead_in * f.width * f.height >= HEAVY_LEAD_IN_PIXELS
 
 
-def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:
-    """:func:`diagnose` on a :class:`~flashvid.VideoClassificationData` (its samples and labels as configured)."""
+def diagnose_data(datamodule: Any, clip_cost_files: int = 8, gpu_clips_per_s: float = GPU_CLIPS_PER_S,
+                  **kwargs: Any) -> DoctorReport:
+    """:func:`diagnose` on a :class:`~flashvid.VideoClassificationData` (its samples and labels as configured), and
+    what a training clip costs on this machine, timed on up to ``clip_cost_files`` train files (0: not timed)."""
     samples = {k: v for k, v in datamodule.samples.items() if k != "predict"}
     kwargs.setdefault("decoder", getattr(datamodule, "decoder", "auto"))
     config = getattr(datamodule, "data_config", None)
@@ -522,10 +533,25 @@ def diagnose_data(datamodule: Any, **kwargs: Any) -> DoctorReport:
     kwargs.setdefault("clip_short_side", getattr(config, "short_side", None))  # and decoded size
     report = diagnose(samples, datamodule.labels, **kwargs)
     report.warnings[:0] = list(getattr(datamodule, "source_warnings", []))  # e.g. list paths outside data.root
+    if clip_cost_files:
+        _check_clip_cost(report, datamodule, clip_cost_files, gpu_clips_per_s)
     flips = flip_warning(datamodule)
     if flips:
         report.warnings.append(flips)
     return report
+
+
+def _check_clip_cost(report: DoctorReport, datamodule: Any, files: int, gpu_clips_per_s: float) -> None:
+    """Video files that need no ``prepare`` (or are its copies) but still cost a worker much more per clip than a
+    frame store would: suggest the store (:mod:`flashvid.data.clip_cost`). Frame stores and heavy files (``prepare``
+    is advised first) are not timed."""
+    train = [f.path for f in report.files if f.split == "train" and f.ok]
+    if not train or _prepare_pays(report) or any(is_frame_store(p) for p in train):
+        return
+    report.clip_cost = training_clip_cost(datamodule, train, files)
+    advice = store_advice(report.clip_cost, datamodule.num_workers, gpu_clips_per_s) if report.clip_cost else None
+    if advice:
+        report.warnings.append(advice)
 
 
 def flip_warning(datamodule: Any) -> str | None:

@@ -194,3 +194,33 @@ def test_prepare_is_advised_only_where_the_lead_in_costs(tmp_path: Path) -> None
         _lavfi(tmp_path / "gop" / label / "long_gop.mp4", "testsrc=s=400x300:r=30:d=6", *_x264("-g", "300"))
     report = diagnose_data(VideoClassificationData.from_folders(tmp_path / "gop"), progress=False)
     assert [w for w in report.warnings if "2 of 2 readable files" in w and "flashvid prepare" in w], report.warnings
+
+
+def test_frame_store_is_advised_when_a_clip_costs_the_workers_more_than_the_gpu_allows(tmp_path: Path) -> None:
+    """Noisy high-bitrate 320x240 files (no ``prepare`` needed: short GOPs, small frames) with 8x32 clips: a clip
+    decodes many times slower than its store would (tiny stored frames). Doctor times both on this machine and
+    advises the store only when the workers then fall short of the GPU's rate."""
+    from badvideos import _lavfi, _x264
+
+    from flashvid import VideoClassificationData
+    from flashvid.doctor import diagnose_data
+
+    for label in ("a", "b"):
+        (tmp_path / "noisy" / label).mkdir(parents=True)
+        for i in range(2):
+            noisy = f"testsrc=s=320x240:r=30:d=2,noise=alls=90:allf=t+u:all_seed={i}"
+            _lavfi(tmp_path / "noisy" / label / f"n{i}.mp4", noisy,
+                   *_x264("-g", "15", "-qp", "4"))
+
+    def doctor(gpu_clips_per_s: float):
+        dm = VideoClassificationData.from_folders(tmp_path / "noisy", num_frames=8, crop_size=32, num_workers=1)
+        return diagnose_data(dm, progress=False, gpu_clips_per_s=gpu_clips_per_s)
+
+    fast_gpu = doctor(1e9)
+    cost = fast_gpu.clip_cost
+    assert cost is not None and cost.files == 4 and cost.video_ms > 2 * cost.store_ms > 0
+    [advice] = [w for w in fast_gpu.warnings if "prepare.format=frames" in w]
+    assert f"{cost.video_ms:.0f} ms" in advice and "1 loader worker delivers" in advice
+    assert fast_gpu.to_dict()["training_clip_cpu_ms"]["video_ms"] == cost.video_ms
+    slow_gpu = doctor(1.0)  # one worker keeps up: no advice, the cost is still reported
+    assert slow_gpu.clip_cost is not None and not [w for w in slow_gpu.warnings if "prepare.format=frames" in w]

@@ -1,0 +1,93 @@
+"""What one training clip costs a loader worker in CPU time (decode, resize, crop), measured on the user's files.
+
+``flashvid doctor`` compares it with what the workers must deliver: a loader whose clips cost more than a frame
+store's would starve a fast GPU, and then a frame store (``prepare.format=frames``) pays (docs/benchmarks.md,
+issue 19: synthetic 720p copies at ~40 ms a clip trained at 0.77 of model-only, their frame stores at 0.90; real
+footage copies at 15-18 ms a clip, like a store's, kept up).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+# what the loader must deliver on one GPU: VideoMAE-base 16x224, compiled, bf16 on an H200 (docs/benchmarks.md)
+GPU_CLIPS_PER_S = 300.0
+
+
+@dataclass
+class ClipCost:
+    """CPU milliseconds of one training clip: as the files are (``video_ms``), and as a frame store of them would
+    cost (``store_ms``: the clip's frames as JPEGs at the store's size, decoded), both measured on this machine."""
+
+    video_ms: float
+    store_ms: float
+    files: int
+
+
+def training_clip_cost(datamodule: Any, paths: Sequence[str], files: int = 8) -> ClipCost | None:
+    """The median :class:`ClipCost` of one training clip of ``datamodule`` (its train transform, decoder and clip
+    settings) over up to ``files`` of ``paths`` spread evenly; None when none decodes. CPU time of this process
+    (``time.process_time``), so a busy machine does not inflate it; the first clip is a warm-up."""
+    from .dataset import DecodeFailure
+
+    if "train" not in datamodule.datasets:
+        datamodule.setup("fit")
+    dataset = datamodule.datasets["train"]
+    index = {s.path: i for i, s in enumerate(dataset.samples)}
+    chosen = [p for p in paths if p in index]
+    if not chosen:
+        return None
+    step = max(1, len(chosen) // files)
+    picked = chosen[::step][:files]
+    dataset[index[picked[0]]]  # imports, decoder set-up, page cache: not a clip's cost
+    video_ms, store_ms = [], []
+    short_side = datamodule.data_config.short_side
+    for p in picked:
+        t = time.process_time()
+        item = dataset[index[p]]
+        if isinstance(item, DecodeFailure):
+            continue
+        video_ms.append((time.process_time() - t) * 1000)
+        store_ms.append(_store_clip_ms(item["video"], short_side))
+    if not video_ms:
+        return None
+    return ClipCost(round(statistics.median(video_ms), 1), round(statistics.median(store_ms), 1), len(video_ms))
+
+
+def _store_clip_ms(clip: torch.Tensor, short_side: int) -> float:
+    """A store's clip on this machine: the clip's frames as JPEGs (prepare's quality), decoded on the CPU as a worker
+    does, scaled from the crop's pixels to a stored frame's (short side ``short_side``, 16:9: the larger case)."""
+    from .frame_store import decode_jpegs, encode_jpegs
+
+    frames = clip.reshape(-1, *clip.shape[-3:])
+    if frames.dtype != torch.uint8:
+        frames = frames.clamp(0, 255).to(torch.uint8)
+    jpegs = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in encode_jpegs(list(frames))]
+    t = time.process_time()
+    decode_jpegs(jpegs, "cpu")
+    ms = (time.process_time() - t) * 1000
+    stored_pixels = short_side * short_side * 16 / 9
+    return ms * stored_pixels / (frames.shape[-1] * frames.shape[-2])
+
+
+def loader_clips_per_s(clip_ms: float, workers: int) -> float:
+    """Clips per second that ``workers`` loader processes deliver at ``clip_ms`` each."""
+    return max(workers, 1) * 1000.0 / clip_ms
+
+
+def store_advice(cost: ClipCost, workers: int, gpu_clips_per_s: float = GPU_CLIPS_PER_S) -> str | None:
+    """The frame-store suggestion, when the workers cannot feed a fast GPU and a store's clip costs under half the
+    video's (measured: stores won only there, docs/benchmarks.md); None otherwise."""
+    feed = loader_clips_per_s(cost.video_ms, workers)
+    if feed >= gpu_clips_per_s or cost.video_ms < 2 * cost.store_ms:
+        return None
+    return (f"a training clip of these files costs {cost.video_ms:.0f} ms of CPU to decode and crop (a frame store's "
+            f"would cost ~{cost.store_ms:.0f} ms), so {workers} loader "
+            f"{'workers deliver' if workers != 1 else 'worker delivers'} about {feed:.0f} clips/s, less than one fast GPU trains (~{gpu_clips_per_s:.0f}: VideoMAE-base on an "
+            "H200): train on a frame store, `flashvid prepare <the same data options> prepare.format=frames "
+            "output=DIR` (README: which format to use)")

@@ -77,17 +77,19 @@ def _store_clip_ms(clip: torch.Tensor, short_side: int) -> float:
 
 def loader_clips_per_s(clip_ms: float, workers: int) -> float:
     """Clips per second that ``workers`` loader processes deliver at ``clip_ms`` each."""
-    return max(workers, 1) * 1000.0 / clip_ms
+    return workers * 1000.0 / clip_ms
 
 
 def store_advice(cost: ClipCost, workers: int, gpu_clips_per_s: float = GPU_CLIPS_PER_S) -> str | None:
     """The frame-store suggestion, when the workers cannot feed a fast GPU and a store's clip costs under half the
     video's (measured: stores won only there, docs/benchmarks.md); None otherwise."""
+    workers = max(workers, 1)  # no workers: the training process loads, as one worker would
     feed = loader_clips_per_s(cost.video_ms, workers)
     if feed >= gpu_clips_per_s or cost.video_ms < 2 * cost.store_ms:
         return None
+    deliver = "workers deliver" if workers != 1 else "worker delivers"
     return (f"a training clip of these files costs {cost.video_ms:.0f} ms of CPU to decode and crop (a frame store's "
-            f"would cost ~{cost.store_ms:.0f} ms), so {workers} loader "
-            f"{'workers deliver' if workers != 1 else 'worker delivers'} about {feed:.0f} clips/s, less than one fast GPU trains (~{gpu_clips_per_s:.0f}: VideoMAE-base on an "
-            "H200): train on a frame store, `flashvid prepare <the same data options> prepare.format=frames "
-            "output=DIR` (README: which format to use)")
+            f"would cost ~{cost.store_ms:.0f} ms), so {workers} loader {deliver} about {feed:.0f} clips/s, less "
+            f"than one fast GPU trains (~{gpu_clips_per_s:.0f}: VideoMAE-base on an H200): train on a frame store, "
+            "`flashvid prepare <the same data options> prepare.format=frames output=DIR` (README: which format to "
+            "use)")

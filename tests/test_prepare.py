@@ -513,3 +513,18 @@ def test_a_script_without_a_main_guard_gets_the_fix_not_a_broken_pool(data: Path
     assert res.returncode != 0
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("flashvid.data.prepare.PrepareWorkersDied:") and '__name__ == "__main__"' in last
+
+
+def test_pool_workers_compute_on_their_share_of_the_cores() -> None:
+    """prepare's pool workers run torch (JPEG encoding for frame stores) on the threads given to them, not one per
+    core each: the forkserver imports torch before a worker starts, so an environment variable alone came too late
+    (16 workers x 16 threads on a 16-core machine wrote stores at ~1 file/s)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    from flashvid.data.prepare import _pool_context, _worker_start
+
+    assert os.cpu_count() and os.cpu_count() > 1 or pytest.skip("one core: one thread is the default anyway")
+    with ProcessPoolExecutor(2, mp_context=_pool_context(), initializer=_worker_start, initargs=(1,)) as pool:
+        assert [f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(2)]] == [1, 1]

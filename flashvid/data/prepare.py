@@ -669,12 +669,15 @@ class PrepareWorkersDied(RuntimeError):
 
 
 def _worker_start(threads: int) -> None:
-    """A pool worker leaves Ctrl-C to the parent, and holds OpenMP (torch's JPEG encoding for stores) to its share
-    of the cores before torch loads, as DataLoader workers are: measured on 2 cores, stores of 49 Kinetics clips
-    with 2 workers took 18.5 s with OpenMP's default of a thread per core in each worker, 11.8 s with one (16
-    workers on the 16-core GPU machine took 50 s, 0.96 files/s, before this; not re-measured there)."""
+    """A pool worker leaves Ctrl-C to the parent, and holds torch's compute threads (JPEG encoding for stores) to its
+    share of the cores. The forkserver has imported torch already, so OpenMP's environment variable comes too late
+    (each worker still ran a thread per core: 16 workers x 16 threads on the GPU machine, stores at 0.7-1.1 files/s);
+    ``torch.set_num_threads`` takes effect."""
+    import torch
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # for libraries that load after this
+    torch.set_num_threads(threads)
 
 
 def _pool_context() -> Any:

@@ -17,7 +17,7 @@ ROOT=$PWD
 PY=${PYTHON:-python3}
 LOG=${FLASHVID_SETUP_LOG:-$ROOT/.setup.log}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
-say() { echo "setup: $*"; }
+say() { echo "setup: [${SECONDS}s] $*"; }  # seconds since setup started: where a slow CI spends them
 : >"$LOG"
 # quiet() runs a step with its output in the log; on failure it shows the log's last lines and names the log
 quiet() {

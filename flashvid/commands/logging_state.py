@@ -57,9 +57,7 @@ def logging_as_found() -> Iterator[None]:
     finally:
         now = _loggers()
         for name, state in loggers.items():
-            lg = now.get(name)
-            if lg is None:  # a placeholder again (logging never does this): nothing to give back
-                continue
+            lg = now[name]  # logging never removes a logger
             for h in lg.handlers:
                 if h not in handlers:
                     h.close()  # Hydra's: they hold this command's streams and run log

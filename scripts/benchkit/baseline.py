@@ -15,7 +15,7 @@ from flashvid import VideoClassificationData, VideoClassifier
 from flashvid.data import VideoSample
 
 from . import training
-from .timing import sync
+from .timing import peak_memory_gib, reset_peak_memory, sync
 
 
 class InMemoryClips(torch.utils.data.Dataset):
@@ -62,8 +62,7 @@ def model_only_inference(model: VideoClassifier, batch_size: int, batches: int, 
     model = model.to(dev).eval()
     video = torch.randint(0, 256, (batch_size, cfg.num_frames, 3, cfg.crop_size, cfg.crop_size), dtype=torch.uint8,
                           device=dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+    reset_peak_memory(dev)
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
         for _ in range(2):
             model(video)
@@ -76,9 +75,3 @@ def model_only_inference(model: VideoClassifier, batch_size: int, batches: int, 
     return {"clips_per_s": round(batches * batch_size / dt, 2), "batch_size": batch_size, "batches": batches,
             "device": str(dev), "peak_mem_gib": peak_memory_gib(dev)}
 
-
-def peak_memory_gib(device: torch.device) -> float | None:
-    """The device's peak allocated memory since the last reset, GiB (None on the CPU)."""
-    if device.type != "cuda":
-        return None
-    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2)

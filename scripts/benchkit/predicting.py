@@ -12,7 +12,7 @@ import torch
 
 from flashvid import VideoClassifier
 
-from .baseline import peak_memory_gib
+from .timing import peak_memory_gib, reset_peak_memory
 
 
 def measure_folder(args: argparse.Namespace, model: VideoClassifier, folder: Path, workers: int | None,
@@ -21,12 +21,11 @@ def measure_folder(args: argparse.Namespace, model: VideoClassifier, folder: Pat
     if workers is not None:
         kw["num_workers"] = workers
     model.predict(folder, **kw)
-    gpu = torch.cuda.is_available()
-    if gpu:
-        torch.cuda.reset_peak_memory_stats()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    reset_peak_memory(device)
     t = time.perf_counter()
     res = model.predict(folder, **kw)
     dt = time.perf_counter() - t
     return {"files_per_s": round(len(res) / dt, 2), "files": len(res), "s": round(dt, 2),
             "errors": sum(r.get("error") is not None for r in res),
-            "peak_mem_gib": peak_memory_gib(torch.device("cuda")) if gpu else None}
+            "peak_mem_gib": peak_memory_gib(device)}

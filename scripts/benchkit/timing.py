@@ -16,6 +16,19 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a peak-memory measurement on ``device`` (nothing on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_gib(device: torch.device) -> float | None:
+    """``device``'s peak allocated memory since :func:`reset_peak_memory`, GiB (None on the CPU)."""
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+
+
 class StepClock(Callback):
     """Per-step wall time and data-wait time (a step's start minus the previous step's end: the loader, the copy to
     the device, the GPU augmentation), the GPU synchronised at each step end. With ``max_timed_s`` it ends the run

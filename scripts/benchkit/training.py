@@ -12,7 +12,7 @@ import torch
 
 from flashvid import Trainer, VideoClassificationData, VideoClassifier
 
-from .timing import StepClock
+from .timing import StepClock, peak_memory_gib, reset_peak_memory
 
 LABELS = [str(i) for i in range(16)]  # every set's classes fit: one model (one compile) serves them all
 
@@ -77,15 +77,16 @@ def measure(args: argparse.Namespace, model: VideoClassifier, dm: VideoClassific
     trainer = Trainer(accelerator=args.accelerator, devices=1, precision=args.precision, max_steps=steps,
                       limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    reset_peak_memory(device)
     t = time.perf_counter()
     trainer.fit(model, datamodule=dm)
     res = clock.summary(clips_per_step)
     res.update(wall_s=round(time.perf_counter() - t, 1), steps=trainer.global_step, epochs=trainer.current_epoch,
                warmup_steps=warmup, workers=workers, batch_clips=clips_per_step, batch_videos=videos_per_step)
-    if torch.cuda.is_available():
-        res["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    peak = peak_memory_gib(device)
+    if peak is not None:
+        res["peak_mem_gb"] = peak
     trainer.fit_loop._combined_loader = None  # stop persistent loader workers now, not at garbage collection
     return res
 

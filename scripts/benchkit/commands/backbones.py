@@ -116,6 +116,8 @@ def measure(name: str, batch_size: int, steps: int, warmup: int, tiny: bool, dev
 
     from flashvid.models import create_backbone, get_backbone_spec
 
+    from ..timing import peak_memory_gib, reset_peak_memory
+
     spec = get_backbone_spec(name)
     kwargs = dict(spec.test_kwargs) if tiny else {}
     frames, size = spec.test_input if tiny else (spec.data.num_frames, spec.data.crop_size)
@@ -124,14 +126,12 @@ def measure(name: str, batch_size: int, steps: int, warmup: int, tiny: bool, dev
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     video = torch.randn(batch_size, frames, 3, size, size, device=device)
     labels = torch.randint(0, 400, (batch_size,), device=device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
 
     elapsed = timed_steps(model, opt, video, labels, steps, warmup)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     result = {"backbone": name, "frames": frames, "crop": size, "clip_sampling": spec.data.clip_sampling,
               "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-              "clips_per_s": round(batch_size * steps / elapsed, 2), "peak_mem_gib": peak and round(peak, 2)}
+              "clips_per_s": round(batch_size * steps / elapsed, 2), "peak_mem_gib": peak_memory_gib(device)}
     del model, opt, video
     gc.collect()
     if device.type == "cuda":

@@ -31,39 +31,39 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 import soak_resume as soak  # noqa: E402
 
-COUNTS = {"train": (4, 4), "val": (3, 2), "test": (2, 2)}  # (left, right); test also gets one broken file
+# (left, right); test also gets one broken file. 11 train videos: 6 per rank on 2 ranks (one padded), 3 steps per
+# epoch at batch 2, so every train file is seen despite drop_last
+COUNTS = {"train": (6, 5), "val": (3, 2), "test": (2, 2)}
 
 
 @pytest.fixture(scope="module")
 def ddp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ddp_data")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(1)
     for split, counts in COUNTS.items():
         for motion, n in zip(("left", "right"), counts, strict=True):
             for i in range(n):
                 write_good(root / split / motion / f"{motion}_{i}.mp4", motion, rng, num_frames=8)
     # 5 test files: rank 0 decodes 3, rank 1 the 2 at odd positions of the sorted list, this one among them
     (root / "test/left/left_0_broken.mp4").touch()
-    # (8 train videos: 2 full batches of 2 per rank, so every train file is seen despite drop_last)
     return root
 
 
-def test_ddp_train_on_two_cpu_processes_counts_each_video_once(ddp_data: Path, tmp_path: Path) -> None:
-    """Two gloo processes train, validate and test through the CLI into one run directory; val/test metrics
-    equal a one-process evaluation of the same checkpoint (5 val and 5 test files: padding would score 6), and
-    the broken file, decoded on one rank only, is listed once in failures.json."""
-    run = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "FLASHVID_DEBUG")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    args = [f"data.train_folder={ddp_data / 'train'}", f"data.val_folder={ddp_data / 'val'}",
-            f"data.test_folder={ddp_data / 'test'}", "model=tiny", "data.num_frames=4", "data.crop_size=32",
-            "data.batch_size=2", "data.num_workers=0", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
-            "logger=none", "callbacks=model_checkpoint", "trainer=ddp", "trainer.accelerator=cpu",
-            "trainer.devices=2", "model.max_failed_fraction=0.5", f"hydra.run.dir={run}"]
+def ddp_args(data: Path, run: Path) -> list[str]:
+    """Two gloo processes train 2 epochs (3 steps each), validate and test; the arguments of every DDP run here."""
+    args = [a for a in soak.train_args(data, run, workers=0, epochs=2) if a != "test_after_training=false"]
+    return [*args, f"data.test_folder={data / 'test'}", "model.max_failed_fraction=0.5", "trainer=ddp",
+            "trainer.devices=2", "seed=5"]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(ddp_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One uninterrupted DDP run through the CLI (two process starts of ~8 s each: shared by the tests that read
+    it): its run directory and its output."""
+    cwd = tmp_path_factory.mktemp("ddp_run")
+    run = cwd / "run"
     # its own session, so a hang kills both ranks (rank 1 is rank 0's child), not only rank 0
-    proc = subprocess.Popen([sys.executable, "-m", "flashvid", "train", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = soak.start(ddp_args(ddp_data, run), cwd)
     try:
         stdout, stderr = proc.communicate(timeout=300)
     except subprocess.TimeoutExpired:
@@ -71,22 +71,33 @@ def test_ddp_train_on_two_cpu_processes_counts_each_video_once(ddp_data: Path, t
         stdout, stderr = proc.communicate()
         pytest.fail(f"DDP run hung for 300 s\n{stdout[-3000:]}\n{stderr[-5000:]}")
     assert proc.returncode == 0, f"{stdout[-3000:]}\n{stderr[-5000:]}"
-    assert "Starting with 2 processes" in stdout + stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # one run directory, not one per rank
+    return run, stdout + stderr
+
+
+def test_ddp_train_on_two_cpu_processes_counts_each_video_once(ddp_data: Path, ddp_run: tuple[Path, str],
+                                                             tmp_path: Path) -> None:
+    """Two gloo processes train, validate and test through the CLI into one run directory; val/test metrics
+    equal a one-process evaluation of the same checkpoint (5 val and 5 test files: padding would score 6), and
+    the broken file, decoded on one rank only, is listed once in failures.json."""
+    run, output = ddp_run
+    assert "Starting with 2 processes" in output
+    assert sorted(p.name for p in run.parent.iterdir()) == ["run"]  # one run directory, not one per rank
     metrics = json.loads((run / "metrics.json").read_text())
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (run / "checkpoints").iterdir()}
 
     from flashvid import Trainer, VideoClassificationData, VideoClassifier
 
-    best = run / "checkpoints" / "best.ckpt"
+    best, last = run / "checkpoints" / "best.ckpt", run / "checkpoints" / "last.ckpt"
     assert torch.load(best, map_location="cpu", weights_only=True)["flashvid"]["labels"] == ["left", "right"]
-    model = VideoClassifier.load_from_checkpoint(best, map_location="cpu", weights_only=True)
+
+    def load(path: Path) -> VideoClassifier:
+        return VideoClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     dm = VideoClassificationData.from_folders(ddp_data / "train", ddp_data / "val", ddp_data / "test",
                                               batch_size=2, num_workers=0)
     trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                       enable_model_summary=False, default_root_dir=str(tmp_path / "one"))
-    val = trainer.validate(model, datamodule=dm, verbose=False)[0]
-    test = trainer.test(model, datamodule=dm, verbose=False)[0]
+    val = trainer.validate(load(last), datamodule=dm, verbose=False)[0]  # the final weights: the last validation's
+    test = trainer.test(load(best), datamodule=dm, verbose=False)[0]  # the run tests its best checkpoint
     assert "val/acc5" not in metrics["final"] and "test/acc5" not in metrics["test"]  # 2 classes: no top-5
     for name in ("val/acc", "val/mean_class_acc"):
         assert metrics["final"][name] == pytest.approx(val[name], abs=1e-6), (name, metrics["final"], val)
@@ -133,20 +144,8 @@ def test_sharded_sampler_covers_every_index_and_resumes_within_each_rank(length:
                 assert [i for i, _ in sampler] == shard  # the resume applies to one pass only
 
 
-@pytest.fixture(scope="module")
-def resume_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """11 train videos (6 per rank on 2 ranks, one padded: 3 steps per epoch at batch 2) and 2 val videos."""
-    root = tmp_path_factory.mktemp("ddp_resume_data")
-    rng = np.random.default_rng(1)
-    for split, counts in {"train": (6, 5), "val": (1, 1)}.items():
-        for motion, n in zip(("left", "right"), counts, strict=True):
-            for i in range(n):
-                write_good(root / split / motion / f"{motion}_{i}.mp4", motion, rng, num_frames=8)
-    return root
-
-
 def test_ddp_train_loader_is_kept_by_lightning_and_resumes_within_the_rank(
-        resume_data: Path, caplog: pytest.LogCaptureFixture) -> None:
+        ddp_data: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The training loader of a 2-process DDP trainer, after Lightning prepared it as its fit loop does: Lightning
     keeps it (no ``DistributedSamplerWrapper``), and a loader restored from its state after 2 of its 3 batches
     hands the training loop exactly the rest of this rank's share (was: the whole share again). A position saved
@@ -156,7 +155,7 @@ def test_ddp_train_loader_is_kept_by_lightning_and_resumes_within_the_rank(
     assert trainer.world_size == 2 and trainer.global_rank == 0
 
     def prepared_loader(epoch: int):
-        dm = VideoClassificationData.from_folders(resume_data / "train", batch_size=2, num_workers=0, seed=7,
+        dm = VideoClassificationData.from_folders(ddp_data / "train", batch_size=2, num_workers=0, seed=7,
                                                   num_frames=4, crop_size=32)
         dm.trainer = trainer
         dm.setup("fit")
@@ -186,16 +185,13 @@ def test_ddp_train_loader_is_kept_by_lightning_and_resumes_within_the_rank(
     assert "num_replicas 4" in caplog.text and "restarts from its beginning" in caplog.text
 
 
-def test_ddp_kill9_mid_epoch_resume_matches_uninterrupted_run(resume_data: Path, tmp_path: Path) -> None:
+def test_ddp_kill9_mid_epoch_resume_matches_uninterrupted_run(ddp_data: Path, ddp_run: tuple[Path, str],
+                                                             tmp_path: Path) -> None:
     """``flashvid train trainer=ddp`` on 2 CPU processes, killed with SIGKILL (the whole process group) mid-epoch
     after a mid-epoch ``last.ckpt``, then ``resume=true``: the run ends with the uninterrupted DDP run's validation
-    metrics and weights (was: the interrupted epoch started over, shuffled anew)."""
+    and test metrics and weights (was: the interrupted epoch started over, shuffled anew)."""
     def args(run: Path) -> list[str]:
-        return [*soak.train_args(resume_data, run, workers=0, epochs=2), "trainer=ddp", "trainer.devices=2", "seed=5"]
-
-    reference = soak.run(args(tmp_path / "ref"), tmp_path, timeout=300)
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    assert "Starting with 2 processes" in reference.stdout + reference.stderr
+        return ddp_args(ddp_data, run)
 
     run, marker = tmp_path / "run", tmp_path / "pace"
     proc = soak.start([*args(run), *soak.pace_args(marker), "+callbacks.pace.stall_at=5"], tmp_path)
@@ -211,7 +207,7 @@ def test_ddp_kill9_mid_epoch_resume_matches_uninterrupted_run(resume_data: Path,
 
     resumed = soak.run([*args(run), "resume=true"], tmp_path, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert soak.compare(soak.outcome(run), soak.outcome(tmp_path / "ref")) == []
+    assert soak.compare(soak.outcome(run), soak.outcome(ddp_run[0])) == []
     # rank 0's position, written for all: every rank took the same number of samples of its own share
     loader_state = {"epoch": 1, "position": 2, "seed": 5, "length": 11, "num_replicas": 2}
     assert ckpt["callbacks"]["ExactResume"]["train_loader"] == loader_state

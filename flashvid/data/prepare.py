@@ -415,7 +415,7 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
     return {"action": "converted", "dst": conv_dst, "in": info, "note": note,
             "out": {"width": size[0], "height": size[1], "fps": round(out_fps, 3), "frames": written,
                     "keyframe_interval_frames": max(1, round(out_fps * s.keyframe_interval)),
-                    "max_kbit_per_s": maxrate, "bytes": out_bytes,
+                    "max_kbit_per_s": maxrate, "bytes": out_bytes, "encodes": attempt + 1,
                     # the cap bound (the crf would have spent more) when the copy came out near it
                     "held_to_cap": target is not None and out_bytes >= 0.85 * target,
                     "over_cap": target is not None and out_bytes > target}}

@@ -5,6 +5,7 @@ by ``flashvid prepare`` with any of its settings (:func:`prepared`)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import statistics
@@ -37,6 +38,21 @@ class FootageSet:
     name: str
     train: Path          # class folders
     synthetic: bool = False
+
+
+def add_arguments(p: argparse.ArgumentParser, *, classes: int = 4, per_class: int = 4,
+                  prepare_workers: int | None = None) -> None:
+    """The options :func:`get` and :func:`prepared` read: where the sets are and how synthetic ones are made."""
+    f = p.add_argument_group("footage")
+    f.add_argument("--shared", type=Path, default=SHARED, help="the shared folder (realclips/, flash_kinetics/), "
+                   "used in place (default %(default)s)")
+    f.add_argument("--data", type=Path, default=Path("/tmp/flashvid-bench"),
+                   help="where synthetic sets and prepared copies are made, kept for later runs (default %(default)s)")
+    f.add_argument("--synth-height", type=int, default=720)
+    f.add_argument("--synth-seconds", type=float, default=10)
+    f.add_argument("--synth-classes", type=int, default=classes)
+    f.add_argument("--synth-per-class", type=int, default=per_class)
+    f.add_argument("--prepare-workers", type=int, default=prepare_workers)
 
 
 def shared_sets(shared: Path) -> dict[str, Path]:

@@ -45,16 +45,7 @@ def add_arguments(p: argparse.ArgumentParser, *, training: bool = True) -> None:
         g.add_argument("--steps-per-epoch", type=csv_ints, default=[None],
                        help="e.g. 4,12,37,93: the train list cut or repeated to that many steps, several epochs "
                             "timed (epoch boundaries included); default one epoch as long as the run")
-    f = p.add_argument_group("footage")
-    f.add_argument("--shared", type=Path, default=footage.SHARED, help="the shared folder (realclips/, "
-                   "flash_kinetics/), used in place (default %(default)s)")
-    f.add_argument("--data", type=Path, default=Path("/tmp/flashvid-bench"),
-                   help="where synthetic sets and prepared copies are made, kept for later runs (default %(default)s)")
-    f.add_argument("--synth-height", type=int, default=720)
-    f.add_argument("--synth-seconds", type=float, default=10)
-    f.add_argument("--synth-classes", type=int, default=4)
-    f.add_argument("--synth-per-class", type=int, default=4)
-    f.add_argument("--prepare-workers", type=int, default=None)
+    footage.add_arguments(p)
     r = p.add_argument_group("run")
     r.add_argument("--batch-size", type=int, default=32, help="clips per step")
     r.add_argument("--decoder", default="auto", choices=["auto", "pyav", "torchcodec"])

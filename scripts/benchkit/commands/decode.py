@@ -49,13 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--prepare-spec", default="prepared", help="the prepared variants' copy: prepared (defaults) "
                    "or flashvid prepare overrides, e.g. 'format=frames'")
-    p.add_argument("--shared", type=Path, default=footage.SHARED)
-    p.add_argument("--data", type=Path, default=Path("/tmp/flashvid-bench"))
-    p.add_argument("--synth-height", type=int, default=720)
-    p.add_argument("--synth-seconds", type=float, default=10)
-    p.add_argument("--synth-classes", type=int, default=2)
-    p.add_argument("--synth-per-class", type=int, default=1)
-    p.add_argument("--prepare-workers", type=int, default=1)
+    footage.add_arguments(p, classes=2, per_class=1, prepare_workers=1)
 
 
 def run(args: argparse.Namespace, record: Record) -> None:

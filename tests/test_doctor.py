@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from badvideos import Corpus, corpus_fixture, make_clean_dataset
 
@@ -224,3 +226,49 @@ def test_frame_store_is_advised_when_a_clip_costs_the_workers_more_than_the_gpu_
     assert fast_gpu.to_dict()["training_clip_cpu_ms"]["video_ms"] == cost.video_ms
     slow_gpu = doctor(1.0)  # one worker keeps up: no advice, the cost is still reported
     assert slow_gpu.clip_cost is not None and not [w for w in slow_gpu.warnings if "prepare.format=frames" in w]
+
+
+class _ThreadsSeen:
+    """A train transform that notes how many torch threads it runs under (then crops as the default would)."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        self.seen.append(torch.get_num_threads())
+        return video[..., :32, :32]
+
+
+class _WorkerThreads(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> int:
+        return torch.get_num_threads()
+
+
+def test_clip_cost_is_timed_on_the_threads_a_loader_worker_has(tmp_path: Path) -> None:
+    """Doctor times a training clip as a loader worker makes it: on one torch thread (PyTorch's workers), not on
+    this process's default (was: every core's threads, which on a 2-core machine with other work made a 256p
+    copy's clip cost 150 ms instead of ~27 ms and the store advice's figures five times too high); the process's
+    own thread count is left as it was."""
+    from badvideos import write_good
+
+    from flashvid import VideoClassificationData
+    from flashvid.data.clip_cost import training_clip_cost
+
+    rng = np.random.default_rng(0)
+    paths = [write_good(tmp_path / c / f"{c}_{i}.mp4", c, rng, num_frames=8) for c in ("left", "right") for i in range(2)]
+    seen = _ThreadsSeen()
+    dm = VideoClassificationData.from_folders(tmp_path, num_frames=4, crop_size=32, num_workers=0,
+                                              transforms={"train": seen})
+    worker = next(iter(torch.utils.data.DataLoader(_WorkerThreads(), num_workers=1))).item()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # a process with more than a worker's threads (CI has 2 cores)
+    try:
+        cost = training_clip_cost(dm, [str(p) for p in paths])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert cost is not None and cost.files >= 2
+    assert seen.seen and set(seen.seen) == {worker} == {1}

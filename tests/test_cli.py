@@ -137,17 +137,55 @@ def test_train_prints_each_line_once_and_no_third_party_warning(trained: Path) -
     assert "Warning" not in console and "deprecated" not in console, console[-3000:]
 
 
+TRAIN_COLUMNS, PREDICT_WIDTHS = 100, (80, 120)
+
+
+@pytest.fixture(scope="module")
+def terminal_session(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One fresh interpreter on one pseudo terminal (one import of torch for both commands): ``flashvid train`` at
+    100 columns, then ``flashvid predict`` of that run's checkpoint at 80 and at 120 columns, the window resized
+    between the commands as a user's is; each command reads the width anew. The exit status, each command's raw
+    screen output (by width), the predict arguments and the long file names predicted (two of the test videos,
+    as symlinks under long folder names)."""
+    tmp = tmp_path_factory.mktemp("terminal")
+    run = tmp / "run"
+    train = ["train", f"data.train_folder={demo_root / 'train'}", f"data.val_folder={demo_root / 'val'}",
+             "model=tiny", "trainer.max_epochs=1", "data.batch_size=8", "data.num_frames=4", "data.crop_size=32",
+             "logger=none", f"hydra.run.dir={run}"]
+    folder = tmp / "footage_from_the_parking_lot_cameras_recorded_in_the_summer_of_2024"
+    names = []
+    for i, video in enumerate(sorted((demo_root / "test" / "left").iterdir())[:2]):
+        name = f"camera_{i}_in_the_parking_lot/north_camera_left_turn_{i}{video.suffix}"
+        (folder / name).parent.mkdir(parents=True)
+        (folder / name).symlink_to(video)
+        names.append(name)
+    predict = ["predict", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"inputs=[{folder}]",
+               f"output={tmp / 'preds.json'}", f"hydra.run.dir={tmp / 'predict'}"]
+    commands = [(TRAIN_COLUMNS, train), *((columns, predict) for columns in PREDICT_WIDTHS)]
+    code = ("import fcntl, os, struct, sys, termios\nfrom flashvid.cli import main\n"
+            f"for columns, args in {commands!r}:\n"
+            "    fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack('HHHH', 50, columns, 0, 0))\n"
+            "    os.environ['COLUMNS'] = str(columns)\n"
+            "    print(f'SCREEN OF {columns} COLUMNS', flush=True)\n"
+            "    if main(args):\n"
+            "        sys.exit(f'exit status of {args[0]} at {columns} columns')\n")
+    status, raw = python_in_terminal(["-c", code], cwd=tmp, columns=TRAIN_COLUMNS)
+    screens = {}
+    for shown in raw.split("SCREEN OF ")[1:]:
+        columns, _, rest = shown.partition(" COLUMNS")
+        screens[int(columns)] = rest.partition("\n")[2]
+    return {"status": status, "raw": raw, "screens": screens, "predict": predict, "names": names}
+
+
 @pytest.mark.slow
-def test_train_in_a_terminal_keeps_log_lines_out_of_the_progress_bar(demo_root: Path, tmp_path: Path) -> None:
+def test_train_in_a_terminal_keeps_log_lines_out_of_the_progress_bar(terminal_session: dict[str, Any]) -> None:
     """Under a live rich progress bar, log records went straight to the terminal: into the bar's line, and the
     bar, redrawn below them, stayed on screen twice. Each log line is now on its own line, the last epoch's bar
     once."""
-    status, screen = flashvid_in_terminal(
-        "train", f"data.train_folder={demo_root / 'train'}", f"data.val_folder={demo_root / 'val'}", "model=tiny",
-        "trainer.max_epochs=1", "data.batch_size=8", "data.num_frames=4", "data.crop_size=32", "logger=none",
-        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, columns=100)
+    assert TRAIN_COLUMNS in terminal_session["screens"], terminal_session["raw"][-3000:]
+    screen = terminal_screen(terminal_session["screens"][TRAIN_COLUMNS], TRAIN_COLUMNS)
     shown = "\n".join(screen)
-    assert status == 0, shown[-3000:]
+    assert "exit status of train" not in terminal_session["raw"], shown[-3000:]
     bars = [line for line in screen if "━" in line]
     assert len([line for line in bars if line.startswith("Epoch 0/0")]) == 1, shown[-3000:]
     assert not [line for line in bars if "INFO" in line or "][" in line], shown[-3000:]  # no log text in a bar
@@ -341,19 +379,11 @@ def test_predict_prints_table_and_writes_json(trained: Path, demo_root: Path, tm
 
 
 @pytest.mark.slow
-def test_predict_table_fits_the_terminal(trained: Path, demo_root: Path, tmp_path: Path,
+def test_predict_table_fits_the_terminal(terminal_session: dict[str, Any], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """At 80 and 120 columns (and in a pipe) each file is one table row within the width, long paths shortened in
     the middle so the file name keeps its extension; the table folded file names mid-extension, at 80 every row."""
-    folder = tmp_path / "footage_from_the_parking_lot_cameras_recorded_in_the_summer_of_2024"
-    names = []
-    for i, video in enumerate(sorted((demo_root / "test" / "left").iterdir())[:2]):
-        name = f"camera_{i}_in_the_parking_lot/north_camera_left_turn_{i}{video.suffix}"
-        (folder / name).parent.mkdir(parents=True)
-        (folder / name).symlink_to(video)
-        names.append(name)
-    args = ["predict", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", f"inputs=[{folder}]",
-            f"output={tmp_path / 'preds.json'}", f"hydra.run.dir={tmp_path / 'predict'}"]
+    names, args = terminal_session["names"], terminal_session["predict"]
 
     def rows(screen: list[str], columns: int) -> list[str]:
         shown = [line for line in screen if line[:1] and line[0] in "┏┃┡│└" or line.startswith("flashvid predict:")]
@@ -362,23 +392,11 @@ def test_predict_table_fits_the_terminal(trained: Path, demo_root: Path, tmp_pat
         assert len(table) == len(names), "\n".join(screen)  # one row per file: nothing folded
         return [line.split("│")[1].strip() for line in table]
 
-    # both widths in one interpreter on one terminal (one import of torch less), resized between the two
-    # commands as a user's window is; each command reads the width anew
-    widths = (80, 120)
-    code = ("import fcntl, os, struct, sys, termios\nfrom flashvid.cli import main\n"
-            f"for columns in {widths!r}:\n"
-            "    fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack('HHHH', 50, columns, 0, 0))\n"
-            "    os.environ['COLUMNS'] = str(columns)\n"
-            "    print(f'SCREEN OF {columns} COLUMNS', flush=True)\n"
-            f"    if main({args!r}):\n"
-            "        sys.exit(f'exit status at {columns} columns')\n")
-    status, raw = python_in_terminal(["-c", code], cwd=tmp_path, columns=widths[0])
-    assert status == 0, raw[-3000:]
-    screens = raw.split("SCREEN OF ")[1:]
-    assert len(screens) == len(widths), raw[-3000:]
-    for columns, shown in zip(widths, screens, strict=True):
-        assert shown.startswith(f"{columns} COLUMNS")
-        screen = terminal_screen(shown.partition("\n")[2], columns)
+    # both widths in the terminal session's interpreter, after its train (one import of torch less)
+    assert terminal_session["status"] == 0, terminal_session["raw"][-3000:]
+    assert set(PREDICT_WIDTHS) <= set(terminal_session["screens"]), terminal_session["raw"][-3000:]
+    for columns in PREDICT_WIDTHS:
+        screen = terminal_screen(terminal_session["screens"][columns], columns)
         for cell, name in zip(rows(screen, columns), names):
             head, dots, tail = cell.partition("…")
             assert cell == name if columns == 120 else (dots and name.startswith(head) and tail.endswith(
@@ -387,7 +405,7 @@ def test_predict_table_fits_the_terminal(trained: Path, demo_root: Path, tmp_pat
 
     monkeypatch.delenv("COLUMNS", raising=False)  # not a terminal (pytest's captured stdout): the fixed width
     monkeypatch.chdir(tmp_path)
-    assert main(args) == 0
+    assert main([*args[:-1], f"hydra.run.dir={tmp_path / 'predict'}"]) == 0
     assert rows(capsys.readouterr().out.splitlines(), 120) == names
 
 

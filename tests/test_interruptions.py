@@ -18,8 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning  # noqa: F401  (imported here, not first inside a test's main(): see below)
 import pytest
 import torch
+
+# Lightning's console log handlers take the sys.stderr of the moment it is imported. First imported inside a test
+# that captures stderr (capsys), they kept that test's capture, closed after it: the next test's "Seed set to 42"
+# was a "--- Logging error ---" traceback in its stderr, failing four one-line-error checks when this module ran
+# alone (in the whole suite another module imported Lightning at collection).
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))

@@ -528,3 +528,36 @@ def test_pool_workers_compute_on_their_share_of_the_cores() -> None:
     assert os.cpu_count() and os.cpu_count() > 1 or pytest.skip("one core: one thread is the default anyway")
     with ProcessPoolExecutor(2, mp_context=_pool_context(), initializer=_worker_start, initargs=(1,)) as pool:
         assert [f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(2)]] == [1, 1]
+
+
+@pytest.mark.parametrize("fmt", ["video", "frames"])
+def test_the_cap_skips_dropped_b_frames_and_keeps_the_same_frames(tmp_path: Path, fmt: str) -> None:
+    """A 30 fps x264 source with B-frames capped to 15 fps: the frames the cap drops that no other frame needs are
+    not decoded (fewer source frames decoded), and the copy or store holds exactly the frames decoding every
+    frame gives."""
+    from badvideos import _lavfi
+
+    from flashvid.data.frame_store import FrameStoreReader
+    from flashvid.data.prepare import PrepareSettings, convert_file
+
+    src = _lavfi(tmp_path / "b.mp4", "testsrc=s=160x120:r=30:d=2,noise=alls=20:allf=t",
+                 "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "60", "-pix_fmt", "yuv420p")
+    settings = PrepareSettings(short_side=64, max_fps=15, format=fmt)
+    outs = {}
+    for skip in (True, False):
+        dst = tmp_path / f"{fmt}_{skip}"
+        res = convert_file(str(src), str(dst), str(tmp_path / f"kept_{skip}"), settings, skip_nonref=skip)
+        assert res["action"] == "converted", res
+        outs[skip] = (dst, res["out"])
+    assert outs[False][1]["source_frames_decoded"] == 60
+    assert 30 <= outs[True][1]["source_frames_decoded"] < 60
+    assert outs[True][1]["frames"] == outs[False][1]["frames"] == 30
+
+    def frames(path: Path) -> np.ndarray:
+        if fmt == "frames":
+            reader = FrameStoreReader(str(path))
+            return reader.frames_at(list(range(reader.info.num_frames))).numpy()
+        with av.open(str(path)) as c:
+            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+    assert np.array_equal(frames(outs[True][0]), frames(outs[False][0]))

@@ -388,8 +388,10 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
                 "keyframe_interval_frames": gop, "bytes": os.path.getsize(src)}
         out_fps = min(fps, s.max_fps) if s.max_fps else fps
         out_rate = rate if out_fps == fps else _fraction(out_fps)
-        # the exact skip of the frames the cap drops (:class:`_CappedFrames`)
-        skip = skip_nonref and out_fps < fps
+        # the exact skip of the frames the cap drops (:class:`_CappedFrames`), H.264 only: checked frame for frame on
+        # every H.264 file of ../shared/realclips; UCF101's MPEG-4 AVIs (packed B-frames: two frames in a packet)
+        # gave other frames, so other codecs decode every frame
+        skip = skip_nonref and out_fps < fps and stream.codec_context.name == "h264"
         if s.format == "frames":
             stream.thread_type, stream.thread_count = "AUTO", threads
             try:

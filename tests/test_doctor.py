@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from badvideos import Corpus, corpus_fixture, make_clean_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,7 +257,8 @@ def test_clip_cost_is_timed_on_the_threads_a_loader_worker_has(tmp_path: Path) -
     from flashvid.data.clip_cost import training_clip_cost
 
     rng = np.random.default_rng(0)
-    paths = [write_good(tmp_path / c / f"{c}_{i}.mp4", c, rng, num_frames=8) for c in ("left", "right") for i in range(2)]
+    paths = [write_good(tmp_path / c / f"{c}_{i}.mp4", c, rng, num_frames=8)
+             for c in ("left", "right") for i in range(2)]
     seen = _ThreadsSeen()
     dm = VideoClassificationData.from_folders(tmp_path, num_frames=4, crop_size=32, num_workers=0,
                                               transforms={"train": seen})

@@ -5,7 +5,8 @@ Phone, web and camera footage (720p/1080p H.264 with a keyframe every 250 frames
 full resolution, only for the crop to throw most pixels away. ``prepare`` re-encodes each file once: short side
 resized to what the backbone's crop needs (never upscaled), a keyframe every ``keyframe_interval`` seconds, frame
 rate capped at twice what the clip sampler reads (``max_fps``; VideoMAE's 16 frames at stride 4 of 30 fps read 7.5
-frames/s, so the copy keeps 15), audio dropped, H.264 through PyAV's bundled libx264 (no ffmpeg binary).
+frames/s, so the copy keeps 15), audio dropped, H.264 through PyAV's bundled libx264 (no ffmpeg binary). The
+source's B-frames that the cap drops are not decoded at all (H.264: :class:`_CappedFrames`, exact).
 
 The copy keeps the source's layout (class folders, list files, UCF101 split files), so every data option works on
 it unchanged. A manifest (``DIR/prepare_manifest.json``: source path, size, mtime, settings) makes it resumable:

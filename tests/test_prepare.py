@@ -5,6 +5,7 @@ as they are."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -530,6 +531,17 @@ def test_pool_workers_compute_on_their_share_of_the_cores() -> None:
         assert [f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(2)]] == [1, 1]
 
 
+def _prepared_frames(path: Path, fmt: str) -> np.ndarray:
+    """Every frame of a prepared copy (``fmt="video"``) or store (``"frames"``), decoded, as one array."""
+    from flashvid.data.frame_store import FrameStoreReader
+
+    if fmt == "frames":
+        reader = FrameStoreReader(str(path))
+        return reader.frames_at(list(range(reader.info.num_frames))).numpy()
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
 @pytest.mark.parametrize("fmt", ["video", "frames"])
 def test_the_cap_skips_dropped_b_frames_and_keeps_the_same_frames(tmp_path: Path, fmt: str) -> None:
     """A 30 fps x264 source with B-frames capped to 15 fps: the frames the cap drops that no other frame needs are
@@ -537,7 +549,6 @@ def test_the_cap_skips_dropped_b_frames_and_keeps_the_same_frames(tmp_path: Path
     frame gives."""
     from badvideos import _lavfi
 
-    from flashvid.data.frame_store import FrameStoreReader
     from flashvid.data.prepare import PrepareSettings, convert_file
 
     src = _lavfi(tmp_path / "b.mp4", "testsrc=s=160x120:r=30:d=2,noise=alls=20:allf=t",
@@ -553,14 +564,7 @@ def test_the_cap_skips_dropped_b_frames_and_keeps_the_same_frames(tmp_path: Path
     assert 30 <= outs[True][1]["source_frames_decoded"] < 60
     assert outs[True][1]["frames"] == outs[False][1]["frames"] == 30
 
-    def frames(path: Path) -> np.ndarray:
-        if fmt == "frames":
-            reader = FrameStoreReader(str(path))
-            return reader.frames_at(list(range(reader.info.num_frames))).numpy()
-        with av.open(str(path)) as c:
-            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-
-    assert np.array_equal(frames(outs[True][0]), frames(outs[False][0]))
+    assert np.array_equal(_prepared_frames(outs[True][0], fmt), _prepared_frames(outs[False][0], fmt))
 
 
 def test_the_cap_skip_keeps_the_same_frames_on_real_footage(realclips: Path, tmp_path: Path) -> None:
@@ -591,3 +595,30 @@ def test_the_cap_skip_keeps_the_same_frames_on_real_footage(realclips: Path, tmp
         assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)), src
         skipped += out[False] - out[True]
     assert skipped > 0  # the H.264 files did skip
+
+
+def test_a_frame_the_skip_cannot_place_decodes_everything_again(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a decoded frame's timestamp is not one the demux pass listed (no real file here does that: the pass is
+    given a listing without the last packets, as a demuxer that disagreed with the decoder would give), prepare
+    converts the file again decoding every frame: the same copy and store as without the skip, never other frames."""
+    from badvideos import _lavfi
+
+    prep = importlib.import_module("flashvid.data.prepare")  # the module (flashvid.data.prepare is also a function)
+
+    src = _lavfi(tmp_path / "b.mp4", "testsrc=s=160x120:r=30:d=1,noise=alls=20:allf=t",
+                 "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "30", "-pix_fmt", "yuv420p")
+    listed = prep._display_ranks(str(src))
+    assert listed is not None
+    short = dict(sorted(listed.items(), key=lambda kv: kv[1])[:20])  # the last 10 frames missing
+    for fmt in ("video", "frames"):
+        settings = prep.PrepareSettings(short_side=64, max_fps=15, format=fmt)
+        plain = prep.convert_file(str(src), str(tmp_path / f"plain_{fmt}"), str(tmp_path / "k"), settings,
+                                  skip_nonref=False)
+        with monkeypatch.context() as m:
+            m.setattr(prep, "_display_ranks", lambda path: short)
+            again = prep.convert_file(str(src), str(tmp_path / f"again_{fmt}"), str(tmp_path / "k"), settings)
+        assert again["action"] == "converted", again
+        assert again["out"]["source_frames_decoded"] == plain["out"]["source_frames_decoded"] == 30
+        assert np.array_equal(_prepared_frames(tmp_path / f"again_{fmt}", fmt),
+                              _prepared_frames(tmp_path / f"plain_{fmt}", fmt))

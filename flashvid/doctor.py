@@ -84,6 +84,7 @@ class DoctorReport:
     imbalance: dict[str, Any] = field(default_factory=dict)
     root: str | None = None
     clip_cost: ClipCost | None = None  # CPU ms of a training clip, as video and as a frame store (diagnose_data)
+    prepare_advised: list[str] = field(default_factory=list)  # the files `flashvid prepare` is advised for
 
     @property
     def exit_code(self) -> int:
@@ -144,6 +145,7 @@ class DoctorReport:
             "group_leakage": self.group_leakage,
             "imbalance": self.imbalance,
             "training_clip_cpu_ms": asdict(self.clip_cost) if self.clip_cost else None,
+            "prepare_advised": list(self.prepare_advised),
             "errors": list(self.errors),
             "warnings": list(self.warnings),
             "files": [asdict(f) for f in self.files],
@@ -412,6 +414,7 @@ def _check(report: DoctorReport, splits: Mapping[str, Sequence[VideoSample]], gr
                                 f"{counts[small]} ({ratio:.1f}x): set data.sampler=balanced (class-balanced "
                                 "epochs) or add data")
     heavy = _prepare_pays(report)
+    report.prepare_advised = [f.path for f in heavy]
     if heavy:
         warnings.append(
             f"{len(heavy)} of {sum(f.ok for f in report.files)} readable files are large (short side >= "
@@ -546,7 +549,7 @@ def _check_clip_cost(report: DoctorReport, datamodule: Any, files: int, gpu_clip
     frame store would: suggest the store (:mod:`flashvid.data.clip_cost`). Frame stores and heavy files (``prepare``
     is advised first) are not timed."""
     train = [f.path for f in report.files if f.split == "train" and f.ok]
-    if not train or _prepare_pays(report) or any(is_frame_store(p) for p in train):
+    if not train or report.prepare_advised or any(is_frame_store(p) for p in train):
         return
     report.clip_cost = training_clip_cost(datamodule, train, files)
     advice = store_advice(report.clip_cost, datamodule.num_workers, gpu_clips_per_s) if report.clip_cost else None

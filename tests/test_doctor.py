@@ -195,6 +195,8 @@ def test_prepare_is_advised_only_where_the_lead_in_costs(tmp_path: Path) -> None
         _lavfi(tmp_path / "gop" / label / "long_gop.mp4", "testsrc=s=400x300:r=30:d=6", *_x264("-g", "300"))
     report = diagnose_data(VideoClassificationData.from_folders(tmp_path / "gop"), progress=False)
     assert [w for w in report.warnings if "2 of 2 readable files" in w and "flashvid prepare" in w], report.warnings
+    assert sorted(report.to_dict()["prepare_advised"]) == sorted(f.path for f in report.files)
+    assert demo.to_dict()["prepare_advised"] == []
 
 
 def test_frame_store_is_advised_when_a_clip_costs_the_workers_more_than_the_gpu_allows(tmp_path: Path) -> None:

@@ -394,28 +394,22 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         # gave other frames, so other codecs decode every frame
         skip = skip_nonref and out_fps < fps and stream.codec_context.name == "h264"
         if s.format == "frames":
-            stream.thread_type, stream.thread_count = "AUTO", threads
+            ranks = _display_ranks(src) if skip else None
             try:
-                return _write_store(container, stream, src, conv_dst, s, info, fps, out_fps, out_rate,
-                                    _display_ranks(src) if skip else None)
-            except _SkipNotExact:
-                pass
-        else:
-            small = min(w, h) <= s.short_side
-            short_gop = gop is not None and gop / fps <= s.keep_max_gop
-            seekable = Path(src).suffix.lower() not in SEQUENTIAL_ONLY_EXTENSIONS  # MPEG-TS: always converted
-            # whatever its rate: a clip of it already decodes in milliseconds (UCF101: 8 ms)
-            if small and short_gop and seekable:
-                _keep(src, keep_dst)
-                return {"action": "kept", "dst": keep_dst, "in": info, "out": {**info}}
-            target = None if s.max_size_ratio is None else info["bytes"] * s.max_size_ratio
-            seconds = _duration_s(container, stream, fps)
-    if s.format == "frames":  # a timestamp the skip could not place: every frame decoded, as without the skip
-        with open_container(src) as container:
-            stream = container.streams.video[0]
-            stream.thread_type, stream.thread_count = "AUTO", threads
-            return _write_store(container, stream, src, conv_dst, s, info, fps, out_fps, out_rate, None)
-    ranks = _display_ranks(src) if skip else None
+                return _write_store(src, conv_dst, s, info, fps, out_fps, out_rate, threads, ranks)
+            except _SkipNotExact:  # a frame the skip cannot place: every frame decoded instead
+                return _write_store(src, conv_dst, s, info, fps, out_fps, out_rate, threads, None)
+        small = min(w, h) <= s.short_side
+        short_gop = gop is not None and gop / fps <= s.keep_max_gop
+        seekable = Path(src).suffix.lower() not in SEQUENTIAL_ONLY_EXTENSIONS  # MPEG-TS: always converted
+        # whatever its rate: a clip of it already decodes in milliseconds (UCF101: 8 ms)
+        if small and short_gop and seekable:
+            _keep(src, keep_dst)
+            return {"action": "kept", "dst": keep_dst, "in": info, "out": {**info}}
+
+        target = None if s.max_size_ratio is None else info["bytes"] * s.max_size_ratio
+        seconds = _duration_s(container, stream, fps)
+    ranks = _display_ranks(src) if skip else None  # after the keep decision: a kept file is not demuxed again
     Path(conv_dst).parent.mkdir(parents=True, exist_ok=True)
     maxrate = None if target is None or not seconds else _maxrate_kbps(target, seconds, s.keyframe_interval)
     # the cap is a rate over one-keyframe windows; a short file or the container's own bytes can still tip a copy
@@ -423,7 +417,7 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
     for attempt in range(3):
         try:
             encoded = _encode_video(src, conv_dst, s, fps, out_fps, out_rate, threads, maxrate, ranks)
-        except _SkipNotExact:
+        except _SkipNotExact:  # a frame the skip cannot place: every frame decoded, in this and later encodes
             ranks = None
             encoded = _encode_video(src, conv_dst, s, fps, out_fps, out_rate, threads, maxrate, None)
         size_now = os.path.getsize(conv_dst)
@@ -526,23 +520,13 @@ def _encode_video(src: str, conv_dst: str, s: PrepareSettings, fps: float, out_f
     return _Encoded(written, size, errors, capped.decoded)
 
 
-def _capped(frames: Iterator[Any], fps: float, out_fps: float) -> Iterator[tuple[int, Any]]:
-    """``(slot, frame)``: the frame-rate cap drops frames that fall into an already filled slot of ``out_fps``, so
-    slots run 0, 1, 2... (a copy's frame index; ``out_fps <= fps``)."""
-    last_slot = -1
-    for n, frame in enumerate(frames):
-        slot = math.floor(n * out_fps / fps + 1e-6)
-        if slot > last_slot:
-            last_slot = slot
-            yield slot, frame
-
-
 def _slot(n: int, fps: float, out_fps: float) -> int:
+    """The copy's frame index (``out_fps`` slots) that source display frame ``n`` falls into (``out_fps <= fps``)."""
     return math.floor(n * out_fps / fps + 1e-6)
 
 
 def _first_in_slot(n: int, fps: float, out_fps: float) -> bool:
-    """Whether the cap keeps display frame ``n`` (the first frame of its slot, as :func:`_capped` keeps)."""
+    """Whether the cap keeps display frame ``n``: the first frame of its slot (slots run 0, 1, 2...)."""
     return n == 0 or _slot(n, fps, out_fps) > _slot(n - 1, fps, out_fps)
 
 
@@ -566,7 +550,8 @@ def _display_ranks(src: str) -> dict[int, int] | None:
 
 
 class _CappedFrames:
-    """``(slot, frame)`` as ``_capped(_frames(...))`` yields them; ``decoded`` counts the source frames decoded.
+    """``(slot, frame)``: the frames the frame-rate cap keeps (the first of each ``out_fps`` slot), decoded from the
+    start; ``decoded`` counts the source frames decoded.
 
     With ``ranks`` (:func:`_display_ranks`), a packet whose frame the cap drops is decoded with FFmpeg's
     ``skip_frame=NONREF``: when it is a non-reference frame (x264's B-frames between kept frames) it is not decoded
@@ -581,41 +566,39 @@ class _CappedFrames:
         self.decoded = 0
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
+        for n, frame in self._indexed():
+            if _first_in_slot(n, self.fps, self.out_fps):
+                yield _slot(n, self.fps, self.out_fps), frame
+
+    def _indexed(self) -> Iterator[tuple[int, Any]]:
+        """``(display index, frame)`` of every frame decoded: counted without ``ranks``, else placed by them."""
         if self.ranks is None:
-            yield from _capped(self._counted(_frames(self.container, self.stream, self.errors)), self.fps,
-                               self.out_fps)
+            for n, frame in enumerate(_until_damaged(self.container.decode(self.stream), self.errors)):
+                self.decoded += 1
+                yield n, frame
             return
-        ranks, fps, out_fps = self.ranks, self.fps, self.out_fps
+        for frame in _until_damaged(self._skipping(self.ranks), self.errors):
+            n = self.ranks.get(frame.pts)
+            if n is None:
+                raise _SkipNotExact(frame.pts)
+            self.decoded += 1
+            yield n, frame
+
+    def _skipping(self, ranks: Mapping[int, int]) -> Iterator[Any]:
+        """The stream's frames, each packet whose frame the cap drops decoded with ``skip_frame=NONREF``."""
         ctx = self.stream.codec_context
         skipping = False
         try:
             for packet in self.container.demux(self.stream):
-                idx = ranks.get(packet.pts) if packet.size else None
-                skip = idx is not None and not _first_in_slot(idx, fps, out_fps)
+                n = ranks.get(packet.pts) if packet.size else None
+                skip = n is not None and not _first_in_slot(n, self.fps, self.out_fps)
                 if skip != skipping:
                     ctx.skip_frame = "NONREF" if skip else "DEFAULT"
                     skipping = skip
-                for frame in packet.decode():
-                    idx = ranks.get(frame.pts)
-                    if idx is None:
-                        raise _SkipNotExact(frame.pts)
-                    self.decoded += 1
-                    if _first_in_slot(idx, fps, out_fps):
-                        yield _slot(idx, fps, out_fps), frame
-        except _SkipNotExact:
-            raise
-        except Exception as e:  # noqa: BLE001  (as _frames: a damaged file keeps the frames before the damage)
-            if self.decoded == 0:
-                raise
-            self.errors.append(decode_failure_reason(e))
+                yield from packet.decode()
         finally:
             if skipping:
                 ctx.skip_frame = "DEFAULT"
-
-    def _counted(self, frames: Iterator[Any]) -> Iterator[Any]:
-        for frame in frames:
-            self.decoded += 1
-            yield frame
 
 
 def _geometry(frame: Any, w: int, h: int, short_side: int) -> tuple[int, tuple[int, int]]:
@@ -638,10 +621,10 @@ def _upright(frame: Any, rotation: int, size: tuple[int, int], scaler: Any) -> A
 _JPEG_BATCH = 32  # frames encoded per torchvision call
 
 
-def _write_store(container: Any, stream: Any, src: str, dst: str, s: PrepareSettings, info: dict[str, Any],
-                 fps: float, out_fps: float, out_rate: Any, ranks: Mapping[int, int] | None = None
-                 ) -> dict[str, Any]:
-    """The frames a video copy would hold (same cap, size, turn), each a JPEG, into one frame store at ``dst``."""
+def _write_store(src: str, dst: str, s: PrepareSettings, info: dict[str, Any], fps: float, out_fps: float,
+                 out_rate: Any, threads: int, ranks: Mapping[int, int] | None) -> dict[str, Any]:
+    """The frames a video copy would hold (same cap, size, turn), each a JPEG, into one frame store at ``dst``,
+    decoded from the start each call."""
     import torch
     from av.video.reformatter import VideoReformatter
 
@@ -663,16 +646,19 @@ def _write_store(container: Any, stream: Any, src: str, dst: str, s: PrepareSett
         pending.clear()
 
     try:
-        capped = _CappedFrames(container, stream, errors, fps, out_fps, ranks)
-        for _, frame in capped:
-            if writer is None:
-                rotation, size = _geometry(frame, info["width"], info["height"], s.short_side)
-                writer = FrameStoreWriter(tmp, out_rate, size[0], size[1], s.jpeg_quality,
-                                          source={"path": os.path.basename(src), "fps": info["fps"]})
-            pending.append(torch.from_numpy(_upright(frame, rotation, size, scaler)).permute(2, 0, 1))
-            written += 1
-            if len(pending) == _JPEG_BATCH:
-                flush()
+        with open_container(src) as container:
+            stream = container.streams.video[0]
+            stream.thread_type, stream.thread_count = "AUTO", threads
+            capped = _CappedFrames(container, stream, errors, fps, out_fps, ranks)
+            for _, frame in capped:
+                if writer is None:
+                    rotation, size = _geometry(frame, info["width"], info["height"], s.short_side)
+                    writer = FrameStoreWriter(tmp, out_rate, size[0], size[1], s.jpeg_quality,
+                                              source={"path": os.path.basename(src), "fps": info["fps"]})
+                pending.append(torch.from_numpy(_upright(frame, rotation, size, scaler)).permute(2, 0, 1))
+                written += 1
+                if len(pending) == _JPEG_BATCH:
+                    flush()
         if writer is None:
             raise VideoDecodeError(src, "no frames could be decoded")
         flush()
@@ -690,12 +676,12 @@ def _write_store(container: Any, stream: Any, src: str, dst: str, s: PrepareSett
                     "source_frames_decoded": capped.decoded}}
 
 
-def _frames(container: Any, stream: Any, errors: list[str]) -> Iterator[Any]:
-    """The stream's frames; a damaged file's decode error after some frames ends it (noted in ``errors``), as
-    training's readers keep the frames before the damage."""
+def _until_damaged(frames: Iterator[Any], errors: list[str]) -> Iterator[Any]:
+    """``frames``; a damaged file's decode error after some frames ends them (noted in ``errors``), as training's
+    readers keep the frames before the damage."""
     n = 0
     try:
-        for frame in container.decode(stream):
+        for frame in frames:
             n += 1
             yield frame
     except Exception as e:  # noqa: BLE001  (FFmpeg's InvalidDataError and friends)

@@ -140,7 +140,7 @@ def _reference_frames(src: str, short_side: int, max_fps: float) -> list[Any]:
     from av.video.reformatter import VideoReformatter
 
     from flashvid.data.decoding import open_container
-    from flashvid.data.prepare import _capped, _frames, _geometry, _upright
+    from flashvid.data.prepare import _CappedFrames, _geometry, _upright
 
     out = []
     with open_container(src) as c:
@@ -149,7 +149,7 @@ def _reference_frames(src: str, short_side: int, max_fps: float) -> list[Any]:
         w, h = st.codec_context.width, st.codec_context.height
         scaler = VideoReformatter()
         rotation, size = 0, (0, 0)
-        for n, (_, frame) in enumerate(_capped(_frames(c, st, []), fps, min(fps, max_fps))):
+        for n, (_, frame) in enumerate(_CappedFrames(c, st, [], fps, min(fps, max_fps), None)):
             if n == 0:
                 rotation, size = _geometry(frame, w, h, short_side)
             out.append(_upright(frame, rotation, size, scaler))

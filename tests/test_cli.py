@@ -37,13 +37,6 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
     return proc
 
 
-def flashvid_in_terminal(*args: str, cwd: Path, columns: int, timeout: float = 300) -> tuple[int, list[str]]:
-    """``flashvid ARGS`` on a pseudo terminal ``columns`` wide: the exit status and the screen's lines at the end
-    (stdout and stderr both, as a user sees them, cursor moves and line erasures applied)."""
-    status, raw = python_in_terminal(["-m", "flashvid", *args], cwd=cwd, columns=columns, timeout=timeout)
-    return status, terminal_screen(raw, columns)
-
-
 def python_in_terminal(argv: list[str], cwd: Path, columns: int, timeout: float = 300) -> tuple[int, str]:
     """``python ARGV`` importing this checkout on a pseudo terminal ``columns`` wide: the exit status and what it
     wrote there (stdout and stderr both), raw."""

@@ -24,6 +24,7 @@ from flashvid.data import VideoClassificationData
 from flashvid.data.decoding import keyframe_indices, open_video
 from flashvid.data.demo import write_video
 from flashvid.data.prepare import MANIFEST, TMP_MARK, prepare
+from flashvid.data.video_file import open_container
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT, KEY_S, FPS = 32, 0.2, 15  # demo videos are 64x80 at 15 fps: output 32x40, a keyframe every 3 frames
@@ -531,6 +532,30 @@ def test_pool_workers_compute_on_their_share_of_the_cores() -> None:
         assert [f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(2)]] == [1, 1]
 
 
+def test_video_copies_start_their_workers_without_torch(tmp_path: Path) -> None:
+    """prepare's pool server imports prepare's module, which used to import torch (through the decoders): every
+    ``flashvid prepare`` waited the seconds torch takes to import (3.7 s on the GPU machine) before its first file.
+    Copies need PyAV and libx264 only; stores still bring torchvision for their JPEGs."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from flashvid.data.prepare import _pool_context, _worker_start\n"
+        "if __name__ == '__main__':\n"
+        "    for fmt in ('video', 'frames'):\n"
+        "        with ProcessPoolExecutor(1, mp_context=_pool_context(fmt), initializer=_worker_start,\n"
+        "                                 initargs=(1,)) as pool:\n"
+        "            print(fmt, 'torch' in sys.modules, pool.submit(eval, \"'torch' in __import__('sys').modules\").result())\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    # neither the parent nor a copy's worker imported torch; the second pool shares the first one's server
+    assert res.stdout.split() == ["video", "False", "False", "frames", "False", "False"]
+
+
 def _prepared_frames(path: Path, fmt: str) -> np.ndarray:
     """Every frame of a prepared copy (``fmt="video"``) or store (``"frames"``), decoded, as one array."""
     from flashvid.data.frame_store import FrameStoreReader
@@ -608,7 +633,8 @@ def test_a_frame_the_skip_cannot_place_decodes_everything_again(tmp_path: Path,
 
     src = _lavfi(tmp_path / "b.mp4", "testsrc=s=160x120:r=30:d=1,noise=alls=20:allf=t",
                  "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "30", "-pix_fmt", "yuv420p")
-    listed = prep._display_ranks(str(src))
+    with open_container(src) as container:
+        listed = prep._display_ranks(prep._demux(container, container.streams.video[0]).pts)
     assert listed is not None
     short = dict(sorted(listed.items(), key=lambda kv: kv[1])[:20])  # the last 10 frames missing
     for fmt in ("video", "frames"):
@@ -616,7 +642,7 @@ def test_a_frame_the_skip_cannot_place_decodes_everything_again(tmp_path: Path,
         plain = prep.convert_file(str(src), str(tmp_path / f"plain_{fmt}"), str(tmp_path / "k"), settings,
                                   skip_nonref=False)
         with monkeypatch.context() as m:
-            m.setattr(prep, "_display_ranks", lambda path: short)
+            m.setattr(prep, "_display_ranks", lambda pts: short)
             again = prep.convert_file(str(src), str(tmp_path / f"again_{fmt}"), str(tmp_path / "k"), settings)
         assert again["action"] == "converted", again
         assert again["out"]["source_frames_decoded"] == plain["out"]["source_frames_decoded"] == 30

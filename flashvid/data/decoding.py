@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from fractions import Fraction
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Protocol, Sequence
+from typing import Any, Iterator, Literal, Protocol, Sequence
 
 import torch
 
 from .frame_store import FrameStoreReader, is_frame_store
-from .video_file import VideoDecodeError, VideoInfo, check_file
 
-if TYPE_CHECKING:
-    from av.container import InputContainer
+# the PyAV open and the error reason live with VideoDecodeError (torch-free, for prepare's workers); named here too
+from .video_file import (  # noqa: F401
+    VideoDecodeError,
+    VideoInfo,
+    _pyav_open_options,
+    check_file,
+    decode_failure_reason,
+    open_container,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +44,6 @@ class VideoReader(Protocol):
         size in memory)."""
 
     def close(self) -> None: ...
-
-
-_SOURCE_LOCATION = re.compile(r"\w+, /\S+\.(?:cpp|h|c):\d+, ")
-
-
-def decode_failure_reason(e: BaseException, path: str | None = None) -> str:
-    """A decoder exception as a one-line reason, without torchcodec's C++ source locations (nor the path)."""
-    text = _SOURCE_LOCATION.sub("", str(e)).strip()
-    if path:
-        text = text.replace(f"input file: {path} ", "input file: ").replace(f": '{path}'", "")
-    if "best video stream is unknown" in text:  # torchcodec's words for "there is no video stream"
-        return "no video stream (audio-only or not a video)"
-    first = text.splitlines()[0] if text else ""
-    return f"{type(e).__name__}: {first}".strip().rstrip(":")
 
 
 _said: set[tuple[str, str]] = set()
@@ -292,27 +283,6 @@ def _stack_nchw(frames: Sequence[torch.Tensor]) -> torch.Tensor:
     """``(N, 3, H, W)`` as a view of contiguous ``(N, H, W, 3)`` frames, the layout torchcodec returns: stacking
     channel-first views instead copied pixel by pixel (6 ms against 0.4 ms for 16 frames of 456x256)."""
     return torch.stack(list(frames)).permute(0, 3, 1, 2)
-
-
-def _pyav_open_options(version: str) -> dict[str, Any]:
-    """``av.open`` options that keep non-UTF-8 metadata (a mislabelled title) from failing the open.
-
-    PyAV <= 18 decodes metadata strictly unless told ``metadata_errors="ignore"``; PyAV 19 removed that argument
-    (passing it is a TypeError) and always decodes with ``surrogateescape``, so it needs nothing.
-    """
-    major = version.split(".")[0]
-    return {"metadata_errors": "ignore"} if major.isdigit() and int(major) < 19 else {}
-
-
-def open_container(path: str | os.PathLike) -> InputContainer:
-    """Open ``path`` for reading with PyAV; every read-mode ``av.open`` in flashvid goes through here.
-
-    A non-UTF-8 tag (a Latin-1 title) fails a plain open on PyAV <= 18, and PyAV 19 rejects the argument that
-    prevents it (see :func:`_pyav_open_options`): one place to get that right for every installed version.
-    """
-    import av
-
-    return av.open(str(path), **_pyav_open_options(av.__version__))
 
 
 class PyAVReader:

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from ..rundir import locked_dir
-from .decoding import VideoDecodeError, check_file, decode_failure_reason, keyframe_interval, open_container
 from .frame_store import DEFAULT_QUALITY, FRAME_STORE_SUFFIX, FrameStoreWriter, encode_jpegs, is_frame_store
 from .sources import SEQUENTIAL_ONLY_EXTENSIONS, VideoSample, is_inside
+from .video_file import VideoDecodeError, check_file, decode_failure_reason, open_container
 
 if TYPE_CHECKING:
     from .clip_config import DataConfig
@@ -384,7 +384,8 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
             raise VideoDecodeError(src, "stream has no frame rate")
         fps = float(rate)
         w, h = stream.codec_context.width, stream.codec_context.height
-        gop = keyframe_interval(src)
+        packets = _demux(container, stream)
+        gop = packets.keyframe_interval()
         info = {"width": w, "height": h, "fps": round(fps, 3), "codec": stream.codec_context.name,
                 "keyframe_interval_frames": gop, "bytes": os.path.getsize(src)}
         out_fps = min(fps, s.max_fps) if s.max_fps else fps
@@ -392,9 +393,9 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         # the exact skip of the frames the cap drops (:class:`_CappedFrames`), H.264 only: checked frame for frame on
         # every H.264 file of ../shared/realclips; UCF101's MPEG-4 AVIs (packed B-frames: two frames in a packet)
         # gave other frames, so other codecs decode every frame
-        skip = skip_nonref and out_fps < fps and stream.codec_context.name == "h264"
+        skip = skip_nonref and out_fps < fps and stream.codec_context.name == "h264" and packets.complete
         if s.format == "frames":
-            ranks = _display_ranks(src) if skip else None
+            ranks = _display_ranks(packets.pts) if skip else None
             try:
                 return _write_store(src, conv_dst, s, info, fps, out_fps, out_rate, threads, ranks)
             except _SkipNotExact:  # a frame the skip cannot place: every frame decoded instead
@@ -409,7 +410,7 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
 
         target = None if s.max_size_ratio is None else info["bytes"] * s.max_size_ratio
         seconds = _duration_s(container, stream, fps)
-    ranks = _display_ranks(src) if skip else None  # after the keep decision: a kept file is not demuxed again
+    ranks = _display_ranks(packets.pts) if skip else None
     Path(conv_dst).parent.mkdir(parents=True, exist_ok=True)
     maxrate = None if target is None or not seconds else _maxrate_kbps(target, seconds, s.keyframe_interval)
     # the cap is a rate over one-keyframe windows; a short file or the container's own bytes can still tip a copy
@@ -534,19 +535,45 @@ class _SkipNotExact(Exception):
     """A decoded frame's timestamp is not one the demuxer listed: the skip cannot place frames; decode them all."""
 
 
-def _display_ranks(src: str) -> dict[int, int] | None:
-    """Each video packet's pts -> its frame's display index (the rank of its pts), read by demuxing without
-    decoding (~16 ms for 300 packets of 720p); None when a pts is missing or repeated (no exact skip then)."""
-    pts: list[int] = []
-    with open_container(src) as container:
-        for packet in container.demux(container.streams.video[0]):
+@dataclass
+class _Packets:
+    """The source's video packets in decode order, from one demux pass without decoding (~16 ms for 300 packets
+    of 720p): where its keyframes are (the keep decision) and each packet's pts (the cap's skip)."""
+
+    pts: list[int | None] = field(default_factory=list)
+    keyframes: list[int] = field(default_factory=list)  # packet indices
+    complete: bool = True  # False: the demuxer failed before the end (no exact skip: the listing stops short)
+
+    def keyframe_interval(self) -> int | None:
+        """The mean gap between keyframes, in frames (the packets read when there is one keyframe only)."""
+        if len(self.keyframes) >= 2:
+            return max(1, round((self.keyframes[-1] - self.keyframes[0]) / (len(self.keyframes) - 1)))
+        return len(self.pts) or None
+
+
+def _demux(container: Any, stream: Any) -> _Packets:
+    """:class:`_Packets` of ``stream``; a demuxer error ends the listing there (decoding then reports the file)."""
+    packets = _Packets()
+    try:
+        for packet in container.demux(stream):
             if packet.size == 0:
                 continue
-            if packet.pts is None:
-                return None
-            pts.append(packet.pts)
-    ranks = {p: i for i, p in enumerate(sorted(pts))}
-    return ranks if len(ranks) == len(pts) else None
+            if packet.is_keyframe:
+                packets.keyframes.append(len(packets.pts))
+            packets.pts.append(packet.pts)
+    except Exception:  # noqa: BLE001  (a damaged tail: the frames before it are still converted)
+        packets.complete = False
+    return packets
+
+
+def _display_ranks(pts: Sequence[int | None]) -> dict[int, int] | None:
+    """Each video packet's pts -> its frame's display index (the rank of its pts); None when a pts is missing or
+    repeated (no exact skip then)."""
+    known = [p for p in pts if p is not None]
+    if len(known) < len(pts):
+        return None
+    ranks = {p: i for i, p in enumerate(sorted(known))}
+    return ranks if len(ranks) == len(known) else None
 
 
 class _CappedFrames:
@@ -764,23 +791,25 @@ class PrepareWorkersDied(RuntimeError):
 
 def _worker_start(threads: int) -> None:
     """A pool worker leaves Ctrl-C to the parent, and holds torch's compute threads (JPEG encoding for stores) to its
-    share of the cores. The forkserver has imported torch already, so OpenMP's environment variable comes too late
-    (each worker still ran a thread per core: 16 workers x 16 threads on the GPU machine, stores at 0.7-1.1 files/s);
-    ``torch.set_num_threads`` takes effect."""
-    import torch
-
+    share of the cores: each worker ran a thread per core otherwise (16 workers x 16 threads on the GPU machine,
+    stores at 0.7-1.1 files/s). OpenMP reads its environment variable when torch loads; when the server has
+    imported torch already, ``torch.set_num_threads`` takes effect instead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # for libraries that load after this
-    torch.set_num_threads(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
-def _pool_context() -> Any:
+def _pool_context(fmt: str = "video") -> Any:
     """Workers forked from a clean server process, never from this one: a process that has run torch holds
     OpenMP and decoder threads, and a fork copies their locks held (a worker forked after a training crashed in
     libgomp on the GPU machine; forked pools also hung CI). The server imports this module once, so each worker
-    starts in milliseconds, not the seconds a spawned interpreter takes to import torch."""
+    starts in milliseconds. This module does not import torch (PyAV, libx264 and the file checks are torch-free):
+    the server starts in ~0.3 s instead of the seconds torch takes, which a ``flashvid prepare`` paid before its
+    first file. Stores encode JPEGs through torchvision, so for them the server imports it too (it is one server
+    per process, started by the first pool: a later pool of the other format imports what it lacks itself)."""
     ctx = get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload([__name__] + (["torchvision.io"] if fmt == "frames" else []))
     return ctx
 
 
@@ -820,6 +849,8 @@ def _prepare_into(output: Path, plan: Mapping[str, tuple[Path, Path]], splits: M
             report.unchanged += 1
             continue
         todo.append((src, conv, keep, fp))
+    # largest first: a long file started last would keep one worker busy after the others ran out of files
+    todo.sort(key=lambda job: -(job[3] or {}).get("size", 0))
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     threads = max(1, (os.cpu_count() or 1) // workers)
 
@@ -869,7 +900,7 @@ def _prepare_into(output: Path, plan: Mapping[str, tuple[Path, Path]], splits: M
                 if bar is not None:
                     bar.advance()
         else:
-            with ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_worker_start,
+            with ProcessPoolExecutor(workers, mp_context=_pool_context(settings.format), initializer=_worker_start,
                                      initargs=(threads,)) as pool:
                 pending: dict[Future, tuple] = {}
                 queue = iter(todo)

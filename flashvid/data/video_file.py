@@ -1,15 +1,21 @@
 """What every reader of a clip source shares: the facts sampling needs (:class:`VideoInfo`), the one error a file
-that cannot give frames raises (:class:`VideoDecodeError`), and the checks before opening one (:func:`check_file`).
+that cannot give frames raises (:class:`VideoDecodeError`) and its one-line reason (:func:`decode_failure_reason`),
+the checks before opening one (:func:`check_file`), and PyAV's open (:func:`open_container`).
 
 Its own module so that the video decoders (:mod:`.decoding`) and the JPEG frame store (:mod:`.frame_store`) share
-them without importing each other.
+them without importing each other, and so that ``prepare``'s worker processes start without importing torch.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
 
 
 class VideoDecodeError(RuntimeError):
@@ -53,3 +59,38 @@ def check_file(path: str) -> None:
         raise VideoDecodeError(path, "permission denied: make the file readable (chmod +r)")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "empty file (0 bytes): re-download or remove it")
+
+
+_SOURCE_LOCATION = re.compile(r"\w+, /\S+\.(?:cpp|h|c):\d+, ")
+
+
+def decode_failure_reason(e: BaseException, path: str | None = None) -> str:
+    """A decoder exception as a one-line reason, without torchcodec's C++ source locations (nor the path)."""
+    text = _SOURCE_LOCATION.sub("", str(e)).strip()
+    if path:
+        text = text.replace(f"input file: {path} ", "input file: ").replace(f": '{path}'", "")
+    if "best video stream is unknown" in text:  # torchcodec's words for "there is no video stream"
+        return "no video stream (audio-only or not a video)"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(e).__name__}: {first}".strip().rstrip(":")
+
+
+def _pyav_open_options(version: str) -> dict[str, Any]:
+    """``av.open`` options that keep non-UTF-8 metadata (a mislabelled title) from failing the open.
+
+    PyAV <= 18 decodes metadata strictly unless told ``metadata_errors="ignore"``; PyAV 19 removed that argument
+    (passing it is a TypeError) and always decodes with ``surrogateescape``, so it needs nothing.
+    """
+    major = version.split(".")[0]
+    return {"metadata_errors": "ignore"} if major.isdigit() and int(major) < 19 else {}
+
+
+def open_container(path: str | os.PathLike) -> InputContainer:
+    """Open ``path`` for reading with PyAV; every read-mode ``av.open`` in flashvid goes through here.
+
+    A non-UTF-8 tag (a Latin-1 title) fails a plain open on PyAV <= 18, and PyAV 19 rejects the argument that
+    prevents it (see :func:`_pyav_open_options`): one place to get that right for every installed version.
+    """
+    import av
+
+    return av.open(str(path), **_pyav_open_options(av.__version__))

@@ -532,28 +532,39 @@ def test_pool_workers_compute_on_their_share_of_the_cores() -> None:
         assert [f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(2)]] == [1, 1]
 
 
-def test_video_copies_start_their_workers_without_torch(tmp_path: Path) -> None:
-    """prepare's pool server imports prepare's module, which used to import torch (through the decoders): every
-    ``flashvid prepare`` waited the seconds torch takes to import (3.7 s on the GPU machine) before its first file.
-    Copies need PyAV and libx264 only; stores still bring torchvision for their JPEGs."""
+def test_prepare_runs_without_importing_torch(data: Path, tmp_path: Path) -> None:
+    """``flashvid prepare`` imported torch twice before its first file: the command, for the backbone's clip
+    settings (now read from the registry's catalog), and the pool server, through the decoders (now PyAV and
+    libx264 only) - ~10 s of a 20 s run on the GPU machine. Neither imports it now (stores still bring torchvision
+    for their JPEGs), and the copies are sized as the registry sizes them."""
     import subprocess
     import sys
 
+    from flashvid.data.prepare import settings_for
+    from flashvid.models import get_backbone_spec
+
+    out = tmp_path / "out"
     script = tmp_path / "probe.py"
     script.write_text(
         "import sys\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
+        "from flashvid.cli import main\n"
         "from flashvid.data.prepare import _pool_context, _worker_start\n"
         "if __name__ == '__main__':\n"
-        "    for fmt in ('video', 'frames'):\n"
-        "        with ProcessPoolExecutor(1, mp_context=_pool_context(fmt), initializer=_worker_start,\n"
-        "                                 initargs=(1,)) as pool:\n"
-        "            print(fmt, 'torch' in sys.modules, pool.submit(eval, \"'torch' in __import__('sys').modules\").result())\n")
+        f"    code = main(['prepare', 'data.train_folder={data / 'train'}', 'output={out}', 'model=videomae_base',\n"
+        "                 'prepare.progress=false', 'prepare.workers=2', 'prepare.keep_max_gop=0',\n"
+        f"                 'hydra.run.dir={tmp_path / 'run'}'])\n"
+        "    with ProcessPoolExecutor(1, mp_context=_pool_context('video'), initializer=_worker_start,\n"
+        "                             initargs=(1,)) as pool:\n"
+        "        worker = pool.submit(eval, \"'torch' in __import__('sys').modules\").result()\n"
+        "    print('CODE', code, 'TORCH', 'torch' in sys.modules, worker)\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
-    assert res.returncode == 0, res.stderr
-    # neither the parent nor a copy's worker imported torch; the second pool shares the first one's server
-    assert res.stdout.split() == ["video", "False", "False", "frames", "False", "False"]
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert "CODE 0 TORCH False False" in res.stdout, res.stdout + res.stderr
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert {e["action"] for e in manifest["files"].values()} == {"converted"}
+    get_backbone_spec("videomae_base")  # the registry loaded: settings_for reads it, not the catalog
+    assert manifest["settings"] == settings_for({}, "videomae_base", keep_max_gop=0).key()
 
 
 def _prepared_frames(path: Path, fmt: str) -> np.ndarray:

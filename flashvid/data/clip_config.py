@@ -4,18 +4,20 @@ A clip's settings (frames, sampling rate, crop and resize size, mean/std) come f
 with the values a user set explicitly on top (``VideoClassifier(data=...)``, the datamodule's arguments,
 ``data.*`` in the CLI). The classifier, the datamodule, ``prepare`` and checkpoint loading (``predict``) all call
 :func:`resolve_clip_config`, so they agree on what training and inference see. This module depends on nothing
-above the data helpers, so the backbone registry can import it.
+above the data helpers, so the backbone registry can import it, and imports no torch: ``flashvid prepare`` sizes its
+copies from a backbone's settings (read from the registry's catalog) without the seconds torch takes to import.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Mapping, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .sampling import CLIP_SAMPLINGS, ClipSampling
-from .transforms import MultiCrop, ShortSideCenterCrop
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -44,6 +46,8 @@ class DataConfig:
     def eval_transform(self, num_crops: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
         """Evaluation's CPU transform: the centre crop, or ``num_crops`` crops along the long side (3-crop) at the
         same scale."""
+        from .transforms import MultiCrop, ShortSideCenterCrop
+
         if num_crops > 1:
             return MultiCrop(self.crop_size, num_crops, self.short_side)
         return ShortSideCenterCrop(self.crop_size, self.short_side)
@@ -81,9 +85,7 @@ def resolve_clip_config(base: DataConfig | Mapping[str, Any] | str | None,
     None means "unset". Unknown keys fail, naming the valid ones.
     """
     if isinstance(base, str):
-        from ..models import get_backbone_spec  # the registry imports this module: look it up when asked
-
-        base = get_backbone_spec(base).data
+        base = _backbone_clip_settings(base)
     merged = {**(base.to_dict() if isinstance(base, DataConfig) else dict(base or {})), **dict(overrides or {})}
     unknown = set(merged) - set(CLIP_SETTINGS)
     if unknown:
@@ -92,6 +94,21 @@ def resolve_clip_config(base: DataConfig | Mapping[str, Any] | str | None,
         if merged.get(k) is not None:
             merged[k] = tuple(float(v) for v in merged[k])
     return DataConfig(**merged)
+
+
+def _backbone_clip_settings(name: str) -> DataConfig | Mapping[str, Any]:
+    """A backbone's clip settings: from the catalog (:mod:`flashvid.models.catalog`, kept equal to the registry by a
+    test) while the registry is not loaded, since it imports torch and every model family; from the registry
+    otherwise, and for names the catalog does not hold (checkpoint directories, entries user code registered)."""
+    if "flashvid.models.registry" not in sys.modules:
+        from ..models.catalog import catalog_clip_settings
+
+        settings = catalog_clip_settings(name)
+        if settings is not None:
+            return settings
+    from ..models import get_backbone_spec  # the registry imports this module: look it up when asked
+
+    return get_backbone_spec(name).data
 
 
 def clip_shape_error(backbone: str, shape: Sequence[int], config: DataConfig, error: Exception,

@@ -41,6 +41,15 @@ def catalog_entries(pattern: str = "*", family: str | None = None) -> list[dict[
             if fnmatch.fnmatch(e["name"], pattern) and (family is None or e["family"] == family)]
 
 
+def catalog_clip_settings(name: str) -> dict[str, Any] | None:
+    """A built-in backbone's clip settings (:class:`~flashvid.data.clip_config.DataConfig` as a dict), None for a
+    name the catalog does not hold."""
+    for e in catalog():
+        if e["name"] == name:
+            return dict(e["data"])
+    return None
+
+
 def check_backbone_name(name: str) -> None:
     """Raise ``ValueError`` naming close matches when ``name`` is neither a built-in entry nor a transformers
     checkpoint; the same message as :func:`~flashvid.models.get_backbone_spec`, without importing torch."""

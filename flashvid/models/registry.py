@@ -47,6 +47,7 @@ class BackboneSpec:
             "name": self.name, "family": self.family, "frames": d.num_frames, "sampling_rate": d.sampling_rate,
             "crop_size": d.crop_size, "mean": list(d.mean), "std": list(d.std), "layout": self.layout,
             "slowfast_alpha": self.slowfast_alpha, "weights": self.weights, "clip_sampling": d.clip_sampling,
+            "data": d.to_dict(),  # every clip setting: what prepare sizes copies from without importing torch
         }
 
 

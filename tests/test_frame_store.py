@@ -234,24 +234,6 @@ def test_prepare_frames_keeps_the_refusal_rules_and_manifest(copies, demo_root, 
         prepare(out, val_folder=src / "val", format="jpeg", progress=False)
 
 
-def test_a_video_of_a_whole_number_of_jpeg_batches_is_stored(tmp_path) -> None:
-    """64 frames = 2 encode batches: the last flush has nothing to encode (it raised for every such video)."""
-    import numpy as np
-
-    from flashvid.data.demo import write_video
-    from flashvid.data.prepare import _JPEG_BATCH
-
-    frames = np.random.default_rng(0).integers(0, 255, (2 * _JPEG_BATCH, 48, 64, 3), dtype=np.uint8)
-    (tmp_path / "src" / "a").mkdir(parents=True)
-    write_video(tmp_path / "src" / "a" / "v.mp4", frames, fps=16)
-    report = prepare(tmp_path / "out", train_folder=tmp_path / "src", format="frames", max_fps=None, workers=1,
-                     progress=False)
-    assert not report.failed and report.converted == 1
-    [store] = (tmp_path / "out").rglob(f"*{FRAME_STORE_SUFFIX}")
-    reader = FrameStoreReader(store)
-    assert reader.info.num_frames == 2 * _JPEG_BATCH
-
-
 def _smooth_video(path: Path, n: int = 30, h: int = 96, w: int = 128, fps: int = 30) -> None:
     """Camera-like content JPEG was made for: smooth shading with a soft bright blob moving across it, written near
     losslessly (crf 4) so that what the comparison measures is the store's JPEG, not the source's encoding."""

@@ -517,54 +517,41 @@ def test_a_script_without_a_main_guard_gets_the_fix_not_a_broken_pool(data: Path
     assert last.startswith("flashvid.data.prepare.PrepareWorkersDied:") and '__name__ == "__main__"' in last
 
 
-def test_pool_workers_compute_on_their_share_of_the_cores() -> None:
-    """prepare's pool workers run torch (JPEG encoding for frame stores) on the threads given to them, not one per
-    core each: the forkserver imports torch before a worker starts, so an environment variable alone came too late
-    (16 workers x 16 threads on a 16-core machine wrote stores at ~1 file/s)."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    import torch
-
-    from flashvid.data.prepare import _pool_context, _worker_start
-
-    assert os.cpu_count() and os.cpu_count() > 1 or pytest.skip("one core: one thread is the default anyway")
-    with ProcessPoolExecutor(2, mp_context=_pool_context(), initializer=_worker_start, initargs=(1,)) as pool:
-        assert [f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(2)]] == [1, 1]
-
-
 def test_prepare_runs_without_importing_torch(data: Path, tmp_path: Path) -> None:
     """``flashvid prepare`` imported torch twice before its first file: the command, for the backbone's clip
-    settings (now read from the registry's catalog), and the pool server, through the decoders (now PyAV and
-    libx264 only) - ~10 s of a 20 s run on the GPU machine. Neither imports it now (stores still bring torchvision
-    for their JPEGs), and the copies are sized as the registry sizes them."""
+    settings (now read from the registry's catalog), and the pool server, through the decoders (now PyAV, libx264
+    and Pillow only) - ~10 s of a 20 s run on the GPU machine; a store's worker ran torch's JPEG encoder on a thread
+    per core. None imports it now, for copies or stores, and the copies are sized as the registry sizes them."""
     import subprocess
     import sys
 
     from flashvid.data.prepare import settings_for
     from flashvid.models import get_backbone_spec
 
-    out = tmp_path / "out"
+    out, store = tmp_path / "out", tmp_path / "one.fvframes"
+    src = sorted((data / "train").rglob("*.mp4"))[0]
     script = tmp_path / "probe.py"
     script.write_text(
         "import sys\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
         "from flashvid.cli import main\n"
-        "from flashvid.data.prepare import _pool_context, _worker_start\n"
+        "from flashvid.data.prepare import PrepareSettings, _pool_context, _worker_start, convert_file\n"
         "if __name__ == '__main__':\n"
         f"    code = main(['prepare', 'data.train_folder={data / 'train'}', 'output={out}', 'model=videomae_base',\n"
         "                 'prepare.progress=false', 'prepare.workers=2', 'prepare.keep_max_gop=0',\n"
         f"                 'hydra.run.dir={tmp_path / 'run'}'])\n"
-        "    with ProcessPoolExecutor(1, mp_context=_pool_context('video'), initializer=_worker_start,\n"
-        "                             initargs=(1,)) as pool:\n"
+        "    with ProcessPoolExecutor(1, mp_context=_pool_context(), initializer=_worker_start) as pool:\n"
+        f"        res = pool.submit(convert_file, '{src}', '{store}', 'keep', PrepareSettings(format='frames')).result()\n"
         "        worker = pool.submit(eval, \"'torch' in __import__('sys').modules\").result()\n"
-        "    print('CODE', code, 'TORCH', 'torch' in sys.modules, worker)\n")
+        "    print('CODE', code, res['action'], 'TORCH', 'torch' in sys.modules, worker)\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
-    assert "CODE 0 TORCH False False" in res.stdout, res.stdout + res.stderr
+    assert "CODE 0 converted TORCH False False" in res.stdout, res.stdout + res.stderr
     manifest = json.loads((out / MANIFEST).read_text())
     assert {e["action"] for e in manifest["files"].values()} == {"converted"}
     get_backbone_spec("videomae_base")  # the registry loaded: settings_for reads it, not the catalog
     assert manifest["settings"] == settings_for({}, "videomae_base", keep_max_gop=0).key()
+    assert store.is_file()
 
 
 def _prepared_frames(path: Path, fmt: str) -> np.ndarray:

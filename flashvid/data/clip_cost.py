@@ -78,7 +78,8 @@ def _store_clip_ms(clip: torch.Tensor, short_side: int) -> float:
     frames = clip.reshape(-1, *clip.shape[-3:])
     if frames.dtype != torch.uint8:
         frames = frames.clamp(0, 255).to(torch.uint8)
-    jpegs = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in encode_jpegs(list(frames))]
+    jpegs = [torch.frombuffer(bytearray(b), dtype=torch.uint8)
+             for b in encode_jpegs([f.permute(1, 2, 0).numpy() for f in frames])]
     t = time.process_time()
     decode_jpegs(jpegs, "cpu")
     ms = (time.process_time() - t) * 1000

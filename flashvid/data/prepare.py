@@ -645,14 +645,10 @@ def _upright(frame: Any, rotation: int, size: tuple[int, int], scaler: Any) -> A
     return np.ascontiguousarray(np.rot90(rgb, rotation)) if rotation else rgb
 
 
-_JPEG_BATCH = 32  # frames encoded per torchvision call
-
-
 def _write_store(src: str, dst: str, s: PrepareSettings, info: dict[str, Any], fps: float, out_fps: float,
                  out_rate: Any, threads: int, ranks: Mapping[int, int] | None) -> dict[str, Any]:
     """The frames a video copy would hold (same cap, size, turn), each a JPEG, into one frame store at ``dst``,
     decoded from the start each call."""
-    import torch
     from av.video.reformatter import VideoReformatter
 
     tmp = f"{dst}{TMP_MARK}-{os.getpid()}"
@@ -661,17 +657,7 @@ def _write_store(src: str, dst: str, s: PrepareSettings, info: dict[str, Any], f
     writer: FrameStoreWriter | None = None
     rotation, size = 0, (0, 0)
     errors: list[str] = []
-    pending: list[torch.Tensor] = []
     written = 0
-
-    def flush() -> None:
-        assert writer is not None
-        if not pending:  # the frame count was a multiple of the batch: nothing left (encode_jpeg([]) raises)
-            return
-        for jpeg in encode_jpegs(pending, s.jpeg_quality):
-            writer.add(jpeg)
-        pending.clear()
-
     try:
         with open_container(src) as container:
             stream = container.streams.video[0]
@@ -682,13 +668,10 @@ def _write_store(src: str, dst: str, s: PrepareSettings, info: dict[str, Any], f
                     rotation, size = _geometry(frame, info["width"], info["height"], s.short_side)
                     writer = FrameStoreWriter(tmp, out_rate, size[0], size[1], s.jpeg_quality,
                                               source={"path": os.path.basename(src), "fps": info["fps"]})
-                pending.append(torch.from_numpy(_upright(frame, rotation, size, scaler)).permute(2, 0, 1))
+                writer.add(encode_jpegs([_upright(frame, rotation, size, scaler)], s.jpeg_quality)[0])
                 written += 1
-                if len(pending) == _JPEG_BATCH:
-                    flush()
         if writer is None:
             raise VideoDecodeError(src, "no frames could be decoded")
-        flush()
         writer.close()
         os.replace(tmp, dst)
     finally:
@@ -789,27 +772,20 @@ class PrepareWorkersDied(RuntimeError):
                          f"{hint}; run the same command again to continue where it stopped")
 
 
-def _worker_start(threads: int) -> None:
-    """A pool worker leaves Ctrl-C to the parent, and holds torch's compute threads (JPEG encoding for stores) to its
-    share of the cores: each worker ran a thread per core otherwise (16 workers x 16 threads on the GPU machine,
-    stores at 0.7-1.1 files/s). OpenMP reads its environment variable when torch loads; when the server has
-    imported torch already, ``torch.set_num_threads`` takes effect instead."""
+def _worker_start() -> None:
+    """A pool worker leaves Ctrl-C to the parent (which stops the pool and saves the manifest)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
 
 
-def _pool_context(fmt: str = "video") -> Any:
+def _pool_context() -> Any:
     """Workers forked from a clean server process, never from this one: a process that has run torch holds
     OpenMP and decoder threads, and a fork copies their locks held (a worker forked after a training crashed in
     libgomp on the GPU machine; forked pools also hung CI). The server imports this module once, so each worker
-    starts in milliseconds. This module does not import torch (PyAV, libx264 and the file checks are torch-free):
-    the server starts in ~0.3 s instead of the seconds torch takes, which a ``flashvid prepare`` paid before its
-    first file. Stores encode JPEGs through torchvision, so for them the server imports it too (it is one server
-    per process, started by the first pool: a later pool of the other format imports what it lacks itself)."""
+    starts in milliseconds. Neither imports torch (PyAV, libx264 and Pillow's libjpeg do the work): with it, the
+    server took the seconds torch takes to import before the first file, and each worker ran torch's JPEG encoder
+    on a thread per core (16 workers x 16 threads on the GPU machine wrote stores at ~1 file/s)."""
     ctx = get_context("forkserver")
-    ctx.set_forkserver_preload([__name__] + (["torchvision.io"] if fmt == "frames" else []))
+    ctx.set_forkserver_preload([__name__])
     return ctx
 
 
@@ -900,8 +876,7 @@ def _prepare_into(output: Path, plan: Mapping[str, tuple[Path, Path]], splits: M
                 if bar is not None:
                     bar.advance()
         else:
-            with ProcessPoolExecutor(workers, mp_context=_pool_context(settings.format), initializer=_worker_start,
-                                     initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_worker_start) as pool:
                 pending: dict[Future, tuple] = {}
                 queue = iter(todo)
                 for job in queue:  # at most 2 jobs per worker in flight, so an interrupt loses little

@@ -177,9 +177,8 @@ def quality_sweep(sources: list[str], video_copies: dict[str, str], qualities: l
     for src in sources:
         ref = _reference_frames(src, short_side, max_fps)
         minutes = len(ref) / min(max_fps, open_video(src).info.fps) / 60
-        tensors = [torch.from_numpy(f).permute(2, 0, 1) for f in ref]
         for q in qualities:
-            jpegs = encode_jpegs(tensors, q)
+            jpegs = encode_jpegs(ref, q)
             dec = [d.permute(1, 2, 0).numpy() for d in decode_jpeg([torch.frombuffer(bytearray(j), dtype=torch.uint8)
                                                                      for j in jpegs])]
             r = res.setdefault(f"jpeg q{q}", {"psnr": [], "mb_per_min": []})

@@ -105,11 +105,11 @@ def _listed(fset: footage.FootageSet, repeat: int, root: Path) -> Path:
 
 
 def _start_forkserver() -> None:
-    """Start prepare's pool server before any run is timed, with what every format's workers import (torchvision for
-    stores): one server serves every run of this process, and the first run alone would pay its start."""
+    """Start prepare's pool server before any run is timed: one server serves every run of this process, and the
+    first run alone would pay its start."""
     from flashvid.data.prepare import _pool_context
 
-    proc = _pool_context("frames").Process(target=os.getpid)
+    proc = _pool_context().Process(target=os.getpid)
     proc.start()
     proc.join()
 

@@ -500,6 +500,27 @@ def test_a_copy_is_never_larger_than_its_source_unless_asked(tmp_path: Path) -> 
     assert sizes["default"] <= src.stat().st_size  # ... the default cap does not
 
 
+def test_grain_is_held_to_the_bits_per_pixel_cap(tmp_path: Path) -> None:
+    """A noisy, high-bitrate source: at crf 22 its copy keeps the noise (~1.6 bits per pixel here), and every
+    training clip pays to decode those bits; the default cap holds it near 0.5 and says so, null lifts it."""
+    from badvideos import _lavfi
+
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    src = _lavfi(tmp_path / "src" / "a" / "grain.mp4", "testsrc=s=320x180:r=30:d=2,noise=alls=60:allf=t",
+                 "-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-pix_fmt", "yuv420p")
+    bits = {}
+    for name, cap in (("default", 0.5), ("asked", None)):
+        report = prepare(tmp_path / name, train_folder=tmp_path / "src", short_side=128, max_fps=15,
+                         max_bits_per_pixel=cap, workers=1, progress=False)
+        assert report.converted == 1 and not report.failed
+        out = report.files[0]["out"]
+        bits[name] = out["bytes"] * 8 / (out["width"] * out["height"] * out["frames"])
+        assert out["held_to_bits_per_pixel"] == (cap is not None)
+        assert ("held to prepare.max_bits_per_pixel" in report.format_text()) == (cap is not None)
+    assert bits["asked"] > 1.0 and bits["default"] <= 0.5 * 1.15, bits
+    assert src.stat().st_size > 2 * (tmp_path / "default" / "train" / "a" / "grain.mp4").stat().st_size
+
+
 def test_a_script_without_a_main_guard_gets_the_fix_not_a_broken_pool(data: Path, tmp_path: Path) -> None:
     """prepare's workers start from a fork server, which imports the calling script again: a script that calls
     prepare() at its top level is told what to change, in one line."""

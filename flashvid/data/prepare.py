@@ -75,6 +75,10 @@ class PrepareSettings:
     # a video copy's bits are capped at this times its source's (x264's VBV): a copy is never larger than its
     # source unless asked (None: crf alone decides; stores, asked for with format="frames", are not capped)
     max_size_ratio: float | None = 1.0
+    # ... and at this many bits per pixel of the copy: the crf spends bits on grain and sensor noise, and every later
+    # clip pays to decode them (synthetic noisy 720p: 0.86 bits per pixel and 21 ms of CPU a clip, at 0.5: 17 ms;
+    # real footage is below it, but for 1 of the 8 real Kinetics clips measured: 0.53, held at -0.8 dB PSNR)
+    max_bits_per_pixel: float | None = 0.5
     format: str = "video"  # "video" (an H.264 copy) or "frames" (a JPEG frame store per video)
     jpeg_quality: int = DEFAULT_QUALITY  # the stores' JPEG quality (format="frames")
 
@@ -89,6 +93,9 @@ class PrepareSettings:
             raise ValueError(f"crf must be in 0..51 (libx264), got {self.crf}")
         if self.max_size_ratio is not None and self.max_size_ratio <= 0:
             raise ValueError(f"max_size_ratio must be > 0, or null (None) for no cap, got {self.max_size_ratio}")
+        if self.max_bits_per_pixel is not None and self.max_bits_per_pixel <= 0:
+            raise ValueError(f"max_bits_per_pixel must be > 0, or null (None) for no cap, "
+                             f"got {self.max_bits_per_pixel}")
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -106,7 +113,7 @@ class PrepareSettings:
         if self.format == "video":
             del d["format"], d["jpeg_quality"]
         else:
-            del d["max_size_ratio"]
+            del d["max_size_ratio"], d["max_bits_per_pixel"]
         return d
 
 
@@ -170,6 +177,11 @@ class PrepareReport:
         if held:
             lines.append(f"  {held} copies held to their source's size by prepare.max_size_ratio (fewer bits than the "
                          "crf asks, so further from the source; prepare.max_size_ratio=null lets the crf decide)")
+        grain = sum(1 for f in self.files if (f.get("out") or {}).get("held_to_bits_per_pixel"))
+        if grain:
+            lines.append(f"  {grain} copies held to prepare.max_bits_per_pixel (grain or noise the crf would keep, "
+                         "which every training clip pays to decode; prepare.max_bits_per_pixel=null lets the crf "
+                         "decide)")
         over = [f for f in self.files if (f.get("out") or {}).get("over_cap")]
         if over:
             lines.append(f"copies larger than prepare.max_size_ratio allows ({len(over)}), kept:")
@@ -412,7 +424,14 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         seconds = _duration_s(container, stream, fps)
     ranks = _display_ranks(packets.pts) if skip else None
     Path(conv_dst).parent.mkdir(parents=True, exist_ok=True)
-    maxrate = None if target is None or not seconds else _maxrate_kbps(target, seconds, s.keyframe_interval)
+    scale = min(1.0, s.short_side / min(w, h))
+    pixels = _even(w * scale) * _even(h * scale)  # the copy's frame, turned or not
+    # bytes; a frame under 128x128 px is budgeted as one of that size: x264's own per-frame and per-macroblock bits
+    # weigh there (a 32x40 copy held to 0.5 bits per pixel lost the difference between neighbouring frames)
+    grain = None if s.max_bits_per_pixel is None or not seconds else \
+        s.max_bits_per_pixel * max(pixels, 128 * 128) * out_fps * seconds / 8
+    cap = min((b for b in (target, grain) if b is not None), default=None)
+    maxrate = None if cap is None or not seconds else _maxrate_kbps(cap, seconds, s.keyframe_interval)
     # the cap is a rate over one-keyframe windows; a short file or the container's own bytes can still tip a copy
     # over its source: encode again under a cap lowered by the overshoot (at most twice more)
     for attempt in range(3):
@@ -435,6 +454,7 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
                     "source_frames_decoded": encoded.decoded,
                     # the cap bound (the crf would have spent more) when the copy came out near it
                     "held_to_cap": target is not None and out_bytes >= 0.85 * target,
+                    "held_to_bits_per_pixel": grain is not None and grain == cap and out_bytes >= 0.85 * grain,
                     "over_cap": target is not None and out_bytes > target}}
 
 

@@ -3,7 +3,8 @@
 ``flashvid doctor`` compares it with what the workers must deliver: a loader whose clips cost more than a frame
 store's would starve a fast GPU, and then a frame store (``prepare.format=frames``) pays (docs/benchmarks.md,
 issue 19: copies of high-bitrate or 60 fps synthetic 720p, ~20% dearer a clip than other copies, trained at
-0.50-0.81 of model-only on an H200's 10 workers, their frame stores at 0.96-0.97; copies of real footage kept up).
+0.50-0.81 of model-only on an H200's 10 workers, their frame stores at 0.96-0.97; copies of real footage kept up,
+and so do the high-bitrate copies since prepare caps a copy's bits per pixel).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from .video_file import (  # noqa: F401
     _pyav_open_options,
     check_file,
     decode_failure_reason,
+    keyframe_gap,
     open_container,
 )
 
@@ -559,9 +560,7 @@ def keyframe_interval(path: str | os.PathLike, max_packets: int = 600) -> int | 
                     break
     except Exception:  # noqa: BLE001  (an unreadable file: the caller reports it when decoding fails)
         return None
-    if len(keys) >= 2:
-        return max(1, round((keys[-1] - keys[0]) / (len(keys) - 1)))
-    return n or None
+    return keyframe_gap(keys, n)
 
 
 @lru_cache(maxsize=4096)

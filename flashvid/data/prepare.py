@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from ..rundir import locked_dir
 from .frame_store import DEFAULT_QUALITY, FRAME_STORE_SUFFIX, FrameStoreWriter, encode_jpegs, is_frame_store
 from .sources import SEQUENTIAL_ONLY_EXTENSIONS, VideoSample, is_inside
-from .video_file import VideoDecodeError, check_file, decode_failure_reason, open_container
+from .video_file import VideoDecodeError, check_file, decode_failure_reason, keyframe_gap, open_container
 
 if TYPE_CHECKING:
     from .clip_config import DataConfig
@@ -565,10 +565,7 @@ class _Packets:
     complete: bool = True  # False: the demuxer failed before the end (no exact skip: the listing stops short)
 
     def keyframe_interval(self) -> int | None:
-        """The mean gap between keyframes, in frames (the packets read when there is one keyframe only)."""
-        if len(self.keyframes) >= 2:
-            return max(1, round((self.keyframes[-1] - self.keyframes[0]) / (len(self.keyframes) - 1)))
-        return len(self.pts) or None
+        return keyframe_gap(self.keyframes, len(self.pts))
 
 
 def _demux(container: Any, stream: Any) -> _Packets:

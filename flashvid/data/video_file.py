@@ -12,7 +12,7 @@ import errno
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -94,3 +94,11 @@ def open_container(path: str | os.PathLike) -> InputContainer:
     import av
 
     return av.open(str(path), **_pyav_open_options(av.__version__))
+
+
+def keyframe_gap(keyframes: Sequence[int], packets: int) -> int | None:
+    """Frames between keyframes (the GOP) from the packet indices of the keyframes among ``packets`` demuxed: the
+    mean gap; with one keyframe only, the packets read (a lower bound); None when nothing was read."""
+    if len(keyframes) >= 2:
+        return max(1, round((keyframes[-1] - keyframes[0]) / (len(keyframes) - 1)))
+    return packets or None

@@ -365,7 +365,9 @@ def test_copies_have_no_reference_b_frames(tmp_path: Path) -> None:
     B-frame a clip does not show (``prepare.x264_params``)."""
     rng = np.random.default_rng(0)
     tex = np.repeat(np.repeat(rng.integers(0, 255, (18, 50, 3), np.uint8), 8, 0), 8, 1)
-    frames = np.stack([np.roll(tex, i, axis=1)[:, :256] for i in range(90)])  # a slow pan: x264 picks B-frames
+    # a slow pan, a pixel every third frame: x264 picks runs of B-frames, and its pyramid makes the middle ones
+    # references (at a pixel a frame it picked single B-frames, which no pyramid makes references)
+    frames = np.stack([np.roll(tex, i // 3, axis=1)[:, :256] for i in range(90)])
     (tmp_path / "src" / "a").mkdir(parents=True)
     write_video(tmp_path / "src" / "a" / "pan.mp4", frames, 30)
     counts = {}
@@ -378,6 +380,21 @@ def test_copies_have_no_reference_b_frames(tmp_path: Path) -> None:
     assert b_frames > 0 and refs == frames_ - b_frames  # every B-frame skippable
     frames_, b_frames, refs = counts[""]
     assert refs > frames_ - b_frames  # without the option some B-frames are references
+
+
+def test_x264_chooses_the_copys_frame_types_not_the_source(tmp_path: Path) -> None:
+    """FFmpeg's libx264 encodes a frame as the type it carries, and a decoded frame carries the source's: a source of
+    P-frames only (60 fps footage came out so, x264 finding B-frames not worth it there) made a copy of P-frames only,
+    every frame a reference, so a clip decoded every frame from the keyframe on. The copy's types are x264's own."""
+    from badvideos import _lavfi
+
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    src = _lavfi(tmp_path / "src" / "a" / "p_only.mp4", "testsrc=s=320x240:r=30:d=3",
+                 "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "300", "-pix_fmt", "yuv420p")
+    assert _frame_counts(src)[1] == 0  # no B-frame in the source
+    prepare(tmp_path / "out", train_folder=tmp_path / "src", short_side=128, max_fps=15, workers=1, progress=False)
+    frames_, b_frames, refs = _frame_counts(next((tmp_path / "out").rglob("*.mp4")))
+    assert frames_ == 45 and b_frames >= frames_ // 3 and refs == frames_ - b_frames, (frames_, b_frames, refs)
 
 
 def _snapshot(folder: Path) -> dict[Path, bytes]:

@@ -487,6 +487,7 @@ def _encode_video(src: str, conv_dst: str, s: PrepareSettings, fps: float, out_f
     then renamed), decoded from the start each call; ``maxrate`` (kbit/s) caps the bits through x264's VBV on top
     of the crf."""
     import av
+    from av.video.frame import PictureType
     from av.video.reformatter import VideoReformatter
 
     tmp = f"{conv_dst}{TMP_MARK}-{os.getpid()}.mp4"
@@ -526,6 +527,10 @@ def _encode_video(src: str, conv_dst: str, s: PrepareSettings, fps: float, out_f
                                           interpolation="AREA")
                 out.pts = slot
                 out.time_base = enc.codec_context.time_base
+                # x264 chooses the frame type: FFmpeg's libx264 forces a frame's own pict_type, and a decoded frame
+                # carries the source's (a 60 fps source's kept frames made a copy of P-frames only: every frame a
+                # reference, so a clip decoded all of them from the keyframe on)
+                out.pict_type = PictureType.NONE
                 for packet in enc.encode(out):
                     dst.mux(packet)
                 written += 1

@@ -406,8 +406,8 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
         # every H.264 file of ../shared/realclips; UCF101's MPEG-4 AVIs (packed B-frames: two frames in a packet)
         # gave other frames, so other codecs decode every frame
         skip = skip_nonref and out_fps < fps and stream.codec_context.name == "h264" and packets.complete
+        ranks = _display_ranks(packets.pts) if skip else None
         if s.format == "frames":
-            ranks = _display_ranks(packets.pts) if skip else None
             try:
                 return _write_store(src, conv_dst, s, info, fps, out_fps, out_rate, threads, ranks)
             except _SkipNotExact:  # a frame the skip cannot place: every frame decoded instead
@@ -422,10 +422,8 @@ def _convert(src: str, conv_dst: str, keep_dst: str, s: PrepareSettings, threads
 
         target = None if s.max_size_ratio is None else info["bytes"] * s.max_size_ratio
         seconds = _duration_s(container, stream, fps)
-    ranks = _display_ranks(packets.pts) if skip else None
     Path(conv_dst).parent.mkdir(parents=True, exist_ok=True)
-    scale = min(1.0, s.short_side / min(w, h))
-    pixels = _even(w * scale) * _even(h * scale)  # the copy's frame, turned or not
+    pixels = math.prod(_scaled_size(w, h, s.short_side))  # the copy's frame, turned or not
     # bytes; a frame under 128x128 px is budgeted as one of that size: x264's own per-frame and per-macroblock bits
     # weigh there (a 32x40 copy held to 0.5 bits per pixel lost the difference between neighbouring frames)
     grain = None if s.max_bits_per_pixel is None or not seconds else \
@@ -653,9 +651,13 @@ class _CappedFrames:
 def _geometry(frame: Any, w: int, h: int, short_side: int) -> tuple[int, tuple[int, int]]:
     """The quarter turns that make ``frame`` upright (its display matrix) and the copy's (even) size."""
     rotation = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-    fw, fh = (h, w) if rotation % 2 else (w, h)
-    scale = min(1.0, short_side / min(fw, fh))
-    return rotation, (_even(fw * scale), _even(fh * scale))
+    return rotation, _scaled_size(*((h, w) if rotation % 2 else (w, h)), short_side)
+
+
+def _scaled_size(w: int, h: int, short_side: int) -> tuple[int, int]:
+    """A ``w`` x ``h`` frame with its short side at most ``short_side`` (never enlarged), both sides even."""
+    scale = min(1.0, short_side / min(w, h))
+    return _even(w * scale), _even(h * scale)
 
 
 def _upright(frame: Any, rotation: int, size: tuple[int, int], scaler: Any) -> Any:

@@ -382,6 +382,26 @@ def test_copies_have_no_reference_b_frames(tmp_path: Path) -> None:
     assert refs > frames_ - b_frames  # without the option some B-frames are references
 
 
+def test_fast_motion_does_not_turn_a_copys_b_frames_into_references(tmp_path: Path) -> None:
+    """x264's adaptive B-frames (b-adapt) become P-frames, each a reference that every clip through it decodes, where
+    the picture moves fast: the copies of 60 fps footage had 57 B-frames in 150 and a 16-frame clip decoded 29
+    frames (23 for 30 fps footage). The copy's run of B-frames is fixed (``prepare.x264_params``)."""
+    rng = np.random.default_rng(0)
+    tex = np.repeat(np.repeat(rng.integers(0, 255, (18, 80, 3), np.uint8), 8, 0), 8, 1)
+    frames = np.stack([np.roll(tex, 4 * i, axis=1)[:, :256] for i in range(90)])  # 4 px a frame, 8 in the copy
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    write_video(tmp_path / "src" / "a" / "fast.mp4", frames, 30)
+    counts = {}
+    for params in (None, "b-pyramid=none"):  # the default, and the same without the fixed run
+        out = tmp_path / f"copy{params}"
+        prepare(out, train_folder=tmp_path / "src", short_side=128, max_fps=15, workers=1, progress=False,
+                **({"x264_params": params} if params else {}))
+        counts[params] = _frame_counts(next(out.rglob("*.mp4")))
+    frames_, b_frames, refs = counts[None]
+    assert frames_ == 45 and b_frames >= 30 and refs == frames_ - b_frames, counts
+    assert counts["b-pyramid=none"][1] < 10, counts  # adaptive: x264 picked P-frames here
+
+
 def test_x264_chooses_the_copys_frame_types_not_the_source(tmp_path: Path) -> None:
     """FFmpeg's libx264 encodes a frame as the type it carries, and a decoded frame carries the source's: a source of
     P-frames only (60 fps footage came out so, x264 finding B-frames not worth it there) made a copy of P-frames only,

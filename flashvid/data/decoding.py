@@ -312,6 +312,7 @@ class PyAVReader:
         self._tick = fps
         tb = stream.time_base or Fraction(1, 1)
         self._time_base = tb
+        self._tb_num, self._tb_den = tb.numerator, tb.denominator
         self._start = stream.start_time or 0
         if stream.duration:
             duration = float(stream.duration * tb)
@@ -401,8 +402,12 @@ class PyAVReader:
             ctx.skip_frame = "DEFAULT"
 
     def _pts_index(self, pts: int) -> int:
-        """The frame index a pts shows at: one formula for packets (what to skip) and frames (what to keep)."""
-        return int(round(float((pts - self._start) * self._time_base) * self._tick))
+        """The frame index a pts shows at: one formula for packets (what to skip) and frames (what to keep).
+
+        ``int / int`` is Python's correctly rounded division, the float of the exact ``(pts - start) * time_base``
+        that ``float(Fraction)`` gives, without building Fractions (4% of a copy's clip, called ~70 times a clip).
+        """
+        return int(round((pts - self._start) * self._tb_num / self._tb_den * self._tick))
 
     def frames_at(self, indices: Sequence[int], short_side: int | None = None) -> torch.Tensor:
         wanted = _clamp(indices, self.info.num_frames)

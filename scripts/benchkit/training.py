@@ -54,16 +54,17 @@ class Models:
 
 
 def measure(args: argparse.Namespace, model: VideoClassifier, dm: VideoClassificationData, *, videos_per_step: int,
-            clips_per_step: int, steps_per_epoch: int | None = None, from_files: bool = True) -> dict[str, Any]:
+            clips_per_step: int, steps_per_epoch: int | None = None, from_files: bool = True,
+            timed_steps: int = 0) -> dict[str, Any]:
     """Clips/s of ``trainer.fit`` on ``dm``. A loader delivers batches in rounds (each worker builds a whole batch):
     the warm-up covers the first round and the timed part at least one more. With ``steps_per_epoch`` the train list
     is cut or repeated to that many steps and ``--epochs`` epochs are timed whole (their boundaries are part of
-    training); otherwise one epoch longer than the run."""
+    training); otherwise one epoch longer than the run. ``timed_steps``: time at least that many."""
     from .matrix import fit_epoch
 
     workers = dm.num_workers
     warmup = max(args.warmup, workers + 1) if from_files else args.warmup
-    min_timed = max(args.min_timed, workers) if from_files else args.min_timed
+    min_timed = max(args.min_timed, workers, timed_steps) if from_files else max(args.min_timed, timed_steps)
     max_timed_s: float | None = args.max_timed_s
     if steps_per_epoch:
         min_timed = max(min_timed, args.epochs * steps_per_epoch)

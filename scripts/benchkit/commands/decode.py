@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma list (default: all): " + ", ".join(VARIANTS))
     p.add_argument("--items", type=int, default=8, help="dataset items per variant per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--backbone", default="videomae_base", help="the prepared variants' copy is sized for it, as "
+                   "the clips (16 frames at stride 4) are (default %(default)s)")
     p.add_argument("--prepare-spec", default="prepared", help="the prepared variants' copy: prepared (defaults) "
                    "or flashvid prepare overrides, e.g. 'format=frames'")
     footage.add_arguments(p, classes=2, per_class=1, prepare_workers=1)
@@ -78,7 +80,7 @@ def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageS
     record.info(f"footage/{fset.name}", footage.describe(fset.train))
     files = {"raw": [VideoSample(f, 0) for f in list_videos(fset.train)]}
     if any(VARIANTS[n][0] == "prepared" for n in names):
-        data, report = footage.prepared(fset, args.prepare_spec, None, args)
+        data, report = footage.prepared(fset, args.prepare_spec, args.backbone, args)
         record.info(f"prepare/{fset.name}/{args.prepare_spec}", report)
         files["prepared"] = [VideoSample(f, 0) for f in list_videos(data["train_folder"])]
     sampling = ClipSampling(16, 4)
@@ -97,10 +99,39 @@ def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageS
             clips = args.items * kw.get("clips_per_video", 1)
             cpu.setdefault(name, []).append(1e3 * (time.process_time() - c0) / clips)
             wall.setdefault(name, []).append(1e3 * (time.perf_counter() - w0) / clips)
+    decoded = {name: _frames_decoded(files[VARIANTS[name][0]], sampling, VARIANTS[name][1], args.rounds, args.items)
+               for name in names}
     base = "pyav" if "pyav" in cpu else names[0]
     record.baseline(base, round(statistics.median(cpu[base]), 1), "cpu ms/clip", group=fset.name,
-                    wall_ms=round(statistics.median(wall[base]), 1))
+                    wall_ms=round(statistics.median(wall[base]), 1), frames_decoded_per_clip=decoded[base])
     for name in names:
         if name != base:
             record.row(name, round(statistics.median(cpu[name]), 1), "cpu ms/clip", group=fset.name,
-                       wall_ms=round(statistics.median(wall[name]), 1))
+                       wall_ms=round(statistics.median(wall[name]), 1), frames_decoded_per_clip=decoded[name])
+
+
+def _frames_decoded(samples: list[Any], sampling: Any, kw: dict[str, Any], rounds: int, items: int) -> float | None:
+    """Frames the PyAV reader's decoder returned per clip, over the timed clips again, outside the times: the
+    cost in frames, which does not move with other jobs' load as CPU time does. None for torchcodec."""
+    from flashvid.data import VideoClipDataset, decoding
+
+    if kw.get("decoder") != "pyav":
+        return None
+    count = 0
+    plain = decoding.PyAVReader._decode_from
+
+    def counting(self: Any, targets: Any) -> Any:
+        nonlocal count
+        for frame in plain(self, targets):
+            count += 1
+            yield frame
+
+    decoding.PyAVReader._decode_from = counting  # type: ignore[method-assign]
+    try:
+        for r in range(rounds):
+            ds = VideoClipDataset(samples, sampling, seed=r, **kw)
+            for i in range(items):
+                ds[(i % len(samples), r * 1000 + i)]
+    finally:
+        decoding.PyAVReader._decode_from = plain  # type: ignore[method-assign]
+    return round(count / (rounds * items * kw.get("clips_per_video", 1)), 2)

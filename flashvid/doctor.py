@@ -571,11 +571,14 @@ def flip_warning(datamodule: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------- entry points
-def run(build_data, json_path: str | os.PathLike | None = None, quiet: bool = False, **kwargs: Any) -> int:
-    """Build the data (a callable, so its errors are reported too), diagnose, print, write JSON; the exit code."""
+def run(build_data, json_path: str | os.PathLike | None = None, quiet: bool = False,
+        input_errors: tuple[type[Exception], ...] = (FileNotFoundError, NotADirectoryError, ValueError),
+        **kwargs: Any) -> int:
+    """Build the data (a callable, so its errors are reported too), diagnose, print, write JSON; the exit code.
+    ``input_errors``: what ``build_data`` raises for bad data options (exit code 2, the message in the JSON)."""
     try:
         datamodule = build_data()
-    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+    except input_errors as e:
         print(f"flashvid doctor: error: {e}", file=sys.stderr)
         if json_path:
             Path(json_path).write_text(json.dumps({"ok": False, "exit_code": 2, "errors": [str(e)]}, indent=2))

@@ -129,7 +129,7 @@ def test_main_reports_a_data_option_error_in_one_line(tmp_path, capsys) -> None:
     })
     assert run_doctor(cfg) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("flashvid doctor: error: val_split found no group to hold out") and "\n" not in err
+    assert err.startswith("flashvid doctor: error: data: val_split found no group to hold out") and "\n" not in err
     assert "group_pattern=None" in err and "Error in call to target" not in err
 
 

@@ -12,25 +12,15 @@ def run_doctor(cfg: "DictConfig") -> int:
     """``cfg.data`` is instantiated as for training; options under ``cfg.doctor`` (all optional): ``json`` (report
     path), ``workers``, ``progress``, ``group_pattern``, ``imbalance_ratio``; ``max_failed_fraction`` defaults to
     ``cfg.model.max_failed_fraction``. Returns the exit code (0 ok, 1 cannot train, 2 bad data options)."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
     from ..doctor import run
+    from .config import ConfigError, build
 
     opts = dict(cfg.get("doctor") or {})
     model_cfg = cfg.get("model") or {}
     kwargs: dict[str, Any] = {k: opts[k] for k in ("workers", "progress", "group_pattern", "imbalance_ratio")
                               if k in opts}
     kwargs["max_failed_fraction"] = opts.get("max_failed_fraction", model_cfg.get("max_failed_fraction", 0.05))
-
-    def build_data() -> Any:
-        # Hydra wraps the datamodule's own error (val_split that cannot split, a missing folder) in a multi-line
-        # "Error in call to target ..." message: report the cause, which names the option and the fix
-        try:
-            return instantiate(cfg.data)
-        except InstantiationException as e:
-            if isinstance(e.__cause__, (FileNotFoundError, NotADirectoryError, ValueError)):
-                raise e.__cause__ from None
-            raise
-
-    return run(build_data, json_path=opts.get("json"), **kwargs)
+    # build() reports the datamodule's own error (a val_split that cannot split, a missing folder) against its key,
+    # not Hydra's multi-line "Error in call to target" wrapper; the doctor writes it to its JSON too
+    return run(lambda: build(cfg.data, "data"), json_path=opts.get("json"),
+               input_errors=(ConfigError, FileNotFoundError, NotADirectoryError, ValueError), **kwargs)

@@ -816,6 +816,14 @@ def _pool_context() -> Any:
     return ctx
 
 
+def start_pool_server() -> None:
+    """Start the pool's server process now, not in the first :func:`prepare`: one server serves every later call
+    of this process (a benchmark starts it before the clock; an application that prepares often, at start-up)."""
+    proc = _pool_context().Process(target=os.getpid)
+    proc.start()
+    proc.join()
+
+
 def prepare_samples(splits: Mapping[str, Sequence[VideoSample]], labels: Sequence[str], layout: _Layout,
                     output: str | os.PathLike, settings: PrepareSettings | None = None, *,
                     workers: int | None = None, progress: bool = True, force: bool = False,

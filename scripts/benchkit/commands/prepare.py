@@ -107,11 +107,9 @@ def _listed(fset: footage.FootageSet, repeat: int, root: Path) -> Path:
 def _start_forkserver() -> None:
     """Start prepare's pool server before any run is timed: one server serves every run of this process, and the
     first run alone would pay its start."""
-    from flashvid.data.prepare import _pool_context
+    from flashvid.data.prepare import start_pool_server
 
-    proc = _pool_context().Process(target=os.getpid)
-    proc.start()
-    proc.join()
+    start_pool_server()
 
 
 def _started(_: int) -> None:

@@ -176,15 +176,17 @@ class PrepareReport:
         if damaged:
             lines.append(f"damaged files ({len(damaged)}), copied up to the damage:")
             lines += [f"  {f['src']}: {f['note']}" for f in damaged]
+        copies = sum(1 for f in self.files if f.get("action") == "converted")  # this run's and earlier runs'
         held = sum(1 for f in self.files if (f.get("out") or {}).get("held_to_cap"))
         if held:
-            lines.append(f"  {held} copies held to their source's size by prepare.max_size_ratio (fewer bits than the "
-                         "crf asks, so further from the source; prepare.max_size_ratio=null lets the crf decide)")
+            lines.append(f"  {held} of {copies} copies held to their source's size by prepare.max_size_ratio (fewer "
+                         "bits than the crf asks, so further from the source; prepare.max_size_ratio=null lets the crf "
+                         "decide)")
         grain = sum(1 for f in self.files if (f.get("out") or {}).get("held_to_bits_per_pixel"))
         if grain:
-            lines.append(f"  {grain} copies held to prepare.max_bits_per_pixel (grain or noise the crf would keep, "
-                         "which every training clip pays to decode; prepare.max_bits_per_pixel=null lets the crf "
-                         "decide)")
+            lines.append(f"  {grain} of {copies} copies held to prepare.max_bits_per_pixel (grain or noise the crf "
+                         "would keep, which every training clip pays to decode; prepare.max_bits_per_pixel=null lets "
+                         "the crf decide)")
         over = [f for f in self.files if (f.get("out") or {}).get("over_cap")]
         if over:
             lines.append(f"copies larger than prepare.max_size_ratio allows ({len(over)}), kept:")

@@ -229,6 +229,20 @@ def test_frame_store_is_advised_when_a_clip_costs_the_workers_more_than_the_gpu_
     assert slow_gpu.clip_cost is not None and not [w for w in slow_gpu.warnings if "prepare.format=frames" in w]
 
 
+def test_frame_store_is_advised_when_the_workers_would_be_busy_most_of_the_time() -> None:
+    """Workers that could just deliver the GPU's rate still starve it: on the H200, 8 workers whose copies' clips
+    cost ~20 ms (400 clips/s, ~80% busy at 325) trained at 0.76-0.87 of model-only, 10 (500 clips/s) at 0.90-0.98.
+    The advice asks for :data:`LOADER_HEADROOM` to spare (it compared with the GPU's rate alone)."""
+    from flashvid.data.clip_cost import LOADER_HEADROOM, ClipCost, store_advice
+
+    copy = ClipCost(video_ms=20.0, store_ms=8.0, files=8)
+    assert 300 < 8 * 1000 / 20 < LOADER_HEADROOM * 300 <= 10 * 1000 / 20
+    advice = store_advice(copy, workers=8, gpu_clips_per_s=300)
+    assert advice is not None and "8 loader workers deliver at most 400 clips/s" in advice
+    assert store_advice(copy, workers=10, gpu_clips_per_s=300) is None
+    assert store_advice(ClipCost(20.0, 12.0, 8), workers=8, gpu_clips_per_s=300) is None  # a store saves too little
+
+
 class _ThreadsSeen:
     """A train transform that notes how many torch threads it runs under (then crops as the default would)."""
 

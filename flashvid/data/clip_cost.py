@@ -18,6 +18,10 @@ import torch
 
 # what the loader must deliver on one GPU: VideoMAE-base 16x224, compiled, bf16 on an H200 (docs/benchmarks.md)
 GPU_CLIPS_PER_S = 300.0
+# ... with this much to spare: workers busy most of the time fall behind at epoch ends and on slow clips. On the
+# H200's cores a copy's clip costs ~20 ms: 10 workers (~65% busy at 325 clips/s) trained at 0.90-0.98 of
+# model-only, 8 (~80% busy) at 0.76-0.87 with 12 steps per epoch, where frame stores read 0.97-0.99 (issue 19)
+LOADER_HEADROOM = 1.5
 
 
 @dataclass
@@ -94,15 +98,16 @@ def loader_clips_per_s(clip_ms: float, workers: int) -> float:
 
 
 def store_advice(cost: ClipCost, workers: int, gpu_clips_per_s: float = GPU_CLIPS_PER_S) -> str | None:
-    """The frame-store suggestion, when the workers cannot feed a fast GPU and a store's clip costs under half the
-    video's (measured: stores won only there, docs/benchmarks.md); None otherwise."""
+    """The frame-store suggestion, when the workers cannot feed a fast GPU with :data:`LOADER_HEADROOM` to spare and
+    a store's clip costs under half the video's (measured: stores won only there, docs/benchmarks.md); None
+    otherwise."""
     workers = max(workers, 1)  # no workers: the training process loads, as one worker would
     feed = loader_clips_per_s(cost.video_ms, workers)
-    if feed >= gpu_clips_per_s or cost.video_ms < 2 * cost.store_ms:
+    if feed >= LOADER_HEADROOM * gpu_clips_per_s or cost.video_ms < 2 * cost.store_ms:
         return None
     deliver = "workers deliver" if workers != 1 else "worker delivers"
     return (f"a training clip of these files costs {cost.video_ms:.0f} ms of CPU to decode and crop (a frame store's "
-            f"would cost ~{cost.store_ms:.0f} ms), so {workers} loader {deliver} about {feed:.0f} clips/s, less "
-            f"than one fast GPU trains (~{gpu_clips_per_s:.0f}: VideoMAE-base on an H200): train on a frame store, "
-            "`flashvid prepare <the same data options> prepare.format=frames output=DIR` (README: which format to "
-            "use)")
+            f"would cost ~{cost.store_ms:.0f} ms), so {workers} loader {deliver} at most {feed:.0f} clips/s, less "
+            f"than {LOADER_HEADROOM:g}x what one fast GPU trains (~{gpu_clips_per_s:.0f}: VideoMAE-base on an H200; "
+            "busier workers fall behind at epoch ends): train on a frame store, `flashvid prepare <the same data "
+            "options> prepare.format=frames output=DIR` (README: which format to use)")

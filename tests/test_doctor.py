@@ -231,7 +231,7 @@ def test_frame_store_is_advised_when_a_clip_costs_the_workers_more_than_the_gpu_
 
 def test_frame_store_is_advised_when_the_workers_would_be_busy_most_of_the_time() -> None:
     """Workers that could just deliver the GPU's rate still starve it: on the H200, 8 workers whose copies' clips
-    cost ~20 ms (400 clips/s, ~80% busy at 325) trained at 0.76-0.87 of model-only, 10 (500 clips/s) at 0.90-0.98.
+    cost ~20 ms (400 clips/s, ~80% busy at 325) trained at 0.76-0.87 of model-only, 10 (500 clips/s) at 0.87-0.98.
     The advice asks for :data:`LOADER_HEADROOM` to spare (it compared with the GPU's rate alone)."""
     from flashvid.data.clip_cost import LOADER_HEADROOM, ClipCost, store_advice
 

@@ -19,7 +19,7 @@ import torch
 # what the loader must deliver on one GPU: VideoMAE-base 16x224, compiled, bf16 on an H200 (docs/benchmarks.md)
 GPU_CLIPS_PER_S = 300.0
 # ... with this much to spare: workers busy most of the time fall behind at epoch ends and on slow clips. On the
-# H200's cores a copy's clip costs ~20 ms: 10 workers (~65% busy at 325 clips/s) trained at 0.90-0.98 of
+# H200's cores a copy's clip costs ~20 ms: 10 workers (~65% busy at 325 clips/s) trained at 0.87-0.98 of
 # model-only, 8 (~80% busy) at 0.76-0.87 with 12 steps per epoch, where frame stores read 0.97-0.99 (issue 19)
 LOADER_HEADROOM = 1.5
 

@@ -45,6 +45,20 @@ def test_train_end_to_end_with_its_model_only_baseline(demo_root: Path, tmp_path
     assert f"x{row['ratio']:.3f} of model_only_training" in out and "BASELINE" in out
 
 
+def test_decode_reports_the_frames_a_clip_decodes_beside_its_cpu_time(demo_root: Path, tmp_path: Path) -> None:
+    """The frames the PyAV reader decoded per clip (a cost other jobs' load does not move), counted outside the
+    timed clips: the non-reference skip never decodes more than decoding every frame from the keyframe does."""
+    rc = main(["decode", "--out", str(tmp_path), "--sets", "", "--root", str(demo_root / "train"),
+               "--variants", "pyav,pyav_skip_nonref", "--items", "3", "--rounds", "1"])
+    assert rc == 0
+    record = json.loads((tmp_path / "decode.json").read_text())
+    [base] = record["baselines"].values()
+    [row] = record["rows"]
+    assert base["name"] == "pyav" and row["name"] == "pyav_skip_nonref" and base["value"] > 0
+    assert base["frames_decoded_per_clip"] > 0
+    assert 0 < row["frames_decoded_per_clip"] <= base["frames_decoded_per_clip"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--data-override", "data.no_such_option=1"], "data.no_such_option is not an option"),
     (["--sets", "synth:nope"], "--sets synth:nope: neither a folder nor a footage set"),

@@ -92,14 +92,11 @@ def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageS
             samples = files[which]
             ds = VideoClipDataset(samples, sampling, seed=r, **kw)
             c0, w0 = time.process_time(), time.perf_counter()
-            for i in range(args.items):
-                item = ds[(i % len(samples), r * 1000 + i)]
-                if not isinstance(item, dict):
-                    raise RuntimeError(f"{name}: {item.path}: {item.reason}")
+            _read_round(ds, name, len(samples), r, args.items)
             clips = args.items * kw.get("clips_per_video", 1)
             cpu.setdefault(name, []).append(1e3 * (time.process_time() - c0) / clips)
             wall.setdefault(name, []).append(1e3 * (time.perf_counter() - w0) / clips)
-    decoded = {name: _frames_decoded(files[VARIANTS[name][0]], sampling, VARIANTS[name][1], args.rounds, args.items)
+    decoded = {name: _frames_decoded(name, files[VARIANTS[name][0]], sampling, args.rounds, args.items)
                for name in names}
     base = "pyav" if "pyav" in cpu else names[0]
     record.baseline(base, round(statistics.median(cpu[base]), 1), "cpu ms/clip", group=fset.name,
@@ -110,11 +107,20 @@ def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageS
                        wall_ms=round(statistics.median(wall[name]), 1), frames_decoded_per_clip=decoded[name])
 
 
-def _frames_decoded(samples: list[Any], sampling: Any, kw: dict[str, Any], rounds: int, items: int) -> float | None:
+def _read_round(ds: Any, name: str, files: int, r: int, items: int) -> None:
+    """Round ``r``'s clips of ``ds``: item ``i`` reads file ``i % files`` with the epoch ``r * 1000 + i``."""
+    for i in range(items):
+        item = ds[(i % files, r * 1000 + i)]
+        if not isinstance(item, dict):
+            raise RuntimeError(f"{name}: {item.path}: {item.reason}")
+
+
+def _frames_decoded(name: str, samples: list[Any], sampling: Any, rounds: int, items: int) -> float | None:
     """Frames the PyAV reader's decoder returned per clip, over the timed clips again, outside the times: the
     cost in frames, which does not move with other jobs' load as CPU time does. None for torchcodec."""
     from flashvid.data import VideoClipDataset, decoding
 
+    kw = VARIANTS[name][1]
     if kw.get("decoder") != "pyav":
         return None
     count = 0
@@ -129,9 +135,7 @@ def _frames_decoded(samples: list[Any], sampling: Any, kw: dict[str, Any], round
     decoding.PyAVReader._decode_from = counting  # type: ignore[method-assign]
     try:
         for r in range(rounds):
-            ds = VideoClipDataset(samples, sampling, seed=r, **kw)
-            for i in range(items):
-                ds[(i % len(samples), r * 1000 + i)]
+            _read_round(VideoClipDataset(samples, sampling, seed=r, **kw), name, len(samples), r, items)
     finally:
         decoding.PyAVReader._decode_from = plain  # type: ignore[method-assign]
     return round(count / (rounds * items * kw.get("clips_per_video", 1)), 2)

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, record: Record) -> None:
 
 
 def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageSet, formats: list[str]) -> None:
-    from flashvid.data.prepare import prepare, settings_for
+    from flashvid.data.prepare import prepare, settings_for, start_pool_server
     from flashvid.data.sources import list_videos
 
     record.info(f"footage/{fset.name}", footage.describe(fset.train))
@@ -63,7 +63,7 @@ def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageS
         seconds = time.perf_counter() - t
     record.baseline("decode every frame", round(len(files) / seconds, 2), "files/s", group=fset.name,
                     files=len(files), workers=workers, frames_per_s=round(sum(frames) / seconds))
-    _start_forkserver()  # once per process, reused by every prepare below: the first run would pay it alone
+    start_pool_server()  # once per process, reused by every prepare below: the first run would pay it alone
     runs = [(fmt, True) for fmt in formats] + [(fmt, False) for fmt in formats if args.every_frame]
     for fmt, skip in runs:
         out = Path(args.data) / "prepare_rate" / f"out_{fmt}"
@@ -102,14 +102,6 @@ def _listed(fset: footage.FootageSet, repeat: int, root: Path) -> Path:
             except OSError:
                 shutil.copyfile(src, link)
     return dst
-
-
-def _start_forkserver() -> None:
-    """Start prepare's pool server before any run is timed: one server serves every run of this process, and the
-    first run alone would pay its start."""
-    from flashvid.data.prepare import start_pool_server
-
-    start_pool_server()
 
 
 def _started(_: int) -> None:

@@ -24,6 +24,7 @@ from .decoding import DECODERS, resolve_decoder
 from .device_decode import decode_on_device, device_decodes_jpeg
 from .directions import flips_off_notice, mirrored_classes
 from .loader import EpochShuffleSampler, ResumableDataLoader, ShardedEpochSampler
+from .planar import COLOR_CONVERT
 from .sources import (
     UCF101_GROUP_PATTERN,
     VideoSample,
@@ -84,6 +85,7 @@ class VideoClassificationData(L.LightningDataModule):
         skip_nonref: bool = True,
         decoder: str = "auto",
         jpeg_decode: str = "workers",
+        color_convert: str = "auto",
         transforms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
         augmentation: Augmentation | Mapping[str, Any] | None = None,
         seed: int = 0,
@@ -106,6 +108,8 @@ class VideoClassificationData(L.LightningDataModule):
             raise ValueError(f"unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
         if jpeg_decode not in ("auto", *JPEG_DECODE):
             raise ValueError(f"unknown jpeg_decode {jpeg_decode!r}: choose one of auto, {', '.join(JPEG_DECODE)}")
+        if color_convert not in ("auto", *COLOR_CONVERT):
+            raise ValueError(f"unknown color_convert {color_convert!r}: choose one of auto, {', '.join(COLOR_CONVERT)}")
         if transforms is not None:
             bad = set(transforms) - set(SPLITS)
             if bad:
@@ -143,6 +147,9 @@ class VideoClassificationData(L.LightningDataModule):
         # where frame-store JPEGs are decoded: "workers", "device" (batched on the training device, nvJPEG on a
         # GPU) or "auto" (the device when it is a GPU that decodes JPEG)
         self.jpeg_decode = jpeg_decode
+        # where a prepared copy's YUV frames become RGB: "workers", "device" (batched after the transfer:
+        # flashvid.data.planar) or "auto" (the device when it is a GPU)
+        self.color_convert = color_convert
         self.transforms = dict(transforms or {})
         if isinstance(augmentation, Mapping):
             augmentation = Augmentation(**augmentation)
@@ -301,6 +308,7 @@ class VideoClassificationData(L.LightningDataModule):
         decoder = resolve_decoder(self.decoder)  # once, here: forked workers inherit the choice and its log line
         self._share_cpu_cores(stage)
         jpeg_decode = self._jpeg_decode_at()
+        color_convert = self._color_convert_at()
         a = self.augmentation
         for split, samples in self.samples.items():
             clips = self.num_clips if split == "test" else 1
@@ -311,6 +319,7 @@ class VideoClassificationData(L.LightningDataModule):
                 num_clips=clips, decoder=decoder, seed=self.seed, decode_threads=self.decode_threads,
                 skip_nonref=self.skip_nonref, clips_per_video=self.clips_per_video if train else 1,
                 keyframe_aligned=self.keyframe_aligned and train, jpeg_decode=jpeg_decode,
+                color_convert=color_convert,
             )
         self.batch_steps = build_batch_steps(a, cfg, self.num_classes)
 
@@ -330,6 +339,24 @@ class VideoClassificationData(L.LightningDataModule):
         log.warning("flashvid data: frame-store JPEGs are decoded in the loader workers: %s cannot (%s)", device, why)
         return "workers"
 
+    def _color_convert_at(self) -> str:
+        """Where copies' YUV frames become RGB this run (:meth:`color_convert_on` the trainer's device), said once
+        in the log when it is the device."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        where = self.color_convert_on(device)
+        if where == "device" and self.color_convert == "auto":
+            log.info("flashvid data: copies' YUV frames are converted to RGB on %s, batched; workers cut the planes",
+                     device)
+        return where
+
+    def color_convert_on(self, device: torch.device | None) -> str:
+        """``color_convert`` for training on ``device``: ``auto`` is the device when it is a GPU (measured on an
+        H200: 0.93-1.0 of model-only against 0.65-0.97 converting in the workers, docs/benchmarks.md), else the
+        workers."""
+        if self.color_convert != "auto":
+            return self.color_convert
+        return "device" if device is not None and device.type == "cuda" else "workers"
+
     def _split_running(self) -> str:
         trainer = self.trainer
         if trainer is None or trainer.training:
@@ -343,7 +370,8 @@ class VideoClassificationData(L.LightningDataModule):
     def decode_jpegs_on_device(self, batch: Any) -> Any:
         """Decode step (first in :meth:`on_after_batch_transfer`): a batch holding frame-store JPEGs (workers with
         ``jpeg_decode="device"``) gets its clips decoded on the batch's device and through the split's per-sample
-        transform, with the crops CPU decoding would give (:mod:`.device_decode`)."""
+        transform, with the crops CPU decoding would give (:mod:`.device_decode`); one holding YUV planes
+        (``color_convert="device"``) gets them converted to RGB there."""
         if not isinstance(batch, dict) or "encoded" not in batch:
             return batch
         dataset = self.datasets.get(self._split_running())

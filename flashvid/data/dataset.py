@@ -18,9 +18,10 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from .decoding import VideoDecodeError, check_clip_size, decode_short_side, keyframe_indices, open_video
+from .decoding import PyAVReader, VideoDecodeError, check_clip_size, decode_short_side, keyframe_indices, open_video
 from .frame_store import FrameStoreReader
 from .loader import EpochShuffleSampler, ResumableDataLoader, ShardedEpochSampler  # noqa: F401  (moved there)
+from .planar import COLOR_CONVERT, NotPlanar, PlanarFrames, coefficients
 from .sampling import ClipMode, ClipSampling
 from .sources import VideoSample
 
@@ -100,6 +101,7 @@ class EncodedClip:
 
 
 JPEG_DECODE = ("workers", "device")
+PLANAR_ROW = "planar"  # in ``batch["encoded"]``: the next clip of ``batch["planar"]`` (see collate_clips)
 
 
 class VideoClipDataset(Dataset):
@@ -110,7 +112,9 @@ class VideoClipDataset(Dataset):
     that returns ``(crops, T, C, H, W)`` (:class:`~flashvid.data.transforms.MultiCrop`) multiplies the views.
     ``jpeg_decode="device"``: frame-store files come back as :class:`EncodedClip` (JPEG bytes, decoded and
     transformed on the training device by :func:`~flashvid.data.device_decode.decode_on_device`); videos are
-    decoded here either way.
+    decoded here either way. ``color_convert="device"``: a single-view clip whose transform only crops (a prepared
+    copy) comes back as the crop's YUV planes (:class:`~flashvid.data.planar.PlanarFrames`), converted to RGB on
+    the training device (:mod:`.planar`).
     """
 
     def __init__(
@@ -127,10 +131,13 @@ class VideoClipDataset(Dataset):
         decode_threads: int = 1,
         skip_nonref: bool = True,
         jpeg_decode: str = "workers",
+        color_convert: str = "workers",
     ):
         if jpeg_decode not in JPEG_DECODE:
             raise ValueError(f"jpeg_decode must be one of {', '.join(JPEG_DECODE)}, got {jpeg_decode!r}")
-        self.jpeg_decode = jpeg_decode
+        if color_convert not in COLOR_CONVERT:
+            raise ValueError(f"color_convert must be one of {', '.join(COLOR_CONVERT)}, got {color_convert!r}")
+        self.jpeg_decode, self.color_convert = jpeg_decode, color_convert
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
         if (clips_per_video > 1 or keyframe_aligned) and clip_mode != "random":
@@ -170,14 +177,15 @@ class VideoClipDataset(Dataset):
         keys = keyframe_indices(path) if self.keyframe_aligned else None
         return self.sampling.repeated_clips(info.num_frames, info.fps, self.clips_per_video, rng, keys)
 
-    def load(self, path: str, rng: random.Random | None = None) -> torch.Tensor | EncodedClip:
+    def load(self, path: str, rng: random.Random | None = None) -> torch.Tensor | EncodedClip | PlanarFrames:
         """The clip(s) of one file: ``(T, C, H, W)``, or ``(V, T, C, H, W)`` when there are several views.
 
         Only the frames the clips need are decoded, so memory is bounded by ``num_frames`` x frame size whatever
         the file's length, and frames much larger than the transform's ``decode_short_side`` are scaled down while
         decoding (:func:`~flashvid.data.decoding.decode_short_side`). With ``rng`` the random transforms draw from it
         too (through a private seeding of ``random``), so a sample's crop depends on (seed, epoch, index) alone, as
-        its clip start does. A frame store with ``jpeg_decode="device"``: its :class:`EncodedClip`.
+        its clip start does. A frame store with ``jpeg_decode="device"``: its :class:`EncodedClip`; a crop left in
+        YUV for the device (``color_convert="device"``): its :class:`~flashvid.data.planar.PlanarFrames`.
         """
         single = self.num_clips == 1 and self.clips_per_video == 1
         reader = open_video(path, self.decoder, num_threads=self.decode_threads, skip_nonref=self.skip_nonref)
@@ -185,19 +193,38 @@ class VideoClipDataset(Dataset):
             info = reader.info
             clips = self._clips(path, info, rng)
             flat = [i for clip in clips for i in clip]
+            seed = rng.getrandbits(63) if rng is not None else None
             if self.jpeg_decode == "device" and isinstance(reader, FrameStoreReader):
                 buffer, bounds, order = reader.jpegs_at(flat)
-                return EncodedClip(path, buffer, bounds, order, len(clips), self.sampling.num_frames,
-                                   rng.getrandbits(63) if rng is not None else None, single,
+                return EncodedClip(path, buffer, bounds, order, len(clips), self.sampling.num_frames, seed, single,
                                    self.clips_per_video > 1)
             needed = getattr(self.transform, "decode_short_side", None)  # None: a transform of unknown size
             short = decode_short_side(info, self.sampling.num_frames, needed)
             check_clip_size(path, info, self.sampling.num_frames, short)  # per clip (views multiply it by choice)
+            if self.color_convert == "device" and single and short is None and isinstance(reader, PyAVReader):
+                planes = self._planes(reader, info, flat, seed)
+                if planes is not None:
+                    return planes
             frames = reader.frames_at(flat, short)
         finally:
             reader.close()
-        return clip_views(frames, len(clips), self.sampling.num_frames, self.transform,
-                          rng.getrandbits(63) if rng is not None else None, single)
+        return clip_views(frames, len(clips), self.sampling.num_frames, self.transform, seed, single)
+
+    def _planes(self, reader: PyAVReader, info: Any, flat: list[int], seed: int | None) -> PlanarFrames | None:
+        """The crop the transform would cut under ``seed``, as YUV planes; None when the transform does more than
+        crop these frames, or they are not plain 4:2:0 (rotated, another format or matrix): RGB then."""
+        crop_box = getattr(self.transform, "crop_box", None)
+        if crop_box is None:
+            return None
+        with _seeded_globals(seed):
+            box = crop_box(info.height, info.width)
+        if box is None:
+            return None
+        try:
+            return reader.planes_at(flat, box)
+        except NotPlanar as e:
+            log.debug("flashvid: %s is converted to RGB in the worker: %s", reader.path, e)
+            return None
 
 
 def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, Any]:
@@ -208,16 +235,19 @@ def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, 
     Multi-label items (a tuple of class indices each) give ``label`` as ``(batch, most classes)`` indices padded
     with -1; :func:`multi_hot` (the datamodule, once it knows the number of classes) turns them into 0/1 rows.
 
-    When an item is an :class:`EncodedClip` (frame-store JPEGs left for the device), ``video`` is None and
-    ``encoded`` lists every good item's rows in order: a tensor (decoded in the worker) or an :class:`EncodedClip`;
-    :func:`~flashvid.data.device_decode.decode_on_device` makes ``video`` of them.
+    When an item is an :class:`EncodedClip` (frame-store JPEGs left for the device) or YUV planes
+    (:class:`~flashvid.data.planar.PlanarFrames`), ``video`` is None and ``encoded`` lists every good item's rows in
+    order: a tensor (decoded in the worker), an :class:`EncodedClip`, or ``"planar"`` for the next clip of
+    ``planar`` (the planes of all of them stacked); :func:`~flashvid.data.device_decode.decode_on_device` makes
+    ``video`` of them.
     """
     good = [it for it in items if not isinstance(it, DecodeFailure)]
     reps = [it["video"].rows if isinstance(it["video"], EncodedClip) else it["video"].shape[0] if it.get("repeated")
             else 1 for it in good]
-    videos = [it["video"] if it.get("repeated") or isinstance(it["video"], EncodedClip) else it["video"].unsqueeze(0)
-              for it in good]
-    encoded = any(isinstance(v, EncodedClip) for v in videos)
+    videos = [it["video"] if it.get("repeated") or isinstance(it["video"], (EncodedClip, PlanarFrames))
+              else it["video"].unsqueeze(0) for it in good]
+    planar = [v for v in videos if isinstance(v, PlanarFrames)]
+    encoded = bool(planar) or any(isinstance(v, EncodedClip) for v in videos)
     batch = {
         "video": torch.cat(videos) if good and not encoded else None,
         "label": _labels([it["label"] for it, r in zip(good, reps) for _ in range(r)]),
@@ -227,7 +257,13 @@ def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, 
                    for f in items if isinstance(f, DecodeFailure)],
     }
     if encoded:
-        batch["encoded"] = videos
+        batch["encoded"] = [PLANAR_ROW if isinstance(v, PlanarFrames) else v for v in videos]
+    if planar:  # one tensor per plane for the whole batch: pinned and copied to the device once
+        batch["planar"] = {
+            "y": torch.stack([p.y for p in planar]), "uv": torch.stack([p.uv for p in planar]),
+            "coeffs": torch.tensor([coefficients(p.matrix, p.full_range) for p in planar]),
+            "phase": [p.phase for p in planar],  # a list: read on the host, where the device need not wait for it
+        }
     return batch
 
 

@@ -1,4 +1,5 @@
-"""Frame-store JPEGs decoded on the training device, batched: the step before the batch augmentations.
+"""Frame-store JPEGs decoded, and copies' YUV planes converted, on the training device, batched: the step before
+the batch augmentations.
 
 With ``jpeg_decode="device"`` a loader worker reads a store clip's JPEG bytes and decodes nothing (a fraction of a
 millisecond per clip instead of the CPU decode); here, after the transfer, every JPEG of the batch is decoded in
@@ -8,6 +9,9 @@ at the data's short side (``flashvid prepare`` sizes it so), that transform is a
 of the short side and the eval crop needs no resize.
 
 A store whose JPEGs do not decode is dropped from the batch and listed under ``failed``, as an unreadable video is.
+
+With ``color_convert="device"`` the workers hand over the crops of prepared copies as YUV planes
+(:mod:`.planar`): every clip of the batch becomes RGB in one vectorised step here, already cropped.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Any, Callable
 
 import torch
 
-from .dataset import EncodedClip, clip_views
+from .dataset import PLANAR_ROW, EncodedClip, clip_views
 from .frame_store import decode_jpegs, split_jpegs, stack_frames
+from .planar import yuv_to_rgb
 from .video_file import VideoDecodeError
 
 
@@ -60,16 +65,29 @@ def _decode_all(clips: list[EncodedClip], device: torch.device) -> list[list[tor
 def decode_on_device(batch: dict[str, Any], transform: Callable[[torch.Tensor], torch.Tensor] | None,
                      device: torch.device | str) -> dict[str, Any]:
     """``batch["encoded"]`` (see :func:`~flashvid.data.dataset.collate_clips`) into ``batch["video"]``: the store
-    clips decoded on ``device`` and transformed there, the worker-decoded rows as they came."""
+    clips decoded on ``device`` and transformed there, the planar clips converted there, the worker-decoded rows
+    as they came."""
     parts = batch.pop("encoded", None)
     if parts is None:
         return batch
     device = torch.device(device)
+    planes = batch.pop("planar", None)
+    rgb = None if planes is None else yuv_to_rgb(
+        planes["y"].to(device, non_blocking=True), planes["uv"].to(device, non_blocking=True),
+        planes["coeffs"].to(device, non_blocking=True), planes["phase"])
+    if rgb is not None and all(isinstance(p, str) for p in parts):  # the usual batch: nothing to put in between
+        batch["video"] = rgb
+        return batch
+    converted = iter(rgb if rgb is not None else ())
     clips = [p for p in parts if isinstance(p, EncodedClip)]
-    decoded = iter(_decode_all(clips, device))
+    decoded = iter(_decode_all(clips, device) if clips else ())
     videos: list[torch.Tensor] = []
     keep: list[bool] = []
     for part in parts:
+        if isinstance(part, str) and part == PLANAR_ROW:
+            videos.append(next(converted).unsqueeze(0))
+            keep.append(True)
+            continue
         if not isinstance(part, EncodedClip):
             videos.append(part.to(device, non_blocking=True))
             keep += [True] * part.shape[0]

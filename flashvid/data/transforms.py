@@ -49,7 +49,10 @@ def _crop_resized(video: torch.Tensor, top: int, left: int, window: int, size: i
 
 def _window(video: torch.Tensor, crop_size: int, short_side: int) -> int:
     """Source pixels that become ``crop_size`` once the short side is scaled to ``short_side``."""
-    short = min(video.shape[-2:])
+    return _window_of(min(video.shape[-2:]), crop_size, short_side)
+
+
+def _window_of(short: int, crop_size: int, short_side: int) -> int:
     return min(max(round(crop_size * short / short_side), 1), short)
 
 
@@ -78,10 +81,22 @@ class RandomShortSideCrop:
             h, w = video.shape[-2:]
             return _crop(video, random.randint(0, h - self.crop_size), random.randint(0, w - self.crop_size),
                          self.crop_size)
-        window = _window(video, self.crop_size, short_side)
         h, w = video.shape[-2:]
-        return _crop_resized(video, random.randint(0, h - window), random.randint(0, w - window), window,
-                             self.crop_size)
+        top, left, window = self._box(h, w, short_side)
+        return _crop_resized(video, top, left, window, self.crop_size)
+
+    def _box(self, h: int, w: int, short_side: int) -> tuple[int, int, int]:
+        window = _window_of(min(h, w), self.crop_size, short_side)
+        return random.randint(0, h - window), random.randint(0, w - window), window
+
+    def crop_box(self, height: int, width: int) -> tuple[int, int, int] | None:
+        """(top, left, size) of the square ``__call__`` cuts from frames of this size, drawn from ``random`` as
+        ``__call__`` draws it, when that is all it does (no resize: a copy at the short side); else None."""
+        short_side = random.randint(self.min_size, self.max_size)
+        if short_side < self.crop_size:
+            return None
+        top, left, window = self._box(height, width, short_side)
+        return (top, left, window) if window == self.crop_size else None
 
     def __repr__(self) -> str:
         return f"RandomShortSideCrop(crop={self.crop_size}, short_side=[{self.min_size}, {self.max_size}])"
@@ -103,9 +118,21 @@ class ShortSideCenterCrop:
             video = _pad_to(resize_short_side(video, self.resize_size), self.crop_size)
             h, w = video.shape[-2:]
             return _crop(video, (h - self.crop_size) // 2, (w - self.crop_size) // 2, self.crop_size)
-        window = _window(video, self.crop_size, self.resize_size)
         h, w = video.shape[-2:]
-        return _crop_resized(video, (h - window) // 2, (w - window) // 2, window, self.crop_size)
+        top, left, window = self._box(h, w)
+        return _crop_resized(video, top, left, window, self.crop_size)
+
+    def _box(self, h: int, w: int) -> tuple[int, int, int]:
+        window = _window_of(min(h, w), self.crop_size, self.resize_size)
+        return (h - window) // 2, (w - window) // 2, window
+
+    def crop_box(self, height: int, width: int) -> tuple[int, int, int] | None:
+        """(top, left, size) of the square ``__call__`` cuts from frames of this size, when that is all it does
+        (no resize: a copy at the short side); else None."""
+        if self.resize_size < self.crop_size:
+            return None
+        top, left, window = self._box(height, width)
+        return (top, left, window) if window == self.crop_size else None
 
     def __repr__(self) -> str:
         return f"ShortSideCenterCrop(crop={self.crop_size}, short_side={self.resize_size})"

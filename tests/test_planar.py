@@ -1,0 +1,171 @@
+"""YUV planes cut in the workers and converted to RGB on the training device (``data.color_convert=device``), on
+real encoded files: the conversion matches swscale's for each colour matrix, range and crop phase; the device path
+gives a batch the workers' crops, rows and labels (mixed batches included); what it does not cover is converted in
+the workers; a tiny model trains with it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import av
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from av.video.reformatter import VideoReformatter
+
+from flashvid import VideoClassificationData, VideoClassifier
+from flashvid.data.dataset import PLANAR_ROW, VideoClipDataset, collate_clips
+from flashvid.data.device_decode import decode_on_device
+from flashvid.data.planar import NotPlanar, planar_rgb, planar_window, stack_planes
+from flashvid.data.prepare import prepare
+from flashvid.data.sampling import ClipSampling
+from flashvid.data.sources import list_videos
+from flashvid.data.transforms import RandomShortSideCrop, ShortSideCenterCrop
+
+SHORT, FPS = 32, 10  # the demo's 64x80 videos prepared to 32x40 copies
+SAMPLING = ClipSampling(4, 2, target_fps=None)
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = ((a.double() - b.double()) ** 2).mean().item()
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
+def _encode(path: Path, pix_fmt: str, colorspace: int, color_range: int, size: tuple[int, int] = (48, 40)) -> Path:
+    """Five frames of blocks of colour (edges and flat areas, as footage has) in ``pix_fmt``, tagged."""
+    rng = np.random.default_rng(colorspace)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
+        stream.codec_context.colorspace = colorspace
+        if color_range:
+            stream.codec_context.color_range = color_range
+        for _ in range(5):
+            cells = rng.integers(0, 256, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+            rgb = np.ascontiguousarray(cells.repeat(8, 0).repeat(8, 1))
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            frame.colorspace = colorspace
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("pix_fmt, colorspace, color_range", [
+    ("yuv420p", 2, 0),   # untagged: swscale's default, BT.601 limited (what flashvid prepare writes)
+    ("yuv420p", 1, 1),   # BT.709 limited (HD cameras and phones)
+    ("yuvj420p", 5, 2),  # BT.601 full range (JPEG range: some phones and webcams)
+], ids=["bt601", "bt709", "full_range"])
+def test_planes_convert_to_the_rgb_swscale_gives(tmp_path, pix_fmt, colorspace, color_range) -> None:
+    path = _encode(tmp_path / "tagged.mp4", pix_fmt, colorspace, color_range)
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+    assert (frames[0].format.name, int(frames[0].colorspace)) == (pix_fmt, colorspace)  # the tags survived
+    rgb = VideoReformatter()
+    whole = torch.stack([torch.from_numpy(rgb.reformat(f, format="rgb24").to_ndarray()) for f in frames])
+    # every phase of a crop against the chroma grid, and crops touching the right and bottom edges
+    for box in [(0, 0, 32), (1, 0, 32), (0, 1, 32), (1, 1, 30), (8, 16, 32), (7, 15, 32), (0, 0, 40)]:
+        top, left, size = box
+        out = planar_rgb(stack_planes([planar_window(f, box) for f in frames], box))
+        expected = whole[:, top : top + size, left : left + size].permute(0, 3, 1, 2)
+        assert out.shape == expected.shape == (5, 3, size, size)
+        assert (out.int() - expected.int()).abs().max() <= 3 and _psnr(out, expected) >= 44, box
+    for box in [(0, 0, 31), (0, 17, 32)]:  # an odd size, a box past the edge: the worker converts those
+        with pytest.raises(NotPlanar):
+            planar_window(frames[0], box)
+
+
+@pytest.fixture(scope="module")
+def copies(demo_root: Path, tmp_path_factory) -> Path:
+    """Two train and one val video per class of the demo (mp4 and avi), prepared as video copies."""
+    out = tmp_path_factory.mktemp("planar")
+    for split, keep in (("train", 2), ("val", 1)):
+        for folder in sorted((demo_root / split).iterdir()):
+            (out / "src" / split / folder.name).mkdir(parents=True)
+            for f in sorted(folder.iterdir())[-keep:]:
+                shutil.copy(f, out / "src" / split / folder.name / f.name)
+    report = prepare(out / "copy", train_folder=out / "src" / "train", val_folder=out / "src" / "val",
+                     short_side=SHORT, max_fps=FPS, workers=1, progress=False)
+    assert not report.failed and report.converted == report.total
+    return out
+
+
+def _batch(paths: list[str], color_convert: str, transform, mode: str = "random", epoch: int = 1) -> dict:
+    samples = [type("S", (), {"path": p, "label": i})() for i, p in enumerate(paths)]
+    ds = VideoClipDataset(samples, SAMPLING, transform, mode, color_convert=color_convert)
+    return collate_clips([ds[(i, epoch)] for i in range(len(paths))])
+
+
+@pytest.mark.parametrize("transform, mode", [
+    (RandomShortSideCrop(SHORT, SHORT), "random"),  # training: a random square of the short side
+    (ShortSideCenterCrop(24, SHORT), "center"),     # validation: the centre crop
+], ids=["train", "val"])
+def test_device_conversion_gives_the_workers_crops_rows_and_labels(copies, demo_root, transform, mode) -> None:
+    prepared = sorted(list_videos(copies / "copy" / "train"))
+    raw_avi = sorted(p for p in list_videos(demo_root / "train") if p.endswith(".avi"))[0]  # decoded to RGB
+    paths = [*prepared[:2], raw_avi, *prepared[2:5]]
+    workers = _batch(paths, "workers", transform, mode)
+    device = _batch(paths, "device", transform, mode)
+    assert device["video"] is None and "planar" in device
+    assert device["encoded"].count(PLANAR_ROW) == 5 and isinstance(device["encoded"][2], torch.Tensor)
+    # half the bytes of RGB cross from the worker (and are pinned and copied): a square a little over the crop
+    assert device["planar"]["y"].numel() + device["planar"]["uv"].numel() < 0.6 * workers["video"][:5].numel()
+    again = _batch(paths, "device", transform, mode)
+    assert torch.equal(again["planar"]["y"], device["planar"]["y"]) and again["planar"]["phase"] == \
+        device["planar"]["phase"]  # the same item gives the same planes
+    decoded = decode_on_device(device, transform, "cpu")
+    assert "encoded" not in decoded and "planar" not in decoded and not decoded["failed"]
+    assert decoded["video"].shape == workers["video"].shape
+    assert torch.equal(decoded["video"][2], workers["video"][2])  # the avi row, as the worker made it, in place
+    for row in range(len(paths)):  # each copy's row: the same crop (another crop is far more than 3 levels off)
+        diff = (decoded["video"][row].int() - workers["video"][row].int()).abs().max()
+        assert diff <= 3 and _psnr(decoded["video"][row], workers["video"][row]) >= 44, row
+    assert decoded["path"] == workers["path"] and torch.equal(decoded["label"], workers["label"])
+    if mode == "random":  # another epoch: other crops, still the workers' ones
+        other = decode_on_device(_batch(paths, "device", transform, mode, epoch=2), transform, "cpu")
+        assert not torch.equal(other["video"], decoded["video"])
+        assert _psnr(other["video"], _batch(paths, "workers", transform, mode, epoch=2)["video"]) >= 44
+
+
+def test_clips_the_conversion_does_not_cover_are_converted_in_the_workers(copies, tmp_path) -> None:
+    prepared = sorted(list_videos(copies / "copy" / "train"))[:2]
+    # a crop that needs a resize (a short side drawn above the copy's): RGB from the worker, as before
+    resized = _batch(prepared, "device", RandomShortSideCrop(24, SHORT + 8, SHORT + 8))
+    assert "planar" not in resized and resized["video"].shape[-2:] == (24, 24)
+    # 4:4:4 frames (another layout of the planes) of the copies' size: the worker converts them, in their row
+    # beside a BT.709 file and a copy (BT.601), each converted with its own matrix
+    full_chroma = str(_encode(tmp_path / "yuv444.mp4", "yuv444p", 2, 0, size=(40, SHORT)))
+    bt709 = str(_encode(tmp_path / "bt709.mp4", "yuv420p", 1, 1, size=(40, SHORT)))
+    transform = RandomShortSideCrop(SHORT, SHORT)
+    paths = [full_chroma, bt709, prepared[0]]
+    batch = _batch(paths, "device", transform)
+    assert isinstance(batch["encoded"][0], torch.Tensor) and batch["encoded"][1:] == [PLANAR_ROW, PLANAR_ROW]
+    video = decode_on_device(batch, transform, "cpu")["video"]
+    expected = _batch(paths, "workers", transform)["video"]
+    assert torch.equal(video[0], expected[0])
+    assert _psnr(video[1], expected[1]) >= 44 and _psnr(video[2], expected[2]) >= 44
+
+
+def test_a_tiny_model_trains_with_colours_converted_on_the_device(copies) -> None:
+    def dm(color_convert: str) -> VideoClassificationData:
+        return VideoClassificationData.from_folders(copies / "copy" / "train", copies / "copy" / "val", batch_size=4,
+                                                    num_workers=0, num_frames=4, crop_size=24, resize_size=SHORT,
+                                                    color_convert=color_convert)
+
+    auto = dm("auto")
+    auto.setup("fit")
+    assert auto.datasets["train"].color_convert == "workers"  # auto: the device only when it is a GPU
+    data = dm("device")
+    model = VideoClassifier("tiny_r2plus1d", labels=data.labels, learning_rate=1e-2)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=data)
+    assert data.datasets["train"].color_convert == "device"
+    assert "planar" in next(iter(data.train_dataloader()))  # the batches did carry planes
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(ValueError, match="color_convert"):
+        dm("gpu")

@@ -16,6 +16,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 from flashvid import VideoClassificationData, VideoClassifier
+from flashvid.data.clip_cost import training_clip_cost
 from flashvid.data.dataset import PLANAR_ROW, VideoClipDataset, collate_clips
 from flashvid.data.device_decode import decode_on_device
 from flashvid.data.planar import NotPlanar, planar_rgb, planar_window, stack_planes
@@ -169,3 +170,14 @@ def test_a_tiny_model_trains_with_colours_converted_on_the_device(copies) -> Non
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     with pytest.raises(ValueError, match="color_convert"):
         dm("gpu")
+
+
+def test_doctor_times_a_clip_as_training_with_planes_runs_it(copies) -> None:
+    """``flashvid doctor``'s clip cost goes through the planes when training will (it failed on them: the store
+    estimate needs the clip's pixels)."""
+    data = VideoClassificationData.from_folders(copies / "copy" / "train", batch_size=4, num_workers=0, num_frames=4,
+                                                crop_size=24, resize_size=SHORT, color_convert="device")
+    paths = sorted(list_videos(copies / "copy" / "train"))
+    cost = training_clip_cost(data, paths, files=3)
+    assert data.datasets["train"].color_convert == "device"
+    assert cost is not None and cost.files == 3 and cost.video_ms > 0 and cost.store_ms > 0

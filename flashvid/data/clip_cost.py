@@ -20,8 +20,10 @@ import torch
 # what the loader must deliver on one GPU: VideoMAE-base 16x224, compiled, bf16 on an H200 (docs/benchmarks.md)
 GPU_CLIPS_PER_S = 300.0
 # ... with this much to spare: workers busy most of the time fall behind at epoch ends and on slow clips. On the
-# H200's cores a copy's clip costs ~20 ms: 10 workers (~65% busy at 325 clips/s) trained at 0.87-0.98 of
-# model-only, 8 (~80% busy) at 0.76-0.87 with 12 steps per epoch, where frame stores read 0.97-0.99 (issue 19)
+# H200's cores a copy's clip costs ~20 ms with RGB made in the worker: 10 workers (~65% busy at 325 clips/s)
+# trained at 0.87-0.98 of model-only, 8 (~80% busy) at 0.76-0.87 with 12 steps per epoch, where frame stores read
+# 0.97-0.99 (issue 19). With RGB made on the GPU (data.color_convert=auto there) a clip costs ~25% less and the
+# same 8 workers trained those copies at 0.86-1.01: the measured clip says which case a machine is in
 LOADER_HEADROOM = 1.5
 
 

@@ -7,7 +7,9 @@ every variant, in one process, one decode thread unless stated; the variants alt
 shared machine hits them alike. CPU time (process_time) is the figure (robust to other jobs), wall time beside it
 (the only meaningful one for the 2-thread variants). Baseline: plain PyAV (every frame from the keyframe).
 Variants: the PyAV non-reference skip (data.skip_nonref), torchcodec, 2 decode threads, clips_per_video=2,
-keyframe-aligned starts, and the same on a `flashvid prepare` copy (--prepare-spec).
+keyframe-aligned starts, and the same on a `flashvid prepare` copy (--prepare-spec); on the copy also the train
+crop as training cuts it, with RGB made in the worker or left for the device (``data.color_convert``; the worker's
+share, collation of a batch of 8 included: what a loader worker spends per clip).
 
     python scripts/bench.py decode --sets synth:720p,synth:ucf --items 6 --rounds 3
     python scripts/bench.py decode --root DIR/train --variants pyav,prepared_pyav_noskip,prepared_pyav
@@ -37,6 +39,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "prepared_pyav_noskip": ("prepared", dict(decoder="pyav", skip_nonref=False)),
     "prepared_torchcodec": ("prepared", dict(decoder="torchcodec")),
     "prepared_pyav_clips_per_video_2": ("prepared", dict(decoder="pyav", clips_per_video=2)),
+    # the train crop as training cuts it (the backbone's short side), RGB made in the worker or on the device
+    "prepared_pyav_train_crop": ("prepared", dict(decoder="pyav", crop=True)),
+    "prepared_pyav_train_crop_device_rgb": ("prepared", dict(decoder="pyav", crop=True, color_convert="device")),
 }
 
 
@@ -74,7 +79,8 @@ def run(args: argparse.Namespace, record: Record) -> None:
 
 
 def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageSet, names: list[str]) -> None:
-    from flashvid.data import ClipSampling, VideoClipDataset, VideoSample
+    from flashvid.data import ClipSampling, RandomShortSideCrop, VideoSample
+    from flashvid.data.clip_config import resolve_clip_config
     from flashvid.data.sources import list_videos
 
     record.info(f"footage/{fset.name}", footage.describe(fset.train))
@@ -84,13 +90,15 @@ def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageS
         record.info(f"prepare/{fset.name}/{args.prepare_spec}", report)
         files["prepared"] = [VideoSample(f, 0) for f in list_videos(data["train_folder"])]
     sampling = ClipSampling(16, 4)
+    short = resolve_clip_config(args.backbone, {}).short_side
+    crop = RandomShortSideCrop(short, short)
     cpu: dict[str, list[float]] = {}
     wall: dict[str, list[float]] = {}
     for r in range(args.rounds):
         for name in names:
             which, kw = VARIANTS[name]
             samples = files[which]
-            ds = VideoClipDataset(samples, sampling, seed=r, **kw)
+            ds = _dataset(samples, sampling, r, kw, crop)
             c0, w0 = time.process_time(), time.perf_counter()
             _read_round(ds, name, len(samples), r, args.items)
             clips = args.items * kw.get("clips_per_video", 1)
@@ -107,21 +115,36 @@ def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageS
                        wall_ms=round(statistics.median(wall[name]), 1), frames_decoded_per_clip=decoded[name])
 
 
+def _dataset(samples: list[Any], sampling: Any, r: int, kw: dict[str, Any], crop: Any) -> Any:
+    from flashvid.data import VideoClipDataset
+
+    kw = dict(kw)
+    return VideoClipDataset(samples, sampling, crop if kw.pop("crop", False) else None, seed=r, **kw)
+
+
 def _read_round(ds: Any, name: str, files: int, r: int, items: int) -> None:
-    """Round ``r``'s clips of ``ds``: item ``i`` reads file ``i % files`` with the epoch ``r * 1000 + i``."""
+    """Round ``r``'s clips of ``ds``: item ``i`` reads file ``i % files`` with the epoch ``r * 1000 + i``; with a
+    transform (the train crop variants), collated in batches of 8 as a loader worker does."""
+    from flashvid.data.dataset import collate_clips
+
+    batch = []
     for i in range(items):
         item = ds[(i % files, r * 1000 + i)]
         if not isinstance(item, dict):
             raise RuntimeError(f"{name}: {item.path}: {item.reason}")
+        batch.append(item)
+        if ds.transform is not None and (len(batch) == 8 or i == items - 1):
+            collate_clips(batch)
+            batch = []
 
 
 def _frames_decoded(name: str, samples: list[Any], sampling: Any, rounds: int, items: int) -> float | None:
     """Frames the PyAV reader's decoder returned per clip, over the timed clips again, outside the times: the
     cost in frames, which does not move with other jobs' load as CPU time does. None for torchcodec."""
-    from flashvid.data import VideoClipDataset, decoding
+    from flashvid.data import decoding
 
     kw = VARIANTS[name][1]
-    if kw.get("decoder") != "pyav":
+    if kw.get("decoder") != "pyav" or kw.get("crop"):  # the crop variants decode the frames prepared_pyav does
         return None
     count = 0
     plain = decoding.PyAVReader._decode_from
@@ -135,7 +158,7 @@ def _frames_decoded(name: str, samples: list[Any], sampling: Any, rounds: int, i
     decoding.PyAVReader._decode_from = counting  # type: ignore[method-assign]
     try:
         for r in range(rounds):
-            _read_round(VideoClipDataset(samples, sampling, seed=r, **kw), name, len(samples), r, items)
+            _read_round(_dataset(samples, sampling, r, kw, None), name, len(samples), r, items)
     finally:
         decoding.PyAVReader._decode_from = plain  # type: ignore[method-assign]
     return round(count / (rounds * items * kw.get("clips_per_video", 1)), 2)

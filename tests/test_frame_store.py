@@ -127,21 +127,23 @@ def _epochs(loader, epochs: range, limit: int | None = None) -> list[list[tuple[
     for epoch in epochs:
         loader.sampler.set_epoch(epoch)
         out.append([])
-        for b in loader:
-            out[-1].append((b["index"].tolist(), b["video"]))
+        for b in loader:  # the pixels as the workers hand them over: RGB, or a copy's planes (color_convert=device)
+            out[-1].append((b["index"].tolist(), b["video"] if b["video"] is not None else b["planar"]["y"]))
             if limit is not None and epoch == epochs[-1] and len(out[-1]) == limit:
                 break
     return out
 
 
-@pytest.mark.parametrize("fmt", ["video", "frames"])
-def test_both_formats_repeat_and_resume_exactly_across_an_epoch_boundary(copies, fmt) -> None:
+@pytest.mark.parametrize("fmt, color_convert", [("video", "workers"), ("video", "device"), ("frames", "workers")])
+def test_both_formats_repeat_and_resume_exactly_across_an_epoch_boundary(copies, fmt, color_convert) -> None:
     """Two loaders over the same copy (2 workers running on across epoch ends) give the same training clips, epoch
     after epoch; one restored from the state saved mid-epoch 1 gives the rest of epoch 1, then epoch 2 as the
-    uninterrupted one (issue 19: exact resume and determinism for both formats, across an epoch boundary)."""
+    uninterrupted one (issue 19: exact resume and determinism for both formats, across an epoch boundary; the
+    copy's also with its planes left for the device)."""
     def loader():
         dm = VideoClassificationData.from_folders(copies[fmt] / "train", batch_size=2, num_workers=2, num_frames=4,
-                                                  crop_size=24, resize_size=SHORT, seed=3)
+                                                  crop_size=24, resize_size=SHORT, seed=3,
+                                                  color_convert=color_convert)
         dm.setup("fit")
         return dm.train_dataloader()
 
@@ -151,6 +153,7 @@ def test_both_formats_repeat_and_resume_exactly_across_an_epoch_boundary(copies,
     first = loader()
     assert first.streaming and len(first) == 4
     expected = _epochs(first, range(3))
+    assert (expected[0][0][1].dim() == 4) == (color_convert == "device")  # (B, T, S+2, S+2): luma planes
     assert all(sum(len(i) for i, _ in epoch) == 8 for epoch in expected)
     assert not same(expected[0], expected[1])  # a new order and new clips each epoch
     again = _epochs(loader(), range(3))

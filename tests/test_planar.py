@@ -19,7 +19,7 @@ from flashvid import VideoClassificationData, VideoClassifier
 from flashvid.data.clip_cost import training_clip_cost
 from flashvid.data.dataset import PLANAR_ROW, VideoClipDataset, collate_clips
 from flashvid.data.device_decode import decode_on_device
-from flashvid.data.planar import NotPlanar, planar_rgb, planar_window, stack_planes
+from flashvid.data.planar import NotPlanar, clip_planes, planar_rgb, planar_window
 from flashvid.data.prepare import prepare
 from flashvid.data.sampling import ClipSampling
 from flashvid.data.sources import list_videos
@@ -70,7 +70,7 @@ def test_planes_convert_to_the_rgb_swscale_gives(tmp_path, pix_fmt, colorspace, 
     # every phase of a crop against the chroma grid, and crops touching the right and bottom edges
     for box in [(0, 0, 32), (1, 0, 32), (0, 1, 32), (1, 1, 30), (8, 16, 32), (7, 15, 32), (0, 0, 40)]:
         top, left, size = box
-        out = planar_rgb(stack_planes([planar_window(f, box) for f in frames], box))
+        out = planar_rgb(clip_planes(frames, [box], len(frames)))[0]
         expected = whole[:, top : top + size, left : left + size].permute(0, 3, 1, 2)
         assert out.shape == expected.shape == (5, 3, size, size)
         assert (out.int() - expected.int()).abs().max() <= 3 and _psnr(out, expected) >= 44, box
@@ -94,41 +94,48 @@ def copies(demo_root: Path, tmp_path_factory) -> Path:
     return out
 
 
-def _batch(paths: list[str], color_convert: str, transform, mode: str = "random", epoch: int = 1) -> dict:
+def _batch(paths: list[str], color_convert: str, transform, mode: str = "random", epoch: int = 1, **kw) -> dict:
     samples = [type("S", (), {"path": p, "label": i})() for i, p in enumerate(paths)]
-    ds = VideoClipDataset(samples, SAMPLING, transform, mode, color_convert=color_convert)
+    ds = VideoClipDataset(samples, SAMPLING, transform, mode, color_convert=color_convert, **kw)
     return collate_clips([ds[(i, epoch)] for i in range(len(paths))])
 
 
-@pytest.mark.parametrize("transform, mode", [
-    (RandomShortSideCrop(SHORT, SHORT), "random"),  # training: a random square of the short side
-    (ShortSideCenterCrop(24, SHORT), "center"),     # validation: the centre crop
-], ids=["train", "val"])
-def test_device_conversion_gives_the_workers_crops_rows_and_labels(copies, demo_root, transform, mode) -> None:
+@pytest.mark.parametrize("transform, mode, clips", [
+    (RandomShortSideCrop(SHORT, SHORT), "random", 1),  # training: a random square of the short side
+    (RandomShortSideCrop(SHORT, SHORT), "random", 2),  # ... 2 clips of each video, each its own crop (recipes)
+    (ShortSideCenterCrop(24, SHORT), "center", 1),     # validation: the centre crop
+], ids=["train", "train_2_clips_per_video", "val"])
+def test_device_conversion_gives_the_workers_crops_rows_and_labels(copies, demo_root, transform, mode, clips) -> None:
     prepared = sorted(list_videos(copies / "copy" / "train"))
     raw_avi = sorted(p for p in list_videos(demo_root / "train") if p.endswith(".avi"))[0]  # decoded to RGB
     paths = [*prepared[:2], raw_avi, *prepared[2:5]]
-    workers = _batch(paths, "workers", transform, mode)
-    device = _batch(paths, "device", transform, mode)
+    kw = {"clips_per_video": clips} if clips > 1 else {}
+    workers = _batch(paths, "workers", transform, mode, **kw)
+    device = _batch(paths, "device", transform, mode, **kw)
     assert device["video"] is None and "planar" in device
-    assert device["encoded"].count(PLANAR_ROW) == 5 and isinstance(device["encoded"][2], torch.Tensor)
+    assert device["encoded"].count(PLANAR_ROW) == 5 * clips and isinstance(device["encoded"][2 * clips], torch.Tensor)
+    assert len(device["label"]) == len(paths) * clips and torch.equal(device["label"], workers["label"])
     # half the bytes of RGB cross from the worker (and are pinned and copied): a square a little over the crop
-    assert device["planar"]["y"].numel() + device["planar"]["uv"].numel() < 0.6 * workers["video"][:5].numel()
-    again = _batch(paths, "device", transform, mode)
+    rgb_rows = workers["video"][: 5 * clips].numel()  # as many RGB rows
+    assert device["planar"]["y"].numel() + device["planar"]["uv"].numel() < 0.6 * rgb_rows
+    again = _batch(paths, "device", transform, mode, **kw)
     assert torch.equal(again["planar"]["y"], device["planar"]["y"]) and again["planar"]["phase"] == \
         device["planar"]["phase"]  # the same item gives the same planes
     decoded = decode_on_device(device, transform, "cpu")
     assert "encoded" not in decoded and "planar" not in decoded and not decoded["failed"]
     assert decoded["video"].shape == workers["video"].shape
-    assert torch.equal(decoded["video"][2], workers["video"][2])  # the avi row, as the worker made it, in place
-    for row in range(len(paths)):  # each copy's row: the same crop (another crop is far more than 3 levels off)
+    avi = slice(2 * clips, 3 * clips)
+    assert torch.equal(decoded["video"][avi], workers["video"][avi])  # the avi's rows, as the worker made them
+    if clips > 1:  # each clip of a video has its own crop
+        assert not torch.equal(decoded["video"][0], decoded["video"][1])
+    for row in range(len(paths) * clips):  # each copy's row: the same crop (another crop is far more than 3 levels off)
         diff = (decoded["video"][row].int() - workers["video"][row].int()).abs().max()
         assert diff <= 3 and _psnr(decoded["video"][row], workers["video"][row]) >= 44, row
     assert decoded["path"] == workers["path"] and torch.equal(decoded["label"], workers["label"])
     if mode == "random":  # another epoch: other crops, still the workers' ones
-        other = decode_on_device(_batch(paths, "device", transform, mode, epoch=2), transform, "cpu")
+        other = decode_on_device(_batch(paths, "device", transform, mode, epoch=2, **kw), transform, "cpu")
         assert not torch.equal(other["video"], decoded["video"])
-        assert _psnr(other["video"], _batch(paths, "workers", transform, mode, epoch=2)["video"]) >= 44
+        assert _psnr(other["video"], _batch(paths, "workers", transform, mode, epoch=2, **kw)["video"]) >= 44
 
 
 def test_clips_the_conversion_does_not_cover_are_converted_in_the_workers(copies, tmp_path) -> None:

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from .decoding import PyAVReader, VideoDecodeError, check_clip_size, decode_short_side, keyframe_indices, open_video
 from .frame_store import FrameStoreReader
 from .loader import EpochShuffleSampler, ResumableDataLoader, ShardedEpochSampler  # noqa: F401  (moved there)
-from .planar import COLOR_CONVERT, NotPlanar, PlanarFrames, coefficients
+from .planar import COLOR_CONVERT, NotPlanar, PlanarFrames, clip_planes, coefficients
 from .sampling import ClipMode, ClipSampling
 from .sources import VideoSample
 
@@ -112,9 +112,9 @@ class VideoClipDataset(Dataset):
     that returns ``(crops, T, C, H, W)`` (:class:`~flashvid.data.transforms.MultiCrop`) multiplies the views.
     ``jpeg_decode="device"``: frame-store files come back as :class:`EncodedClip` (JPEG bytes, decoded and
     transformed on the training device by :func:`~flashvid.data.device_decode.decode_on_device`); videos are
-    decoded here either way. ``color_convert="device"``: a single-view clip whose transform only crops (a prepared
-    copy) comes back as the crop's YUV planes (:class:`~flashvid.data.planar.PlanarFrames`), converted to RGB on
-    the training device (:mod:`.planar`).
+    decoded here either way. ``color_convert="device"``: training or single-view clips whose transform only crops
+    (a prepared copy) come back as the crops' YUV planes (:class:`~flashvid.data.planar.PlanarFrames`), converted
+    to RGB on the training device (:mod:`.planar`).
     """
 
     def __init__(
@@ -201,8 +201,9 @@ class VideoClipDataset(Dataset):
             needed = getattr(self.transform, "decode_short_side", None)  # None: a transform of unknown size
             short = decode_short_side(info, self.sampling.num_frames, needed)
             check_clip_size(path, info, self.sampling.num_frames, short)  # per clip (views multiply it by choice)
-            if self.color_convert == "device" and single and short is None and isinstance(reader, PyAVReader):
-                planes = self._planes(reader, info, flat, seed)
+            if self.color_convert == "device" and self.num_clips == 1 and short is None and \
+                    isinstance(reader, PyAVReader):
+                planes = self._planes(reader, info, clips, seed)
                 if planes is not None:
                     return planes
             frames = reader.frames_at(flat, short)
@@ -210,18 +211,21 @@ class VideoClipDataset(Dataset):
             reader.close()
         return clip_views(frames, len(clips), self.sampling.num_frames, self.transform, seed, single)
 
-    def _planes(self, reader: PyAVReader, info: Any, flat: list[int], seed: int | None) -> PlanarFrames | None:
-        """The crop the transform would cut under ``seed``, as YUV planes; None when the transform does more than
-        crop these frames, or they are not plain 4:2:0 (rotated, another format or matrix): RGB then."""
+    def _planes(self, reader: PyAVReader, info: Any, clips: list[list[int]], seed: int | None
+                ) -> PlanarFrames | None:
+        """The crops the transform would cut under ``seed`` (one per clip, drawn in order as :func:`clip_views`
+        draws them), as YUV planes; None when the transform does more than crop these frames, or they are not plain
+        4:2:0 (rotated, another format or matrix): RGB then."""
         crop_box = getattr(self.transform, "crop_box", None)
         if crop_box is None:
             return None
         with _seeded_globals(seed):
-            box = crop_box(info.height, info.width)
-        if box is None:
+            boxes = [crop_box(info.height, info.width) for _ in clips]
+        if any(box is None for box in boxes):
             return None
         try:
-            return reader.planes_at(flat, box)
+            return clip_planes(reader.decoded_frames([i for clip in clips for i in clip]), boxes,
+                               self.sampling.num_frames)
         except NotPlanar as e:
             log.debug("flashvid: %s is converted to RGB in the worker: %s", reader.path, e)
             return None
@@ -238,12 +242,12 @@ def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, 
     When an item is an :class:`EncodedClip` (frame-store JPEGs left for the device) or YUV planes
     (:class:`~flashvid.data.planar.PlanarFrames`), ``video`` is None and ``encoded`` lists every good item's rows in
     order: a tensor (decoded in the worker), an :class:`EncodedClip`, or ``"planar"`` for the next clip of
-    ``planar`` (the planes of all of them stacked); :func:`~flashvid.data.device_decode.decode_on_device` makes
-    ``video`` of them.
+    ``planar`` (the planes of all of them, one row per clip);
+    :func:`~flashvid.data.device_decode.decode_on_device` makes ``video`` of them.
     """
     good = [it for it in items if not isinstance(it, DecodeFailure)]
-    reps = [it["video"].rows if isinstance(it["video"], EncodedClip) else it["video"].shape[0] if it.get("repeated")
-            else 1 for it in good]
+    reps = [it["video"].rows if isinstance(it["video"], (EncodedClip, PlanarFrames)) else it["video"].shape[0]
+            if it.get("repeated") else 1 for it in good]
     videos = [it["video"] if it.get("repeated") or isinstance(it["video"], (EncodedClip, PlanarFrames))
               else it["video"].unsqueeze(0) for it in good]
     planar = [v for v in videos if isinstance(v, PlanarFrames)]
@@ -257,12 +261,12 @@ def collate_clips(items: Sequence[dict[str, Any] | DecodeFailure]) -> dict[str, 
                    for f in items if isinstance(f, DecodeFailure)],
     }
     if encoded:
-        batch["encoded"] = [PLANAR_ROW if isinstance(v, PlanarFrames) else v for v in videos]
+        batch["encoded"] = [r for v in videos for r in ([PLANAR_ROW] * v.rows if isinstance(v, PlanarFrames) else [v])]
     if planar:  # one tensor per plane for the whole batch: pinned and copied to the device once
         batch["planar"] = {
-            "y": torch.stack([p.y for p in planar]), "uv": torch.stack([p.uv for p in planar]),
-            "coeffs": torch.tensor([coefficients(p.matrix, p.full_range) for p in planar]),
-            "phase": [p.phase for p in planar],  # a list: read on the host, where the device need not wait for it
+            "y": torch.cat([p.y for p in planar]), "uv": torch.cat([p.uv for p in planar]),
+            "coeffs": torch.tensor([coefficients(p.matrix, p.full_range) for p in planar for _ in range(p.rows)]),
+            "phase": [ph for p in planar for ph in p.phases],  # a list: read on the host, the device need not wait
         }
     return batch
 

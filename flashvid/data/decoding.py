@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterator, Literal, Protocol, Sequence, TypeVar
 import torch
 
 from .frame_store import FrameStoreReader, is_frame_store
-from .planar import NotPlanar, PlanarFrames, planar_window, stack_planes
 
 # the PyAV open and the error reason live with VideoDecodeError (torch-free, for prepare's workers); named here too
 from .video_file import (  # noqa: F401
@@ -415,12 +414,11 @@ class PyAVReader:
     def frames_at(self, indices: Sequence[int], short_side: int | None = None) -> torch.Tensor:
         return _stack_nchw(self._decoded(indices, lambda frame: _upright_rgb(frame, self._rgb, short_side)))
 
-    def planes_at(self, indices: Sequence[int], box: tuple[int, int, int]) -> PlanarFrames:
-        """The square ``box`` (top, left, size) of the frames at ``indices`` as YUV 4:2:0 planes, not converted to
-        RGB: the conversion is 15-20% of a copy's clip in a worker, and a fraction of a millisecond per batch on
-        the training GPU (:mod:`.planar`). Raises :class:`~flashvid.data.planar.NotPlanar` for a frame that is not
-        plain 4:2:0 upright (the caller decodes RGB then)."""
-        return stack_planes(self._decoded(indices, lambda frame: planar_window(frame, box)), box)
+    def decoded_frames(self, indices: Sequence[int]) -> list[Any]:
+        """The PyAV frames at ``indices`` as decoded (each once), not converted: a copy's crops are cut from their
+        YUV planes (:func:`~flashvid.data.planar.clip_planes`), since the RGB conversion is 15-20% of its clip in a
+        worker and a fraction of a millisecond per batch on the training GPU (:mod:`.planar`)."""
+        return self._decoded(indices, lambda frame: frame)
 
     def _decoded(self, indices: Sequence[int], convert: Callable[[Any], T]) -> list[T]:
         """``convert`` of each frame at ``indices`` (in their order), each frame decoded and converted once."""
@@ -446,8 +444,6 @@ class PyAVReader:
                     pos += 1
                 if pos == len(targets):
                     break
-        except NotPlanar:
-            raise
         except Exception as e:
             if last is None:
                 raise VideoDecodeError(self.path, decode_failure_reason(e, self.path)) from e
@@ -469,8 +465,6 @@ class PyAVReader:
                     got[n] = last = convert(frame)
                 if n >= max(targets):
                     break
-        except NotPlanar:
-            raise
         except Exception as e:
             if last is None:
                 raise VideoDecodeError(self.path, decode_failure_reason(e, self.path)) from e

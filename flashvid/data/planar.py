@@ -36,16 +36,22 @@ class NotPlanar(Exception):
 
 
 class PlanarFrames:
-    """One clip's crop as planes, cut at even pixels so each chroma sample covers a 2x2 block of luma: ``y``
-    ``(T, S + 2, S + 2)`` from the even row and column at or before the crop's corner, ``uv``
-    ``(T, 2, S // 2 + 1, S // 2 + 1)`` the chroma samples of that block (edge-repeated past the frame); ``phase``
-    (dy, dx) is where the crop starts within it (0 or 1); ``matrix`` 0 (BT.601) or 1 (BT.709); ``full_range``
-    for JPEG-range frames."""
+    """A video's training clips (one, or ``clips_per_video``), each its own crop, as planes cut at even pixels so
+    each chroma sample covers a 2x2 block of luma: ``y`` ``(N, T, S + 2, S + 2)`` from the even row and column at
+    or before each crop's corner, ``uv`` ``(N, T, 2, S // 2 + 1, S // 2 + 1)`` the chroma samples of that block
+    (edge-repeated past the frame); ``phases`` (dy, dx) per clip, where its crop starts within the block (0 or 1);
+    ``matrix`` 0 (BT.601) or 1 (BT.709); ``full_range`` for JPEG-range frames."""
 
-    __slots__ = ("y", "uv", "phase", "matrix", "full_range")
+    __slots__ = ("y", "uv", "phases", "matrix", "full_range")
 
-    def __init__(self, y: torch.Tensor, uv: torch.Tensor, phase: tuple[int, int], matrix: int, full_range: bool):
-        self.y, self.uv, self.phase, self.matrix, self.full_range = y, uv, phase, matrix, full_range
+    def __init__(self, y: torch.Tensor, uv: torch.Tensor, phases: list[tuple[int, int]], matrix: int,
+                 full_range: bool):
+        self.y, self.uv, self.phases, self.matrix, self.full_range = y, uv, phases, matrix, full_range
+
+    @property
+    def rows(self) -> int:
+        """Batch rows it becomes: one per clip."""
+        return int(self.y.shape[0])
 
 
 def _frame_colour(frame: Any) -> tuple[int, bool]:
@@ -90,14 +96,17 @@ def planar_window(frame: Any, box: tuple[int, int, int]) -> tuple[np.ndarray, np
     return y, uv, matrix, full
 
 
-def stack_planes(windows: Sequence[tuple[np.ndarray, np.ndarray, int, bool]], box: tuple[int, int, int]
-                 ) -> PlanarFrames:
-    """A clip's frame windows (from :func:`planar_window`, all of ``box``) as one :class:`PlanarFrames`."""
+def clip_planes(frames: Sequence[Any], boxes: Sequence[tuple[int, int, int]], frames_per_clip: int
+                ) -> PlanarFrames:
+    """Decoded PyAV frames of ``len(boxes)`` clips in order (``frames_per_clip`` each; a frame two clips share is
+    cut once per clip), clip ``c`` cut at ``boxes[c]``."""
+    windows = [planar_window(f, boxes[i // frames_per_clip]) for i, f in enumerate(frames)]
     if len({(m, f) for _, _, m, f in windows}) != 1:
-        raise NotPlanar("the colour tags change within the clip")
-    return PlanarFrames(torch.from_numpy(np.stack([w[0] for w in windows])),
-                        torch.from_numpy(np.stack([w[1] for w in windows])), (box[0] % 2, box[1] % 2),
-                        windows[0][2], windows[0][3])
+        raise NotPlanar("the colour tags change within the video")
+    n = len(boxes)
+    y = torch.from_numpy(np.stack([w[0] for w in windows])).view(n, frames_per_clip, *windows[0][0].shape)
+    uv = torch.from_numpy(np.stack([w[1] for w in windows])).view(n, frames_per_clip, *windows[0][1].shape)
+    return PlanarFrames(y, uv, [(top % 2, left % 2) for top, left, _ in boxes], windows[0][2], windows[0][3])
 
 
 def coefficients(matrix: int, full_range: bool) -> tuple[float, ...]:
@@ -133,6 +142,6 @@ def yuv_to_rgb(y: torch.Tensor, uv: torch.Tensor, coeffs: torch.Tensor, phase: S
 
 
 def planar_rgb(planes: PlanarFrames) -> torch.Tensor:
-    """One clip's planes as uint8 RGB ``(T, 3, S, S)`` where they are (what the device step makes of them)."""
-    coeffs = torch.tensor([coefficients(planes.matrix, planes.full_range)])
-    return yuv_to_rgb(planes.y[None], planes.uv[None], coeffs, [planes.phase])[0]
+    """A video's clips as uint8 RGB ``(N, T, 3, S, S)`` where they are (what the device step makes of them)."""
+    coeffs = torch.tensor([coefficients(planes.matrix, planes.full_range)] * planes.rows)
+    return yuv_to_rgb(planes.y, planes.uv, coeffs, planes.phases)

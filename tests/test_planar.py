@@ -158,10 +158,10 @@ def test_clips_the_conversion_does_not_cover_are_converted_in_the_workers(copies
 
 
 def test_a_tiny_model_trains_with_colours_converted_on_the_device(copies) -> None:
-    def dm(color_convert: str) -> VideoClassificationData:
-        return VideoClassificationData.from_folders(copies / "copy" / "train", copies / "copy" / "val", batch_size=4,
+    def dm(color_convert: str) -> VideoClassificationData:  # 2 clips per video: the recipes' repeated sampling
+        return VideoClassificationData.from_folders(copies / "copy" / "train", copies / "copy" / "val", batch_size=2,
                                                     num_workers=0, num_frames=4, crop_size=24, resize_size=SHORT,
-                                                    color_convert=color_convert)
+                                                    color_convert=color_convert, clips_per_video=2)
 
     auto = dm("auto")
     auto.setup("fit")
@@ -173,7 +173,8 @@ def test_a_tiny_model_trains_with_colours_converted_on_the_device(copies) -> Non
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, datamodule=data)
     assert data.datasets["train"].color_convert == "device"
-    assert "planar" in next(iter(data.train_dataloader()))  # the batches did carry planes
+    batch = next(iter(data.train_dataloader()))
+    assert batch["planar"]["y"].shape[0] == 4 and len(batch["label"]) == 4  # the batches did carry planes
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     with pytest.raises(ValueError, match="color_convert"):
         dm("gpu")

@@ -1,17 +1,20 @@
 """YUV planes from the loader workers, converted to RGB on the training device (``data.color_convert=device``).
 
-A clip of a ``flashvid prepare`` copy costs a worker ~17 ms of CPU, and 15-20% of that is swscale turning each
+A clip of a ``flashvid prepare`` copy costs a worker ~17 ms of CPU, and a fifth of that was swscale turning each
 decoded 4:2:0 frame into RGB and stacking the frames (0.32 ms a 456x256 frame, against 0.05 ms for cutting the same
-frame's planes: measured on the dev box). With ``color_convert="device"`` the worker cuts the sample's crop out of
-the Y, U and V planes (half the bytes of RGB) and converts nothing; after the transfer every clip of the batch is
-converted in one vectorised step on the device, as swscale converts an unscaled 4:2:0 frame (each chroma sample
-covers 2x2 pixels; BT.601 or BT.709 by the frame's tag, limited or full range). The crop is the one the split's
-per-sample transform would cut, drawn from the same seed, so a sample gets the same pixels either way (within
-the rounding of the conversion, tested).
+frame's crop out of its planes: dev box). With ``color_convert="device"`` the worker cuts each clip's crop out of
+the Y, U and V planes (half the bytes of RGB) and converts nothing: its clip costs 16-32% less CPU (``bench.py
+decode``'s train-crop variants), and on an H200 with 8 workers copies trained at 0.86-1.01 of model-only instead
+of 0.65-0.75 (docs/benchmarks.md). After the transfer every clip of the batch is converted in one vectorised step
+on the device (1.8 ms a batch of 32 on the H200), as swscale converts an unscaled 4:2:0 frame (each chroma sample
+covers 2x2 pixels; BT.601 or BT.709 by the frame's tag, limited or full range). Each crop is the one the split's
+per-sample transform would cut, drawn from the same seed, so a sample gets the same pixels either way (within the
+rounding of the conversion, tested).
 
-Only plain crops of an even size, of frames already at the transform's size, qualify (a prepared copy with the
-default transforms); a clip that needs scaling, a rotated phone video, another pixel format or colour matrix is
-decoded to RGB in the worker as before.
+Only plain crops of an even size, of frames already at the transform's size, qualify: training clips (one, or
+``clips_per_video``) and single eval views of a prepared copy with the default transforms. A clip that needs
+scaling, test views, a rotated phone video, another pixel format or colour matrix is decoded to RGB in the worker
+as before.
 """
 
 from __future__ import annotations

@@ -323,7 +323,7 @@ class VideoClassificationData(L.LightningDataModule):
             )
         self.batch_steps = build_batch_steps(a, cfg, self.num_classes)
 
-    # ------------------------------------------------------------------ frame-store JPEGs on the device
+    # ------------------------------------------------------------------ pixels made on the device
     def _jpeg_decode_at(self) -> str:
         """Where frame-store JPEGs are decoded this run: ``jpeg_decode``, with ``auto`` resolved (the device when
         training on a GPU that decodes JPEG, else the workers; said once in the log when it is the device)."""
@@ -351,7 +351,7 @@ class VideoClassificationData(L.LightningDataModule):
 
     def color_convert_on(self, device: torch.device | None) -> str:
         """``color_convert`` for training on ``device``: ``auto`` is the device when it is a GPU (measured on an
-        H200: 0.93-1.0 of model-only against 0.65-0.97 converting in the workers, docs/benchmarks.md), else the
+        H200: 0.86-1.03 of model-only against 0.65-1.01 converting in the workers, docs/benchmarks.md), else the
         workers."""
         if self.color_convert != "auto":
             return self.color_convert
@@ -367,7 +367,7 @@ class VideoClassificationData(L.LightningDataModule):
             return "predict"
         return "val"
 
-    def decode_jpegs_on_device(self, batch: Any) -> Any:
+    def finish_on_device(self, batch: Any) -> Any:
         """Decode step (first in :meth:`on_after_batch_transfer`): a batch holding frame-store JPEGs (workers with
         ``jpeg_decode="device"``) gets its clips decoded on the batch's device and through the split's per-sample
         transform, with the crops CPU decoding would give (:mod:`.device_decode`); one holding YUV planes
@@ -508,9 +508,9 @@ class VideoClassificationData(L.LightningDataModule):
         The steps of :mod:`flashvid.data.batch_augment` (built from ``augmentation`` in :meth:`setup`) run in
         order: in training RandAugment/TrivialAugment (uint8), the random resized crop, flip and colour jitter,
         then mixup or CutMix, whose soft targets go to ``batch["target"]`` (``batch["label"]`` keeps the labels).
-        Frame-store JPEGs left for the device are decoded first (:meth:`decode_jpegs_on_device`).
+        Frame-store JPEGs and copies' YUV planes left for the device become pixels first (:meth:`finish_on_device`).
         """
-        batch = self.decode_jpegs_on_device(batch)
+        batch = self.finish_on_device(batch)
         if not isinstance(batch, dict) or batch.get("video") is None or not self.batch_steps:
             return batch
         if batch["label"].dim() == 2 and not batch["label"].is_floating_point():

@@ -416,7 +416,7 @@ class PyAVReader:
 
     def decoded_frames(self, indices: Sequence[int]) -> list[Any]:
         """The PyAV frames at ``indices`` as decoded (each once), not converted: a copy's crops are cut from their
-        YUV planes (:func:`~flashvid.data.planar.clip_planes`), since the RGB conversion is 15-20% of its clip in a
+        YUV planes (:func:`~flashvid.data.planar.clip_planes`), since the RGB conversion is a fifth of its clip in a
         worker and a fraction of a millisecond per batch on the training GPU (:mod:`.planar`)."""
         return self._decoded(indices, lambda frame: frame)
 

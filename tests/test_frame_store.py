@@ -101,6 +101,27 @@ def test_device_decode_gives_the_workers_clips_and_crops(copies, kw) -> None:
     assert dev["path"] == cpu["path"] and torch.equal(dev["index"], cpu["index"])
 
 
+def test_stores_and_copies_planes_finish_on_the_device_in_one_batch(copies, tmp_path) -> None:
+    """A batch of stores (JPEGs left for the device) and video copies (planes left for it) and a damaged store: each
+    row as the workers would make it, in its place, the damaged one dropped and counted."""
+    pairs = _pairs(copies)[:2]
+    truncated = tmp_path / f"truncated{FRAME_STORE_SUFFIX}"
+    truncated.write_bytes(Path(pairs[1][1]).read_bytes()[:200])
+    paths = [pairs[0][1], pairs[0][0], str(truncated), pairs[1][0], pairs[1][1]]
+    transform = RandomShortSideCrop(SHORT, SHORT)
+    cpu = _batch(paths, "workers", transform=transform)
+    dev = _batch(paths, "device", transform=transform, color_convert="device")
+    assert dev["encoded"].count("planar") == 2 and sum(isinstance(p, EncodedClip) for p in dev["encoded"]) == 2
+    dev = decode_on_device(dev, transform, "cpu")
+    assert [f["path"] for f in dev["failed"]] == [f["path"] for f in cpu["failed"]] == [str(truncated)]
+    assert dev["path"] == cpu["path"] and torch.equal(dev["index"], cpu["index"])
+    assert dev["video"].shape == cpu["video"].shape == (4, 4, 3, SHORT, SHORT)
+    for row in (0, 3):  # the stores: JPEGs decoded alike
+        torch.testing.assert_close(dev["video"][row], cpu["video"][row], rtol=0, atol=0)
+    for row in (1, 2):  # the copies: the same crop, converted on the device (within 3 levels of swscale)
+        assert (dev["video"][row].int() - cpu["video"][row].int()).abs().max() <= 3
+
+
 def _tiny_dm(folder: Path, **kw) -> VideoClassificationData:
     return VideoClassificationData.from_folders(folder / "train", folder / "val", batch_size=4, num_workers=0,
                                                 num_frames=4, crop_size=24, resize_size=SHORT, **kw)

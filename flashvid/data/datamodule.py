@@ -329,7 +329,7 @@ class VideoClassificationData(L.LightningDataModule):
         training on a GPU that decodes JPEG, else the workers; said once in the log when it is the device)."""
         if self.jpeg_decode != "auto":
             return self.jpeg_decode
-        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        device = self._training_device()
         if device is None or device.type != "cuda":
             return "workers"
         ok, why = device_decodes_jpeg(device)
@@ -339,10 +339,14 @@ class VideoClassificationData(L.LightningDataModule):
         log.warning("flashvid data: frame-store JPEGs are decoded in the loader workers: %s cannot (%s)", device, why)
         return "workers"
 
+    def _training_device(self) -> torch.device | None:
+        """The device this datamodule's trainer trains on; None without a trainer."""
+        return self.trainer.strategy.root_device if self.trainer is not None else None
+
     def _color_convert_at(self) -> str:
         """Where copies' YUV frames become RGB this run (:meth:`color_convert_on` the trainer's device), said once
         in the log when it is the device."""
-        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        device = self._training_device()
         where = self.color_convert_on(device)
         if where == "device" and self.color_convert == "auto":
             log.info("flashvid data: copies' YUV frames are converted to RGB on %s, batched; workers cut the planes",
@@ -375,8 +379,8 @@ class VideoClassificationData(L.LightningDataModule):
         if not isinstance(batch, dict) or "encoded" not in batch:
             return batch
         dataset = self.datasets.get(self._split_running())
-        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        return decode_on_device(batch, dataset.transform if dataset is not None else None, device)
+        return decode_on_device(batch, dataset.transform if dataset is not None else None,
+                                self._training_device() or torch.device("cpu"))
 
     # ------------------------------------------------------------------ loaders
     def _share_cpu_cores(self, stage: str | None = None) -> None:

@@ -47,12 +47,9 @@ def _crop_resized(video: torch.Tensor, top: int, left: int, window: int, size: i
     return crop if window == size else TF.resize(crop, [size, size], antialias=True)
 
 
-def _window(video: torch.Tensor, crop_size: int, short_side: int) -> int:
-    """Source pixels that become ``crop_size`` once the short side is scaled to ``short_side``."""
-    return _window_of(min(video.shape[-2:]), crop_size, short_side)
-
-
 def _window_of(short: int, crop_size: int, short_side: int) -> int:
+    """Source pixels (of a frame whose short side is ``short``) that become ``crop_size`` once the short side is
+    scaled to ``short_side``."""
     return min(max(round(crop_size * short / short_side), 1), short)
 
 
@@ -164,7 +161,7 @@ class MultiCrop:
             video = _pad_to(resize_short_side(video, self.resize_size), s)
             window = s
         else:
-            window = _window(video, s, self.resize_size)
+            window = _window_of(min(video.shape[-2:]), s, self.resize_size)
         h, w = video.shape[-2:]
         n = self.num_crops
         if n == 1:

@@ -194,3 +194,29 @@ def test_overrides_are_parsed_as_hydra_writes_them() -> None:
         "a": 1, "b": {"c": "x"}, "d": [1, 2], "e": None, "f": True}
     slug = overrides.slug("data.clips_per_video=2 data.keyframe_aligned=true")
     assert slug == "clips_per_video-2-keyframe_aligned-true"
+
+
+def test_step_clock_reports_pinned_blocks_made_inside_the_timed_steps() -> None:
+    """The first row of a run page-locked 51 new pinned blocks inside its timed steps (1.2-1.4 s, none in later
+    rows): the record says how many blocks the timed part made, and where steps waited."""
+    from types import SimpleNamespace
+
+    from benchkit.timing import StepClock
+
+    def drive(made: list[int], warmup: int, gpu: bool = True) -> dict:
+        counts = iter(made)
+        clock = StepClock(warmup, pool=lambda: {"num_host_alloc": next(counts), "host_alloc_time.total": 0}
+                          if gpu else None)
+        trainer = SimpleNamespace(should_stop=False)
+        for step in range(len(made)):
+            clock.on_train_batch_start(trainer, None, None, step)
+            clock.on_train_batch_end(trainer, None, None, None, step)
+        return clock.summary(clips_per_step=4)
+
+    growing = [0, 2, 4, 6, 8, 10, 11, 12, 12, 12, 12, 12]  # the pool grows until step 7
+    assert drive(growing, warmup=3)["pinned_blocks_made_timed"] == 6  # steps 3..11: from 6 blocks to 12
+    summary = drive(growing, warmup=7)
+    assert summary["pinned_blocks_made_timed"] == 0 and summary["steps_timed"] == 4
+    assert all(step > 7 for step, _ in summary["long_waits"])
+    summary = drive(growing, warmup=3, gpu=False)
+    assert summary["steps_timed"] == 8 and "pinned_blocks_made_timed" not in summary  # no GPU: nothing to say

@@ -797,6 +797,23 @@ def test_the_library_never_imports_the_command_line() -> None:
     assert upward == [], upward
 
 
+
+def test_the_data_side_and_the_backbone_registry_do_not_import_each_other() -> None:
+    """``flashvid.data`` sits below the models: no circle of imports holds a data room (``data.clip_config`` once
+    looked backbones up in the registry, which imports it), and only ``prepare`` reads the models' torch-free
+    catalog, for ``prepare(backbone=...)``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("import_graph", REPO / "scripts" / "import_graph.py")
+    assert spec and spec.loader
+    graph = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(graph)
+    edges = graph.graph()
+    assert not [c for c in graph.circles(edges) if any(room.split(".")[0] == "data" for room in c)]
+    into_models = sorted((a, b) for a, bs in edges.items() for b in bs
+                         if a.split(".")[0] == "data" and b.split(".")[0] == "models")
+    assert into_models == [("data.prepare", "models.catalog")], into_models
+
 def test_the_library_never_reads_hydra() -> None:
     """The library takes built objects (a datamodule, samples, options), not Hydra configs: only the command line
     (cli.py, commands/) imports hydra, at module level or inside a function (docs/architecture.md)."""

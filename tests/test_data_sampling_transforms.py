@@ -268,12 +268,14 @@ def test_segment_sampling_takes_one_frame_per_segment():
 def test_clip_sampling_setting_is_checked_and_follows_the_backbone():
     from flashvid.data import DataConfig
     from flashvid.data.clip_config import resolve_clip_config
+    from flashvid.models import backbone_clip_settings
 
     with pytest.raises(ValueError, match="data.clip_sampling='segment' is not one of stride, segments"):
         resolve_clip_config(None, {"clip_sampling": "segment"})
-    assert resolve_clip_config("tsn_resnet50").clip_sampling == "segments"
-    assert resolve_clip_config("tsn_resnet50", {"clip_sampling": "stride"}).sampling.segments is False
-    assert resolve_clip_config("videomae_base", {"clip_sampling": "segments"}).sampling.segments
+    assert resolve_clip_config(backbone_clip_settings("tsn_resnet50")).clip_sampling == "segments"
+    tsn, videomae = backbone_clip_settings("tsn_resnet50"), backbone_clip_settings("videomae_base")
+    assert resolve_clip_config(tsn, {"clip_sampling": "stride"}).sampling.segments is False
+    assert resolve_clip_config(videomae, {"clip_sampling": "segments"}).sampling.segments
     assert DataConfig.from_dict({"num_frames": 8}).clip_sampling == "stride"  # older checkpoints: the default
 
 

@@ -151,10 +151,10 @@ def test_one_resolver_gives_the_classifier_datamodule_and_prepare_the_same_clip_
     from flashvid import VideoClassifier
     from flashvid.data import resolve_clip_config
     from flashvid.data.prepare import model_data_config
-    from flashvid.models import get_backbone_spec
+    from flashvid.models import backbone_clip_settings, get_backbone_spec
 
     overrides = {"num_frames": 4, "crop_size": 32, "mean": [0.1, 0.2, 0.3]}
-    cfg = resolve_clip_config("tiny_r2plus1d", overrides)
+    cfg = resolve_clip_config(backbone_clip_settings("tiny_r2plus1d"), overrides)
     spec = get_backbone_spec("tiny_r2plus1d").data
     assert (cfg.num_frames, cfg.crop_size, cfg.mean) == (4, 32, (0.1, 0.2, 0.3))
     assert (cfg.sampling_rate, cfg.std) == (spec.sampling_rate, spec.std)
@@ -165,7 +165,7 @@ def test_one_resolver_gives_the_classifier_datamodule_and_prepare_the_same_clip_
     assert model_data_config({"_target_": "x", "train_folder": "videos", **overrides, "std": None},
                              "tiny_r2plus1d") == cfg
     with pytest.raises(ValueError, match="unknown data settings"):
-        resolve_clip_config("tiny_r2plus1d", {"num_frame": 8})
+        resolve_clip_config(backbone_clip_settings("tiny_r2plus1d"), {"num_frame": 8})
 
 
 @pytest.mark.parametrize("stage, workers, says", [("test", 1, "CPU testing with 1 decode worker:"),

@@ -4,13 +4,12 @@ A clip's settings (frames, sampling rate, crop and resize size, mean/std) come f
 with the values a user set explicitly on top (``VideoClassifier(data=...)``, the datamodule's arguments,
 ``data.*`` in the CLI). The classifier, the datamodule, ``prepare`` and checkpoint loading (``predict``) all call
 :func:`resolve_clip_config`, so they agree on what training and inference see. This module depends on nothing
-above the data helpers, so the backbone registry can import it, and imports no torch: ``flashvid prepare`` sizes its
-copies from a backbone's settings (read from the registry's catalog) without the seconds torch takes to import.
+above the data helpers, so the backbone registry can import it, and imports no torch. It does not look backbones up
+by name: that is the models' side (:func:`flashvid.models.backbone_clip_settings`).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -76,16 +75,15 @@ def clip_overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {k: settings[k] for k in CLIP_SETTINGS if settings.get(k) is not None}
 
 
-def resolve_clip_config(base: DataConfig | Mapping[str, Any] | str | None,
+def resolve_clip_config(base: DataConfig | Mapping[str, Any] | None,
                         overrides: Mapping[str, Any] | None = None) -> DataConfig:
-    """The clip settings to use: ``base`` (a :class:`DataConfig`, its dict form, a backbone name whose registry
-    entry gives them, or None for the defaults) with ``overrides`` (clip settings set explicitly) on top.
+    """The clip settings to use: ``base`` (a :class:`DataConfig`, its dict form, or None for the defaults; a
+    backbone's by name: :func:`flashvid.models.backbone_clip_settings`) with ``overrides`` (clip settings set
+    explicitly) on top.
 
     Every key of ``overrides`` applies as given, None included: pass :func:`clip_overrides` of a mapping whose
     None means "unset". Unknown keys fail, naming the valid ones.
     """
-    if isinstance(base, str):
-        base = _backbone_clip_settings(base)
     merged = {**(base.to_dict() if isinstance(base, DataConfig) else dict(base or {})), **dict(overrides or {})}
     unknown = set(merged) - set(CLIP_SETTINGS)
     if unknown:
@@ -94,21 +92,6 @@ def resolve_clip_config(base: DataConfig | Mapping[str, Any] | str | None,
         if merged.get(k) is not None:
             merged[k] = tuple(float(v) for v in merged[k])
     return DataConfig(**merged)
-
-
-def _backbone_clip_settings(name: str) -> DataConfig | Mapping[str, Any]:
-    """A backbone's clip settings: from the catalog (:mod:`flashvid.models.catalog`, kept equal to the registry by a
-    test) while the registry is not loaded, since it imports torch and every model family; from the registry
-    otherwise, and for names the catalog does not hold (checkpoint directories, entries user code registered)."""
-    if "flashvid.models.registry" not in sys.modules:
-        from ..models.catalog import catalog_clip_settings
-
-        settings = catalog_clip_settings(name)
-        if settings is not None:
-            return settings
-    from ..models import get_backbone_spec  # the registry imports this module: look it up when asked
-
-    return get_backbone_spec(name).data
 
 
 def clip_shape_error(backbone: str, shape: Sequence[int], config: DataConfig, error: Exception,

@@ -13,9 +13,13 @@ import fnmatch
 import json
 import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..data.clip_config import DataConfig
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -48,6 +52,20 @@ def catalog_clip_settings(name: str) -> dict[str, Any] | None:
         if e["name"] == name:
             return dict(e["data"])
     return None
+
+
+def backbone_clip_settings(name: str) -> "DataConfig | dict[str, Any]":
+    """A backbone's clip settings, for :func:`~flashvid.data.clip_config.resolve_clip_config`: from the catalog
+    while the registry is not loaded (it imports torch and every model family; ``flashvid prepare`` sizes its copies
+    without that), from the registry otherwise and for names the catalog does not hold (checkpoint directories,
+    entries user code registered). Unknown names raise ``ValueError`` naming close matches."""
+    if "flashvid.models.registry" not in sys.modules:
+        settings = catalog_clip_settings(name)
+        if settings is not None:
+            return settings
+    from .registry import get_backbone_spec
+
+    return get_backbone_spec(name).data
 
 
 def check_backbone_name(name: str) -> None:

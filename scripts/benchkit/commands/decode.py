@@ -82,6 +82,7 @@ def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageS
     from flashvid.data import ClipSampling, RandomShortSideCrop, VideoSample
     from flashvid.data.clip_config import resolve_clip_config
     from flashvid.data.sources import list_videos
+    from flashvid.models import backbone_clip_settings
 
     record.info(f"footage/{fset.name}", footage.describe(fset.train))
     files = {"raw": [VideoSample(f, 0) for f in list_videos(fset.train)]}
@@ -90,7 +91,7 @@ def measure_set(args: argparse.Namespace, record: Record, fset: footage.FootageS
         record.info(f"prepare/{fset.name}/{args.prepare_spec}", report)
         files["prepared"] = [VideoSample(f, 0) for f in list_videos(data["train_folder"])]
     sampling = ClipSampling(16, 4)
-    short = resolve_clip_config(args.backbone, {}).short_side
+    short = resolve_clip_config(backbone_clip_settings(args.backbone)).short_side
     crop = RandomShortSideCrop(short, short)
     cpu: dict[str, list[float]] = {}
     wall: dict[str, list[float]] = {}

@@ -61,8 +61,7 @@ class StepClock(Callback):
 
     def summary(self, clips_per_step: int) -> dict[str, Any]:
         """Clips/s over the steps after the warm-up (epoch boundaries inside them count: they are part of training)."""
-        start = self.warmup
-        ends, starts = self.ends[start:], self.starts[start:]
+        ends, starts = self.ends[self.warmup:], self.starts[self.warmup:]
         n = len(ends) - 1
         if n < 1:
             return {"steps_timed": 0, "clips_per_s": None}
@@ -73,10 +72,10 @@ class StepClock(Callback):
                 "step_s_median": round(statistics.median(steps), 4), "step_s_max": round(max(steps), 4),
                 "data_wait_fraction": round(sum(waits) / total, 4),
                 "data_wait_s_median": round(statistics.median(waits), 4),
-                "warmup_s": round(self.ends[start] - self.starts[0], 1),
+                "warmup_s": round(self.ends[self.warmup] - self.starts[0], 1),
                 # where the waiting was: [step (from 0, warm-up included), seconds] of each wait over 20 ms, so a
                 # few long stalls (an epoch end, a worker's first batch) read apart from a loader short everywhere
-                "long_waits": [[start + i + 1, round(w, 3)] for i, w in enumerate(waits) if w > 0.02],
+                "long_waits": [[self.warmup + i + 1, round(w, 3)] for i, w in enumerate(waits) if w > 0.02],
                 **pinned_growth(self.pinned_at_warmup, self.pinned_last)}
 
 

@@ -41,6 +41,7 @@ def test_train_end_to_end_with_its_model_only_baseline(demo_root: Path, tmp_path
     assert row["config"]["steps_per_epoch"] == 1 and row["config"]["data_variant"].startswith("data.skip_nonref")
     assert row["steps"] == 1 + 2 * 1 and row["epochs"] >= 2  # the warm-up step, then two whole epochs timed
     assert not record["errors"] and record["machine"]["cpu_cores"]
+    assert record["machine"]["h264_decode_ms_per_frame_456x256"] > 0  # the host's speed beside its figures
     out = capsys.readouterr().out
     assert f"x{row['ratio']:.3f} of model_only_training" in out and "BASELINE" in out
 

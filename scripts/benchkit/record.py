@@ -20,7 +20,8 @@ class BenchError(Exception):
 
 
 def machine() -> dict[str, Any]:
-    """What the figures depend on: CPU, GPU, library versions, the load when the run started."""
+    """What the figures depend on: CPU (and how fast it decodes H.264, :mod:`.calibration`), GPU, library versions,
+    the load when the run started."""
     import torch
 
     import flashvid
@@ -38,10 +39,12 @@ def machine() -> dict[str, Any]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
+    from .calibration import h264_decode_ms_per_frame
+
     gpu = torch.cuda.is_available()
     return {"cpu": cpu, "arch": platform.machine(), "cpu_cores": os.cpu_count(),
             "gpu": torch.cuda.get_device_name() if gpu else None,
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()], **versions}
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()], **h264_decode_ms_per_frame(), **versions}
 
 
 class Record:

@@ -22,8 +22,8 @@ GPU_CLIPS_PER_S = 300.0
 # ... with this much to spare: workers busy most of the time fall behind at epoch ends and on slow clips. On the
 # H200's cores a copy's clip costs ~20 ms with RGB made in the worker: 10 workers (~65% busy at 325 clips/s)
 # trained at 0.87-0.98 of model-only, 8 (~80% busy) at 0.76-0.87 with 12 steps per epoch, where frame stores read
-# 0.97-0.99 (issue 19). With RGB made on the GPU (data.color_convert=auto there) a clip costs 16-32% less and the
-# same 8 workers trained those copies at 0.86-1.01: the measured clip says which case a machine is in
+# 0.97-0.99 (issue 19). With RGB made on the GPU (data.color_convert=auto there) a clip costs 31-38% less and the
+# same 8 workers trained those copies at 0.84-1.01: the measured clip says which case a machine is in
 LOADER_HEADROOM = 1.5
 
 
@@ -62,7 +62,7 @@ def training_clip_cost(datamodule: Any, paths: Sequence[str], files: int = 8) ->
 
 def _as_training_runs(datamodule: Any, dataset: Any) -> Any:
     """The train dataset as training on this machine runs it: with a GPU, ``color_convert=auto`` leaves the RGB
-    conversion of copies to the device, and a worker's clip costs 16-32% less (a datamodule set up without a
+    conversion of copies to the device, and a worker's clip costs 31-38% less (a datamodule set up without a
     trainer converts in the workers)."""
     color_convert_on = getattr(datamodule, "color_convert_on", None)
     if color_convert_on is None:

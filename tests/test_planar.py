@@ -77,6 +77,8 @@ def test_planes_convert_to_the_rgb_swscale_gives(tmp_path, pix_fmt, colorspace, 
     for box in [(0, 0, 31), (0, 17, 32)]:  # an odd size, a box past the edge: the worker converts those
         with pytest.raises(NotPlanar):
             planar_window(frames[0], box)
+    with pytest.raises(ValueError, match="4 frames for 1 clips of 5"):  # never a clip with frames left unset
+        clip_planes(frames[:4], [(0, 0, 32)], len(frames))
 
 
 def test_a_window_past_the_frame_edge_repeats_its_last_row_and_column() -> None:

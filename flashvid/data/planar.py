@@ -117,6 +117,8 @@ def clip_planes(frames: Sequence[Any], boxes: Sequence[tuple[int, int, int]], fr
     if len(sizes) != 1:
         raise NotPlanar(f"crops of sizes {sorted(sizes)} in one video")
     n, half = len(boxes), sizes.pop() // 2 + 1
+    if len(frames) != n * frames_per_clip:  # the arrays below are filled frame by frame: none may be left unset
+        raise ValueError(f"{len(frames)} frames for {n} clips of {frames_per_clip}")
     y = np.empty((n * frames_per_clip, 2 * half, 2 * half), np.uint8)
     uv = np.empty((n * frames_per_clip, 2, half, half), np.uint8)
     tags = {planar_window(f, boxes[i // frames_per_clip], (y[i], uv[i]))[2:] for i, f in enumerate(frames)}

@@ -203,7 +203,7 @@ class VideoClipDataset(Dataset):
             check_clip_size(path, info, self.sampling.num_frames, short)  # per clip (views multiply it by choice)
             if self.color_convert == "device" and self.num_clips == 1 and short is None and \
                     isinstance(reader, PyAVReader):
-                planes = self._planes(reader, info, clips, seed)
+                planes = self._planes(reader, info, flat, len(clips), seed)
                 if planes is not None:
                     return planes
             frames = reader.frames_at(flat, short)
@@ -211,21 +211,20 @@ class VideoClipDataset(Dataset):
             reader.close()
         return clip_views(frames, len(clips), self.sampling.num_frames, self.transform, seed, single)
 
-    def _planes(self, reader: PyAVReader, info: Any, clips: list[list[int]], seed: int | None
+    def _planes(self, reader: PyAVReader, info: Any, flat: list[int], clips: int, seed: int | None
                 ) -> PlanarFrames | None:
-        """The crops the transform would cut under ``seed`` (one per clip, drawn in order as :func:`clip_views`
-        draws them), as YUV planes; None when the transform does more than crop these frames, or they are not plain
-        4:2:0 (rotated, another format or matrix): RGB then."""
+        """The crops the transform would cut under ``seed`` from the frames ``flat`` of ``clips`` clips (one crop
+        per clip, drawn in order as :func:`clip_views` draws them), as YUV planes; None when the transform does
+        more than crop these frames, or they are not plain 4:2:0 (rotated, another format or matrix): RGB then."""
         crop_box = getattr(self.transform, "crop_box", None)
         if crop_box is None:
             return None
         with _seeded_globals(seed):
-            boxes = [crop_box(info.height, info.width) for _ in clips]
+            boxes = [crop_box(info.height, info.width) for _ in range(clips)]
         if any(box is None for box in boxes):
             return None
         try:
-            return clip_planes(reader.decoded_frames([i for clip in clips for i in clip]), boxes,
-                               self.sampling.num_frames)
+            return clip_planes(reader.decoded_frames(flat), boxes, self.sampling.num_frames)
         except NotPlanar as e:
             log.debug("flashvid: %s is converted to RGB in the worker: %s", reader.path, e)
             return None

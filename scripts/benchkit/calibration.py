@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import time
+from functools import lru_cache
 from typing import Any
 
 WIDTH, HEIGHT, FRAMES, ROUNDS = 456, 256, 48, 3
@@ -39,8 +40,10 @@ def _clip() -> bytes:
     return buf.getvalue()
 
 
+@lru_cache(maxsize=1)
 def h264_decode_ms_per_frame() -> dict[str, Any]:
-    """Milliseconds of one thread per decoded 456x256 H.264 frame (best of three), or why it could not be timed."""
+    """Milliseconds of one thread per decoded 456x256 H.264 frame (best of three), or why it could not be timed;
+    measured once per process (a process that runs several benchmarks, as the tests do, pays it once)."""
     try:
         import av
 

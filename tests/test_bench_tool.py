@@ -60,6 +60,20 @@ def test_decode_reports_the_frames_a_clip_decodes_beside_its_cpu_time(demo_root:
     assert 0 < row["frames_decoded_per_clip"] <= base["frames_decoded_per_clip"]
 
 
+def test_nvdec_times_the_cpu_and_decodes_on_the_gpu_or_says_why_not(demo_root: Path, tmp_path: Path) -> None:
+    """The CPU baseline decodes every asked frame as planes; an NVDEC mode either ran on the GPU (NV12 frames,
+    never a CPU fallback) or is skipped with the reason (this machine has no GPU)."""
+    rc = main(["nvdec", "--out", str(tmp_path), "--sets", str(demo_root / "train"), "--files", "raw",
+               "--procs", "1", "--clips", "2", "--frames", "4"])
+    assert rc == 0
+    record = json.loads((tmp_path / "nvdec.json").read_text())
+    [base] = record["baselines"].values()
+    assert base["value"] > 0 and base["frames_per_clip"] == 4 and base["pixel_format"] == ["yuv420p"]
+    for mode in ("nvdec", "nvdec_primary_ctx"):
+        rows = [r for r in record["rows"] if r["name"] == mode]
+        assert (rows and rows[0]["pixel_format"] == ["nv12"]) or record["skipped"][mode]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--data-override", "data.no_such_option=1"], "data.no_such_option is not an option"),
     (["--sets", "synth:nope"], "--sets synth:nope: neither a folder nor a footage set"),

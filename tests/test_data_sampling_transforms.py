@@ -7,10 +7,10 @@ import random
 
 import pytest
 import torch
+from torchvision.transforms.v2 import functional as TF
 
 from flashvid.data import BatchAugmentation, ClipSampling, MultiCrop, RandomShortSideCrop, ShortSideCenterCrop
 from flashvid.data.transforms import resize_short_side
-from torchvision.transforms.v2 import functional as TF
 
 MEAN, STD = (0.45, 0.4, 0.35), (0.225, 0.25, 0.2)
 

@@ -10,11 +10,15 @@ import re
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from flashvid.data import VideoClassificationData, group_split
 from flashvid.data.sources import UCF101_GROUP_PATTERN, VideoSample, group_of
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,7 @@ import pytest
 import torch
 
 from flashvid.data import ClipSampling, VideoClipDataset, VideoSample, open_video, resolve_decoder
-from flashvid.data.decoding import (PyAVReader, TorchCodecReader, VideoDecodeError, _pyav_open_options,
-                                    torchcodec_status)
+from flashvid.data.decoding import PyAVReader, TorchCodecReader, VideoDecodeError, _pyav_open_options, torchcodec_status
 from flashvid.data.demo import write_video
 from flashvid.data.sources import list_videos
 

@@ -202,8 +202,9 @@ def test_multi_label_train_and_test_commands_report_multi_label_metrics(
 
     train, val = multi_label_lists
     data = ["data=csv", f"data.train_file={train}", f"data.val_file={val}",
-            f"data.test_file={train.parent / 'test.csv'}", f"data.root={demo_root}", "data.num_workers=0", "data.batch_size=4", "data.num_frames=4",
-            "data.crop_size=32", "data.resize_size=36", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+            f"data.test_file={train.parent / 'test.csv'}", f"data.root={demo_root}", "data.num_workers=0",
+            "data.batch_size=4", "data.num_frames=4", "data.crop_size=32", "data.resize_size=36",
+            "hydra/job_logging=none", "hydra/hydra_logging=none"]
     capfd.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -599,7 +599,8 @@ def test_prepare_runs_without_importing_torch(data: Path, tmp_path: Path) -> Non
         "                 'prepare.progress=false', 'prepare.workers=2', 'prepare.keep_max_gop=0',\n"
         f"                 'hydra.run.dir={tmp_path / 'run'}'])\n"
         "    with ProcessPoolExecutor(1, mp_context=_pool_context(), initializer=_worker_start) as pool:\n"
-        f"        res = pool.submit(convert_file, '{src}', '{store}', 'keep', PrepareSettings(format='frames')).result()\n"
+        f"        res = pool.submit(convert_file, '{src}', '{store}', 'keep',\n"
+        "                          PrepareSettings(format='frames')).result()\n"
         "        worker = pool.submit(eval, \"'torch' in __import__('sys').modules\").result()\n"
         "    print('CODE', code, res['action'], 'TORCH', 'torch' in sys.modules, worker)\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

@@ -266,8 +266,7 @@ def test_timeline_streams_a_long_video_in_bounded_memory(left_right: SimpleNames
 def test_save_predictions_writes_the_format_its_extension_names(left_right: SimpleNamespace,
                                                                 tmp_path: Path) -> None:
     """``.csv`` used to be written as JSON: every format now round-trips, for files and for timelines."""
-    from flashvid.predictions import save_predictions
-    from flashvid.predictions import load_predictions
+    from flashvid.predictions import load_predictions, save_predictions
 
     files = sorted((left_right.root / "test" / "left").iterdir())[:2] + [tmp_path / "missing.mp4"]
     results = left_right.model.predict(files, top_k=2)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from badvideos import build_run, make_clean_dataset
 
 

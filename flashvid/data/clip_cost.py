@@ -23,7 +23,8 @@ GPU_CLIPS_PER_S = 300.0
 # H200's cores a copy's clip costs ~20 ms with RGB made in the worker: 10 workers (~65% busy at 325 clips/s)
 # trained at 0.87-0.98 of model-only, 8 (~80% busy) at 0.76-0.87 with 12 steps per epoch, where frame stores read
 # 0.97-0.99 (issue 19). With RGB made on the GPU (data.color_convert=auto there) a clip costs 31-38% less and the
-# same 8 workers trained those copies at 0.84-1.01: the measured clip says which case a machine is in
+# same 8 workers trained those copies at 0.84-1.01, and at 0.95-1.02 on every set once the crop was cut by
+# slicing (~13 ms a clip there): the measured clip says which case a machine is in
 LOADER_HEADROOM = 1.5
 
 

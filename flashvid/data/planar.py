@@ -4,12 +4,12 @@ A clip of a ``flashvid prepare`` copy costs a worker ~17 ms of CPU, and a fifth 
 decoded 4:2:0 frame into RGB and stacking the frames (0.32 ms a 456x256 frame, against 0.05 ms for cutting the same
 frame's crop out of its planes: dev box). With ``color_convert="device"`` the worker cuts each clip's crop out of
 the Y, U and V planes (half the bytes of RGB) and converts nothing: its clip costs 31-38% less CPU (``bench.py
-decode``'s train-crop variants), and on an H200 with 8 workers copies trained at 0.84-1.01 of model-only instead
-of 0.65-0.75 (docs/benchmarks.md). After the transfer every clip of the batch is converted in one vectorised step
-on the device (1.8 ms a batch of 32 on the H200), as swscale converts an unscaled 4:2:0 frame (each chroma sample
-covers 2x2 pixels; BT.601 or BT.709 by the frame's tag, limited or full range). Each crop is the one the split's
-per-sample transform would cut, drawn from the same seed, so a sample gets the same pixels either way (within the
-rounding of the conversion, tested).
+decode``'s train-crop variants; 44-49% on an H200 host), and on an H200 with 8 workers at 12 steps per epoch copies
+trained at 0.95-1.02 of model-only on every set measured instead of 0.65-0.75 (docs/benchmarks.md). After the
+transfer every clip of the batch is converted in one vectorised step on the device (1.8 ms a batch of 32 on the
+H200), as swscale converts an unscaled 4:2:0 frame (each chroma sample covers 2x2 pixels; BT.601 or BT.709 by the
+frame's tag, limited or full range). Each crop is the one the split's per-sample transform would cut, drawn from the
+same seed, so a sample gets the same pixels either way (within the rounding of the conversion, tested).
 
 Only plain crops of an even size, of frames already at the transform's size, qualify: training clips (one, or
 ``clips_per_video``) and single eval views of a prepared copy with the default transforms. A clip that needs

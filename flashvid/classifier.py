@@ -126,9 +126,11 @@ class VideoClassifier(DecodeFailureAccounting, EvaluationSteps, L.LightningModul
 
             EMA(ema_decay)  # validates the decay now, not when training starts
         if drop_path_rate:
+            from .models import get_backbone_spec
             from .models.drop_path import drop_path_kwargs
 
-            backbone_kwargs = {**(backbone_kwargs or {}), **drop_path_kwargs(backbone, drop_path_rate)}
+            backbone_kwargs = {**(backbone_kwargs or {}),
+                               **drop_path_kwargs(get_backbone_spec(backbone), drop_path_rate)}
         # one call, after labels/num_classes are resolved (a second would replace the first's hparams, and a checkpoint
         # without labels cannot be loaded); plain dicts and lists only, so torch.load(weights_only=True) reads it.
         self.save_hyperparameters()

@@ -1037,7 +1037,7 @@ def _source(source: str, arguments: Mapping[str, Any]) -> tuple[dict[str, list[V
 # ---------------------------------------------------------------------------------------------------- CLI
 def model_data_config(data_cfg: Mapping[str, Any], backbone: str | None) -> "DataConfig":
     """The clip settings training will use: the backbone's (or the defaults), with ``data.*`` overrides on top."""
-    from ..models.catalog import backbone_clip_settings  # torch-free while the registry is not loaded
+    from ..models.clip_settings import backbone_clip_settings  # torch-free until the registry loads
     from .clip_config import clip_overrides, resolve_clip_config
 
     return resolve_clip_config(backbone_clip_settings(str(backbone)) if backbone else None, clip_overrides(data_cfg))

@@ -3,7 +3,7 @@
 The registry (:mod:`.registry`) is the source of truth, but its family modules import torch, PyTorchVideo and
 transformers: 10 s of CPU (30 s wall on a busy 2-core machine) before ``flashvid backbones`` could print a table
 or a mistyped ``model.backbone`` could be named. ``catalog.json`` holds each entry's summary, written from the
-registry by ``python -m flashvid.models.catalog``; a test fails when it no longer matches the registry.
+registry by ``python -m flashvid.models.factory``; a test fails when it no longer matches the registry.
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ import fnmatch
 import json
 import os
 import re
-import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ..data.clip_config import DataConfig
+from typing import Any
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -54,20 +50,6 @@ def catalog_clip_settings(name: str) -> dict[str, Any] | None:
     return None
 
 
-def backbone_clip_settings(name: str) -> "DataConfig | dict[str, Any]":
-    """A backbone's clip settings, for :func:`~flashvid.data.clip_config.resolve_clip_config`: from the catalog
-    while the registry is not loaded (it imports torch and every model family; ``flashvid prepare`` sizes its copies
-    without that), from the registry otherwise and for names the catalog does not hold (checkpoint directories,
-    entries user code registered). Unknown names raise ``ValueError`` naming close matches."""
-    if "flashvid.models.registry" not in sys.modules:
-        settings = catalog_clip_settings(name)
-        if settings is not None:
-            return settings
-    from .registry import get_backbone_spec
-
-    return get_backbone_spec(name).data
-
-
 def check_backbone_name(name: str) -> None:
     """Raise ``ValueError`` naming close matches when ``name`` is neither a built-in entry nor a transformers
     checkpoint; the same message as :func:`~flashvid.models.get_backbone_spec`, without importing torch."""
@@ -82,21 +64,3 @@ def unknown_backbone(name: str, names: list[str]) -> ValueError:
     return ValueError(f"unknown backbone {name!r}.{hint} Available: {', '.join(sorted(names))}. "
                       "A transformers VideoMAE/TimeSformer/ViViT/V-JEPA 2/VideoPrism checkpoint directory or hub id "
                       "works too.")
-
-
-def registry_catalog() -> list[dict[str, Any]]:
-    """The built-in entries as the registry gives them now (imports every family module; entries that user code
-    registered are left out)."""
-    from .registry import get_backbone_spec, list_backbones
-
-    specs = [get_backbone_spec(n) for n in list_backbones()]
-    return [s.summary() for s in specs if s.builder.__module__.startswith(f"{__package__}.")]
-
-
-def write_catalog(path: Path = CATALOG_FILE) -> None:
-    path.write_text(json.dumps(registry_catalog(), indent=1) + "\n")
-
-
-if __name__ == "__main__":
-    write_catalog()
-    print(f"wrote {CATALOG_FILE}")

@@ -9,9 +9,12 @@ depth, as in the VideoMAE code (``dpr = linspace(0, drop_path_rate, depth)``). I
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
+
+if TYPE_CHECKING:
+    from .registry import BackboneSpec
 
 # (family, name prefix) -> the builder argument that sets the rate. torchvision's builders fix it themselves
 # (swin3d_t passes stochastic_depth_prob=0.1 and refuses another), so there the built model's StochasticDepth
@@ -24,27 +27,21 @@ _ARGUMENTS: dict[tuple[str, str], str | None] = {
 }
 
 
-def has_drop_path(backbone: str) -> bool:
-    from .registry import get_backbone_spec
-
-    spec = get_backbone_spec(backbone)
+def has_drop_path(spec: BackboneSpec) -> bool:
     return any(spec.family == f and spec.name.startswith(p) and not spec.name.startswith(("vivit", "videoprism"))
                for f, p in _ARGUMENTS)
 
 
-def drop_path_kwargs(backbone: str, rate: float) -> dict[str, Any]:
-    """Builder kwargs for ``rate``; an error naming the backbones that have drop path when this one does not."""
+def drop_path_kwargs(spec: BackboneSpec, rate: float) -> dict[str, Any]:
+    """Builder kwargs for ``rate``; an error naming the backbones that have drop path when ``spec``'s has not."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"drop_path_rate must be in [0, 1), got {rate}")
     if not rate:
         return {}
-    if not has_drop_path(backbone):
-        raise ValueError(f"backbone {backbone!r} has no drop path (stochastic depth); remove model.drop_path_rate. "
+    if not has_drop_path(spec):
+        raise ValueError(f"backbone {spec.name!r} has no drop path (stochastic depth); remove model.drop_path_rate. "
                          "It exists for VideoMAE, TimeSformer, MViT (PyTorchVideo and torchvision) and "
                          "Swin3D")
-    from .registry import get_backbone_spec
-
-    spec = get_backbone_spec(backbone)
     arg = next(a for (f, p), a in _ARGUMENTS.items() if spec.family == f and spec.name.startswith(p))
     return {arg: float(rate)} if arg else {}
 

@@ -1,5 +1,8 @@
 """The backbone registry: one decorated builder per name, timm-style.
 
+The family modules register into it when imported; :mod:`.factory` imports them all and answers lookups, so the
+registry depends on no family.
+
 Each entry carries what the data side needs (frames, sampling rate, crop size, mean/std, tensor layout, SlowFast's
 alpha), so choosing a backbone configures the datamodule too. Builders return a :class:`VideoBackbone`, which
 takes normalised ``(B, T, C, H, W)`` clips whatever layout the wrapped model wants.
@@ -7,7 +10,6 @@ takes normalised ``(B, T, C, H, W)`` clips whatever layout the wrapped model wan
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -15,7 +17,6 @@ import torch
 from torch import nn
 
 from ..data.clip_config import DataConfig
-from .catalog import looks_like_hf_checkpoint, unknown_backbone
 
 Layout = Literal["BCTHW", "BTCHW"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -124,6 +125,11 @@ class VideoBackbone(nn.Module):
 _REGISTRY: dict[str, BackboneSpec] = {}
 
 
+def registered() -> Mapping[str, BackboneSpec]:
+    """Every entry registered so far, by name (:mod:`.factory` fills in the built-in families first)."""
+    return _REGISTRY
+
+
 def register_backbone(
     name: str,
     *,
@@ -154,44 +160,6 @@ def register_backbone(
         return builder
 
     return wrap
-
-
-def _ensure_builtin() -> None:
-    from . import (  # noqa: F401
-        flashvid_models,
-        pytorchvideo_models,
-        timm_models,
-        torchvision_models,
-        transformers_models,
-    )
-
-
-def list_backbones(pattern: str = "*", family: str | None = None) -> list[str]:
-    """Registered backbone names matching a glob ``pattern`` (and ``family``), sorted."""
-    _ensure_builtin()
-    return sorted(n for n, s in _REGISTRY.items()
-                  if fnmatch.fnmatch(n, pattern) and (family is None or s.family == family))
-
-
-def get_backbone_spec(name: str) -> BackboneSpec:
-    """The entry for ``name``; an HF checkpoint directory or hub id gets an entry built from its config."""
-    _ensure_builtin()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if looks_like_hf_checkpoint(name):
-        from .transformers_models import spec_from_hf_checkpoint
-
-        return spec_from_hf_checkpoint(name)
-    raise unknown_backbone(name, list(_REGISTRY))
-
-
-def create_backbone(name: str, num_classes: int, pretrained: bool | str = False, **kwargs: Any) -> VideoBackbone:
-    """Build ``name`` with a ``num_classes`` head; ``pretrained=True`` loads its published weights and
-    ``pretrained="<path or id>"`` a local file or directory. Extra ``kwargs`` go to the underlying builder."""
-    spec = get_backbone_spec(name)
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return spec.builder(spec, num_classes, pretrained, **kwargs)
 
 
 def replace_linear(parent: nn.Module, attr: str, num_classes: int) -> nn.Linear:
